@@ -1,0 +1,5 @@
+"""``python -m deployer`` runs the command line."""
+
+from deployer.cli import main
+
+main()

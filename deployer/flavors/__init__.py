@@ -1,0 +1,77 @@
+"""Model flavours: detect one from a file, and load a model with it.
+
+Runs in the serving image: stdlib, numpy and the flavour's own library only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from deployer.errors import DeployerError
+from deployer.flavors.base import Flavor, LoadedModel, ModelLoadError, Signature, TensorSpec
+
+FLAVOR_MODULES = {
+    "sklearn": "deployer.flavors.sklearn",
+    "onnx": "deployer.flavors.onnx",
+    "xgboost": "deployer.flavors.xgboost",
+    "python": "deployer.flavors.python",
+}
+FLAVOR_NAMES = tuple(FLAVOR_MODULES)
+
+__all__ = [
+    "FLAVOR_NAMES",
+    "LoadedModel",
+    "ModelLoadError",
+    "Signature",
+    "TensorSpec",
+    "detect_flavor",
+    "flavor_module",
+    "load_model",
+]
+
+
+def flavor_module(flavor: str) -> Flavor:
+    """The module implementing ``flavor``."""
+    try:
+        return importlib.import_module(FLAVOR_MODULES[flavor])  # type: ignore[return-value]
+    except KeyError:
+        raise ValueError(f"unknown flavour {flavor!r}; expected one of {', '.join(FLAVOR_NAMES)}") from None
+
+
+def _is_xgboost_json(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        return b'"learner"' in head or "learner" in json.loads(open(path).read())
+    except (OSError, ValueError):
+        return False
+
+
+def detect_flavor(path: str) -> str | None:
+    """Guess the flavour from the file name (and, for .json, its content)."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".json":
+        return "xgboost" if _is_xgboost_json(path) else None
+    for flavor in ("sklearn", "onnx", "xgboost"):
+        if suffix in flavor_module(flavor).suffixes:
+            return flavor
+    return None
+
+
+def load_model(flavor: str, path: str | None, options: Mapping[str, Any] | None = None) -> LoadedModel:
+    """Load ``path`` with ``flavor``; every failure names the file and the flavour tried."""
+    module = flavor_module(flavor)
+    if path is not None and not os.path.exists(path):
+        raise ModelLoadError(f"model file {path} does not exist (flavour {flavor})")
+    try:
+        return module.load(path, options or {})
+    except DeployerError:
+        raise
+    except Exception as exc:  # a broken file can raise anything
+        raise ModelLoadError(
+            f"could not load model {path} with the {flavor} flavour: {type(exc).__name__}: {exc}"
+        ) from exc

@@ -1,0 +1,144 @@
+"""What every model flavour provides: a loaded model with a signature and a predict.
+
+Flavours run inside the serving image, so this module imports only numpy and the stdlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from deployer.errors import DeployerError, MissingDependencyError
+
+# Open Inference Protocol v2 datatypes and their numpy equivalents.
+OIP_TO_NUMPY: dict[str, Any] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
+_NUMPY_KIND_TO_OIP = {"U": "BYTES", "S": "BYTES", "O": "BYTES"}
+
+
+def oip_datatype(dtype: np.dtype[Any]) -> str:
+    """The OIP v2 datatype name for a numpy dtype."""
+    if dtype.kind in _NUMPY_KIND_TO_OIP:
+        return "BYTES"
+    for name, np_type in OIP_TO_NUMPY.items():
+        if name != "BYTES" and np.dtype(np_type) == dtype:
+            return name
+    raise ValueError(f"no OIP datatype for numpy dtype {dtype}")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named tensor: OIP datatype and shape (-1 marks a variable dimension)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A tabular model's interface: one 2-D input of ``width`` features, named outputs.
+
+    ``outputs`` are also the methods a request can ask for (``predict``,
+    ``predict_proba``, or an ONNX output name); the first is the default.
+    """
+
+    width: int | None
+    datatype: str
+    outputs: tuple[TensorSpec, ...]
+    input_name: str = "input-0"
+
+    @property
+    def input(self) -> TensorSpec:
+        return TensorSpec(self.input_name, self.datatype, (-1, self.width if self.width else -1))
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    @property
+    def numpy_dtype(self) -> np.dtype[Any]:
+        return np.dtype(OIP_TO_NUMPY[self.datatype])
+
+    def output(self, method: str) -> TensorSpec:
+        for spec in self.outputs:
+            if spec.name == method:
+                return spec
+        raise KeyError(method)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [self.input.to_dict()],
+            "outputs": [o.to_dict() for o in self.outputs],
+        }
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to predict. ``batchable`` says rows are independent (micro-batching ok)."""
+
+    flavor: str
+    signature: Signature
+    predict_fn: Any  # Callable[[np.ndarray, str, Mapping[str, Any]], Any]
+    batchable: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, rows: Any, method: str, parameters: Mapping[str, Any]) -> Any:
+        return self.predict_fn(rows, method, parameters)
+
+
+@dataclass(frozen=True)
+class SignatureOverride:
+    """Signature fields a user may set in deployer.yaml when a flavour cannot derive them."""
+
+    width: int | None = None
+    datatype: str | None = None
+    outputs: tuple[str, ...] = ()
+
+
+class Flavor(Protocol):
+    """A flavour module: a name, file suffixes it recognises, and a loader."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    extra: str  # the pip extra that installs its dependencies
+
+    def load(self, path: str | None, options: Mapping[str, Any]) -> LoadedModel: ...
+
+
+class ModelLoadError(DeployerError):
+    """The model file exists but the flavour could not load it."""
+
+    exit_code = 2
+
+
+def require(module: str, extra: str, flavor: str) -> Any:
+    """Import an optional dependency, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the {flavor} flavour needs the '{module}' package, which is not installed ({exc})",
+            hint=f"pip install 'deployer[{extra}]'",
+        ) from exc

@@ -1,0 +1,128 @@
+"""The ASGI app: route table, body limits, errors as JSON, metrics. No web framework,
+so the hot path is a dict lookup, one body read and one handler call."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from deployer.serving import metrics, routes
+from deployer.serving.azure import azure_routes
+from deployer.serving.errors import HTTPError, MethodNotAllowed, PayloadTooLarge
+from deployer.serving.http import Request, Response, Route, error_response
+from deployer.serving.oip import OIPRoutes
+from deployer.serving.runner import ModelRunner
+from deployer.serving.sagemaker import sagemaker_routes
+from deployer.serving.settings import ServingSettings
+from deployer.serving.vertex import vertex_routes
+
+log = logging.getLogger("deployer.serving")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ServingApp:
+    """Answers SageMaker, Vertex AI, Azure ML and OIP v2 requests for one model."""
+
+    def __init__(
+        self, settings: ServingSettings, environ: Mapping[str, str] | None = None
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self.settings = settings
+        self.runner = ModelRunner(settings)
+        self.oip = OIPRoutes(self.runner)
+        self.metrics = metrics.RequestMetrics()
+        self.max_body = settings.max_body_bytes
+        table: list[Route] = [
+            *sagemaker_routes(self.runner),
+            *azure_routes(self.runner),
+            *self.oip.static_routes(),
+            Route(routes.METRICS, "metrics", {"GET": self._metrics}),
+            *vertex_routes(self.runner, env),  # last: AIP_* routes win any clash
+        ]
+        self.routes: dict[str, Route] = {route.path: route for route in table}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.runner.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        name = "unmatched"
+        try:
+            route = self.routes.get(path) or self.oip.resolve(path)
+            name = route.name
+            handler = route.handlers.get(scope["method"])
+            if handler is None:
+                allowed = ", ".join(route.handlers)
+                raise MethodNotAllowed(f"{scope['method']} is not allowed on {path}; use {allowed}")
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            body = await self._read_body(headers, receive) if scope["method"] == "POST" else b""
+            request = Request(scope["method"], path, scope["query_string"].decode(), headers, body)
+            response = await handler(request)
+        except HTTPError as exc:
+            response = error_response(exc.status, exc.message)
+        except Exception as exc:  # the model raised: answer 500 and keep serving
+            log.exception("error on %s", path)
+            response = error_response(500, f"{type(exc).__name__}: {exc}")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (b"content-type", response.content_type.encode()),
+                    (b"content-length", str(len(response.body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+        self.metrics.observe(name, response.status, time.perf_counter() - started)
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        limit = self.max_body
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body"):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(200, metrics.render(), metrics.METRICS_CONTENT_TYPE)
+
+
+def create_app() -> ServingApp:
+    """Factory for uvicorn workers: settings come from the environment."""
+    settings = ServingSettings.from_environment()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return ServingApp(settings)

@@ -1,0 +1,193 @@
+"""Request bodies to rows of features, and predictions to response bodies.
+
+Content types: application/json, text/csv, application/x-npy, in and out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import orjson
+
+from deployer.flavors.base import Signature
+from deployer.serving.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+
+JSON = "application/json"
+CSV = "text/csv"
+NPY = "application/x-npy"
+SUPPORTED = (JSON, CSV, NPY)
+_ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def media_type(header: str | None) -> str:
+    """``application/json; charset=utf-8`` -> ``application/json``."""
+    if not header:
+        return ""
+    return header.split(";", 1)[0].strip().lower()
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+def dumps(payload: Any) -> bytes:
+    """JSON-encode, handling numpy arrays (object arrays through tolist)."""
+    return orjson.dumps(payload, default=_json_default, option=_ORJSON_OPTS)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def to_rows(data: Any, signature: Signature) -> np.ndarray:
+    """Validate ``data`` as rows of features and cast it to the model's input dtype."""
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"inputs must be rows of equal length: {exc}") from None
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise BadRequest(f"inputs must be a 2-D batch of rows; got {array.ndim} dimensions")
+    if array.shape[0] == 0 or array.size == 0:
+        raise BadRequest("empty batch: send at least one row")
+    width = signature.width
+    if width is not None and array.shape[1] != width:
+        raise BadRequest(f"expected {width} features per row, got {array.shape[1]}")
+    return cast(array, signature)
+
+
+def cast(array: np.ndarray, signature: Signature) -> np.ndarray:
+    """Cast to the signature dtype, refusing strings for numeric models and lossy casts."""
+    target = signature.numpy_dtype
+    if target == array.dtype:
+        return array
+    if target.kind == "O":
+        return array.astype(object)
+    if array.dtype.kind in "USO":
+        raise BadRequest(
+            f"wrong dtype: the model takes {signature.datatype} numbers, got {_kind_name(array)}"
+        )
+    if not np.can_cast(array.dtype, target, casting="same_kind"):
+        raise BadRequest(f"wrong dtype: cannot cast {array.dtype} input to {signature.datatype}")
+    return array.astype(target)
+
+
+def _kind_name(array: np.ndarray) -> str:
+    if array.dtype.kind == "O":
+        kinds = sorted({type(v).__name__ for v in array.ravel()[:20]})
+        return "values of type " + ", ".join(kinds)
+    return "strings"
+
+
+def decode_rows(body: bytes, content_type: str) -> tuple[Any, dict[str, Any]]:
+    """Decode a SageMaker/Azure body into (raw rows, parameters). JSON accepts several shapes."""
+    if content_type in (JSON, "", "application/jsonlines"):
+        return _json_rows(parse_json(body))
+    if content_type == CSV:
+        return _csv_rows(body), {}
+    if content_type == NPY:
+        return _npy_rows(body), {}
+    raise UnsupportedMediaType(
+        f"unsupported content type {content_type!r}; send one of {', '.join(SUPPORTED)}"
+    )
+
+
+def _json_rows(payload: Any) -> tuple[Any, dict[str, Any]]:
+    if isinstance(payload, list):
+        return payload, {}
+    if isinstance(payload, dict):
+        parameters = payload.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise BadRequest("'parameters' must be a JSON object")
+        if "instances" in payload:
+            return payload["instances"], parameters
+        if "inputs" in payload:
+            return payload["inputs"], parameters
+        split = payload.get("dataframe_split")
+        if isinstance(split, dict) and "data" in split:
+            return split["data"], parameters
+    raise BadRequest(
+        "expected a JSON array of rows, or an object with 'instances' (and optional 'parameters')"
+    )
+
+
+def _csv_rows(body: bytes) -> np.ndarray:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("CSV body is not UTF-8") from None
+    if not text.strip():
+        raise BadRequest("empty batch: the CSV body has no rows")
+    try:
+        return np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise BadRequest(f"CSV rows must be numbers separated by commas: {exc}") from None
+
+
+def _npy_rows(body: bytes) -> np.ndarray:
+    try:
+        return np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadRequest(f"body is not a valid .npy array: {exc}") from None
+
+
+def choose_accept(accept: str | None, content_type: str) -> str:
+    """The response type: the first supported type in Accept, else the request's own type."""
+    fallback = content_type if content_type in SUPPORTED else JSON
+    if not accept:
+        return fallback
+    for part in accept.split(","):
+        kind = media_type(part)
+        if kind in SUPPORTED:
+            return kind
+        if kind in ("*/*", "application/*", ""):
+            return fallback
+        if kind == "text/*":
+            return CSV
+    raise NotAcceptable(f"cannot answer with {accept!r}; accepted: {', '.join(SUPPORTED)}")
+
+
+def encode_predictions(result: Any, accept: str) -> bytes:
+    """Predictions as JSON ``{"predictions": [...]}``, CSV lines or a .npy array."""
+    if accept == JSON:
+        return dumps({"predictions": result})
+    array = np.asarray(result)
+    if accept == CSV:
+        out = io.StringIO()
+        if array.ndim == 1:
+            array = array.reshape(-1, 1)
+        fmt = "%s" if array.dtype.kind in "USO" else "%.17g"
+        np.savetxt(out, array, delimiter=",", fmt=fmt)
+        return out.getvalue().encode()
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def method_from(
+    parameters: Mapping[str, Any], headers: Mapping[str, str], default: str
+) -> str:
+    """Which output a request asks for: parameters.method, X-Deployer-Method, or
+    SageMaker's ``X-Amzn-SageMaker-Custom-Attributes: method=...``; else ``default``."""
+    method = parameters.get("method") or headers.get("x-deployer-method")
+    if not method:
+        custom = headers.get("x-amzn-sagemaker-custom-attributes")
+        if custom:
+            for item in custom.split(","):
+                key, _, value = item.partition("=")
+                if key.strip() == "method":
+                    method = value.strip()
+    return str(method) if method else default

@@ -1,0 +1,43 @@
+"""HTTP errors the handlers raise; the app turns each into ``{"error": message}``."""
+
+from __future__ import annotations
+
+
+class HTTPError(Exception):
+    """An error answer: status code and a message for the client."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(HTTPError):
+    status = 400
+
+
+class NotFound(HTTPError):
+    status = 404
+
+
+class MethodNotAllowed(HTTPError):
+    status = 405
+
+
+class NotAcceptable(HTTPError):
+    status = 406
+
+
+class PayloadTooLarge(HTTPError):
+    status = 413
+
+
+class UnsupportedMediaType(HTTPError):
+    status = 415
+
+
+class NotReady(HTTPError):
+    status = 503

@@ -1,0 +1,51 @@
+"""The few HTTP types the contract handlers share (a raw-ASGI app, no framework)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from deployer.serving.codecs import JSON, dumps
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = JSON
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A path, the metrics label for it, and a handler per HTTP method."""
+
+    path: str
+    name: str
+    handlers: dict[str, Handler]
+
+
+def json_response(payload: object, status: int = 200) -> Response:
+    return Response(status, dumps(payload))
+
+
+def error_response(status: int, message: str) -> Response:
+    return Response(status, dumps({"error": message}))
+
+
+def health_response(ready: bool, reason: str | None = None) -> Response:
+    """The status code carries readiness; the body only explains it."""
+    if ready:
+        return Response(200, b'{"status":"ready"}')
+    return json_response({"status": "not ready", "reason": reason or "loading"}, 503)

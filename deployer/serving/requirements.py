@@ -1,0 +1,27 @@
+"""What the serving image installs: the single source for the image builder and the tests."""
+
+from __future__ import annotations
+
+# Top-level requirements of the serving runtime (pip specifiers).
+RUNTIME_REQUIREMENTS: tuple[str, ...] = (
+    "numpy>=1.26,<3",
+    "orjson>=3.9,<4",
+    "pyyaml>=6.0,<7",
+    "uvicorn>=0.30,<1",
+    "httptools>=0.6,<1",
+    "uvloop>=0.19,<1",
+    "prometheus-client>=0.20,<1",
+)
+
+# Extra requirements per model flavour.
+FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "sklearn": ("scikit-learn>=1.3,<2", "joblib>=1.3,<2"),
+    "onnx": ("onnxruntime>=1.17,<2",),
+    "xgboost": ("xgboost>=2.0,<4",),
+    "python": (),
+}
+
+
+def requirements_for(flavor: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """Every requirement the image needs for ``flavor`` plus the project's own ``extra``."""
+    return [*RUNTIME_REQUIREMENTS, *FLAVOR_REQUIREMENTS.get(flavor, ()), *extra]

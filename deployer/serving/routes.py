@@ -1,0 +1,28 @@
+"""Every route the server answers, in one place. Providers read the ones they declare.
+
+Azure ML has no fixed routes: the Azure provider declares these three in the
+deployment's ``inference_config``. Vertex AI names its routes through ``AIP_*``
+variables; when they are unset we use VERTEX_HEALTH and VERTEX_PREDICT, which the
+Vertex provider passes to ``Model.upload``.
+"""
+
+from __future__ import annotations
+
+DEFAULT_PORT = 8080
+
+SAGEMAKER_PING = "/ping"
+SAGEMAKER_INVOCATIONS = "/invocations"
+
+VERTEX_HEALTH = "/vertex/health"
+VERTEX_PREDICT = "/vertex/predict"
+
+AZURE_LIVENESS = "/live"
+AZURE_READINESS = "/ready"
+AZURE_SCORING = "/score"
+
+OIP_LIVE = "/v2/health/live"
+OIP_READY = "/v2/health/ready"
+OIP_SERVER = "/v2"
+OIP_MODELS_PREFIX = "/v2/models/"
+
+METRICS = "/metrics"

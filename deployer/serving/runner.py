@@ -1,0 +1,111 @@
+"""Loads the model in the background and runs predictions (batched when rows are independent)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from deployer.flavors import LoadedModel, load_model
+from deployer.flavors.base import Signature
+from deployer.serving import metrics
+from deployer.serving.batching import MicroBatcher
+from deployer.serving.errors import BadRequest, NotReady
+from deployer.serving.settings import ServingSettings
+
+log = logging.getLogger("deployer.serving")
+
+# Flavours whose predict is a short, CPU-bound vectorised call: run it on the event loop.
+# A custom predictor may block for long (I/O, big models): run it on a worker thread so
+# health probes keep answering.
+_INLINE_FLAVORS = frozenset({"sklearn", "onnx", "xgboost"})
+
+
+class ModelRunner:
+    """Owns the loaded model: readiness, the default method, and predict."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self.settings = settings
+        self.model: LoadedModel | None = None
+        self.load_error: str | None = None
+        self._batcher: MicroBatcher | None = None
+        self._inline = settings.flavor in _INLINE_FLAVORS
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    @property
+    def signature(self) -> Signature:
+        return self.require_model().signature
+
+    def require_model(self) -> LoadedModel:
+        if self.model is None:
+            reason = self.load_error or "the model is still loading"
+            raise NotReady(reason)
+        return self.model
+
+    def default_method(self) -> str:
+        return self.settings.default_method or self.signature.methods[0]
+
+    def start(self, exit_on_failure: bool = True) -> threading.Thread:
+        """Load the model on a background thread; the server answers liveness meanwhile."""
+        thread = threading.Thread(
+            target=self._load, args=(exit_on_failure,), name="model-loader", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _load(self, exit_on_failure: bool) -> None:
+        started = time.perf_counter()
+        try:
+            model = load_model(
+                self.settings.flavor, self.settings.model_path, self.settings.flavor_options
+            )
+        except Exception as exc:
+            self.load_error = f"model failed to load: {exc}"
+            log.error("%s", self.load_error)
+            if exit_on_failure:
+                os._exit(3)  # let the platform restart us and show the log line above
+            return
+        seconds = time.perf_counter() - started
+        metrics.MODEL_LOAD_SECONDS.set(seconds)
+        use_batching = self.settings.batching
+        if use_batching is None:
+            use_batching = model.batchable
+        if use_batching and model.batchable:
+            self._batcher = MicroBatcher(
+                self._predict_now,
+                self.settings.max_batch_size,
+                self.settings.max_batch_wait_ms / 1000.0,
+                on_batch=metrics.BATCH_SIZE.observe,
+            )
+        self.model = model
+        metrics.MODEL_READY.set(1)
+        log.info("model %s (%s) loaded in %.2fs", self.settings.model_name, model.flavor, seconds)
+
+    def _predict_now(self, rows: np.ndarray, method: str, parameters: Mapping[str, Any] = {}) -> Any:  # noqa: B006
+        return self.require_model().predict(rows, method, parameters)
+
+    def check_method(self, method: str) -> None:
+        methods = self.signature.methods
+        if method not in methods:
+            raise BadRequest(f"unknown method {method!r}; this model offers {', '.join(methods)}")
+
+    async def predict(self, rows: np.ndarray, method: str, parameters: Mapping[str, Any]) -> Any:
+        """Predict ``rows`` with ``method``; extra parameters bypass batching."""
+        self.check_method(method)
+        other = {k: v for k, v in parameters.items() if k != "method"}
+        if self._batcher is not None and not other:
+            return await self._batcher.submit(rows, method)
+        if self._inline:
+            metrics.BATCH_SIZE.observe(1)
+            return self._predict_now(rows, method, other)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._predict_now, rows, method, other)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from deployer.serving import routes
-from deployer.serving.codecs import JSON, media_type, method_from, parse_json, to_rows
-from deployer.serving.errors import BadRequest, UnsupportedMediaType
+from deployer.serving.codecs import method_from, parse_json, to_rows
+from deployer.serving.errors import BadRequest
 from deployer.serving.http import Request, Response, Route, health_response, json_response
 from deployer.serving.runner import ModelRunner
 
@@ -20,9 +20,7 @@ def vertex_routes(runner: ModelRunner, environ: Mapping[str, str]) -> list[Route
         return health_response(runner.ready, runner.load_error)
 
     async def predict(request: Request) -> Response:
-        content_type = media_type(request.headers.get("content-type"))
-        if content_type not in ("", JSON):
-            raise UnsupportedMediaType(f"Vertex predict takes {JSON}, got {content_type!r}")
+        # Vertex always sends JSON; the body is parsed whatever the content type says.
         payload = parse_json(request.body)
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
             raise BadRequest('expected {"instances": [...], "parameters": {...}}')

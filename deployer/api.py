@@ -1,0 +1,199 @@
+"""The public Python API: what release scripts import. The CLI is a thin layer over this.
+
+    from deployer import Project
+    project = Project.load("deployer.yaml")
+    report = project.validate()
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from deployer.errors import ConfigError, UsageError
+from deployer.flavors import LoadedModel, detect_flavor, load_model
+from deployer.lockfile import Lock, sha256_of
+from deployer.project import DEFAULT_FILE, ProjectConfig, load_config
+from deployer.serving.settings import ServingSettings
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What ``validate`` found: the resolved flavour, the model's hash and signature."""
+
+    project: str
+    file: str
+    flavor: str
+    model_path: str | None
+    model_sha256: str | None
+    signature: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Project:
+    """A loaded, validated deployer.yaml and the model it names."""
+
+    def __init__(self, config: ProjectConfig, file: Path) -> None:
+        self.config = config
+        self.file = file
+        self.root = file.resolve().parent
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_FILE) -> Project:
+        """Read and validate ``path``; raises ConfigError naming each bad field."""
+        file = Path(path)
+        return cls(load_config(file), file)
+
+    @classmethod
+    def init(
+        cls,
+        model: str | Path,
+        path: str | Path = DEFAULT_FILE,
+        *,
+        name: str | None = None,
+        flavor: str | None = None,
+        predictor: str | None = None,
+        force: bool = False,
+    ) -> Project:
+        """Write a commented deployer.yaml for ``model`` (and deployer.lock), then load it."""
+        from deployer.scaffold import render_project_file
+
+        file = Path(path)
+        if file.exists() and not force:
+            raise UsageError(f"{file} already exists", hint="pass --force to overwrite it")
+        text = render_project_file(
+            Path(model), file.resolve().parent, name=name, flavor=flavor, predictor=predictor
+        )
+        file.write_text(text, encoding="utf-8")
+        project = cls.load(file)
+        project.lock()
+        return project
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def model_path(self) -> Path | None:
+        path = self.config.model.path
+        return (self.root / path) if path else None
+
+    @cached_property
+    def flavor(self) -> str:
+        """The configured flavour, or the one detected from the model file."""
+        model = self.config.model
+        if model.flavor:
+            return model.flavor
+        detected = detect_flavor(str(self.model_path))
+        if detected is None:
+            raise ConfigError(
+                str(self.file),
+                [f"model.flavor: cannot tell the flavour of {model.path}; set it explicitly"],
+            )
+        return detected
+
+    @property
+    def flavor_options(self) -> dict[str, Any]:
+        """Options passed to the flavour's loader (paths resolved against the project)."""
+        model = self.config.model
+        options: dict[str, Any] = {
+            k: v for k, v in model.signature.model_dump().items() if v is not None
+        }
+        if model.predictor:
+            options["predictor"] = model.predictor
+            options["code_paths"] = [str(self.root / c) for c in model.code or (".",)]
+        return options
+
+    def model_sha256(self) -> str | None:
+        path = self.model_path
+        if path is None:
+            return None
+        if not path.exists():
+            raise ConfigError(str(self.file), [f"model.path: {path} does not exist"])
+        return sha256_of(path)
+
+    def load_model(self) -> LoadedModel:
+        """Load the model in this process (what the server does at start-up)."""
+        path = self.model_path
+        if path is not None and not path.exists():
+            raise ConfigError(str(self.file), [f"model.path: {path} does not exist"])
+        return load_model(self.flavor, str(path) if path else None, self.flavor_options)
+
+    def validate(self, *, load: bool = True) -> ValidationReport:
+        """Check the model file exists (and loads, unless ``load`` is False)."""
+        sha256 = self.model_sha256()
+        warnings: list[str] = []
+        lock = Lock.read(self.root)
+        if lock and sha256 and lock.model_sha256 != sha256:
+            warnings.append(
+                "the model file changed since deployer.lock was written; run `deployer lock`"
+            )
+        signature = None
+        if load:
+            loaded = self.load_model().signature
+            method = self.config.model.method
+            if method and method not in loaded.methods:
+                raise ConfigError(
+                    str(self.file),
+                    [f"model.method: {method!r} is not an output of this model; "
+                     f"expected one of {', '.join(loaded.methods)}"],
+                )
+            signature = loaded.to_dict()
+        return ValidationReport(
+            project=self.name,
+            file=str(self.file),
+            flavor=self.flavor,
+            model_path=str(self.model_path) if self.model_path else None,
+            model_sha256=sha256,
+            signature=signature,
+            warnings=warnings,
+        )
+
+    def lock(self) -> Path:
+        """Write deployer.lock: the model's sha256, flavour and signature."""
+        model = self.load_model()
+        return Lock(
+            model_path=self.config.model.path or "",
+            model_sha256=self.model_sha256() or "",
+            flavor=self.flavor,
+            signature=model.signature.to_dict(),
+        ).write(self.root)
+
+    def serving_settings(
+        self, *, host: str = "127.0.0.1", port: int | None = None, workers: int | None = None
+    ) -> ServingSettings:
+        """The model server's settings for this project."""
+        serving = self.config.serving
+        model = self.config.model
+        batching = {"auto": None, "on": True, "off": False}[serving.batching.enabled]
+        sha = self.model_sha256()
+        return ServingSettings(
+            model_name=self.name,
+            model_version=model.version or (sha[:12] if sha else "1"),
+            flavor=self.flavor,
+            model_path=str(self.model_path) if self.model_path else None,
+            flavor_options=self.flavor_options,
+            default_method=model.method,
+            host=host,
+            port=port or serving.port,
+            workers=workers or serving.workers,
+            max_body_bytes=int(serving.max_body_mb * 1024 * 1024),
+            batching=batching,
+            max_batch_size=serving.batching.max_batch_size,
+            max_batch_wait_ms=serving.batching.max_wait_ms,
+            access_log=serving.access_log,
+        )
+
+    def serve(
+        self, *, host: str = "127.0.0.1", port: int | None = None, workers: int | None = None
+    ) -> None:
+        """Run the model server in this process until interrupted (no Docker)."""
+        from deployer.serving.server import run
+
+        settings = self.serving_settings(host=host, port=port, workers=workers)
+        run(settings, port=port)

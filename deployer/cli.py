@@ -1,0 +1,184 @@
+"""The ``deployer`` command line: parse, call the API, render. No logic lives only here.
+
+Exit codes: 0 ok, 1 an operation failed, 2 bad input (config, arguments, model file),
+3 a required tool or package is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from deployer import output
+from deployer._version import __version__
+from deployer.errors import EXIT_FAILED, ConfigError, DeployerError
+from deployer.output import Format
+
+app = typer.Typer(
+    name="deployer",
+    help=(
+        "Package one trained model into one container image and deploy it to SageMaker, "
+        "Vertex AI, Azure ML, Kubernetes or this machine's Docker.\n\n"
+        "Start with [bold]deployer init --model model.joblib[/], then "
+        "[bold]deployer serve[/] to try it locally."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+FileOption = Annotated[
+    Path,
+    typer.Option(
+        "--file", "-f", envvar="DEPLOYER_FILE", help="Project file.", show_default=True
+    ),
+]
+OutputOption = Annotated[
+    Format, typer.Option("--output", "-o", help="text for people, json for CI.")
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(command: F) -> F:
+    """Turn DeployerError into a message (or a JSON error document) and its exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fmt = kwargs.get("output_format", Format.text)
+        try:
+            return command(*args, **kwargs)
+        except DeployerError as exc:
+            if fmt == Format.json:
+                problems = exc.problems if isinstance(exc, ConfigError) else [exc.message]
+                output.emit_json(
+                    {"ok": False, "error": exc.message, "problems": problems, "hint": exc.hint}
+                )
+            else:
+                output.error(exc.message, exc.hint)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@handles_errors
+def init(
+    model: Annotated[Path, typer.Option("--model", "-m", help="The trained model file.")],
+    file: FileOption = Path("deployer.yaml"),
+    name: Annotated[str | None, typer.Option(help="Project name (default: from the model).")] = None,
+    flavor: Annotated[
+        str | None, typer.Option(help="sklearn, onnx, xgboost or python (default: detected).")
+    ] = None,
+    predictor: Annotated[
+        str | None, typer.Option(help="python flavour: the predictor class, 'module:Class'.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
+) -> None:
+    """Write a commented deployer.yaml (and deployer.lock) for a model file.
+
+    The flavour is detected from the file; the model is loaded once to check it works
+    and to record its sha256 and signature in deployer.lock.
+    """
+    from deployer.api import Project
+
+    project = Project.init(model, file, name=name, flavor=flavor, predictor=predictor, force=force)
+    output.ok(f"wrote {file} (project {project.name}, flavour {project.flavor}) and deployer.lock")
+    output.err.print("next: [bold]deployer validate[/] then [bold]deployer serve[/]")
+
+
+@app.command()
+@handles_errors
+def validate(
+    file: FileOption = Path("deployer.yaml"),
+    load: Annotated[
+        bool, typer.Option("--load/--no-load", help="Also load the model and derive its signature.")
+    ] = True,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Check a project file (and that its model loads). Exit 0 when valid, 2 when not."""
+    from deployer.api import Project
+
+    report = Project.load(file).validate(load=load)
+    if output_format == Format.json:
+        output.emit_json({"ok": True, **report.to_dict()})
+        return
+    output.ok(f"{report.file}: project {report.project} is valid")
+    output.out.print(f"  flavour  {report.flavor}")
+    if report.model_path:
+        output.out.print(f"  model    {report.model_path}")
+        output.out.print(f"  sha256   {report.model_sha256}")
+    if report.signature:
+        for tensor in report.signature["inputs"]:
+            output.out.print(f"  input    {tensor['name']} {tensor['datatype']} {tensor['shape']}")
+        for tensor in report.signature["outputs"]:
+            output.out.print(f"  output   {tensor['name']} {tensor['datatype']} {tensor['shape']}")
+    for warning in report.warnings:
+        output.warn(warning)
+
+
+@app.command()
+@handles_errors
+def lock(file: FileOption = Path("deployer.yaml")) -> None:
+    """Record the model's sha256, flavour and signature in deployer.lock."""
+    from deployer.api import Project
+
+    path = Project.load(file).lock()
+    output.ok(f"wrote {path}")
+
+
+@app.command()
+@handles_errors
+def serve(
+    file: FileOption = Path("deployer.yaml"),
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: serving.port).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: serving.workers).")
+    ] = None,
+) -> None:
+    """Run the model server on this machine (no Docker), answering every contract.
+
+    Routes: SageMaker /ping and /invocations; Vertex AI /vertex/health and
+    /vertex/predict (or AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE); Azure ML /live, /ready
+    and /score; Open Inference Protocol v2 under /v2; Prometheus /metrics.
+    Stop with Ctrl-C.
+    """
+    from deployer.api import Project
+
+    project = Project.load(file)
+    settings = project.serving_settings(host=host, port=port, workers=workers)
+    output.ok(
+        f"serving {project.name} ({project.flavor}) on http://{host}:{settings.port} "
+        f"with {settings.workers} worker(s)"
+    )
+    project.serve(host=host, port=port, workers=workers)
+
+
+@app.command()
+def version() -> None:
+    """Print the deployer version."""
+    output.out.print(__version__)
+
+
+def main() -> None:
+    """Console entry point: never show a traceback unless DEPLOYER_DEBUG is set."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if os.environ.get("DEPLOYER_DEBUG"):
+            raise
+        output.error(
+            f"unexpected {type(exc).__name__}: {exc}",
+            hint="this is a bug in deployer; rerun with DEPLOYER_DEBUG=1 and report the traceback",
+        )
+        raise SystemExit(EXIT_FAILED) from None

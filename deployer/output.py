@@ -1,0 +1,38 @@
+"""Terminal and JSON output for the CLI: messages on stderr, data on stdout."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Format(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+def emit_json(payload: Any) -> None:
+    """One JSON document on stdout (for CI)."""
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str, hint: str | None = None) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    if hint:
+        err.print(f"[dim]hint:[/] {hint}")
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}")
+
+
+def ok(message: str) -> None:
+    err.print(f"[green]✓[/] {message}")

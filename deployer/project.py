@@ -1,0 +1,201 @@
+"""deployer.yaml: the schema (pydantic), loading, and errors that name file, line and field.
+
+Relative paths in the file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deployer.errors import ConfigError
+from deployer.flavors import FLAVOR_NAMES
+
+SCHEMA_VERSION = 1
+DEFAULT_FILE = "deployer.yaml"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
+DATATYPES = ("BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignatureConfig(_Strict):
+    """Declare what a flavour cannot derive (custom predictors, models without n_features_in_)."""
+
+    width: int | None = Field(default=None, gt=0, description="features per row")
+    datatype: Literal[DATATYPES] | None = Field(default=None, description="input datatype (OIP name)")  # type: ignore[valid-type]
+
+
+class ModelConfig(_Strict):
+    """The model file and how to load it."""
+
+    path: str | None = Field(default=None, description="model file or folder, relative to deployer.yaml")
+    flavor: Literal[FLAVOR_NAMES] | None = Field(  # type: ignore[valid-type]
+        default=None, description="sklearn | onnx | xgboost | python; detected from the file when unset"
+    )
+    predictor: str | None = Field(default=None, description="python flavour: 'module:Class'")
+    code: tuple[str, ...] = Field(default=(), description="python flavour: folders holding the predictor's code")
+    method: str | None = Field(default=None, description="default output, e.g. predict_proba")
+    version: str | None = Field(default=None, description="model version; default: sha256 prefix")
+    signature: SignatureConfig = SignatureConfig()
+
+    @field_validator("predictor")
+    @classmethod
+    def _module_class(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.]+:\w+", value):
+            raise ValueError(f"expected 'module:Class', got {value!r}")
+        return value
+
+
+class BatchingConfig(_Strict):
+    enabled: Literal["auto", "on", "off"] = "auto"
+    max_batch_size: int = Field(default=64, ge=1, le=65536)
+    max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+
+
+class ServingConfig(_Strict):
+    """How the model server runs, locally and in the image."""
+
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_body_mb: float = Field(default=6.0, gt=0, le=1024)
+    batching: BatchingConfig = BatchingConfig()
+    access_log: bool = False
+
+
+class ImageConfig(_Strict):
+    """The container image (used by ``deployer build``)."""
+
+    base: str = "python:3.11-slim"
+    platform: str = "linux/amd64"
+    python: str = Field(default="3.11", pattern=r"^3\.\d+$")
+    requirements: tuple[str, ...] = Field(default=(), description="extra pip requirements")
+    repository: str | None = Field(default=None, description="image name; default: the project name")
+
+
+class TargetConfig(BaseModel):
+    """A deploy target. ``provider`` picks the plugin, which validates the other fields."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    provider: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+
+
+class ProjectConfig(_Strict):
+    """The whole of deployer.yaml."""
+
+    version: Literal[1] = Field(default=SCHEMA_VERSION, description="schema version")
+    name: str = Field(description="lower-case letters, digits and '-'; names endpoints and images")
+    model: ModelConfig
+    serving: ServingConfig = ServingConfig()
+    image: ImageConfig = ImageConfig()
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise ValueError(
+                f"expected 2-40 lower-case letters, digits or '-', starting with a letter "
+                f"and not ending with '-' (got {value!r})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _model_source(self) -> ProjectConfig:
+        model = self.model
+        if model.flavor == "python" and not model.predictor:
+            raise ValueError("model.predictor: required for the python flavour ('module:Class')")
+        if model.flavor != "python" and model.predictor:
+            raise ValueError("model.predictor: only the python flavour takes a predictor")
+        if model.flavor not in (None, "python") and not model.path:
+            raise ValueError(f"model.path: required for the {model.flavor} flavour")
+        if model.flavor is None and not model.path:
+            raise ValueError("model.path: required (or set model.flavor: python with a predictor)")
+        return self
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    """Read and validate a project file; every problem is reported with its line and field."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(file), ["file not found"], hint="create one with: deployer init --model MODEL_FILE"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot read: {exc.strerror}"]) from None
+    return parse_config(text, str(file))
+
+
+def parse_config(text: str, source: str) -> ProjectConfig:
+    """Validate YAML text; ``source`` names it in errors."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["expected a mapping with at least 'name' and 'model'"])
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e, root) for e in exc.errors()]) from None
+
+
+def _describe(error: Any, root: yaml.Node | None) -> str:
+    loc = tuple(error["loc"])
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    message = _humanise(error)
+    if not loc and message.startswith(("model.", "serving.", "image.")):
+        field, _, message = message.partition(": ")
+        loc = tuple(field.split("."))
+    line = _line_of(root, loc)
+    where = f"line {line}: " if line else ""
+    return f"{where}{field}: {message}"
+
+
+def _humanise(error: Any) -> str:
+    kind, msg = error["type"], error["msg"]
+    given = error.get("input")
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see the config reference in README.md)"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    msg = msg.replace("Input should be", "expected").replace("String should", "should")
+    if given is not None and not isinstance(given, (dict, list)):
+        msg += f" (got {given!r})"
+    return msg
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line

@@ -1,0 +1,57 @@
+"""``deployer init``: write a commented deployer.yaml for a model file."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from string import Template
+
+from deployer.errors import UsageError
+from deployer.flavors import FLAVOR_NAMES, detect_flavor, load_model
+from deployer.resources import read_template
+
+
+def project_name_for(model: Path) -> str:
+    """A valid project name from the model's folder or file name."""
+    stem = model.parent.name if model.stem in ("model", "") else model.stem
+    name = re.sub(r"[^a-z0-9-]+", "-", stem.lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"model-{name}".strip("-")
+    return name[:40].rstrip("-") or "model"
+
+
+def render_project_file(
+    model: Path,
+    config_dir: Path,
+    *,
+    name: str | None = None,
+    flavor: str | None = None,
+    predictor: str | None = None,
+) -> str:
+    """The text of a new deployer.yaml; loads the model once to list its outputs."""
+    if not model.exists():
+        raise UsageError(f"model file {model} does not exist")
+    flavor = flavor or ("python" if predictor else detect_flavor(str(model)))
+    if flavor is None:
+        raise UsageError(
+            f"cannot tell the flavour of {model}",
+            hint=f"pass --flavor, one of: {', '.join(FLAVOR_NAMES)}",
+        )
+    options = {"predictor": predictor, "code_paths": [str(config_dir)]} if predictor else {}
+    loaded = load_model(flavor, str(model), options)
+    relative = os.path.relpath(model.resolve(), config_dir.resolve())
+    block = f"  predictor: {predictor}   # module:Class\n  code: [.]\n" if predictor else ""
+    pickle_note = (
+        "Loading a pickle runs code from it: only deploy models you trust."
+        if flavor == "sklearn"
+        else ""
+    )
+    return Template(read_template("deployer.yaml.tmpl")).substitute(
+        name=name or project_name_for(model.resolve()),
+        path=relative,
+        flavor=flavor,
+        predictor_block=block,
+        methods=", ".join(loaded.signature.methods),
+        pickle_note=pickle_note,
+    )

@@ -1,0 +1,110 @@
+"""The CLI as a user runs it: real subprocesses, exit codes, JSON output, start-up imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("boto3", "botocore", "google.cloud", "azure", "kubernetes", "docker", "sklearn", "onnxruntime", "xgboost")
+
+
+def deployer(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deployer", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120", "NO_COLOR": "1"},
+    )
+
+
+def imported_by(code: str) -> set[str]:
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines, result.stderr
+    return set(json.loads(lines[-1]))
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate", "--help"], ["push", "--help"]])
+def test_help_imports_no_cloud_sdk_and_no_docker(args: list[str]) -> None:
+    code = (
+        "import sys\n"
+        f"sys.argv = ['deployer', *{args!r}]\n"
+        "from deployer.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass"
+    )
+    modules = imported_by(code)
+    assert "deployer.cli" in modules  # the probe really ran the CLI
+    assert heavy_in(modules) == []
+
+
+def test_validate_imports_no_cloud_sdk_and_no_docker(tmp_path: Path) -> None:
+    (tmp_path / "deployer.yaml").write_text("name: x1\nmodel: {path: m.onnx}\n")
+    (tmp_path / "m.onnx").write_bytes(b"")
+    code = (
+        "import sys\n"
+        f"sys.argv = ['deployer', 'validate', '--no-load', '-f', {str(tmp_path / 'deployer.yaml')!r}]\n"
+        "from deployer.cli import app\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    assert e.code == 0, e.code"
+    )
+    modules = imported_by(code)
+    assert "deployer.project" in modules
+    assert heavy_in(modules) == []
+
+
+def test_help_teaches_the_commands() -> None:
+    result = deployer("--help")
+    assert result.returncode == 0
+    for command in ("init", "validate", "serve", "lock"):
+        assert command in result.stdout
+
+
+def test_init_then_validate(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(REPO / "examples/iris/train.py"), str(tmp_path / "model.joblib")], check=True, capture_output=True)
+    result = deployer("init", "--model", "model.joblib", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote deployer.yaml" in result.stderr
+    result = deployer("validate", "-o", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["flavor"] == "sklearn"
+    assert len(report["model_sha256"]) == 64
+
+
+def test_validate_bad_config_exits_2_with_readable_lines(tmp_path: Path) -> None:
+    (tmp_path / "deployer.yaml").write_text("name: iris\nmodel:\n  path: m.joblib\n  flavor: skl\n")
+    result = deployer("validate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "line 4: model.flavor: expected 'sklearn'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    result = deployer("validate", "-o", "json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["problems"][0].startswith("line 4: model.flavor")
+
+
+def test_model_that_does_not_load_names_file_and_flavour(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"not an onnx graph")
+    (tmp_path / "deployer.yaml").write_text("name: broken\nmodel:\n  path: model.onnx\n")
+    result = deployer("validate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "model.onnx" in result.stderr and "onnx flavour" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    result = deployer("validate", "--bogus")
+    assert result.returncode == 2

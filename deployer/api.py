@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from deployer.image.build import Image, Progress
 from deployer.flavors import LoadedModel, detect_flavor, load_model
 from deployer.lockfile import Lock, sha256_of
 from deployer.project import DEFAULT_FILE, ProjectConfig, load_config
@@ -117,6 +120,14 @@ class Project:
             raise ConfigError(str(self.file), [f"model.path: {path} does not exist"])
         return sha256_of(path)
 
+    def artifact_sha256(self) -> str:
+        """sha256 of what the image serves: the model file, or a custom predictor's code."""
+        sha = self.model_sha256()
+        if sha:
+            return sha
+        code = self.config.model.code or (".",)
+        return sha256_of(self.root / code[0])
+
     def load_model(self) -> LoadedModel:
         """Load the model in this process (what the server does at start-up)."""
         path = self.model_path
@@ -197,3 +208,38 @@ class Project:
 
         settings = self.serving_settings(host=host, port=port, workers=workers)
         run(settings, port=port)
+
+    def image_ref(self) -> str:
+        """The tag ``build`` gives the image: REPOSITORY:MODEL_SHA12."""
+        repository = self.config.image.repository or self.name
+        return f"{repository}:{self.artifact_sha256()[:12]}"
+
+    def build(
+        self,
+        *,
+        platform: str | None = None,
+        tag: str | None = None,
+        progress: Progress | None = None,
+        refresh_wheels: bool = False,
+    ) -> Image:
+        """Build the serving image with the local Docker engine and return it."""
+        import tempfile
+
+        from deployer.image import context, wheelhouse
+        from deployer.image.build import docker_build, ensure_base_image
+        from deployer.image.engine import docker_client
+
+        say = progress or (lambda _line: None)
+        image_config = self.config.image
+        platform = platform or image_config.platform
+        self.load_model()  # fail before the slow part if the model does not load here
+        client = docker_client()
+        requirements = wheelhouse.image_requirements(self.flavor, image_config.requirements)
+        say(f"resolving {len(requirements)} requirements for {platform}, Python {image_config.python}")
+        wheels = wheelhouse.download(
+            requirements, platform, image_config.python, refresh=refresh_wheels
+        )
+        ensure_base_image(client, context.base_image(self), say)
+        with tempfile.TemporaryDirectory(prefix="deployer-build-") as folder:
+            build_context = context.assemble(self, wheels, Path(folder), self.artifact_sha256())
+            return docker_build(client, str(build_context.path), tag or self.image_ref(), platform, say)

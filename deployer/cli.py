@@ -163,6 +163,45 @@ def serve(
 
 
 @app.command()
+@handles_errors
+def build(
+    file: FileOption = Path("deployer.yaml"),
+    platform: Annotated[
+        str | None, typer.Option(help="Target platform (default: image.platform, linux/amd64).")
+    ] = None,
+    tag: Annotated[str | None, typer.Option(help="Image tag (default: NAME:MODEL_SHA12).")] = None,
+    refresh_wheels: Annotated[
+        bool, typer.Option(help="Download the wheelhouse again instead of using the cache.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result.")] = False,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Build the project's serving image with the local Docker engine.
+
+    Dependencies are downloaded on this machine into a cached wheelhouse and installed
+    in the image with networking off; the model is the last layer, so a new model
+    rebuilds in seconds. Needs a running Docker engine.
+    """
+    from deployer.api import Project
+
+    project = Project.load(file)
+    show = quiet or output_format == Format.json
+    image = project.build(
+        platform=platform,
+        tag=tag,
+        progress=None if show else output.progress_line,
+        refresh_wheels=refresh_wheels,
+    )
+    if output_format == Format.json:
+        output.emit_json({"ok": True, **image.to_dict()})
+        return
+    output.ok(f"built {image.ref}")
+    output.out.print(f"  id       {image.id}")
+    output.out.print(f"  version  {image.version}")
+    output.out.print(f"  size     {image.size / 1e6:.0f} MB")
+
+
+@app.command()
 def version() -> None:
     """Print the deployer version."""
     output.out.print(__version__)

@@ -36,3 +36,8 @@ def warn(message: str) -> None:
 
 def ok(message: str) -> None:
     err.print(f"[green]✓[/] {message}")
+
+
+def progress_line(message: str) -> None:
+    """One line of progress from a slow operation, on stderr."""
+    err.print(f"[dim]{message}[/]", markup=True)

@@ -1,0 +1,125 @@
+"""Assemble the docker build context: Dockerfile, wheels, runtime code, settings, model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING
+
+from deployer._version import __version__
+from deployer.resources import read_template
+from deployer.serving.routes import DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from deployer.api import Project
+
+# The part of the deployer package the image runs (see deployer/serving/__init__.py).
+RUNTIME_PACKAGES = ("serving", "flavors")
+RUNTIME_MODULES = ("__init__.py", "_version.py", "errors.py")
+MODEL_DIR = "/opt/ml/model"
+CODE_DIR = "/opt/deployer/code"
+LABEL_PREFIX = "dev.deployer"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """A folder ready for ``docker build``, and what went into it."""
+
+    path: Path
+    labels: dict[str, str]
+    requirements: list[str]
+
+
+def git_commit(folder: Path) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def image_labels(project: Project, model_sha256: str, commit: str | None) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.title": project.name,
+        "org.opencontainers.image.version": model_sha256[:12],
+        f"{LABEL_PREFIX}.project": project.name,
+        f"{LABEL_PREFIX}.version": __version__,
+        f"{LABEL_PREFIX}.model.sha256": model_sha256,
+        f"{LABEL_PREFIX}.model.flavor": project.flavor,
+        "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true",
+    }
+    if commit:
+        labels["org.opencontainers.image.revision"] = commit
+    return labels
+
+
+def _copy_runtime(target: Path) -> None:
+    package = Path(__file__).resolve().parent.parent
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    (target / "deployer").mkdir(parents=True)
+    for module in RUNTIME_MODULES:
+        shutil.copy2(package / module, target / "deployer" / module)
+    for sub in RUNTIME_PACKAGES:
+        shutil.copytree(package / sub, target / "deployer" / sub, ignore=ignore)
+
+
+def _copy_readable(source: Path, target: Path) -> None:
+    """Copy a file or folder so any user id in the container can read it."""
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    for root, dirs, files in os.walk(target if target.is_dir() else target.parent):
+        for d in dirs:
+            os.chmod(Path(root) / d, 0o755)
+        for f in files:
+            os.chmod(Path(root) / f, 0o644)
+
+
+def assemble(project: Project, wheels: Path, folder: Path, model_sha256: str) -> BuildContext:
+    """Write the build context for ``project`` into ``folder`` (emptied first)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copytree(wheels, folder / "wheels", ignore=shutil.ignore_patterns(".complete"))
+    _copy_runtime(folder / "runtime")
+    (folder / "code").mkdir()
+    model = project.config.model
+    code_paths: list[str] = []
+    for index, code in enumerate(model.code if model.predictor else ()):
+        name = f"{index}-{Path(code).name or 'code'}"
+        _copy_readable(project.root / code, folder / "code" / name)
+        code_paths.append(f"{CODE_DIR}/{name}")
+    model_path = None
+    if project.model_path is not None:
+        model_path = f"{MODEL_DIR}/{project.model_path.name}"
+        _copy_readable(project.model_path, folder / "model" / project.model_path.name)
+    else:
+        (folder / "model").mkdir()
+    settings = project.serving_settings(host="0.0.0.0", port=DEFAULT_PORT)
+    options = dict(settings.flavor_options)
+    if code_paths:
+        options["code_paths"] = code_paths
+    settings = replace(settings, model_path=model_path, flavor_options=options)
+    (folder / "serving.json").write_text(json.dumps(json.loads(settings.to_json()), indent=2))
+    labels = image_labels(project, model_sha256, git_commit(project.root))
+    dockerfile = Template(read_template("Dockerfile.tmpl")).substitute(
+        base=base_image(project),
+        port=DEFAULT_PORT,
+        labels=" \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())),
+    )
+    (folder / "Dockerfile").write_text(dockerfile)
+    requirements = (wheels / "requirements.txt").read_text().split()
+    return BuildContext(folder, labels, requirements)
+
+
+def base_image(project: Project) -> str:
+    """image.base, overridden by DEPLOYER_BASE_IMAGE (tests and air-gapped builders)."""
+    return os.environ.get("DEPLOYER_BASE_IMAGE") or project.config.image.base

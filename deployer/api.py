@@ -16,6 +16,7 @@ from deployer.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from deployer.image.build import Image, Progress
+    from deployer.image.conformance import CheckReport
 from deployer.flavors import LoadedModel, detect_flavor, load_model
 from deployer.lockfile import Lock, sha256_of
 from deployer.project import DEFAULT_FILE, ProjectConfig, load_config
@@ -243,3 +244,13 @@ class Project:
         with tempfile.TemporaryDirectory(prefix="deployer-build-") as folder:
             build_context = context.assemble(self, wheels, Path(folder), self.artifact_sha256())
             return docker_build(client, str(build_context.path), tag or self.image_ref(), platform, say)
+
+    def check(self, image: str | None = None) -> CheckReport:
+        """Run the image and prove every serving contract (see deployer.image.conformance)."""
+        from deployer.image.conformance import check_image
+        from deployer.image.engine import docker_client, require_image
+
+        client = docker_client()
+        ref = image or self.image_ref()
+        require_image(client, ref)
+        return check_image(client, ref, self.name)

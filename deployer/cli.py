@@ -202,6 +202,37 @@ def build(
 
 
 @app.command()
+@handles_errors
+def check(
+    image: Annotated[
+        str | None, typer.Argument(help="Image to check (default: the project's built image).")
+    ] = None,
+    file: FileOption = Path("deployer.yaml"),
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Run the image and prove every cloud's serving contract before anything is pushed.
+
+    SageMaker (`serve`, /ping within 2 s, /invocations), Vertex AI (AIP_* port and
+    routes), Azure ML (declared routes), OIP v2 and /metrics; once as root and once as a
+    non-root user with a read-only root filesystem; then a clean exit on SIGTERM.
+    Exit 0 only when every check passes.
+    """
+    from deployer.api import Project
+    from deployer.errors import EXIT_FAILED
+
+    project = Project.load(file)
+    if output_format == Format.text:
+        output.progress_line(f"checking {image or project.image_ref()} (two containers per mode)")
+    report = project.check(image)
+    if output_format == Format.json:
+        output.emit_json({"ok": report.passed, **report.to_dict()})
+    else:
+        output.render_check(report)
+    if not report.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
 def version() -> None:
     """Print the deployer version."""
     output.out.print(__version__)

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -41,3 +42,23 @@ def ok(message: str) -> None:
 def progress_line(message: str) -> None:
     """One line of progress from a slow operation, on stderr."""
     err.print(f"[dim]{message}[/]", markup=True)
+
+
+def render_check(report: Any) -> None:
+    """The conformance report as a table: one row per contract, one column per mode."""
+    modes = list(dict.fromkeys(r.mode for r in report.results))
+    table = Table(title=f"contracts of {report.image}", title_justify="left")
+    table.add_column("contract")
+    for mode in modes:
+        table.add_column(mode)
+    cells: dict[str, dict[str, str]] = {}
+    for r in report.results:
+        mark = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        cells.setdefault(r.contract, {})[r.mode] = f"{mark} {r.detail}"
+    for contract, by_mode in cells.items():
+        table.add_row(contract, *(by_mode.get(m, "") for m in modes))
+    out.print(table)
+    if report.passed:
+        ok("every contract passed")
+    else:
+        error("some contracts failed (see the table)")

@@ -43,12 +43,16 @@ def flavor_module(flavor: str) -> Flavor:
 
 
 def _is_xgboost_json(path: str) -> bool:
+    """An XGBoost model saved as JSON is an object with a "learner" key."""
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
-        return b'"learner"' in head or "learner" in json.loads(open(path).read())
+            if b'"learner"' in head:
+                return True
+            document = json.loads(head + f.read())
     except (OSError, ValueError):
         return False
+    return isinstance(document, dict) and "learner" in document
 
 
 def detect_flavor(path: str) -> str | None:

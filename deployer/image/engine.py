@@ -39,3 +39,17 @@ def _reason(exc: Exception) -> str:
     if "Permission denied" in text:
         return "permission denied (add your user to the 'docker' group)"
     return text
+
+
+def require_image(client: Any, ref: str) -> Any:
+    """The local image ``ref``, or an error saying how to get it."""
+    from docker.errors import ImageNotFound
+
+    from deployer.errors import UsageError
+
+    try:
+        return client.images.get(ref)
+    except ImageNotFound:
+        raise UsageError(
+            f"image {ref} is not on this machine", hint="build it with: deployer build"
+        ) from None

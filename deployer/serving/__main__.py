@@ -7,10 +7,21 @@ image as built. Settings come from DEPLOYER_SERVING_CONFIG (default
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
 from deployer.serving.server import run
 from deployer.serving.settings import ServingSettings
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM is how platforms stop the container: exit 0, not "killed by signal".
+
+    uvicorn drains requests on SIGTERM, then re-raises the signal with the handler that
+    was installed before it started: this one, so the process ends with status 0.
+    """
+    raise SystemExit(0)
 
 
 def main(argv: list[str]) -> int:
@@ -22,6 +33,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"cannot read serving settings: {exc}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     run(settings)
     return 0
 

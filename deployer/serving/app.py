@@ -102,20 +102,19 @@ class ServingApp:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
-        message = await receive()
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body"):
-            return body
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body"):
+        # A chunked body has no Content-Length, and may arrive as one message: count it all.
+        chunks: list[bytes] = []
+        size = 0
+        more_body = True
+        while more_body:
             message = await receive()
-            chunk = message.get("body", b"")
+            chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"body is over the {limit}-byte limit")
             chunks.append(chunk)
-        return b"".join(chunks)
+            more_body = bool(message.get("more_body"))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _metrics(self, request: Request) -> Response:
         return Response(200, metrics.render(), metrics.METRICS_CONTENT_TYPE)

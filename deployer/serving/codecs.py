@@ -6,11 +6,13 @@ Content types: application/json, text/csv, application/x-npy, in and out.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import orjson
+from numpy.lib import format as npy_format
 
 from deployer.flavors.base import Signature
 from deployer.serving.errors import BadRequest, NotAcceptable, UnsupportedMediaType
@@ -138,10 +140,28 @@ def _csv_rows(body: bytes) -> np.ndarray:
 
 
 def _npy_rows(body: bytes) -> np.ndarray:
+    stream = io.BytesIO(body)
     try:
-        return np.load(io.BytesIO(body), allow_pickle=False)
+        _check_npy_size(stream)
+        stream.seek(0)
+        return np.load(stream, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise BadRequest(f"body is not a valid .npy array: {exc}") from None
+
+
+def _check_npy_size(stream: io.BytesIO) -> None:
+    """Refuse a header that declares more data than the body holds: numpy would allocate
+    the declared size first (a MemoryError for a forged shape)."""
+    version = npy_format.read_magic(stream)
+    if version == (1, 0):
+        read_header = npy_format.read_array_header_1_0
+    else:
+        read_header = npy_format.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    declared = math.prod(shape) * dtype.itemsize
+    available = len(stream.getbuffer()) - stream.tell()
+    if declared > available:
+        raise ValueError(f"the header declares {declared} bytes of data, the body has {available}")
 
 
 def choose_accept(accept: str | None, content_type: str) -> str:

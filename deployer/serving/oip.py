@@ -26,7 +26,7 @@ def decode_tensor(tensor: Any) -> np.ndarray:
     if missing:
         raise BadRequest(f"input tensor is missing {', '.join(missing)}")
     datatype, shape = tensor["datatype"], tensor["shape"]
-    if datatype not in OIP_TO_NUMPY:
+    if not isinstance(datatype, str) or datatype not in OIP_TO_NUMPY:
         raise BadRequest(f"unknown datatype {datatype!r}; expected one of {', '.join(OIP_TO_NUMPY)}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise BadRequest(f"shape must be a list of non-negative integers, got {shape!r}")

@@ -1,0 +1,222 @@
+"""``deployer check``: run the image and prove every cloud's serving contract.
+
+Each contract is checked twice: as root (SageMaker's expectation) and as an arbitrary
+non-root uid with a read-only root filesystem, a tmpfs /tmp and no capabilities
+(Kubernetes' restricted profile). SIGTERM must end the server cleanly well within 30 s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from deployer.image.containers import ContainerFailed, RunningContainer, run_container, wait_healthy
+from deployer.serving import routes
+
+VERTEX_PORT = 7080
+VERTEX_HEALTH = "/v1/endpoints/1234/deployedModels/5678"
+VERTEX_PREDICT = "/v1/endpoints/1234/deployedModels/5678:predict"
+VERTEX_ENV = {
+    "AIP_HTTP_PORT": str(VERTEX_PORT),
+    "AIP_HEALTH_ROUTE": VERTEX_HEALTH,
+    "AIP_PREDICT_ROUTE": VERTEX_PREDICT,
+    "AIP_MODE": "PREDICTION",
+    "AIP_FRAMEWORK": "CUSTOM_CONTAINER",
+    "AIP_DEPLOYED_MODEL_ID": "5678",
+    "AIP_ENDPOINT_ID": "1234",
+}
+MODES = {"root": False, "non-root, read-only": True}
+STARTUP_TIMEOUT_S = 240.0  # SageMaker's default container start-up health budget
+PING_BUDGET_S = 2.0
+SHUTDOWN_BUDGET_S = 30.0
+
+
+@dataclass(frozen=True)
+class ContractResult:
+    contract: str
+    mode: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    image: str
+    results: list[ContractResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "passed": self.passed, "results": [asdict(r) for r in self.results]}
+
+
+class Failure(Exception):
+    """One contract requirement did not hold."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Two rows of zeros shaped like the model's input, read from its OIP metadata."""
+
+    model: str
+    rows: list[list[Any]]
+    datatype: str
+
+    @property
+    def csv(self) -> str:
+        return "\n".join(",".join(str(v) for v in row) for row in self.rows)
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise Failure(message)
+
+
+def discover_sample(http: httpx.Client, url: str, model: str) -> Sample:
+    metadata = http.get(f"{url}/v2/models/{model}")
+    expect(metadata.status_code == 200, f"GET /v2/models/{model} answered {metadata.status_code}")
+    tensor = metadata.json()["inputs"][0]
+    width = tensor["shape"][-1] if tensor["shape"][-1] > 0 else 1
+    zero: Any = "0" if tensor["datatype"] == "BYTES" else 0
+    return Sample(model, [[zero] * width for _ in range(2)], tensor["datatype"])
+
+
+def _predictions(response: httpx.Response, what: str, rows: int) -> None:
+    expect(response.status_code == 200, f"{what} answered {response.status_code}: {response.text[:200]}")
+    body = response.json()
+    expect(
+        isinstance(body, dict) and len(body.get("predictions", [])) == rows,
+        f"{what} did not return {rows} predictions: {response.text[:200]}",
+    )
+
+
+def check_sagemaker(http: httpx.Client, url: str, sample: Sample) -> str:
+    started = time.perf_counter()
+    ping = http.get(url + routes.SAGEMAKER_PING)
+    ping_s = time.perf_counter() - started
+    expect(ping.status_code == 200, f"/ping answered {ping.status_code}")
+    expect(ping_s < PING_BUDGET_S, f"/ping took {ping_s:.2f}s (budget {PING_BUDGET_S}s)")
+    _predictions(http.post(url + routes.SAGEMAKER_INVOCATIONS, json=sample.rows), "/invocations (json)", 2)
+    csv = http.post(
+        url + routes.SAGEMAKER_INVOCATIONS,
+        content=sample.csv,
+        headers={"content-type": "text/csv", "accept": "text/csv"},
+    )
+    expect(csv.status_code == 200, f"/invocations (csv) answered {csv.status_code}: {csv.text[:200]}")
+    expect(len(csv.text.strip().splitlines()) == 2, "/invocations (csv) did not return 2 lines")
+    return f"/ping {ping_s * 1000:.0f} ms; /invocations json and csv"
+
+
+def check_azure(http: httpx.Client, url: str, sample: Sample) -> str:
+    for path in (routes.AZURE_LIVENESS, routes.AZURE_READINESS):
+        status = http.get(url + path).status_code
+        expect(status == 200, f"{path} answered {status}")
+    _predictions(http.post(url + routes.AZURE_SCORING, json={"instances": sample.rows}), routes.AZURE_SCORING, 2)
+    return f"{routes.AZURE_LIVENESS}, {routes.AZURE_READINESS}, {routes.AZURE_SCORING}"
+
+
+def check_oip(http: httpx.Client, url: str, sample: Sample) -> str:
+    model = sample.model
+    for path in (routes.OIP_LIVE, routes.OIP_READY, f"/v2/models/{model}/ready", "/v2"):
+        status = http.get(url + path).status_code
+        expect(status == 200, f"{path} answered {status}")
+    flat = [v for row in sample.rows for v in row]
+    request = {"inputs": [{"name": "input-0", "shape": [2, len(sample.rows[0])], "datatype": sample.datatype, "data": flat}]}
+    response = http.post(f"{url}/v2/models/{model}/infer", json=request)
+    expect(response.status_code == 200, f"infer answered {response.status_code}: {response.text[:200]}")
+    output = response.json()["outputs"][0]
+    expect(output["shape"][0] == 2 and len(output["data"]) >= 2, f"infer output has shape {output['shape']}")
+    metrics = http.get(url + routes.METRICS)
+    expect(
+        metrics.status_code == 200 and "deployer_request_duration_seconds" in metrics.text,
+        "/metrics has no request histogram",
+    )
+    return "health, metadata, infer; /metrics"
+
+
+def check_vertex(http: httpx.Client, url: str, sample: Sample) -> str:
+    status = http.get(url + VERTEX_HEALTH).status_code
+    expect(status == 200, f"AIP_HEALTH_ROUTE answered {status}")
+    body = {"instances": sample.rows, "parameters": {}}
+    _predictions(http.post(url + VERTEX_PREDICT, json=body), "AIP_PREDICT_ROUTE", 2)
+    return f"port {VERTEX_PORT} and routes from AIP_* variables"
+
+
+def check_shutdown(running: RunningContainer) -> str:
+    started = time.monotonic()
+    running.container.stop(timeout=int(SHUTDOWN_BUDGET_S))
+    seconds = time.monotonic() - started
+    running.container.reload()
+    code = running.container.attrs["State"]["ExitCode"]
+    expect(code == 0, f"exit code {code} after SIGTERM; logs:\n{running.logs(5)}")
+    expect(seconds < SHUTDOWN_BUDGET_S - 5, f"took {seconds:.1f}s to stop after SIGTERM")
+    return f"clean exit {seconds:.1f}s after SIGTERM"
+
+
+Probe = Callable[[httpx.Client, str, Sample], str]
+CONTRACTS: list[tuple[str, Probe]] = [
+    ("SageMaker", check_sagemaker),
+    ("Azure ML", check_azure),
+    ("OIP v2", check_oip),
+]
+
+
+def _attempt(contract: str, mode: str, probe: Callable[[], str]) -> ContractResult:
+    try:
+        return ContractResult(contract, mode, True, probe())
+    except (Failure, ContainerFailed) as exc:
+        return ContractResult(contract, mode, False, str(exc))
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return ContractResult(contract, mode, False, f"{type(exc).__name__}: {exc}")
+
+
+def check_mode(client: Any, image: str, model: str, mode: str) -> list[ContractResult]:
+    """All contracts for one user mode: a default container, a Vertex-style container."""
+    restricted = MODES[mode]
+    main = run_container(client, image, command=["serve"], restricted=restricted)
+    vertex = run_container(
+        client, image, container_port=VERTEX_PORT, environment=VERTEX_ENV, restricted=restricted
+    )
+    results: list[ContractResult] = []
+    try:
+        with httpx.Client(timeout=30.0) as http:
+            try:
+                ready_s = wait_healthy(main, routes.SAGEMAKER_PING, STARTUP_TIMEOUT_S)
+                sample = discover_sample(http, main.url, model)
+            except (ContainerFailed, Failure, httpx.HTTPError) as exc:
+                names = [c for c, _ in CONTRACTS] + ["Vertex AI", "SIGTERM"]
+                return [ContractResult(c, mode, False, str(exc)) for c in names]
+            for contract, probe in CONTRACTS:
+                results.append(_attempt(contract, mode, lambda p=probe: p(http, main.url, sample)))  # type: ignore[misc]
+            results[0] = ContractResult(
+                "SageMaker", mode, results[0].passed, f"{results[0].detail}; ready in {ready_s:.1f}s"
+            )
+
+            def vertex_probe() -> str:
+                wait_healthy(vertex, VERTEX_HEALTH, STARTUP_TIMEOUT_S)
+                return check_vertex(http, vertex.url, sample)
+
+            results.append(_attempt("Vertex AI", mode, vertex_probe))
+        results.append(_attempt("SIGTERM", mode, lambda: check_shutdown(main)))
+    finally:
+        main.remove()
+        vertex.remove()
+    return results
+
+
+def check_image(client: Any, image: str, model: str | None = None) -> CheckReport:
+    """Check ``image`` in every mode (in parallel) and report per contract and mode."""
+    if model is None:
+        labels = client.images.get(image).labels or {}
+        model = labels.get("dev.deployer.project", "model")
+    with ThreadPoolExecutor(max_workers=len(MODES)) as pool:
+        futures = [pool.submit(check_mode, client, image, model, mode) for mode in MODES]
+        results = [r for f in futures for r in f.result()]
+    return CheckReport(image, results)

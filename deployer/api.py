@@ -17,6 +17,8 @@ from deployer.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from deployer.image.build import Image, Progress
     from deployer.image.conformance import CheckReport
+    from deployer.orchestrate import Event, PushResult
+    from deployer.providers import Deployment, Invocation, Plan, Provider, Release, Status
 from deployer.flavors import LoadedModel, detect_flavor, load_model
 from deployer.lockfile import Lock, sha256_of
 from deployer.project import DEFAULT_FILE, ProjectConfig, load_config
@@ -254,3 +256,91 @@ class Project:
         ref = image or self.image_ref()
         require_image(client, ref)
         return check_image(client, ref, self.name)
+
+    # -- targets -----------------------------------------------------------------------
+
+    def providers(self, names: list[str] | None = None) -> dict[str, Provider]:
+        """Provider instances for the named targets (all targets when ``names`` is None)."""
+        from deployer.image.context import base_image
+        from deployer.providers import ProjectInfo, Target, provider_class
+
+        targets = self.config.targets
+        chosen = list(targets) if names is None else names
+        unknown = [n for n in chosen if n not in targets]
+        if unknown:
+            known = ", ".join(targets) or "none"
+            raise UsageError(
+                f"no target {unknown[0]!r} in {self.file} (targets: {known})",
+                hint="add it under 'targets:' in deployer.yaml",
+            )
+        if not chosen:
+            raise UsageError(f"{self.file} defines no targets", hint="add one under 'targets:'")
+        image = self.config.image
+        info = ProjectInfo(self.name, base_image(self), image.platform, image.python)
+        result: dict[str, Provider] = {}
+        for name in chosen:
+            config = targets[name]
+            target = Target(name, config.provider, config.model_dump())
+            result[name] = provider_class(config.provider)(target, info)
+        return result
+
+    def release(self, image: Image) -> Release:
+        """The release of ``image``: a two-row sample shaped like the model's input for smoke tests."""
+        from deployer.providers import Release
+
+        signature = self.load_model().signature
+        zero: Any = "0" if signature.datatype == "BYTES" else 0
+        sample = [[zero] * (signature.width or 1) for _ in range(2)]
+        return Release(self.name, image, sample, signature.to_dict())
+
+    def push(
+        self,
+        to: list[str],
+        *,
+        strategy: str = "all-at-once",
+        dry_run: bool = False,
+        timeout: float = 1800.0,
+        progress: Progress | None = None,
+        events: Event | None = None,
+    ) -> PushResult:
+        """Build once, then publish, deploy, wait for and smoke-test every target in ``to``."""
+        from deployer.orchestrate import PushResult, plan_targets, push_target
+        from deployer.providers import Strategy
+
+        parsed = Strategy.parse(strategy)
+        providers = self.providers(to)
+        image = self.build(progress=progress)
+        release = self.release(image)
+        if dry_run:
+            plans = [p.to_dict() for p in plan_targets(providers, release)]
+            return PushResult(self.name, release.version, image.to_dict(), [], True, plans)
+        emit = events or (lambda _target, _message: None)
+        results = [
+            push_target(provider, name, release, parsed, timeout, emit)
+            for name, provider in providers.items()
+        ]
+        return PushResult(self.name, release.version, image.to_dict(), results)
+
+    def plan(self, to: list[str], *, progress: Progress | None = None) -> list[Plan]:
+        """What a push would change on each target; changes nothing there."""
+        from deployer.orchestrate import plan_targets
+
+        providers = self.providers(to)
+        return plan_targets(providers, self.release(self.build(progress=progress)))
+
+    def status(self, to: list[str] | None = None) -> list[Status]:
+        return [provider.status() for provider in self.providers(to).values()]
+
+    def predict(
+        self, to: str, body: bytes, content_type: str = "application/json", accept: str | None = None
+    ) -> Invocation:
+        """Send one request through the target's real invoke path."""
+        return self.providers([to])[to].invoke(body, content_type, accept)
+
+    def rollback(self, to: list[str], *, progress: Progress | None = None) -> list[Deployment]:
+        say = progress or (lambda _line: None)
+        return [provider.rollback(say) for provider in self.providers(to).values()]
+
+    def destroy(self, to: list[str], *, progress: Progress | None = None) -> dict[str, list[str]]:
+        say = progress or (lambda _line: None)
+        return {name: provider.destroy(say) for name, provider in self.providers(to).items()}

@@ -16,7 +16,7 @@ import typer
 
 from deployer import output
 from deployer._version import __version__
-from deployer.errors import EXIT_FAILED, ConfigError, DeployerError
+from deployer.errors import EXIT_FAILED, ConfigError, DeployerError, UsageError
 from deployer.output import Format
 
 app = typer.Typer(
@@ -44,7 +44,24 @@ OutputOption = Annotated[
     Format, typer.Option("--output", "-o", help="text for people, json for CI.")
 ]
 
+ToOption = Annotated[
+    str,
+    typer.Option("--to", "-t", help="Target names from deployer.yaml, comma-separated (aws,gcp)."),
+]
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def split_targets(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--to needs at least one target name")
+    return names
+
+
+def target_event(target: str, message: str) -> None:
+    output.progress_line(f"[{target}] {message}")
 
 
 def handles_errors(command: F) -> F:
@@ -230,6 +247,157 @@ def check(
         output.render_check(report)
     if not report.passed:
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@handles_errors
+def push(
+    to: ToOption,
+    file: FileOption = Path("deployer.yaml"),
+    strategy: Annotated[
+        str, typer.Option(help="all-at-once, canary:N or linear:N (cloud and Kubernetes targets).")
+    ] = "all-at-once",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build, then show what would change; change nothing.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each target to be healthy.")] = 1800,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Build the image once, then deploy it to each target and smoke-test it there.
+
+    Each target: publish the image, create or update the endpoint, wait until healthy,
+    send one prediction through the target's own invoke path. A failed smoke test
+    rolls the target back. Re-running with nothing changed changes nothing.
+    Exit 0 only when every target is healthy.
+    """
+    from deployer.api import Project
+
+    project = Project.load(file)
+    quiet = output_format == Format.json
+    result = project.push(
+        split_targets(to) or [],
+        strategy=strategy,
+        dry_run=dry_run,
+        timeout=timeout,
+        progress=None if quiet else output.progress_line,
+        events=None if quiet else target_event,
+    )
+    if output_format == Format.json:
+        output.emit_json(result.to_dict())
+    elif dry_run:
+        output.render_plans(result.plans)
+    else:
+        output.render_push(result)
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@handles_errors
+def plan(
+    to: ToOption,
+    file: FileOption = Path("deployer.yaml"),
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Show what `push` would create, update or delete on each target. Changes nothing there."""
+    from deployer.api import Project
+
+    project = Project.load(file)
+    quiet = output_format == Format.json
+    plans = [p.to_dict() for p in project.plan(split_targets(to) or [], progress=None if quiet else output.progress_line)]
+    if quiet:
+        output.emit_json({"ok": True, "plans": plans})
+    else:
+        output.render_plans(plans)
+
+
+@app.command()
+@handles_errors
+def status(
+    to: Annotated[
+        str | None, typer.Option("--to", "-t", help="Targets, comma-separated (default: all).")
+    ] = None,
+    file: FileOption = Path("deployer.yaml"),
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Show each target's state, live version and URL. Exit 1 if any is not healthy."""
+    from deployer.api import Project
+
+    statuses = Project.load(file).status(split_targets(to))
+    if output_format == Format.json:
+        output.emit_json({"ok": all(s.healthy for s in statuses), "targets": [s.to_dict() for s in statuses]})
+    else:
+        output.render_status(statuses)
+    if not all(s.healthy for s in statuses):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@handles_errors
+def predict(
+    to: Annotated[str, typer.Option("--to", "-t", help="The target to call.")],
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Request body; '@FILE' reads a file, '-' stdin.")
+    ] = None,
+    file: FileOption = Path("deployer.yaml"),
+    content_type: Annotated[str, typer.Option(help="Content type of the body.")] = "application/json",
+    accept: Annotated[str | None, typer.Option(help="Wanted response type.")] = None,
+) -> None:
+    """Send a prediction request through the target's real endpoint and print the answer.
+
+    Example: deployer predict --to local -d '[[5.1, 3.5, 1.4, 0.2]]'
+    """
+    import sys
+
+    from deployer.api import Project
+
+    if data is None or data == "-":
+        body = sys.stdin.buffer.read()
+    elif data.startswith("@"):
+        try:
+            body = Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {data[1:]}: {exc.strerror}") from None
+    else:
+        body = data.encode()
+    result = Project.load(file).predict(to, body, content_type, accept)
+    sys.stdout.buffer.write(result.body + (b"" if result.body.endswith(b"\n") else b"\n"))
+    if not 200 <= result.status < 300:
+        output.error(f"{to} answered {result.status}")
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@handles_errors
+def rollback(to: ToOption, file: FileOption = Path("deployer.yaml")) -> None:
+    """Return each target to its previous version."""
+    from deployer.api import Project
+
+    for deployment in Project.load(file).rollback(split_targets(to) or [], progress=output.progress_line):
+        output.ok(f"{deployment.target}: back on {deployment.version} (was {deployment.previous_version})")
+
+
+@app.command()
+@handles_errors
+def destroy(
+    to: ToOption,
+    file: FileOption = Path("deployer.yaml"),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Remove everything deployer created on each target (found by its labels)."""
+    from deployer.api import Project
+
+    names = split_targets(to) or []
+    project = Project.load(file)
+    if not yes and output_format == Format.text:
+        typer.confirm(f"destroy {', '.join(names)} of project {project.name}?", abort=True)
+    removed = project.destroy(names, progress=None if output_format == Format.json else output.progress_line)
+    if output_format == Format.json:
+        output.emit_json({"ok": True, "removed": removed})
+        return
+    for name, items in removed.items():
+        output.ok(f"{name}: removed {len(items)} resource(s)" if items else f"{name}: nothing to remove")
 
 
 @app.command()

@@ -62,3 +62,37 @@ def render_check(report: Any) -> None:
         ok("every contract passed")
     else:
         error("some contracts failed (see the table)")
+
+
+def render_plans(plans: list[dict[str, Any]]) -> None:
+    symbols = {"create": "[green]+[/]", "update": "[yellow]~[/]", "delete": "[red]-[/]", "keep": "[dim]=[/]"}
+    for plan in plans:
+        out.print(f"[bold]{plan['target']}[/]" + ("" if plan["changed"] else " [dim](no changes)[/]"))
+        for change in plan["changes"]:
+            out.print(f"  {symbols[change['action']]} {change['resource']}  [dim]{change['detail']}[/]")
+
+
+def render_push(result: Any) -> None:
+    table = Table(title=f"{result.project} {result.version}", title_justify="left")
+    for column in ("target", "result", "version", "url", "time"):
+        table.add_column(column)
+    for t in result.targets:
+        if t.ok:
+            state = "[green]updated[/]" if t.changed else "[green]unchanged[/]"
+        else:
+            state = "[red]rolled back[/]" if t.rolled_back else "[red]failed[/]"
+        table.add_row(t.target, state, t.version or "", t.url or "", f"{t.seconds:.1f}s")
+    out.print(table)
+    for t in result.targets:
+        if t.error:
+            error(f"{t.target}: {t.error}")
+
+
+def render_status(statuses: list[Any]) -> None:
+    table = Table()
+    for column in ("target", "state", "version", "url", "reason"):
+        table.add_column(column)
+    for s in statuses:
+        color = "green" if s.healthy else "red"
+        table.add_row(s.target, f"[{color}]{s.state}[/]", s.version or "", s.url or "", s.reason or "")
+    out.print(table)

@@ -39,7 +39,9 @@ def flavor_module(flavor: str) -> Flavor:
     try:
         return importlib.import_module(FLAVOR_MODULES[flavor])  # type: ignore[return-value]
     except KeyError:
-        raise ValueError(f"unknown flavour {flavor!r}; expected one of {', '.join(FLAVOR_NAMES)}") from None
+        raise ValueError(
+            f"unknown flavour {flavor!r}; expected one of {', '.join(FLAVOR_NAMES)}"
+        ) from None
 
 
 def _is_xgboost_json(path: str) -> bool:
@@ -66,7 +68,9 @@ def detect_flavor(path: str) -> str | None:
     return None
 
 
-def load_model(flavor: str, path: str | None, options: Mapping[str, Any] | None = None) -> LoadedModel:
+def load_model(
+    flavor: str, path: str | None, options: Mapping[str, Any] | None = None
+) -> LoadedModel:
     """Load ``path`` with ``flavor``; every failure names the file and the flavour tried."""
     module = flavor_module(flavor)
     if path is not None and not os.path.exists(path):

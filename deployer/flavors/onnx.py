@@ -53,7 +53,9 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
     if graph_input.type not in _ONNX_TO_OIP:
         raise ValueError(f"input {graph_input.name} has type {graph_input.type}, not a tensor")
     in_shape = _dims(graph_input.shape)
-    width = options.get("width") or (in_shape[1] if len(in_shape) == 2 and in_shape[1] > 0 else None)
+    width = options.get("width") or (
+        in_shape[1] if len(in_shape) == 2 and in_shape[1] > 0 else None
+    )
     outputs = tuple(
         TensorSpec(o.name, _ONNX_TO_OIP[o.type], _dims(o.shape))
         for o in session.get_outputs()

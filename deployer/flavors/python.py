@@ -1,4 +1,4 @@
-"""A custom predictor class: ``module:Class`` with ``load(path)`` and ``predict(inputs, parameters)``.
+"""A custom predictor: ``module:Class`` with ``load(path)`` and ``predict(inputs, parameters)``.
 
 The class is instantiated with no arguments; ``load`` receives ``model.path`` (a file,
 a folder, or None). ``predict`` receives a 2-D numpy array (rows x features) and the
@@ -40,7 +40,9 @@ def import_predictor(spec: str, code_paths: list[str]) -> type:
 
 def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
     """Instantiate the predictor, call its ``load``, and build the signature."""
-    predictor_cls = import_predictor(str(options.get("predictor")), list(options.get("code_paths", [])))
+    predictor_cls = import_predictor(
+        str(options.get("predictor")), list(options.get("code_paths", []))
+    )
     predictor = predictor_cls()
     if hasattr(predictor, "load"):
         predictor.load(path)
@@ -49,7 +51,9 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
     signature = Signature(
         width=options.get("width") or declared.get("width"),
         datatype=options.get("datatype") or declared.get("datatype") or "FP64",
-        outputs=tuple(TensorSpec(o, declared.get("output_datatype", "FP64"), (-1,)) for o in outputs),
+        outputs=tuple(
+            TensorSpec(o, declared.get("output_datatype", "FP64"), (-1,)) for o in outputs
+        ),
     )
 
     def predict(rows: np.ndarray, method: str, parameters: Mapping[str, Any]) -> Any:

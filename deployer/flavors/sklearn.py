@@ -43,7 +43,9 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
         raise ValueError("the sklearn flavour needs model.path")
     model = _read(path)
     if not hasattr(model, "predict"):
-        raise ValueError(f"the object in the file is a {type(model).__name__}, which has no predict()")
+        raise ValueError(
+            f"the object in the file is a {type(model).__name__}, which has no predict()"
+        )
     width = options.get("width") or getattr(model, "n_features_in_", None)
     datatype = options.get("datatype") or "FP64"
     signature = Signature(width=width, datatype=datatype, outputs=_outputs(model))

@@ -79,7 +79,7 @@ def follow_build(chunks: Iterable[dict[str, Any]], progress: Progress) -> str:
                 if match:
                     step = f"step {match.group(1)}/{match.group(2)} ({match.group(3)})"
                     output = []
-                    progress(line)
+                    progress(line if len(line) <= 100 else line[:97] + "...")
                 elif line.strip():
                     output.append(line.rstrip())
                     if line.startswith(" ---> Using cache"):

@@ -103,11 +103,12 @@ def wait_healthy(running: RunningContainer, path: str, timeout: float) -> float:
     with httpx.Client(timeout=2.0) as http:
         while time.monotonic() < deadline:
             running.container.reload()
-            if running.container.status in ("exited", "dead"):
-                code = running.container.attrs["State"]["ExitCode"]
+            state = running.container.attrs["State"]
+            crashed = state.get("Restarting") or running.container.attrs.get("RestartCount", 0) > 0
+            if running.container.status in ("exited", "dead") or crashed:
                 raise ContainerFailed(
-                    f"container {running.container.name} exited with code {code} before it was "
-                    f"healthy; its last log lines:\n{_indent(running.logs())}"
+                    f"container {running.container.name} exited with code {state['ExitCode']} "
+                    f"before it was healthy; its last log lines:\n{_indent(running.logs())}"
                 )
             try:
                 if http.get(running.url + path).status_code == 200:

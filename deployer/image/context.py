@@ -60,14 +60,30 @@ def image_labels(project: Project, model_sha256: str, commit: str | None) -> dic
     return labels
 
 
-def _copy_runtime(target: Path) -> None:
+def copy_runtime(target: Path, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> None:
+    """Copy the part of the deployer package an image runs into ``target``."""
     package = Path(__file__).resolve().parent.parent
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     (target / "deployer").mkdir(parents=True)
     for module in RUNTIME_MODULES:
         shutil.copy2(package / module, target / "deployer" / module)
-    for sub in RUNTIME_PACKAGES:
+    for sub in packages:
         shutil.copytree(package / sub, target / "deployer" / sub, ignore=ignore)
+
+
+def render_dockerfile(template: str, base: str, labels: dict[str, str], **values: object) -> str:
+    """Fill a Dockerfile template, including the shared dependencies stage."""
+    stage = Template(read_template("dependencies.Dockerfile")).substitute(base=base)
+    return Template(read_template(template)).substitute(
+        base=base,
+        dependencies_stage=stage,
+        labels=" \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())),
+        **values,
+    )
+
+
+def copy_wheels(wheels: Path, target: Path) -> None:
+    shutil.copytree(wheels, target, ignore=shutil.ignore_patterns(".complete"))
 
 
 def _copy_readable(source: Path, target: Path) -> None:
@@ -88,8 +104,8 @@ def assemble(project: Project, wheels: Path, folder: Path, model_sha256: str) ->
     """Write the build context for ``project`` into ``folder`` (emptied first)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    shutil.copytree(wheels, folder / "wheels", ignore=shutil.ignore_patterns(".complete"))
-    _copy_runtime(folder / "runtime")
+    copy_wheels(wheels, folder / "wheels")
+    copy_runtime(folder / "runtime")
     (folder / "code").mkdir()
     model = project.config.model
     code_paths: list[str] = []
@@ -110,11 +126,7 @@ def assemble(project: Project, wheels: Path, folder: Path, model_sha256: str) ->
     settings = replace(settings, model_path=model_path, flavor_options=options)
     (folder / "serving.json").write_text(json.dumps(json.loads(settings.to_json()), indent=2))
     labels = image_labels(project, model_sha256, git_commit(project.root))
-    dockerfile = Template(read_template("Dockerfile.tmpl")).substitute(
-        base=base_image(project),
-        port=DEFAULT_PORT,
-        labels=" \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())),
-    )
+    dockerfile = render_dockerfile("Dockerfile.tmpl", base_image(project), labels, port=DEFAULT_PORT)
     (folder / "Dockerfile").write_text(dockerfile)
     requirements = (wheels / "requirements.txt").read_text().split()
     return BuildContext(folder, labels, requirements)

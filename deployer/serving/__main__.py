@@ -26,7 +26,10 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] != "serve":
-        print(f"usage: python -m deployer.serving [serve]; unknown argument {argv[0]!r}", file=sys.stderr)
+        print(
+            f"usage: python -m deployer.serving [serve]; unknown argument {argv[0]!r}",
+            file=sys.stderr,
+        )
         return 2
     try:
         settings = ServingSettings.from_environment()

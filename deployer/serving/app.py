@@ -123,5 +123,6 @@ class ServingApp:
 def create_app() -> ServingApp:
     """Factory for uvicorn workers: settings come from the environment."""
     settings = ServingSettings.from_environment()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.INFO, format=log_format)
     return ServingApp(settings)

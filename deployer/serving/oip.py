@@ -27,7 +27,9 @@ def decode_tensor(tensor: Any) -> np.ndarray:
         raise BadRequest(f"input tensor is missing {', '.join(missing)}")
     datatype, shape = tensor["datatype"], tensor["shape"]
     if not isinstance(datatype, str) or datatype not in OIP_TO_NUMPY:
-        raise BadRequest(f"unknown datatype {datatype!r}; expected one of {', '.join(OIP_TO_NUMPY)}")
+        raise BadRequest(
+            f"unknown datatype {datatype!r}; expected one of {', '.join(OIP_TO_NUMPY)}"
+        )
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise BadRequest(f"shape must be a list of non-negative integers, got {shape!r}")
     try:
@@ -49,7 +51,12 @@ def encode_tensor(name: str, result: Any) -> dict[str, Any]:
     data = array.ravel()
     if array.dtype.kind in "USO":
         data = data.astype(str)
-    return {"name": name, "shape": list(array.shape), "datatype": oip_datatype(array.dtype), "data": data}
+    return {
+        "name": name,
+        "shape": list(array.shape),
+        "datatype": oip_datatype(array.dtype),
+        "data": data,
+    }
 
 
 class OIPRoutes:
@@ -93,7 +100,8 @@ class OIPRoutes:
         if len(rest) >= 2 and rest[0] == "versions":
             if rest[1] != self.model_version:
                 raise NotFound(
-                    f"unknown version {rest[1]!r} of {name!r}; this server has {self.model_version!r}"
+                    f"unknown version {rest[1]!r} of {name!r}; "
+                    f"this server has {self.model_version!r}"
                 )
             rest = rest[2:]
         action = rest[0] if rest else ""
@@ -133,7 +141,9 @@ class OIPRoutes:
             raise BadRequest("'parameters' must be a JSON object")
         requested = payload.get("outputs")
         if requested:
-            if not isinstance(requested, list) or not all(isinstance(o, dict) and "name" in o for o in requested):
+            if not isinstance(requested, list) or not all(
+                isinstance(o, dict) and "name" in o for o in requested
+            ):
                 raise BadRequest("'outputs' must be a list of objects with a 'name'")
             methods = [o["name"] for o in requested]
         else:

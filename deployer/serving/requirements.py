@@ -13,6 +13,15 @@ RUNTIME_REQUIREMENTS: tuple[str, ...] = (
     "prometheus-client>=0.20,<1",
 )
 
+# The router image (the local target's front proxy, and later the built-in router).
+ROUTER_REQUIREMENTS: tuple[str, ...] = (
+    "orjson>=3.9,<4",
+    "uvicorn>=0.30,<1",
+    "httptools>=0.6,<1",
+    "uvloop>=0.19,<1",
+    "httpx>=0.27,<1",
+)
+
 # Extra requirements per model flavour.
 FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "sklearn": ("scikit-learn>=1.3,<2", "joblib>=1.3,<2"),

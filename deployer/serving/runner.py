@@ -90,7 +90,9 @@ class ModelRunner:
         metrics.MODEL_READY.set(1)
         log.info("model %s (%s) loaded in %.2fs", self.settings.model_name, model.flavor, seconds)
 
-    def _predict_now(self, rows: np.ndarray, method: str, parameters: Mapping[str, Any] = {}) -> Any:  # noqa: B006
+    def _predict_now(
+        self, rows: np.ndarray, method: str, parameters: Mapping[str, Any] = {}
+    ) -> Any:
         return self.require_model().predict(rows, method, parameters)
 
     def check_method(self, method: str) -> None:

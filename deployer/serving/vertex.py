@@ -1,4 +1,7 @@
-"""Vertex AI: routes and port from AIP_* variables; ``{"instances"}`` in, ``{"predictions"}`` out."""
+"""Vertex AI: routes and port from AIP_* variables.
+
+``{"instances": [...], "parameters": {...}}`` in, ``{"predictions": [...]}`` out.
+"""
 
 from __future__ import annotations
 

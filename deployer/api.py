@@ -112,8 +112,13 @@ class Project:
         }
         if model.predictor:
             options["predictor"] = model.predictor
-            options["code_paths"] = [str(self.root / c) for c in model.code or (".",)]
+            options["code_paths"] = [str(self.code_folder(c)) for c in model.code or (".",)]
         return options
+
+    def code_folder(self, entry: str) -> Path:
+        """The folder a ``model.code`` entry puts on sys.path: itself, or a file's folder."""
+        path = self.root / entry
+        return path.parent if path.is_file() else path
 
     def model_sha256(self) -> str | None:
         path = self.model_path

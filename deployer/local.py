@@ -48,6 +48,7 @@ LABEL_ROLE = "deployer-role"
 LABEL_VERSION = "deployer-version"
 FRONT_HEALTH = "/-/front/health"
 DRAIN_SECONDS = 1.0
+RESTART_POLICY = {"Name": "unless-stopped"}
 
 
 class LocalOptions(BaseModel):
@@ -169,8 +170,7 @@ class LocalProvider:
             labels=self._labels("model", version),
             restricted=self.options.restricted,
             network=self.prefix,
-            restart=True,
-        )
+        )  # restart policy only once healthy: a crash at start must show its real exit code
 
     def _activate(self, running: RunningContainer, previous: Any | None, progress: Progress) -> None:
         """Wait for ``running`` to be healthy, switch the front, stop ``previous``."""
@@ -181,6 +181,7 @@ class LocalProvider:
             raise
         progress(f"{running.container.name} healthy after {seconds:.1f}s; switching the front")
         self._switch(f"http://{running.container.name}:8080")
+        running.container.update(restart_policy=RESTART_POLICY)
         if previous is not None:
             time.sleep(DRAIN_SECONDS)  # requests already sent to the old one finish first
             previous.stop(timeout=30)

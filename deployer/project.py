@@ -40,7 +40,7 @@ class ModelConfig(_Strict):
         default=None, description="sklearn | onnx | xgboost | python; detected from the file when unset"
     )
     predictor: str | None = Field(default=None, description="python flavour: 'module:Class'")
-    code: tuple[str, ...] = Field(default=(), description="python flavour: folders holding the predictor's code")
+    code: tuple[str, ...] = Field(default=(), description="python flavour: folders (or single files) to make importable")
     method: str | None = Field(default=None, description="default output, e.g. predict_proba")
     version: str | None = Field(default=None, description="model version; default: sha256 prefix")
     signature: SignatureConfig = SignatureConfig()

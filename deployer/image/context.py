@@ -109,10 +109,12 @@ def assemble(project: Project, wheels: Path, folder: Path, model_sha256: str) ->
     (folder / "code").mkdir()
     model = project.config.model
     code_paths: list[str] = []
-    for index, code in enumerate(model.code if model.predictor else ()):
-        name = f"{index}-{Path(code).name or 'code'}"
-        _copy_readable(project.root / code, folder / "code" / name)
-        code_paths.append(f"{CODE_DIR}/{name}")
+    for index, code in enumerate((model.code or (".",)) if model.predictor else ()):
+        source = project.root / code
+        # a folder ships its contents; a file ships alone; either way the copy is importable
+        target = folder / "code" / str(index)
+        _copy_readable(source, target if source.is_dir() else target / source.name)
+        code_paths.append(f"{CODE_DIR}/{index}")
     model_path = None
     if project.model_path is not None:
         model_path = f"{MODEL_DIR}/{project.model_path.name}"

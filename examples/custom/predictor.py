@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,7 +21,11 @@ class Predictor:
 
     # Four float features in; "predict" (the default) answers labels 0.0/1.0,
     # "predict_proba" the probability. Both are float64 tensors.
-    signature = {"width": 4, "datatype": "FP64", "outputs": ["predict", "predict_proba"]}
+    signature: ClassVar[dict[str, Any]] = {
+        "width": 4,
+        "datatype": "FP64",
+        "outputs": ["predict", "predict_proba"],
+    }
     # Rows are independent, so the server may run concurrent requests as one batch.
     batchable = True
 

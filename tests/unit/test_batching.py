@@ -1,0 +1,186 @@
+"""MicroBatcher: concurrent requests share one predict call; failures stay isolated."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import numpy as np
+import pytest
+
+from deployer.serving.batching import MicroBatcher
+
+BAD = -1.0
+
+
+class CountingModel:
+    """Doubles its input, records each call's (method, rows), raises on a BAD value."""
+
+    def __init__(self, rows_out: int | None = None) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.rows_out = rows_out
+
+    def __call__(self, rows: np.ndarray, method: str) -> np.ndarray:
+        self.calls.append((method, len(rows)))
+        if np.any(rows == BAD):
+            raise ValueError(f"bad row in a batch of {len(rows)}")
+        result = rows[:, 0] * 2
+        return result if self.rows_out is None else result[: self.rows_out]
+
+
+def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, timeout=10))
+
+
+def row(value: float, count: int = 1) -> np.ndarray:
+    return np.full((count, 3), value)
+
+
+async def gather_settled(*awaitables: Any) -> list[Any]:
+    return list(await asyncio.gather(*awaitables, return_exceptions=True))
+
+
+def test_concurrent_submits_run_as_one_predict() -> None:
+    model = CountingModel()
+    sizes: list[int] = []
+    batcher = MicroBatcher(model, max_batch_size=64, on_batch=sizes.append)
+
+    async def scenario() -> list[Any]:
+        submits = (batcher.submit(row(i, count=i), "predict") for i in (1, 2, 3))
+        return await gather_settled(*submits)
+
+    results = run(scenario())
+    assert model.calls == [("predict", 6)]
+    assert sizes == [3]
+    assert [r.tolist() for r in results] == [[2.0], [4.0, 4.0], [6.0, 6.0, 6.0]]
+
+
+def test_sequential_submits_are_not_delayed_or_merged() -> None:
+    model = CountingModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+
+    async def scenario() -> list[Any]:
+        return [await batcher.submit(row(i), "predict") for i in range(3)]
+
+    assert [r.tolist() for r in run(scenario())] == [[0.0], [2.0], [4.0]]
+    assert model.calls == [("predict", 1)] * 3
+
+
+def test_a_failing_request_is_isolated() -> None:
+    model = CountingModel()
+    sizes: list[int] = []
+    batcher = MicroBatcher(model, max_batch_size=64, on_batch=sizes.append)
+
+    async def scenario() -> list[Any]:
+        return await gather_settled(
+            batcher.submit(row(1), "predict"),
+            batcher.submit(row(BAD), "predict"),
+            batcher.submit(row(3, count=2), "predict"),
+        )
+
+    good, bad, other = run(scenario())
+    assert good.tolist() == [2.0]
+    assert isinstance(bad, ValueError)
+    assert str(bad) == "bad row in a batch of 1"
+    assert other.tolist() == [6.0, 6.0]
+    # One batch of 4 rows failed, then each request ran alone.
+    assert model.calls == [("predict", 4), ("predict", 1), ("predict", 1), ("predict", 2)]
+    assert sizes == [3, 1, 1, 1]
+
+
+def test_a_model_returning_the_wrong_row_count_falls_back_to_single_requests() -> None:
+    model = CountingModel(rows_out=1)
+    batcher = MicroBatcher(model, max_batch_size=64)
+
+    async def scenario() -> list[Any]:
+        return await gather_settled(*(batcher.submit(row(i), "predict") for i in (1, 2)))
+
+    assert [r.tolist() for r in run(scenario())] == [[2.0], [4.0]]
+    assert model.calls == [("predict", 2), ("predict", 1), ("predict", 1)]
+
+
+@pytest.mark.parametrize(
+    ("request_rows", "max_batch_size", "expected_calls"),
+    [
+        ([1] * 10, 4, [4, 4, 2]),
+        ([3, 3, 3], 4, [3, 3, 3]),
+        ([2, 2, 2, 2], 4, [4, 4]),
+        ([10, 1, 1], 4, [10, 2]),  # an oversized request runs alone, never split
+        ([1] * 5, 1, [1] * 5),
+    ],
+)
+def test_max_batch_size_caps_the_rows_per_call(
+    request_rows: list[int], max_batch_size: int, expected_calls: list[int]
+) -> None:
+    model = CountingModel()
+    batcher = MicroBatcher(model, max_batch_size=max_batch_size)
+
+    async def scenario() -> list[Any]:
+        return await gather_settled(
+            *(batcher.submit(row(i, count=n), "predict") for i, n in enumerate(request_rows))
+        )
+
+    results = run(scenario())
+    assert [n for _, n in model.calls] == expected_calls
+    assert max(n for _, n in model.calls) <= max(max_batch_size, *request_rows)
+    for i, (result, n) in enumerate(zip(results, request_rows, strict=True)):
+        assert result.tolist() == [i * 2.0] * n
+
+
+def test_methods_are_batched_separately() -> None:
+    model = CountingModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+
+    async def scenario() -> list[Any]:
+        return await gather_settled(
+            batcher.submit(row(1), "predict"),
+            batcher.submit(row(2), "predict_proba"),
+            batcher.submit(row(3), "predict"),
+        )
+
+    results = run(scenario())
+    assert sorted(model.calls) == [("predict", 2), ("predict_proba", 1)]
+    assert [r.tolist() for r in results] == [[2.0], [4.0], [6.0]]
+
+
+def test_max_wait_collects_requests_that_arrive_a_little_later() -> None:
+    model = CountingModel()
+    batcher = MicroBatcher(model, max_batch_size=64, max_wait_s=0.5)
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(batcher.submit(row(1), "predict"))
+        await asyncio.sleep(0.01)  # several loop turns: without max_wait, first would run alone
+        assert not first.done()
+        second = asyncio.ensure_future(batcher.submit(row(2), "predict"))
+        return await gather_settled(first, second)
+
+    results = run(scenario())
+    assert model.calls == [("predict", 2)]
+    assert [r.tolist() for r in results] == [[2.0], [4.0]]
+
+
+def test_without_max_wait_requests_in_different_turns_are_not_merged() -> None:
+    model = CountingModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(batcher.submit(row(1), "predict"))
+        await asyncio.sleep(0.01)
+        assert first.done()
+        return await gather_settled(first, batcher.submit(row(2), "predict"))
+
+    run(scenario())
+    assert model.calls == [("predict", 1), ("predict", 1)]
+
+
+def test_the_batcher_keeps_working_after_a_failure() -> None:
+    model = CountingModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+
+    async def scenario() -> list[Any]:
+        await gather_settled(batcher.submit(row(BAD), "predict"))
+        return await gather_settled(*(batcher.submit(row(i), "predict") for i in (1, 2)))
+
+    assert [r.tolist() for r in run(scenario())] == [[2.0], [4.0]]
+    assert model.calls == [("predict", 1), ("predict", 2)]

@@ -74,13 +74,16 @@ class ServingApp:
             handler = route.handlers.get(scope["method"])
             if handler is None:
                 allowed = ", ".join(route.handlers)
-                raise MethodNotAllowed(f"{scope['method']} is not allowed on {path}; use {allowed}")
+                raise MethodNotAllowed(
+                    f"{scope['method']} is not allowed on {path}; use {allowed}",
+                    headers={"allow": allowed},
+                )
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             body = await self._read_body(headers, receive) if scope["method"] == "POST" else b""
             request = Request(scope["method"], path, scope["query_string"].decode(), headers, body)
             response = await handler(request)
         except HTTPError as exc:
-            response = error_response(exc.status, exc.message)
+            response = error_response(exc.status, exc.message, exc.headers)
         except Exception as exc:  # the model raised: answer 500 and keep serving
             log.exception("error on %s", path)
             response = error_response(500, f"{type(exc).__name__}: {exc}")
@@ -91,6 +94,7 @@ class ServingApp:
                 "headers": [
                     (b"content-type", response.content_type.encode()),
                     (b"content-length", str(len(response.body)).encode()),
+                    *response.headers,
                 ],
             }
         )

@@ -3,18 +3,19 @@
 A request is queued; the flush runs on the next event-loop turn (or after
 ``max_wait_s``), so every request parsed in the same turn joins the batch and an idle
 server adds no latency. If a batch fails, each request is retried alone so only the
-bad one gets the error.
+bad one gets the error. ``predict`` is a coroutine function: the runner decides whether
+the model runs on the event loop or on a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
-Predict = Callable[[np.ndarray, str], Any]
+Predict = Callable[[np.ndarray, str], Awaitable[Any]]
 
 
 class MicroBatcher:
@@ -33,6 +34,7 @@ class MicroBatcher:
         self._on_batch = on_batch
         self._pending: dict[str, list[tuple[np.ndarray, asyncio.Future[Any]]]] = {}
         self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()  # keep running batches referenced
 
     async def submit(self, rows: np.ndarray, method: str) -> Any:
         loop = asyncio.get_running_loop()
@@ -51,23 +53,25 @@ class MicroBatcher:
         pending, self._pending = self._pending, {}
         for method, items in pending.items():
             for chunk in _chunks(items, self._max_rows):
-                self._run(method, chunk)
+                task = asyncio.ensure_future(self._run(method, chunk))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
-    def _run(self, method: str, items: list[tuple[np.ndarray, asyncio.Future[Any]]]) -> None:
+    async def _run(self, method: str, items: list[tuple[np.ndarray, asyncio.Future[Any]]]) -> None:
         if len(items) == 1:
             rows, future = items[0]
-            self._settle(future, rows, method)
+            await self._settle(future, rows, method)
             return
         batch = np.concatenate([rows for rows, _ in items])
         if self._on_batch:
             self._on_batch(len(items))
         try:
-            result = np.asarray(self._predict(batch, method))
+            result = np.asarray(await self._predict(batch, method))
             if len(result) != len(batch):
                 raise ValueError("the model returned a different number of rows")
         except Exception:
             for rows, future in items:  # isolate the failing request
-                self._settle(future, rows, method)
+                await self._settle(future, rows, method)
             return
         start = 0
         for rows, future in items:
@@ -76,11 +80,11 @@ class MicroBatcher:
                 future.set_result(result[start:end])
             start = end
 
-    def _settle(self, future: asyncio.Future[Any], rows: np.ndarray, method: str) -> None:
+    async def _settle(self, future: asyncio.Future[Any], rows: np.ndarray, method: str) -> None:
         if self._on_batch:
             self._on_batch(1)
         try:
-            result = self._predict(rows, method)
+            result = await self._predict(rows, method)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)

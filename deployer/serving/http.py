@@ -22,6 +22,7 @@ class Response:
     status: int
     body: bytes
     content_type: str = JSON
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -40,8 +41,9 @@ def json_response(payload: object, status: int = 200) -> Response:
     return Response(status, dumps(payload))
 
 
-def error_response(status: int, message: str) -> Response:
-    return Response(status, dumps({"error": message}))
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    extra = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items())
+    return Response(status, dumps({"error": message}), JSON, extra)
 
 
 def health_response(ready: bool, reason: str | None = None) -> Response:

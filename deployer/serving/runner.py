@@ -81,7 +81,7 @@ class ModelRunner:
             use_batching = model.batchable
         if use_batching and model.batchable:
             self._batcher = MicroBatcher(
-                self._predict_now,
+                self._call,
                 self.settings.max_batch_size,
                 self.settings.max_batch_wait_ms / 1000.0,
                 on_batch=metrics.BATCH_SIZE.observe,
@@ -100,14 +100,20 @@ class ModelRunner:
         if method not in methods:
             raise BadRequest(f"unknown method {method!r}; this model offers {', '.join(methods)}")
 
+    async def _call(
+        self, rows: np.ndarray, method: str, parameters: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Run the model: on the event loop for the built-in flavours, else on a thread."""
+        if self._inline:
+            return self._predict_now(rows, method, parameters or {})
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._predict_now, rows, method, parameters or {})
+
     async def predict(self, rows: np.ndarray, method: str, parameters: Mapping[str, Any]) -> Any:
         """Predict ``rows`` with ``method``; extra parameters bypass batching."""
         self.check_method(method)
         other = {k: v for k, v in parameters.items() if k != "method"}
         if self._batcher is not None and not other:
             return await self._batcher.submit(rows, method)
-        if self._inline:
-            metrics.BATCH_SIZE.observe(1)
-            return self._predict_now(rows, method, other)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._predict_now, rows, method, other)
+        metrics.BATCH_SIZE.observe(1)
+        return await self._call(rows, method, other)

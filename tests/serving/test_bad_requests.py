@@ -249,7 +249,9 @@ def test_not_found(client: httpx.Client, method: str, path: str, fragment: str) 
     ],
 )
 def test_wrong_http_method(client: httpx.Client, method: str, path: str, allowed: str) -> None:
-    assert_error(client.request(method, path), 405, f"{method} is not allowed", allowed)
+    answer = client.request(method, path)
+    assert_error(answer, 405, f"{method} is not allowed", allowed)
+    assert answer.headers["allow"] == allowed
 
 
 def test_unknown_method_or_output(client: httpx.Client) -> None:

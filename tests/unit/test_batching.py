@@ -21,7 +21,7 @@ class CountingModel:
         self.calls: list[tuple[str, int]] = []
         self.rows_out = rows_out
 
-    def __call__(self, rows: np.ndarray, method: str) -> np.ndarray:
+    async def __call__(self, rows: np.ndarray, method: str) -> np.ndarray:
         self.calls.append((method, len(rows)))
         if np.any(rows == BAD):
             raise ValueError(f"bad row in a batch of {len(rows)}")

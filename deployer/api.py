@@ -1,8 +1,8 @@
 """The public Python API: what release scripts import. The CLI is a thin layer over this.
 
-    from deployer import Project
-    project = Project.load("deployer.yaml")
-    report = project.validate()
+from deployer import Project
+project = Project.load("deployer.yaml")
+report = project.validate()
 """
 
 from __future__ import annotations
@@ -159,8 +159,10 @@ class Project:
             if method and method not in loaded.methods:
                 raise ConfigError(
                     str(self.file),
-                    [f"model.method: {method!r} is not an output of this model; "
-                     f"expected one of {', '.join(loaded.methods)}"],
+                    [
+                        f"model.method: {method!r} is not an output of this model; "
+                        f"expected one of {', '.join(loaded.methods)}"
+                    ],
                 )
             signature = loaded.to_dict()
         return ValidationReport(
@@ -243,14 +245,19 @@ class Project:
         self.load_model()  # fail before the slow part if the model does not load here
         client = docker_client()
         requirements = wheelhouse.image_requirements(self.flavor, image_config.requirements)
-        say(f"resolving {len(requirements)} requirements for {platform}, Python {image_config.python}")
+        say(
+            f"resolving {len(requirements)} requirements for {platform}, "
+            f"Python {image_config.python}"
+        )
         wheels = wheelhouse.download(
             requirements, platform, image_config.python, refresh=refresh_wheels
         )
         ensure_base_image(client, context.base_image(self), say)
         with tempfile.TemporaryDirectory(prefix="deployer-build-") as folder:
             build_context = context.assemble(self, wheels, Path(folder), self.artifact_sha256())
-            return docker_build(client, str(build_context.path), tag or self.image_ref(), platform, say)
+            return docker_build(
+                client, str(build_context.path), tag or self.image_ref(), platform, say
+            )
 
     def check(self, image: str | None = None) -> CheckReport:
         """Run the image and prove every serving contract (see deployer.image.conformance)."""
@@ -290,7 +297,7 @@ class Project:
         return result
 
     def release(self, image: Image) -> Release:
-        """The release of ``image``: a two-row sample shaped like the model's input for smoke tests."""
+        """The release of ``image``, with a two-row sample shaped like the input for smoke tests."""
         from deployer.providers import Release
 
         signature = self.load_model().signature
@@ -337,7 +344,11 @@ class Project:
         return [provider.status() for provider in self.providers(to).values()]
 
     def predict(
-        self, to: str, body: bytes, content_type: str = "application/json", accept: str | None = None
+        self,
+        to: str,
+        body: bytes,
+        content_type: str = "application/json",
+        accept: str | None = None,
     ) -> Invocation:
         """Send one request through the target's real invoke path."""
         return self.providers([to])[to].invoke(body, content_type, accept)

@@ -36,9 +36,7 @@ app = typer.Typer(
 
 FileOption = Annotated[
     Path,
-    typer.Option(
-        "--file", "-f", envvar="DEPLOYER_FILE", help="Project file.", show_default=True
-    ),
+    typer.Option("--file", "-f", envvar="DEPLOYER_FILE", help="Project file.", show_default=True),
 ]
 OutputOption = Annotated[
     Format, typer.Option("--output", "-o", help="text for people, json for CI.")
@@ -90,7 +88,9 @@ def handles_errors(command: F) -> F:
 def init(
     model: Annotated[Path, typer.Option("--model", "-m", help="The trained model file.")],
     file: FileOption = Path("deployer.yaml"),
-    name: Annotated[str | None, typer.Option(help="Project name (default: from the model).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Project name (default: from the model).")
+    ] = None,
     flavor: Annotated[
         str | None, typer.Option(help="sklearn, onnx, xgboost or python (default: detected).")
     ] = None,
@@ -260,7 +260,9 @@ def push(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build, then show what would change; change nothing.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each target to be healthy.")] = 1800,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each target to be healthy.")
+    ] = 1800,
     output_format: OutputOption = Format.text,
 ) -> None:
     """Build the image once, then deploy it to each target and smoke-test it there.
@@ -304,7 +306,12 @@ def plan(
 
     project = Project.load(file)
     quiet = output_format == Format.json
-    plans = [p.to_dict() for p in project.plan(split_targets(to) or [], progress=None if quiet else output.progress_line)]
+    plans = [
+        p.to_dict()
+        for p in project.plan(
+            split_targets(to) or [], progress=None if quiet else output.progress_line
+        )
+    ]
     if quiet:
         output.emit_json({"ok": True, "plans": plans})
     else:
@@ -325,7 +332,9 @@ def status(
 
     statuses = Project.load(file).status(split_targets(to))
     if output_format == Format.json:
-        output.emit_json({"ok": all(s.healthy for s in statuses), "targets": [s.to_dict() for s in statuses]})
+        output.emit_json(
+            {"ok": all(s.healthy for s in statuses), "targets": [s.to_dict() for s in statuses]}
+        )
     else:
         output.render_status(statuses)
     if not all(s.healthy for s in statuses):
@@ -337,10 +346,13 @@ def status(
 def predict(
     to: Annotated[str, typer.Option("--to", "-t", help="The target to call.")],
     data: Annotated[
-        str | None, typer.Option("--data", "-d", help="Request body; '@FILE' reads a file, '-' stdin.")
+        str | None,
+        typer.Option("--data", "-d", help="Request body; '@FILE' reads a file, '-' stdin."),
     ] = None,
     file: FileOption = Path("deployer.yaml"),
-    content_type: Annotated[str, typer.Option(help="Content type of the body.")] = "application/json",
+    content_type: Annotated[
+        str, typer.Option(help="Content type of the body.")
+    ] = "application/json",
     accept: Annotated[str | None, typer.Option(help="Wanted response type.")] = None,
 ) -> None:
     """Send a prediction request through the target's real endpoint and print the answer.
@@ -373,8 +385,12 @@ def rollback(to: ToOption, file: FileOption = Path("deployer.yaml")) -> None:
     """Return each target to its previous version."""
     from deployer.api import Project
 
-    for deployment in Project.load(file).rollback(split_targets(to) or [], progress=output.progress_line):
-        output.ok(f"{deployment.target}: back on {deployment.version} (was {deployment.previous_version})")
+    for deployment in Project.load(file).rollback(
+        split_targets(to) or [], progress=output.progress_line
+    ):
+        output.ok(
+            f"{deployment.target}: back on {deployment.version} (was {deployment.previous_version})"
+        )
 
 
 @app.command()
@@ -392,12 +408,16 @@ def destroy(
     project = Project.load(file)
     if not yes and output_format == Format.text:
         typer.confirm(f"destroy {', '.join(names)} of project {project.name}?", abort=True)
-    removed = project.destroy(names, progress=None if output_format == Format.json else output.progress_line)
+    removed = project.destroy(
+        names, progress=None if output_format == Format.json else output.progress_line
+    )
     if output_format == Format.json:
         output.emit_json({"ok": True, "removed": removed})
         return
     for name, items in removed.items():
-        output.ok(f"{name}: removed {len(items)} resource(s)" if items else f"{name}: nothing to remove")
+        output.ok(
+            f"{name}: removed {len(items)} resource(s)" if items else f"{name}: nothing to remove"
+        )
 
 
 @app.command()

@@ -33,8 +33,8 @@ from deployer.providers import (
     Deployment,
     Invocation,
     Plan,
-    ProjectInfo,
     Progress,
+    ProjectInfo,
     Release,
     Status,
     Strategy,
@@ -133,7 +133,9 @@ class LocalProvider:
         from deployer.image.router_image import ensure_router_image
 
         info = self.info
-        router = ensure_router_image(self.client, info.base_image, info.platform, info.python, progress)
+        router = ensure_router_image(
+            self.client, info.base_image, info.platform, info.python, progress
+        )
         progress(f"starting the front {self.prefix} on {self._front_url()}")
         running = run_container(
             self.client,
@@ -172,7 +174,9 @@ class LocalProvider:
             network=self.prefix,
         )  # restart policy only once healthy: a crash at start must show its real exit code
 
-    def _activate(self, running: RunningContainer, previous: Any | None, progress: Progress) -> None:
+    def _activate(
+        self, running: RunningContainer, previous: Any | None, progress: Progress
+    ) -> None:
         """Wait for ``running`` to be healthy, switch the front, stop ``previous``."""
         try:
             seconds = wait_healthy(running, routes.SAGEMAKER_PING, self.options.startup_timeout)
@@ -199,7 +203,9 @@ class LocalProvider:
         changes: list[Change] = []
         front = self._front()
         if front is None or front.status != "running":
-            changes.append(Change("create", f"container {self.prefix}", f"front on {self._front_url()}"))
+            changes.append(
+                Change("create", f"container {self.prefix}", f"front on {self._front_url()}")
+            )
         live = self._live_model()
         current = live.labels.get(LABEL_VERSION) if live else None
         name = f"container {self.prefix}-{release.version}"
@@ -208,8 +214,16 @@ class LocalProvider:
         else:
             changes.append(Change("create", name, f"image {release.image.ref}"))
             if live is not None:
-                changes.append(Change("update", f"container {self.prefix}", f"switch {current} -> {release.version}"))
-                changes.append(Change("delete", f"container {live.name}", "stopped, kept for rollback"))
+                changes.append(
+                    Change(
+                        "update",
+                        f"container {self.prefix}",
+                        f"switch {current} -> {release.version}",
+                    )
+                )
+                changes.append(
+                    Change("delete", f"container {live.name}", "stopped, kept for rollback")
+                )
         return Plan(self.target.name, changes)
 
     def publish(self, image: Image, progress: Progress) -> str:
@@ -252,13 +266,27 @@ class LocalProvider:
             return Status(self.target.name, "absent", reason="nothing deployed")
         version = live.labels.get(LABEL_VERSION) if live else None
         if front is None or front.status != "running":
-            return Status(self.target.name, "unhealthy", version, reason="the front container is not running")
+            return Status(
+                self.target.name, "unhealthy", version, reason="the front container is not running"
+            )
         try:
             ping = httpx.get(self._front_url() + routes.SAGEMAKER_PING, timeout=2.0)
         except httpx.HTTPError as exc:
-            return Status(self.target.name, "unhealthy", version, self._front_url(), f"{type(exc).__name__}: {exc}")
+            return Status(
+                self.target.name,
+                "unhealthy",
+                version,
+                self._front_url(),
+                f"{type(exc).__name__}: {exc}",
+            )
         if ping.status_code != 200:
-            return Status(self.target.name, "unhealthy", version, self._front_url(), f"/ping answered {ping.status_code}: {ping.text[:200]}")
+            return Status(
+                self.target.name,
+                "unhealthy",
+                version,
+                self._front_url(),
+                f"/ping answered {ping.status_code}: {ping.text[:200]}",
+            )
         details = {"container": live.name if live else None}
         return Status(self.target.name, "healthy", version, self._front_url(), details=details)
 
@@ -268,11 +296,18 @@ class LocalProvider:
             headers["accept"] = accept
         try:
             response = httpx.post(
-                self._front_url() + routes.SAGEMAKER_INVOCATIONS, content=body, headers=headers, timeout=65.0
+                self._front_url() + routes.SAGEMAKER_INVOCATIONS,
+                content=body,
+                headers=headers,
+                timeout=65.0,
             )
         except httpx.HTTPError as exc:
-            raise DeployerError(f"could not reach {self._front_url()}: {exc}", hint="deployer status --to local") from None
-        return Invocation(response.status_code, response.content, response.headers.get("content-type", ""))
+            raise DeployerError(
+                f"could not reach {self._front_url()}: {exc}", hint="deployer status --to local"
+            ) from None
+        return Invocation(
+            response.status_code, response.content, response.headers.get("content-type", "")
+        )
 
     def rollback(self, progress: Progress) -> Deployment:
         """Start the previous (stopped) version again and switch back to it."""

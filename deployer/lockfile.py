@@ -39,7 +39,9 @@ class Lock:
 
     def write(self, folder: Path) -> Path:
         target = folder / LOCK_FILE
-        target.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        target.write_text(
+            json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
         return target
 
     @classmethod

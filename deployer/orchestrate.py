@@ -63,17 +63,22 @@ class SmokeTestFailed(DeployerError):
 
 def smoke_test(provider: Provider, release: Release) -> str:
     """One prediction through the provider's real invoke path; raises if it is wrong."""
-    invocation = provider.invoke(orjson.dumps(release.sample), "application/json", "application/json")
+    invocation = provider.invoke(
+        orjson.dumps(release.sample), "application/json", "application/json"
+    )
     if invocation.status != 200:
         raise SmokeTestFailed(
-            f"smoke prediction answered {invocation.status}: {invocation.body[:300].decode(errors='replace')}"
+            f"smoke prediction answered {invocation.status}: "
+            f"{invocation.body[:300].decode(errors='replace')}"
         )
     try:
         predictions = orjson.loads(invocation.body)["predictions"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         raise SmokeTestFailed(f"smoke prediction returned {invocation.body[:300]!r}") from None
     if len(predictions) != len(release.sample):
-        raise SmokeTestFailed(f"smoke prediction returned {len(predictions)} rows for {len(release.sample)}")
+        raise SmokeTestFailed(
+            f"smoke prediction returned {len(predictions)} rows for {len(release.sample)}"
+        )
     return f"smoke prediction ok ({len(predictions)} rows)"
 
 

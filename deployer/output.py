@@ -65,11 +65,20 @@ def render_check(report: Any) -> None:
 
 
 def render_plans(plans: list[dict[str, Any]]) -> None:
-    symbols = {"create": "[green]+[/]", "update": "[yellow]~[/]", "delete": "[red]-[/]", "keep": "[dim]=[/]"}
+    symbols = {
+        "create": "[green]+[/]",
+        "update": "[yellow]~[/]",
+        "delete": "[red]-[/]",
+        "keep": "[dim]=[/]",
+    }
     for plan in plans:
-        out.print(f"[bold]{plan['target']}[/]" + ("" if plan["changed"] else " [dim](no changes)[/]"))
+        out.print(
+            f"[bold]{plan['target']}[/]" + ("" if plan["changed"] else " [dim](no changes)[/]")
+        )
         for change in plan["changes"]:
-            out.print(f"  {symbols[change['action']]} {change['resource']}  [dim]{change['detail']}[/]")
+            out.print(
+                f"  {symbols[change['action']]} {change['resource']}  [dim]{change['detail']}[/]"
+            )
 
 
 def render_push(result: Any) -> None:
@@ -94,5 +103,7 @@ def render_status(statuses: list[Any]) -> None:
         table.add_column(column)
     for s in statuses:
         color = "green" if s.healthy else "red"
-        table.add_row(s.target, f"[{color}]{s.state}[/]", s.version or "", s.url or "", s.reason or "")
+        table.add_row(
+            s.target, f"[{color}]{s.state}[/]", s.version or "", s.url or "", s.reason or ""
+        )
     out.print(table)

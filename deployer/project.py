@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,7 +18,11 @@ from deployer.flavors import FLAVOR_NAMES
 SCHEMA_VERSION = 1
 DEFAULT_FILE = "deployer.yaml"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
-DATATYPES = ("BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES")
+Datatype = Literal[
+    "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES"
+]
+FlavorName = Literal["sklearn", "onnx", "xgboost", "python"]
+assert set(get_args(FlavorName)) == set(FLAVOR_NAMES), "keep FlavorName in step with the flavours"
 
 
 class _Strict(BaseModel):
@@ -29,18 +33,23 @@ class SignatureConfig(_Strict):
     """Declare what a flavour cannot derive (custom predictors, models without n_features_in_)."""
 
     width: int | None = Field(default=None, gt=0, description="features per row")
-    datatype: Literal[DATATYPES] | None = Field(default=None, description="input datatype (OIP name)")  # type: ignore[valid-type]
+    datatype: Datatype | None = Field(default=None, description="input datatype (OIP name)")
 
 
 class ModelConfig(_Strict):
     """The model file and how to load it."""
 
-    path: str | None = Field(default=None, description="model file or folder, relative to deployer.yaml")
-    flavor: Literal[FLAVOR_NAMES] | None = Field(  # type: ignore[valid-type]
-        default=None, description="sklearn | onnx | xgboost | python; detected from the file when unset"
+    path: str | None = Field(
+        default=None, description="model file or folder, relative to deployer.yaml"
     )
+    flavor: FlavorName | None = Field(
+        default=None, description="sklearn | onnx | xgboost | python; detected when unset"
+    )
+
     predictor: str | None = Field(default=None, description="python flavour: 'module:Class'")
-    code: tuple[str, ...] = Field(default=(), description="python flavour: folders (or single files) to make importable")
+    code: tuple[str, ...] = Field(
+        default=(), description="python flavour: folders (or single files) to make importable"
+    )
     method: str | None = Field(default=None, description="default output, e.g. predict_proba")
     version: str | None = Field(default=None, description="model version; default: sha256 prefix")
     signature: SignatureConfig = SignatureConfig()
@@ -76,7 +85,9 @@ class ImageConfig(_Strict):
     platform: str = "linux/amd64"
     python: str = Field(default="3.11", pattern=r"^3\.\d+$")
     requirements: tuple[str, ...] = Field(default=(), description="extra pip requirements")
-    repository: str | None = Field(default=None, description="image name; default: the project name")
+    repository: str | None = Field(
+        default=None, description="image name; default: the project name"
+    )
 
 
 class TargetConfig(BaseModel):
@@ -90,7 +101,7 @@ class TargetConfig(BaseModel):
 class ProjectConfig(_Strict):
     """The whole of deployer.yaml."""
 
-    version: Literal[1] = Field(default=SCHEMA_VERSION, description="schema version")
+    version: Literal[1] = Field(default=1, description="schema version")
     name: str = Field(description="lower-case letters, digits and '-'; names endpoints and images")
     model: ModelConfig
     serving: ServingConfig = ServingConfig()
@@ -192,7 +203,9 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
         line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             node = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
         else:
             node = None

@@ -109,7 +109,11 @@ class Plan:
         return any(c.action != "keep" for c in self.changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "changed": self.changed, "changes": [asdict(c) for c in self.changes]}
+        return {
+            "target": self.target,
+            "changed": self.changed,
+            "changes": [asdict(c) for c in self.changes],
+        }
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,9 @@ class Provider(Protocol):
 
     def publish(self, image: Image, progress: Progress) -> str: ...
 
-    def deploy(self, release: Release, image_ref: str, strategy: Strategy, progress: Progress) -> Deployment: ...
+    def deploy(
+        self, release: Release, image_ref: str, strategy: Strategy, progress: Progress
+    ) -> Deployment: ...
 
     def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status: ...
 
@@ -199,4 +205,4 @@ def provider_class(name: str) -> type[Provider]:
             )
         installed = ", ".join(sorted(available_providers())) or "none"
         raise UsageError(f"unknown provider {name!r}; installed providers: {installed}")
-    return entry.load()  # type: ignore[no-any-return]
+    return entry.load()

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("boto3", "botocore", "google.cloud", "azure", "kubernetes", "docker", "sklearn", "onnxruntime", "xgboost")
+HEAVY = (
+    "boto3",
+    "botocore",
+    "google.cloud",
+    "azure",
+    "kubernetes",
+    "docker",
+    "sklearn",
+    "onnxruntime",
+    "xgboost",
+)
 
 
 def deployer(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,9 +65,10 @@ def test_help_imports_no_cloud_sdk_and_no_docker(args: list[str]) -> None:
 def test_validate_imports_no_cloud_sdk_and_no_docker(tmp_path: Path) -> None:
     (tmp_path / "deployer.yaml").write_text("name: x1\nmodel: {path: m.onnx}\n")
     (tmp_path / "m.onnx").write_bytes(b"")
+    project_file = str(tmp_path / "deployer.yaml")
     code = (
         "import sys\n"
-        f"sys.argv = ['deployer', 'validate', '--no-load', '-f', {str(tmp_path / 'deployer.yaml')!r}]\n"
+        f"sys.argv = ['deployer', 'validate', '--no-load', '-f', {project_file!r}]\n"
         "from deployer.cli import app\n"
         "try:\n    app()\nexcept SystemExit as e:\n    assert e.code == 0, e.code"
     )
@@ -74,7 +85,11 @@ def test_help_teaches_the_commands() -> None:
 
 
 def test_init_then_validate(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(REPO / "examples/iris/train.py"), str(tmp_path / "model.joblib")], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "examples/iris/train.py"), str(tmp_path / "model.joblib")],
+        check=True,
+        capture_output=True,
+    )
     result = deployer("init", "--model", "model.joblib", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "wrote deployer.yaml" in result.stderr

@@ -37,7 +37,7 @@ __all__ = [
 def flavor_module(flavor: str) -> Flavor:
     """The module implementing ``flavor``."""
     try:
-        return importlib.import_module(FLAVOR_MODULES[flavor])  # type: ignore[return-value]
+        return importlib.import_module(FLAVOR_MODULES[flavor])
     except KeyError:
         raise ValueError(
             f"unknown flavour {flavor!r}; expected one of {', '.join(FLAVOR_NAMES)}"

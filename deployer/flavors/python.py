@@ -33,7 +33,7 @@ def import_predictor(spec: str, code_paths: list[str]) -> type:
             sys.path.insert(0, path)
     module = importlib.import_module(module_name)
     try:
-        return getattr(module, class_name)  # type: ignore[no-any-return]
+        return getattr(module, class_name)
     except AttributeError:
         raise ValueError(f"module {module_name!r} has no class {class_name!r}") from None
 

@@ -93,9 +93,7 @@ def follow_build(chunks: Iterable[dict[str, Any]], progress: Progress) -> str:
     return image_id
 
 
-def docker_build(
-    client: Any, context: str, tag: str, platform: str, progress: Progress
-) -> Image:
+def docker_build(client: Any, context: str, tag: str, platform: str, progress: Progress) -> Image:
     """Build ``context`` with no network and tag the result."""
     from docker.errors import APIError
 

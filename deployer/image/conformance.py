@@ -54,7 +54,11 @@ class CheckReport:
         return all(r.passed for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image": self.image, "passed": self.passed, "results": [asdict(r) for r in self.results]}
+        return {
+            "image": self.image,
+            "passed": self.passed,
+            "results": [asdict(r) for r in self.results],
+        }
 
 
 class Failure(Exception):
@@ -89,7 +93,10 @@ def discover_sample(http: httpx.Client, url: str, model: str) -> Sample:
 
 
 def _predictions(response: httpx.Response, what: str, rows: int) -> None:
-    expect(response.status_code == 200, f"{what} answered {response.status_code}: {response.text[:200]}")
+    expect(
+        response.status_code == 200,
+        f"{what} answered {response.status_code}: {response.text[:200]}",
+    )
     body = response.json()
     expect(
         isinstance(body, dict) and len(body.get("predictions", [])) == rows,
@@ -103,13 +110,17 @@ def check_sagemaker(http: httpx.Client, url: str, sample: Sample) -> str:
     ping_s = time.perf_counter() - started
     expect(ping.status_code == 200, f"/ping answered {ping.status_code}")
     expect(ping_s < PING_BUDGET_S, f"/ping took {ping_s:.2f}s (budget {PING_BUDGET_S}s)")
-    _predictions(http.post(url + routes.SAGEMAKER_INVOCATIONS, json=sample.rows), "/invocations (json)", 2)
+    _predictions(
+        http.post(url + routes.SAGEMAKER_INVOCATIONS, json=sample.rows), "/invocations (json)", 2
+    )
     csv = http.post(
         url + routes.SAGEMAKER_INVOCATIONS,
         content=sample.csv,
         headers={"content-type": "text/csv", "accept": "text/csv"},
     )
-    expect(csv.status_code == 200, f"/invocations (csv) answered {csv.status_code}: {csv.text[:200]}")
+    expect(
+        csv.status_code == 200, f"/invocations (csv) answered {csv.status_code}: {csv.text[:200]}"
+    )
     expect(len(csv.text.strip().splitlines()) == 2, "/invocations (csv) did not return 2 lines")
     return f"/ping {ping_s * 1000:.0f} ms; /invocations json and csv"
 
@@ -118,7 +129,11 @@ def check_azure(http: httpx.Client, url: str, sample: Sample) -> str:
     for path in (routes.AZURE_LIVENESS, routes.AZURE_READINESS):
         status = http.get(url + path).status_code
         expect(status == 200, f"{path} answered {status}")
-    _predictions(http.post(url + routes.AZURE_SCORING, json={"instances": sample.rows}), routes.AZURE_SCORING, 2)
+    _predictions(
+        http.post(url + routes.AZURE_SCORING, json={"instances": sample.rows}),
+        routes.AZURE_SCORING,
+        2,
+    )
     return f"{routes.AZURE_LIVENESS}, {routes.AZURE_READINESS}, {routes.AZURE_SCORING}"
 
 
@@ -128,11 +143,25 @@ def check_oip(http: httpx.Client, url: str, sample: Sample) -> str:
         status = http.get(url + path).status_code
         expect(status == 200, f"{path} answered {status}")
     flat = [v for row in sample.rows for v in row]
-    request = {"inputs": [{"name": "input-0", "shape": [2, len(sample.rows[0])], "datatype": sample.datatype, "data": flat}]}
+    request = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [2, len(sample.rows[0])],
+                "datatype": sample.datatype,
+                "data": flat,
+            }
+        ]
+    }
     response = http.post(f"{url}/v2/models/{model}/infer", json=request)
-    expect(response.status_code == 200, f"infer answered {response.status_code}: {response.text[:200]}")
+    expect(
+        response.status_code == 200, f"infer answered {response.status_code}: {response.text[:200]}"
+    )
     output = response.json()["outputs"][0]
-    expect(output["shape"][0] == 2 and len(output["data"]) >= 2, f"infer output has shape {output['shape']}")
+    expect(
+        output["shape"][0] == 2 and len(output["data"]) >= 2,
+        f"infer output has shape {output['shape']}",
+    )
     metrics = http.get(url + routes.METRICS)
     expect(
         metrics.status_code == 200 and "deployer_request_duration_seconds" in metrics.text,
@@ -196,7 +225,10 @@ def check_mode(client: Any, image: str, model: str, mode: str) -> list[ContractR
             for contract, probe in CONTRACTS:
                 results.append(_attempt(contract, mode, lambda p=probe: p(http, main.url, sample)))  # type: ignore[misc]
             results[0] = ContractResult(
-                "SageMaker", mode, results[0].passed, f"{results[0].detail}; ready in {ready_s:.1f}s"
+                "SageMaker",
+                mode,
+                results[0].passed,
+                f"{results[0].detail}; ready in {ready_s:.1f}s",
             )
 
             def vertex_probe() -> str:

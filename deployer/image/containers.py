@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import uuid
@@ -57,10 +58,8 @@ class RunningContainer:
         return raw.decode("utf-8", "replace").rstrip() or "(no output)"
 
     def remove(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already gone is fine
             self.container.remove(force=True)
-        except Exception:
-            pass
 
 
 def run_container(
@@ -98,7 +97,7 @@ def run_container(
 
 
 def wait_healthy(running: RunningContainer, path: str, timeout: float) -> float:
-    """Poll ``path`` until it answers 200; return seconds taken. Fails fast if the container exits."""
+    """Poll ``path`` until it answers 200; return the seconds taken. Fails fast on a crash."""
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=2.0) as http:
         while time.monotonic() < deadline:

@@ -128,7 +128,9 @@ def assemble(project: Project, wheels: Path, folder: Path, model_sha256: str) ->
     settings = replace(settings, model_path=model_path, flavor_options=options)
     (folder / "serving.json").write_text(json.dumps(json.loads(settings.to_json()), indent=2))
     labels = image_labels(project, model_sha256, git_commit(project.root))
-    dockerfile = render_dockerfile("Dockerfile.tmpl", base_image(project), labels, port=DEFAULT_PORT)
+    dockerfile = render_dockerfile(
+        "Dockerfile.tmpl", base_image(project), labels, port=DEFAULT_PORT
+    )
     (folder / "Dockerfile").write_text(dockerfile)
     requirements = (wheels / "requirements.txt").read_text().split()
     return BuildContext(folder, labels, requirements)

@@ -42,17 +42,23 @@ def push_image(
     digest = ""
     pushed = 0
     try:
-        stream = client.api.push(repository, tag=tag, auth_config=auth_config, stream=True, decode=True)
+        stream = client.api.push(
+            repository, tag=tag, auth_config=auth_config, stream=True, decode=True
+        )
         for chunk in stream:
             if "error" in chunk:
-                raise PushError(f"push of {repository}:{tag} failed: {_clean(chunk['error'], auth)}")
+                raise PushError(
+                    f"push of {repository}:{tag} failed: {_clean(chunk['error'], auth)}"
+                )
             status = chunk.get("status", "")
             if status in ("Pushed", "Layer already exists"):
                 pushed += 1
                 progress(f"{repository}: {pushed} layer(s) in the registry")
             digest = chunk.get("aux", {}).get("Digest", digest)
     except APIError as exc:
-        raise PushError(f"push of {repository}:{tag} failed: {_clean(str(exc.explanation or exc), auth)}") from None
+        raise PushError(
+            f"push of {repository}:{tag} failed: {_clean(str(exc.explanation or exc), auth)}"
+        ) from None
     if not digest:
         raise PushError(f"push of {repository}:{tag} ended without a digest")
     return f"{repository}@{digest}"

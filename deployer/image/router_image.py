@@ -53,6 +53,8 @@ def ensure_router_image(
         context = Path(folder)
         copy_wheels(wheels, context / "wheels")
         copy_runtime(context / "runtime", ROUTER_PACKAGES)
-        (context / "Dockerfile").write_text(render_dockerfile("Dockerfile.router.tmpl", base, labels))
+        (context / "Dockerfile").write_text(
+            render_dockerfile("Dockerfile.router.tmpl", base, labels)
+        )
         docker_build(client, folder, tag, platform, progress)
     return tag

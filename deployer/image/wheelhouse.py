@@ -88,15 +88,16 @@ def download(requirements: list[str], platform: str, python: str, *, refresh: bo
     ]  # fmt: skip
     for tag in platform_tags(platform):
         command += ["--platform", tag]
-    result = subprocess.run(
-        [*command, *requirements], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([*command, *requirements], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
-        lines = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR")] or result.stderr.splitlines()[-5:]
+        lines = [
+            ln for ln in result.stderr.splitlines() if ln.startswith("ERROR")
+        ] or result.stderr.splitlines()[-5:]
         raise WheelhouseError(
             f"could not download wheels for {platform} / Python {python}:\n  " + "\n  ".join(lines),
-            hint="every dependency needs a binary wheel for the image's platform; check image.requirements",
+            hint="every dependency needs a binary wheel for the image's platform; "
+            "check image.requirements",
         )
     (folder / "requirements.txt").write_text("\n".join(requirements) + "\n")
     marker.touch()

@@ -29,9 +29,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class ServingApp:
     """Answers SageMaker, Vertex AI, Azure ML and OIP v2 requests for one model."""
 
-    def __init__(
-        self, settings: ServingSettings, environ: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, settings: ServingSettings, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.settings = settings
         self.runner = ModelRunner(settings)

@@ -197,9 +197,7 @@ def encode_predictions(result: Any, accept: str) -> bytes:
     return buffer.getvalue()
 
 
-def method_from(
-    parameters: Mapping[str, Any], headers: Mapping[str, str], default: str
-) -> str:
+def method_from(parameters: Mapping[str, Any], headers: Mapping[str, str], default: str) -> str:
     """Which output a request asks for: parameters.method, X-Deployer-Method, or
     SageMaker's ``X-Amzn-SageMaker-Custom-Attributes: method=...``; else ``default``."""
     method = parameters.get("method") or headers.get("x-deployer-method")

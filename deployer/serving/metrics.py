@@ -18,7 +18,20 @@ from prometheus_client import (
 )
 
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 REQUEST_SECONDS = Histogram(
@@ -30,9 +43,7 @@ REQUEST_SECONDS = Histogram(
 MODEL_LOAD_SECONDS = Gauge(
     "deployer_model_load_seconds", "Time it took to load the model.", multiprocess_mode="max"
 )
-MODEL_READY = Gauge(
-    "deployer_model_ready", "1 once the model is loaded.", multiprocess_mode="min"
-)
+MODEL_READY = Gauge("deployer_model_ready", "1 once the model is loaded.", multiprocess_mode="min")
 BATCH_SIZE = Histogram(
     "deployer_batch_requests",
     "Requests served by one predict call (micro-batching).",
@@ -60,6 +71,6 @@ def render() -> bytes:
     """The Prometheus text exposition of every metric (all workers when multiprocess)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest()

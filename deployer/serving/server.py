@@ -29,6 +29,6 @@ def run(settings: ServingSettings, *, port: int | None = None) -> None:
         http="httptools",
         access_log=settings.access_log,
         server_header=False,
-        timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        timeout_graceful_shutdown=round(settings.graceful_shutdown_s),
         log_level="info",
     )

@@ -1,6 +1,6 @@
 """Train a small iris classifier and save it as model.joblib next to this file.
 
-    python examples/iris/train.py [OUTPUT]
+python examples/iris/train.py [OUTPUT]
 """
 
 from __future__ import annotations

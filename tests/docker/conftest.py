@@ -75,7 +75,18 @@ def iris_project(
     shutil.copy(sklearn_model_path, folder / "model.joblib")
     subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
     subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
         cwd=folder,
         check=True,
     )

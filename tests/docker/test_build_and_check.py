@@ -21,7 +21,9 @@ from deployer.lockfile import sha256_of
 pytestmark = pytest.mark.docker
 
 
-def test_image_carries_labels_entrypoint_and_model(iris_project: Project, iris_image: Any, docker: Any) -> None:
+def test_image_carries_labels_entrypoint_and_model(
+    iris_project: Project, iris_image: Any, docker: Any
+) -> None:
     labels = iris_image.labels
     assert labels["dev.deployer.model.sha256"] == sha256_of(iris_project.model_path)
     assert labels["dev.deployer.project"] == "iris-test"
@@ -50,7 +52,7 @@ def test_new_model_rebuilds_only_the_model_layers(
     old_layers = docker.api.inspect_image(iris_image.id)["RootFS"]["Layers"]
     new_layers = docker.api.inspect_image(changed.id)["RootFS"]["Layers"]
     assert len(old_layers) == len(new_layers)
-    differing = [i for i, (a, b) in enumerate(zip(old_layers, new_layers)) if a != b]
+    differing = [i for i, (a, b) in enumerate(zip(old_layers, new_layers, strict=True)) if a != b]
     # serving.json (model version) and the model itself: the last two layers, nothing else
     assert differing == [len(new_layers) - 2, len(new_layers) - 1]
 
@@ -65,13 +67,15 @@ def test_check_passes_every_contract_in_both_modes(iris_project: Project, iris_i
         assert (contract, "non-root, read-only") in contracts
 
 
-def test_check_fails_an_image_that_does_not_serve(docker: Any, iris_project: Project, iris_image: Any) -> None:
+def test_check_fails_an_image_that_does_not_serve(
+    docker: Any, iris_project: Project, iris_image: Any
+) -> None:
     """An image whose server cannot start fails every contract, with its logs in the detail."""
     broken = docker.api.commit(
         docker.containers.create(iris_image.id).id,
         repository="deployer-test-broken",
         tag="latest",
-        changes=['ENV DEPLOYER_SERVING_CONFIG=/nonexistent.json'],
+        changes=["ENV DEPLOYER_SERVING_CONFIG=/nonexistent.json"],
     )
     try:
         report = iris_project.check("deployer-test-broken:latest")
@@ -102,7 +106,9 @@ def test_failing_build_step_is_named_with_its_output(
         docker.images.remove("deployer-test-nopython:latest", force=True)
 
 
-def test_missing_base_image_says_how_to_fix(iris_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_base_image_says_how_to_fix(
+    iris_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a loopback registry nobody runs: the pull fails fast and never leaves this machine
     monkeypatch.setenv("DEPLOYER_BASE_IMAGE", "127.0.0.1:9/nothing/base:1")
     with pytest.raises(MissingDependencyError) as caught:
@@ -115,7 +121,9 @@ def test_requirement_without_a_wheel_is_reported(iris_project: Project, tmp_path
     folder = tmp_path / "p"
     shutil.copytree(iris_project.root, folder)
     text = (folder / "deployer.yaml").read_text()
-    (folder / "deployer.yaml").write_text(text + "image:\n  requirements: ['no-such-package-deployer-test==9.9']\n")
+    (folder / "deployer.yaml").write_text(
+        text + "image:\n  requirements: ['no-such-package-deployer-test==9.9']\n"
+    )
     with pytest.raises(WheelhouseError, match="could not download wheels"):
         Project.load(folder / "deployer.yaml").build()
 

@@ -44,7 +44,9 @@ def deployed(iris_project: Project, iris_image: Any) -> Project:
 def test_push_serves_predictions_through_the_real_endpoint(deployed: Project) -> None:
     response = httpx.post(front_url(deployed) + "/invocations", json=BODY)
     assert response.status_code == 200
-    expected = deployed.load_model().predict(__import__("numpy").array(BODY), "predict", {}).tolist()
+    expected = (
+        deployed.load_model().predict(__import__("numpy").array(BODY), "predict", {}).tolist()
+    )
     assert response.json() == {"predictions": expected}
     status = deployed.status(["local"])[0]
     assert status.healthy and status.url == front_url(deployed)
@@ -53,13 +55,16 @@ def test_push_serves_predictions_through_the_real_endpoint(deployed: Project) ->
 def test_predict_and_status_through_the_cli(deployed: Project) -> None:
     run = [sys.executable, "-m", "deployer"]
     result = subprocess.run(
-        [*run, "predict", "--to", "local", "-f", str(deployed.file), "-d", "[[5.1, 3.5, 1.4, 0.2]]"],
+        [*run, "predict", "--to", "local", "-f", str(deployed.file), "-d", "[[5.1, 3.5, 1.4, 0]]"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert '"predictions"' in result.stdout
     result = subprocess.run(
-        [*run, "status", "-f", str(deployed.file), "-o", "json"], capture_output=True, text=True, timeout=60
+        [*run, "status", "-f", str(deployed.file), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert '"state": "healthy"' in result.stdout
@@ -75,7 +80,9 @@ def test_re_push_with_an_unchanged_image_changes_nothing(deployed: Project, dock
     assert not plan.changed
 
 
-def test_new_version_replaces_the_old_with_no_failed_request(deployed: Project, docker: Any) -> None:
+def test_new_version_replaces_the_old_with_no_failed_request(
+    deployed: Project, docker: Any
+) -> None:
     stop = threading.Event()
     statuses: list[int] = []
     errors: list[str] = []
@@ -130,8 +137,13 @@ def test_container_that_fails_at_start_is_reported_and_the_old_one_keeps_serving
         "    def predict(self, inputs, parameters):\n"
         "        return inputs.sum(axis=1)\n"
     )
-    text = (folder / "deployer.yaml").read_text().replace(
-        "  path: model.joblib\n", "  flavor: python\n  predictor: crash:Predictor\n  code: [crash.py]\n"
+    text = (
+        (folder / "deployer.yaml")
+        .read_text()
+        .replace(
+            "  path: model.joblib\n",
+            "  flavor: python\n  predictor: crash:Predictor\n  code: [crash.py]\n",
+        )
     )
     (folder / "deployer.yaml").write_text(text)
     result = Project.load(folder / "deployer.yaml").push(["local"], timeout=120)
@@ -154,7 +166,9 @@ def test_port_in_use_is_a_clear_error(iris_project: Project, tmp_path: Path) -> 
         project = Project.load(write_project(folder, "busy-port", holder.getsockname()[1]))
         result = project.push(["local"])
         assert not result.ok
-        assert f"port {holder.getsockname()[1]} on 127.0.0.1 is already in use" in (result.targets[0].error or "")
+        assert f"port {holder.getsockname()[1]} on 127.0.0.1 is already in use" in (
+            result.targets[0].error or ""
+        )
         project.destroy(["local"])
     finally:
         holder.close()

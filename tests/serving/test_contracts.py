@@ -403,7 +403,10 @@ def test_onnx_served(onnx_server: Any, onnx_model_path: Path) -> None:
     assert answer.status_code == 200, answer.text
     out_labels, out_proba = answer.json()["outputs"]
     assert out_labels == {
-        "name": "label", "shape": [len(ROWS)], "datatype": "INT64", "data": labels.tolist()
+        "name": "label",
+        "shape": [len(ROWS)],
+        "datatype": "INT64",
+        "data": labels.tolist(),
     }
     assert out_proba["datatype"] == "FP32"
     assert out_proba["shape"] == [len(ROWS), 3]

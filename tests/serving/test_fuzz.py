@@ -34,8 +34,9 @@ finite = st.floats(-1e9, 1e9)
 scalars = st.none() | st.booleans() | st.integers() | finite | st.text(max_size=8)
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=6)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=30,
 )
 # Near-valid rows: right or wrong widths, numbers or junk.
@@ -55,15 +56,22 @@ row_payloads = (
     | json_values
 )
 # Header values a client can send (no leading or trailing blanks).
-header_text = st.text(
-    alphabet=string.ascii_letters + string.digits + "/*;=.-+ ,", max_size=30
-).map(str.strip)
-content_types = st.sampled_from(
-    ["application/json", "text/csv", "application/x-npy", "", "application/jsonlines"]
-) | header_text
-accepts = st.none() | st.sampled_from(
-    ["*/*", "application/json", "text/csv", "application/x-npy", "text/*", "image/png"]
-) | header_text
+header_text = st.text(alphabet=string.ascii_letters + string.digits + "/*;=.-+ ,", max_size=30).map(
+    str.strip
+)
+content_types = (
+    st.sampled_from(
+        ["application/json", "text/csv", "application/x-npy", "", "application/jsonlines"]
+    )
+    | header_text
+)
+accepts = (
+    st.none()
+    | st.sampled_from(
+        ["*/*", "application/json", "text/csv", "application/x-npy", "text/*", "image/png"]
+    )
+    | header_text
+)
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6)
 npy_arrays = (
     hnp.arrays(
@@ -113,17 +121,20 @@ tensors = st.fixed_dictionaries(
         "data": rows | st.lists(finite, max_size=12) | json_values,
     },
 )
-oip_payloads = st.fixed_dictionaries(
-    {},
-    optional={
-        "inputs": st.lists(tensors, max_size=2) | json_values,
-        "outputs": st.lists(st.fixed_dictionaries({"name": json_values}), max_size=2)
-        | json_values,
-        "parameters": st.dictionaries(st.text(max_size=6), json_values, max_size=3)
-        | json_values,
-        "id": json_values,
-    },
-) | json_values
+oip_payloads = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "inputs": st.lists(tensors, max_size=2) | json_values,
+            "outputs": st.lists(st.fixed_dictionaries({"name": json_values}), max_size=2)
+            | json_values,
+            "parameters": st.dictionaries(st.text(max_size=6), json_values, max_size=3)
+            | json_values,
+            "id": json_values,
+        },
+    )
+    | json_values
+)
 
 
 def valid_tensor_payloads() -> st.SearchStrategy[dict[str, Any]]:
@@ -132,16 +143,14 @@ def valid_tensor_payloads() -> st.SearchStrategy[dict[str, Any]]:
         st.integers(1, 5), st.sampled_from(["FP32", "FP64", "INT32", "INT64", "BOOL"])
     ).flatmap(
         lambda spec: st.lists(
-            st.integers(-100, 100) if spec[1].startswith("INT") else (
-                st.booleans() if spec[1] == "BOOL" else st.floats(-1e6, 1e6)
-            ),
+            st.integers(-100, 100)
+            if spec[1].startswith("INT")
+            else (st.booleans() if spec[1] == "BOOL" else st.floats(-1e6, 1e6)),
             min_size=spec[0] * 4,
             max_size=spec[0] * 4,
         ).map(
             lambda data: {
-                "inputs": [
-                    {"name": "x", "shape": [spec[0], 4], "datatype": spec[1], "data": data}
-                ]
+                "inputs": [{"name": "x", "shape": [spec[0], 4], "datatype": spec[1], "data": data}]
             }
         )
     )

@@ -34,9 +34,7 @@ FORBIDDEN_DEPLOYER = ("deployer.project", "deployer.api", "deployer.cli")
 SITE_DIRS = tuple(
     Path(p).resolve() for p in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
 )
-STDLIB_DIRS = tuple(
-    Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")
-)
+STDLIB_DIRS = tuple(Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib"))
 
 PROBE = r"""
 import importlib.abc, json, os, sys

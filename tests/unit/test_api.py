@@ -59,7 +59,7 @@ def test_validate_rejects_an_unknown_default_method(iris_project: Path) -> None:
     (iris_project / "deployer.yaml").write_text(
         "name: iris\nmodel:\n  path: model.joblib\n  method: transform\n"
     )
-    with pytest.raises(ConfigError, match="model.method: 'transform' is not an output"):
+    with pytest.raises(ConfigError, match=r"model\.method: 'transform' is not an output"):
         Project.load(iris_project / "deployer.yaml").validate()
 
 
@@ -72,7 +72,7 @@ def test_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
 def test_undetectable_flavour_asks_for_it(tmp_path: Path) -> None:
     (tmp_path / "model.bin").write_bytes(b"x")
     (tmp_path / "deployer.yaml").write_text("name: m1\nmodel:\n  path: model.bin\n")
-    with pytest.raises(ConfigError, match="cannot tell the flavour of model.bin"):
+    with pytest.raises(ConfigError, match=r"cannot tell the flavour of model\.bin"):
         Project.load(tmp_path / "deployer.yaml").validate()
 
 

@@ -190,9 +190,7 @@ def test_custom_predictor_options_override_its_signature(
 @pytest.mark.usefixtures("isolated_imports")
 def test_custom_predictor_without_signature_or_load(tmp_path: Path) -> None:
     (tmp_path / "bare_predictor.py").write_text(
-        "class Doubler:\n"
-        "    def predict(self, rows, parameters):\n"
-        "        return rows[:, 0] * 2\n"
+        "class Doubler:\n    def predict(self, rows, parameters):\n        return rows[:, 0] * 2\n"
     )
     options = {"predictor": "bare_predictor:Doubler", "code_paths": [str(tmp_path)]}
     model = load_model("python", None, options)

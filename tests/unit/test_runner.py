@@ -24,7 +24,9 @@ class Slow:
 
 
 @pytest.mark.parametrize("batchable", [True, False])
-def test_slow_custom_predictor_does_not_block_the_event_loop(tmp_path: Path, batchable: bool) -> None:
+def test_slow_custom_predictor_does_not_block_the_event_loop(
+    tmp_path: Path, batchable: bool
+) -> None:
     module = f"slow_{str(batchable).lower()}"  # a fresh module per case (sys.modules caches)
     (tmp_path / f"{module}.py").write_text(SLOW_PREDICTOR.replace("{batchable}", str(batchable)))
     settings = ServingSettings(
@@ -46,9 +48,7 @@ def test_slow_custom_predictor_does_not_block_the_event_loop(tmp_path: Path, bat
                 ticks.append(time.perf_counter())
                 await asyncio.sleep(0.02)
 
-        results = await asyncio.gather(
-            runner.predict(np.ones((2, 2)), "predict", {}), ticker()
-        )
+        results = await asyncio.gather(runner.predict(np.ones((2, 2)), "predict", {}), ticker())
         return list(results[0]), ticks
 
     predictions, ticks = asyncio.run(scenario())

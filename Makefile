@@ -1,0 +1,43 @@
+# deployer: the two commands a fresh machine needs.
+#   make demo   set everything up, then train, build, check, push --to local and predict
+#   make test   set everything up, then run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DEPLOYER_BASE_IMAGE ?= deployer-base:bookworm-py311
+
+.PHONY: demo test setup machine venv lint bench clean
+
+demo: setup
+	cd examples/iris && ../../$(BIN)/python train.py
+	cd examples/iris && ../../$(BIN)/deployer validate
+	cd examples/iris && ../../$(BIN)/deployer build
+	cd examples/iris && ../../$(BIN)/deployer check
+	cd examples/iris && ../../$(BIN)/deployer push --to local
+	cd examples/iris && ../../$(BIN)/deployer predict --to local -d '[[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]'
+
+test: setup
+	DEPLOYER_REQUIRE_DOCKER=$${DEPLOYER_REQUIRE_DOCKER:-0} $(BIN)/pytest -q
+
+setup: machine venv
+
+machine:
+	scripts/setup-machine.sh
+
+venv: $(BIN)/deployer
+
+$(BIN)/deployer: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check deployer tests benchmarks examples
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/image.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

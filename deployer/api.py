@@ -231,6 +231,7 @@ class Project:
         tag: str | None = None,
         progress: Progress | None = None,
         refresh_wheels: bool = False,
+        no_cache: bool = False,
     ) -> Image:
         """Build the serving image with the local Docker engine and return it."""
         import tempfile
@@ -256,7 +257,7 @@ class Project:
         with tempfile.TemporaryDirectory(prefix="deployer-build-") as folder:
             build_context = context.assemble(self, wheels, Path(folder), self.artifact_sha256())
             return docker_build(
-                client, str(build_context.path), tag or self.image_ref(), platform, say
+                client, str(build_context.path), tag or self.image_ref(), platform, say, no_cache
             )
 
     def check(self, image: str | None = None) -> CheckReport:

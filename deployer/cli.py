@@ -190,6 +190,9 @@ def build(
     refresh_wheels: Annotated[
         bool, typer.Option(help="Download the wheelhouse again instead of using the cache.")
     ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Rebuild every layer (the wheelhouse stays cached).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result.")] = False,
     output_format: OutputOption = Format.text,
 ) -> None:
@@ -208,6 +211,7 @@ def build(
         tag=tag,
         progress=None if show else output.progress_line,
         refresh_wheels=refresh_wheels,
+        no_cache=no_cache,
     )
     if output_format == Format.json:
         output.emit_json({"ok": True, **image.to_dict()})

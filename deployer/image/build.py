@@ -93,7 +93,9 @@ def follow_build(chunks: Iterable[dict[str, Any]], progress: Progress) -> str:
     return image_id
 
 
-def docker_build(client: Any, context: str, tag: str, platform: str, progress: Progress) -> Image:
+def docker_build(
+    client: Any, context: str, tag: str, platform: str, progress: Progress, no_cache: bool = False
+) -> Image:
     """Build ``context`` with no network and tag the result."""
     from docker.errors import APIError
 
@@ -107,6 +109,7 @@ def docker_build(client: Any, context: str, tag: str, platform: str, progress: P
             decode=True,
             network_mode="none",
             platform=platform,
+            nocache=no_cache,
         )
         image_id = follow_build(chunks, progress)
     except APIError as exc:

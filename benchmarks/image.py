@@ -79,7 +79,8 @@ def report(result: dict[str, Any]) -> str:
         "| build | seconds | target |",
         "|---|---|---|",
         f"| full (wheels downloaded, no layer cache) | {result['full_build_s']} | |",
-        f"| model file changed only | {result['model_only_rebuild_s']} | <= {TARGET_MODEL_REBUILD_S} |",
+        f"| model file changed only | {result['model_only_rebuild_s']} "
+        f"| <= {TARGET_MODEL_REBUILD_S} |",
         f"| nothing changed | {result['unchanged_rebuild_s']} | same image: "
         f"{result['unchanged_rebuild_same_image']} |",
         "",

@@ -130,12 +130,19 @@ class Point:
 
 @dataclass
 class Summary:
-    """A point over all rounds: the median round, the spread and every error."""
+    """A point over its rounds: the median of the undisturbed rounds, and every error.
+
+    A round is disturbed when other processes took more than ``max_other_cpu`` percent
+    of the server's core during it; when every round was, all are used and the point is
+    marked noisy.
+    """
 
     median: Point
-    rps: list[float]
-    errors: int
-    max_other_cpu_pct: float
+    rps: list[float]  # req/s of the rounds used
+    used: int
+    rounds: int
+    noisy: bool
+    errors: int  # over every round, used or not
 
     @property
     def spread_pct(self) -> float:
@@ -164,12 +171,16 @@ class Run:
         ]
         if not rounds:
             return None
-        ordered = sorted(rounds, key=lambda p: p.ok_rps)
+        limit = self.settings["max_other_cpu"]
+        clean = [p for p in rounds if p.other_cpu_pct <= limit]
+        used = sorted(clean or rounds, key=lambda p: p.ok_rps)
         return Summary(
-            median=ordered[(len(ordered) - 1) // 2],
-            rps=[p.ok_rps for p in rounds],
+            median=used[(len(used) - 1) // 2],
+            rps=[p.ok_rps for p in used],
+            used=len(used),
+            rounds=len(rounds),
+            noisy=not clean,
             errors=sum(p.errors for p in rounds),
-            max_other_cpu_pct=max(p.other_cpu_pct for p in rounds),
         )
 
 
@@ -488,14 +499,16 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 def busy_cpu_seconds(core: int | None) -> float:
-    """Non-idle CPU seconds of one core (or of all cores for None) since boot."""
+    """CPU seconds processes ran (user, nice, system) or the hypervisor stole, since boot,
+    on one core (all cores for None). Interrupt time is left out: the loopback traffic
+    of the benchmark itself shows up there."""
     label = "cpu" if core is None else f"cpu{core}"
     with open("/proc/stat", encoding="utf-8") as f:
         for line in f:
             name, *values = line.split()
             if name == label:
-                ticks = [int(v) for v in values[:8]]  # user .. steal; guest is inside user
-                return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+                user, nice, system, _idle, _iowait, _irq, _softirq, steal = map(int, values[:8])
+                return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
     raise RuntimeError(f"no {label} line in /proc/stat")
 
 
@@ -654,6 +667,12 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
+def rps_cell(s: Summary) -> str:
+    """Median req/s, ± half the spread of the rounds used, † when every round was disturbed."""
+    spread = f" ±{s.spread_pct / 2:.0f}%" if s.used > 1 else ""
+    return f"{s.median.ok_rps:,.0f}{spread}{' †' if s.noisy else ''}"
+
+
 def errors_cell(s: Summary) -> str:
     if not s.errors:
         return "0"
@@ -677,8 +696,8 @@ def comparison_rows(run: Run, protocol: str, peer: str) -> list[list[str]]:
         rows.append(
             [
                 str(concurrency),
-                f"{a.ok_rps:,.0f} ±{ours.spread_pct / 2:.0f}%",
-                f"{b.ok_rps:,.0f} ±{theirs.spread_pct / 2:.0f}%",
+                rps_cell(ours),
+                rps_cell(theirs),
                 ratio(a.ok_rps, b.ok_rps),
                 f"{a.p50_ms:.2f}",
                 f"{b.p50_ms:.2f}",
@@ -692,16 +711,18 @@ def comparison_rows(run: Run, protocol: str, peer: str) -> list[list[str]]:
 
 
 def cpu_rows(run: Run, protocol: str, peer: str) -> list[list[str]]:
-    """Median rounds' CPU: server trees, the most other processes took, wrk."""
+    """Median rounds' CPU (server trees, other processes, wrk) and the rounds used."""
     rows = []
     for concurrency, ours, theirs in paired(run, protocol, peer):
+        a, b = ours.median, theirs.median
         rows.append(
             [
                 str(concurrency),
-                f"{ours.median.server_cpu_pct:.0f}%",
-                f"{theirs.median.server_cpu_pct:.0f}%",
-                f"{ours.max_other_cpu_pct:.0f}% / {theirs.max_other_cpu_pct:.0f}%",
-                f"{ours.median.wrk_cpu_pct:.0f}% / {theirs.median.wrk_cpu_pct:.0f}%",
+                f"{a.server_cpu_pct:.0f}%",
+                f"{b.server_cpu_pct:.0f}%",
+                f"{a.other_cpu_pct:.0f}% / {b.other_cpu_pct:.0f}%",
+                f"{a.wrk_cpu_pct:.0f}% / {b.wrk_cpu_pct:.0f}%",
+                f"{ours.used}/{ours.rounds} / {theirs.used}/{theirs.rounds}",
             ]
         )
     return rows
@@ -734,8 +755,9 @@ def comparison_tables(run: Run, protocol: str, peer: str) -> str:
             "c",
             "ours server CPU",
             f"{peer} server CPU",
-            "other procs on server core, max (ours / peer)",
+            "other procs on server core (ours / peer)",
             "wrk CPU (ours / peer)",
+            "rounds used (ours / peer)",
         ],
         cpu_rows(run, protocol, peer),
     )
@@ -779,8 +801,10 @@ def render_markdown(run: Run) -> str:
         f"- Pinning: {pinning}",
         f"- Load: wrk, 1 thread, keep-alive connections, `--timeout {WRK_TIMEOUT}`; "
         f"{s['duration']} s per point after a {s['warmup']} s warm-up at c=8 per server and "
-        f"route; {s['rounds']} rounds (server order rotated), tables show the median round "
-        "and ± half the min-max spread of req/s",
+        f"route; {s['rounds']} rounds (server order rotated). Tables show the median round "
+        "of those in which other processes took at most "
+        f"{s['max_other_cpu']:g}% of the server's core, ± half the min-max spread of their "
+        "req/s; † marks a point where every round was disturbed (all rounds used)",
         f"- Worker processes per server: {s['workers']}",
     ]
     for side, versions in run.versions.items():
@@ -805,7 +829,7 @@ def print_summary(run: Run) -> None:
         rows = comparison_rows(run, protocol, peer)
         if not rows:
             continue
-        print(f"ours vs {peer} ({PATHS[protocol]}), median of {run.settings['rounds']} rounds")
+        print(f"ours vs {peer} ({PATHS[protocol]}), median of undisturbed rounds")
         print(
             f"{'c':>4} {'ours/s':>13} {'peer/s':>13} {'ratio':>7} {'p50 ours':>9} "
             f"{'p50 peer':>9} {'p99 ours':>9} {'p99 peer':>9} {'p99 ratio':>9}  errors"
@@ -835,6 +859,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="repeat everything N times (3)")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per route (3)")
     parser.add_argument(
+        "--max-other-cpu",
+        type=float,
+        default=10.0,
+        help="leave out rounds where other processes took more than this %% of the "
+        "server's core (10)",
+    )
+    parser.add_argument(
         "--servers", default="ours,mlflow,mlserver", help="which servers to run (all three)"
     )
     parser.add_argument(
@@ -842,6 +873,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds (180)")
     parser.add_argument("--json", type=Path, help="write every round's points and facts here")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: print and write the tables of a run saved with --json",
+    )
     parser.add_argument(
         "--markdown",
         type=Path,
@@ -883,6 +920,7 @@ def new_run(argv: list[str], args: argparse.Namespace, pin: bool, notes: list[st
             "workers": args.workers,
             "rounds": args.rounds,
             "warmup": args.warmup,
+            "max_other_cpu": args.max_other_cpu,
             "pinned": pin,
         },
         notes=notes,
@@ -915,8 +953,33 @@ def run_rounds(run: Run, servers: list[str], args: argparse.Namespace, pin: bool
                 run.notes.append(f"{name} failed in round {number + 1}: {str(exc)[:1500]}")
 
 
+def load_run(path: Path, max_other_cpu: float) -> Run:
+    """A run saved with --json, re-summarised with ``max_other_cpu``."""
+    data = json.loads(path.read_text())
+    data.pop("target", None)
+    points = [Point(**p) for p in data.pop("points")]
+    run = Run(**data, points=points)
+    run.settings["max_other_cpu"] = max_other_cpu
+    return run
+
+
+def report(run: Run, args: argparse.Namespace) -> None:
+    """Print the summary and write the markdown (and JSON when asked)."""
+    print_summary(run)
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    args.markdown.write_text(render_markdown(run))
+    print(f"\nwrote {args.markdown}")
+    if args.json:
+        payload = {**asdict(run), "target": target_verdict(run)}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.report:
+        report(load_run(args.report, args.max_other_cpu), args)
+        return 0
     check_ready_to_run(args.skip_setup)
     WORK.mkdir(parents=True, exist_ok=True)
     notes = [] if args.skip_setup else ensure_peers_venv()
@@ -926,14 +989,7 @@ def main(argv: list[str]) -> int:
     run = new_run(argv, args, pin, notes)
     servers = runnable_servers(args.servers.split(","), run)
     run_rounds(run, servers, args, pin)
-    print_summary(run)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(render_markdown(run))
-    print(f"\nwrote {args.markdown}")
-    if args.json:
-        payload = {**asdict(run), "target": target_verdict(run)}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    report(run, args)
     return 0
 
 

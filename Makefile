@@ -26,13 +26,15 @@ machine:
 
 venv: $(BIN)/deployer
 
-$(BIN)/deployer: pyproject.toml
+# The core and every provider in one resolve (pip then picks versions that agree).
+PROVIDERS := $(patsubst %/pyproject.toml,%,$(wildcard providers/*/pyproject.toml))
+$(BIN)/deployer: pyproject.toml $(wildcard providers/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' $(foreach p,$(PROVIDERS),-e '$(p)[test]')
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check deployer tests benchmarks examples
+	$(BIN)/ruff check deployer tests benchmarks examples providers
 	$(BIN)/mypy
 
 bench: setup

@@ -16,9 +16,9 @@ import time
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from deployer.errors import ConfigError, DeployerError, UsageError
+from deployer.errors import DeployerError, UsageError
 from deployer.image.build import Image
 from deployer.image.containers import (
     ContainerFailed,
@@ -39,6 +39,7 @@ from deployer.providers import (
     Status,
     Strategy,
     Target,
+    parse_options,
 )
 from deployer.serving import routes
 
@@ -68,14 +69,7 @@ class LocalProvider:
     name: ClassVar[str] = "local"
 
     def __init__(self, target: Target, project: ProjectInfo) -> None:
-        try:
-            self.options = LocalOptions.model_validate(dict(target.options))
-        except ValidationError as exc:
-            problems = [
-                f"targets.{target.name}.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                for e in exc.errors()
-            ]
-            raise ConfigError("deployer.yaml", problems) from None
+        self.options = parse_options(LocalOptions, target)
         self.target = target
         self.info = project
         self.project = project.name

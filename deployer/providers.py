@@ -12,12 +12,16 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
-from deployer.errors import MissingDependencyError, UsageError
+from deployer.errors import ConfigError, MissingDependencyError, UsageError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from deployer.image.build import Image
+
+OptionsT = TypeVar("OptionsT", bound="BaseModel")
 
 ENTRY_POINT_GROUP = "deployer.providers"
 # Where the providers we ship live, to say what to install when one is missing.
@@ -188,6 +192,25 @@ class Provider(Protocol):
     def destroy(self, progress: Progress) -> list[str]: ...
 
     def route(self) -> Backend: ...
+
+
+def parse_options(model: type[OptionsT], target: Target, source: str = "deployer.yaml") -> OptionsT:
+    """Validate a target's options with a pydantic model; errors name ``targets.NAME.FIELD``."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(dict(target.options))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = "unknown field"
+            elif error["type"] == "missing":
+                message = "required field is missing"
+            problems.append(f"targets.{target.name}.{field}: {message}")
+        raise ConfigError(source, problems) from None
 
 
 def available_providers() -> dict[str, metadata.EntryPoint]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import write_project
+from docker_support import write_project
 
 from deployer import Project
 

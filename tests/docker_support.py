@@ -1,0 +1,156 @@
+"""Fixtures for tests against the real Docker engine and a real registry on 127.0.0.1.
+
+Loaded for every test folder (the core's and each provider's) by the root conftest.py.
+Without an engine these fixtures skip, except when DEPLOYER_REQUIRE_DOCKER=1 (set by
+.ci/run): then a missing engine, base image or registry fails the test, so CI never
+skips silently.
+
+- ``docker``: a docker SDK client (engine reachable, base image present)
+- ``iris_project`` / ``iris_image``: the iris example as a project with a local target,
+  and its built image (session-scoped, built once)
+- ``registry``: Debian's docker-registry with htpasswd auth, as a ``LocalRegistry``
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_IMAGE = os.environ.get("DEPLOYER_BASE_IMAGE", "deployer-base:bookworm-py311")
+REQUIRED = os.environ.get("DEPLOYER_REQUIRE_DOCKER") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when CI demands every Docker-backed test runs."""
+    if REQUIRED:
+        pytest.fail(f"{reason} (DEPLOYER_REQUIRE_DOCKER=1)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_project(folder: Path, name: str, port: int, model: str = "model.joblib") -> Path:
+    """A deployer.yaml with the model file and one local target."""
+    (folder / "deployer.yaml").write_text(
+        f"name: {name}\nmodel:\n  path: {model}\n"
+        f"targets:\n  local:\n    provider: local\n    port: {port}\n"
+    )
+    return folder / "deployer.yaml"
+
+
+@dataclass(frozen=True)
+class LocalRegistry:
+    """A running registry: ``host`` is ``127.0.0.1:PORT``; pushes need the credentials."""
+
+    host: str
+    username: str
+    password: str = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def docker() -> Any:
+    from deployer.errors import MissingDependencyError
+    from deployer.image.engine import docker_client
+
+    try:
+        client = docker_client()
+    except MissingDependencyError as exc:
+        unavailable(f"no Docker engine: {exc.message}")
+    try:
+        client.images.get(BASE_IMAGE)
+    except Exception:
+        unavailable(f"base image {BASE_IMAGE} is missing: run scripts/base-image.sh")
+    return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _base_image_env() -> Iterator[None]:
+    """Builds in tests use the local base image (no registry is reachable)."""
+    old = os.environ.get("DEPLOYER_BASE_IMAGE")
+    os.environ["DEPLOYER_BASE_IMAGE"] = BASE_IMAGE
+    yield
+    if old is None:
+        os.environ.pop("DEPLOYER_BASE_IMAGE", None)
+    else:
+        os.environ["DEPLOYER_BASE_IMAGE"] = old
+
+
+@pytest.fixture(scope="session")
+def iris_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("iris-model") / "model.joblib"
+    subprocess.run([sys.executable, str(REPO / "examples/iris/train.py"), str(target)], check=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def iris_project(
+    docker: Any, tmp_path_factory: pytest.TempPathFactory, iris_model_file: Path
+) -> Iterator[Any]:
+    """A git-tracked project folder with the iris model and a local target on a free port."""
+    from deployer import Project
+
+    folder = tmp_path_factory.mktemp("iris-project")
+    shutil.copy(iris_model_file, folder / "model.joblib")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=folder, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=folder, check=True)
+    project = Project.load(write_project(folder, "iris-test", free_port()))
+    yield project
+    project.destroy(["local"])
+
+
+@pytest.fixture(scope="session")
+def iris_image(iris_project: Any) -> Any:
+    return iris_project.build()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """Debian's docker-registry on 127.0.0.1 with htpasswd (bcrypt) authentication."""
+    import bcrypt
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        unavailable("docker-registry is not installed (apt-get install docker-registry)")
+    credentials = LocalRegistry("", "ci-user", "s3cret-for-tests")
+    folder = tmp_path_factory.mktemp("registry")
+    hashed = bcrypt.hashpw(credentials.password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    (folder / "htpasswd").write_text(f"{credentials.username}:{hashed}\n")
+    port = free_port()
+    (folder / "config.yml").write_text(
+        "version: 0.1\nlog: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+        f"auth: {{htpasswd: {{realm: deployer-test, path: {folder / 'htpasswd'}}}}}\n"
+    )
+    process = subprocess.Popen(
+        [binary, "serve", str(folder / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/").status_code == 401:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield LocalRegistry(f"127.0.0.1:{port}", credentials.username, credentials.password)
+    process.terminate()
+    process.wait(timeout=10)

@@ -135,7 +135,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
     port = free_port()
     (folder / "config.yml").write_text(
         "version: 0.1\nlog: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, "
+        "delete: {enabled: true}}\n"
         f"http: {{addr: '127.0.0.1:{port}'}}\n"
         f"auth: {{htpasswd: {{realm: deployer-test, path: {folder / 'htpasswd'}}}}}\n"
     )

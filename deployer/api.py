@@ -17,7 +17,7 @@ from deployer.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from deployer.image.build import Image, Progress
     from deployer.image.conformance import CheckReport
-    from deployer.orchestrate import Event, PushResult
+    from deployer.orchestrate import Event, Policy, PushResult
     from deployer.providers import Deployment, Invocation, Plan, Provider, Release, Status
 from deployer.flavors import LoadedModel, detect_flavor, load_model
 from deployer.lockfile import Lock, sha256_of
@@ -311,28 +311,57 @@ class Project:
         to: list[str],
         *,
         strategy: str = "all-at-once",
+        bake_seconds: float = 0.0,
+        on_failure: Policy = "rollback",
         dry_run: bool = False,
         timeout: float = 1800.0,
         progress: Progress | None = None,
         events: Event | None = None,
+        journal_dir: str | Path | None = ".deployer/journal",
     ) -> PushResult:
-        """Build once, then publish, deploy, wait for and smoke-test every target in ``to``."""
-        from deployer.orchestrate import PushResult, plan_targets, push_target
+        """Build once, then deploy to every target in ``to`` in parallel.
+
+        Each target is published, deployed with ``strategy`` (``all-at-once``,
+        ``canary:N``, ``linear:N``; ``bake_seconds`` between steps), waited for and
+        smoke-tested. ``on_failure`` is ``rollback`` (every changed target goes back) or
+        ``keep`` (the release is degraded). The journal is also written as JSON under
+        ``journal_dir`` (relative to the project; None to skip).
+        """
+        import time
+
+        from deployer.orchestrate import POLICIES, Journal, PushResult, plan_targets, push_all
         from deployer.providers import Strategy
 
-        parsed = Strategy.parse(strategy)
+        if on_failure not in POLICIES:
+            raise UsageError(f"unknown --on-failure {on_failure!r}; expected rollback or keep")
+        parsed = Strategy.parse(strategy, bake_seconds)
         providers = self.providers(to)
+        started = time.monotonic()
         image = self.build(progress=progress)
         release = self.release(image)
+        base = PushResult(self.name, release.version, image.to_dict(), [], on_failure, str(parsed))
         if dry_run:
-            plans = [p.to_dict() for p in plan_targets(providers, release)]
-            return PushResult(self.name, release.version, image.to_dict(), [], True, plans)
-        emit = events or (lambda _target, _message: None)
-        results = [
-            push_target(provider, name, release, parsed, timeout, emit)
-            for name, provider in providers.items()
-        ]
-        return PushResult(self.name, release.version, image.to_dict(), results)
+            base.dry_run = True
+            base.plans = [p.to_dict() for p in plan_targets(providers, release)]
+            return base
+        journal = Journal(events)
+        base.targets = push_all(providers, release, parsed, on_failure, timeout, journal)
+        base.journal = journal.entries
+        base.seconds = round(time.monotonic() - started, 2)
+        if journal_dir is not None:
+            self._write_journal(base, Path(journal_dir))
+        return base
+
+    def _write_journal(self, result: PushResult, folder: Path) -> Path:
+        import json
+        import time
+
+        target = self.root / folder
+        target.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = target / f"{stamp}-{result.version}.json"
+        path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        return path
 
     def plan(self, to: list[str], *, progress: Progress | None = None) -> list[Plan]:
         """What a push would change on each target; changes nothing there."""

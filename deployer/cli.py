@@ -58,10 +58,6 @@ def split_targets(value: str | None) -> list[str] | None:
     return names
 
 
-def target_event(target: str, message: str) -> None:
-    output.progress_line(f"[{target}] {message}")
-
-
 def handles_errors(command: F) -> F:
     """Turn DeployerError into a message (or a JSON error document) and its exit code."""
 
@@ -259,8 +255,19 @@ def push(
     to: ToOption,
     file: FileOption = Path("deployer.yaml"),
     strategy: Annotated[
-        str, typer.Option(help="all-at-once, canary:N or linear:N (cloud and Kubernetes targets).")
+        str,
+        typer.Option(help="all-at-once, canary:N or linear:N (N percent), each cloud's own way."),
     ] = "all-at-once",
+    bake: Annotated[
+        float, typer.Option(help="Seconds to watch a canary or linear step before going on.")
+    ] = 0.0,
+    on_failure: Annotated[
+        str,
+        typer.Option(
+            help="rollback: if any target fails, every changed target goes back (new ones are "
+            "removed). keep: the others stay new and the release is reported degraded."
+        ),
+    ] = "rollback",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build, then show what would change; change nothing.")
     ] = False,
@@ -269,32 +276,41 @@ def push(
     ] = 1800,
     output_format: OutputOption = Format.text,
 ) -> None:
-    """Build the image once, then deploy it to each target and smoke-test it there.
+    """Build the image once, then deploy it to every target in parallel.
 
-    Each target: publish the image, create or update the endpoint, wait until healthy,
-    send one prediction through the target's own invoke path. A failed smoke test
-    rolls the target back. Re-running with nothing changed changes nothing.
-    Exit 0 only when every target is healthy.
+    Each target: publish the image to its registry, create or update the endpoint with
+    the strategy, wait until healthy, send one prediction through the target's own
+    invoke path. Then the failure policy applies to the whole release. A journal of every
+    step is written to .deployer/journal/. Re-running with nothing changed changes
+    nothing. Exit 0 only when every target is healthy.
+
+    Example: deployer push --to aws,gcp,azure --strategy canary:10 --bake 300
     """
     from deployer.api import Project
 
+    if on_failure not in ("rollback", "keep"):
+        raise UsageError(f"--on-failure must be rollback or keep, not {on_failure!r}")
     project = Project.load(file)
+    targets = split_targets(to) or []
     quiet = output_format == Format.json
-    result = project.push(
-        split_targets(to) or [],
-        strategy=strategy,
-        dry_run=dry_run,
-        timeout=timeout,
-        progress=None if quiet else output.progress_line,
-        events=None if quiet else target_event,
-    )
+    with output.LiveTargets(targets, enabled=not quiet) as live:
+        result = project.push(
+            targets,
+            strategy=strategy,
+            bake_seconds=bake,
+            on_failure=on_failure,  # type: ignore[arg-type]
+            dry_run=dry_run,
+            timeout=timeout,
+            progress=None if quiet else live.build_line,
+            events=None if quiet else live.event,
+        )
     if output_format == Format.json:
         output.emit_json(result.to_dict())
     elif dry_run:
         output.render_plans(result.plans)
     else:
         output.render_push(result)
-    if not result.ok:
+    if not result.ok and not dry_run:
         raise typer.Exit(EXIT_FAILED)
 
 

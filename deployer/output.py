@@ -82,19 +82,91 @@ def render_plans(plans: list[dict[str, Any]]) -> None:
 
 
 def render_push(result: Any) -> None:
-    table = Table(title=f"{result.project} {result.version}", title_justify="left")
-    for column in ("target", "result", "version", "url", "time"):
+    """The release summary: per target what happened, then what changed and what is left."""
+    colors = {"succeeded": "green", "degraded": "yellow", "rolled back": "red"}
+    title = (
+        f"{result.project} {result.version}: [{colors.get(result.status, 'red')}]"
+        f"{result.status}[/] in {result.seconds:.1f}s ({result.strategy}, on failure "
+        f"{result.policy})"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("target", "provider", "outcome", "live version", "was", "url", "time"):
         table.add_column(column)
+    marks = {"updated": "green", "unchanged": "green", "rolled back": "yellow", "removed": "yellow"}
     for t in result.targets:
-        if t.ok:
-            state = "[green]updated[/]" if t.changed else "[green]unchanged[/]"
-        else:
-            state = "[red]rolled back[/]" if t.rolled_back else "[red]failed[/]"
-        table.add_row(t.target, state, t.version or "", t.url or "", f"{t.seconds:.1f}s")
+        color = marks.get(t.outcome, "red")
+        table.add_row(
+            t.target,
+            t.provider,
+            f"[{color}]{t.outcome}[/]",
+            t.live_version or "-",
+            t.previous_version or "-",
+            t.url or "",
+            f"{t.seconds:.1f}s",
+        )
     out.print(table)
     for t in result.targets:
         if t.error:
             error(f"{t.target}: {t.error}")
+
+
+class LiveTargets:
+    """Each target's current stage and elapsed time: a live table on a terminal,
+    one line per event otherwise (CI logs)."""
+
+    def __init__(self, targets: list[str], enabled: bool = True) -> None:
+        import threading
+        import time
+
+        self._time = time.monotonic
+        self._lock = threading.Lock()
+        self.enabled = enabled
+        self.rows: dict[str, list[Any]] = {t: ["building the image", self._time()] for t in targets}
+        self._live: Any = None
+        if enabled and err.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(self._table(), console=err, refresh_per_second=4, transient=True)
+
+    def __enter__(self) -> LiveTargets:
+        if self._live is not None:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def _table(self) -> Table:
+        table = Table(show_header=True, box=None)
+        table.add_column("target")
+        table.add_column("stage")
+        table.add_column("elapsed", justify="right")
+        now = self._time()
+        for target, (stage, started) in self.rows.items():
+            table.add_row(target, stage[:90], f"{now - started:5.1f}s")
+        return table
+
+    def build_line(self, message: str) -> None:
+        """Progress of the shared image build (before any target starts)."""
+        if self._live is not None:
+            with self._lock:
+                for row in self.rows.values():
+                    row[0] = f"building: {message}"
+            self._live.update(self._table())
+        elif self.enabled:
+            progress_line(message)
+
+    def event(self, target: str, message: str) -> None:
+        with self._lock:
+            row = self.rows.setdefault(target, [message, self._time()])
+            if row[0].startswith(("building", "waiting")):
+                row[1] = self._time()
+            row[0] = message
+        if self._live is not None:
+            self._live.update(self._table())
+        elif self.enabled:
+            progress_line(f"[{target}] {message}")
 
 
 def render_status(statuses: list[Any]) -> None:

@@ -1,0 +1,214 @@
+"""Parallel multi-target push, the failure policy and the journal, with protocol-level
+providers (the cloud providers' own tests drive the real SDKs against fakes)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, ClassVar
+
+import orjson
+import pytest
+
+from deployer.errors import DeployerError, UsageError
+from deployer.image.build import Image
+from deployer.orchestrate import Journal, PushResult, push_all
+from deployer.providers import (
+    Backend,
+    Change,
+    Deployment,
+    Invocation,
+    Plan,
+    Release,
+    Status,
+    Strategy,
+)
+
+IMAGE = Image("iris:abc", "sha256:" + "1" * 64, 1, {"dev.deployer.model.sha256": "2" * 64})
+RELEASE = Release("iris", IMAGE, [[0, 0], [0, 0]], {})
+NEW = RELEASE.version
+
+
+class MemoryTarget:
+    """A target whose 'cloud' is a list of versions; ``fail_at`` picks a stage to break."""
+
+    name: ClassVar[str] = "memory"
+
+    def __init__(self, target: str, live: str | None = None, fail_at: str | None = None) -> None:
+        self.target = target
+        self.history: list[str] = [live] if live else []
+        self.fail_at = fail_at
+        self.intervals: list[tuple[float, float]] = []
+        self.calls: list[str] = []
+
+    @property
+    def live(self) -> str | None:
+        return self.history[-1] if self.history else None
+
+    def _maybe_fail(self, stage: str) -> None:
+        if self.fail_at == stage:
+            raise DeployerError(f"{self.target} broke at {stage}")
+
+    def plan(self, release: Release) -> Plan:
+        action = "keep" if self.live == release.version else "update"
+        return Plan(self.target, [Change(action, "endpoint")])  # type: ignore[arg-type]
+
+    def publish(self, image: Image, progress: Any) -> str:
+        self.calls.append("publish")
+        self._maybe_fail("publish")
+        return f"registry/{image.id}"
+
+    def deploy(self, release: Release, ref: str, strategy: Strategy, progress: Any) -> Deployment:
+        self.calls.append(f"deploy {strategy}")
+        started = time.monotonic()
+        time.sleep(0.2)
+        self.intervals.append((started, time.monotonic()))
+        previous = self.live
+        if previous == release.version:
+            return Deployment(self.target, release.version, previous, changed=False)
+        self.history.append(release.version)
+        self._maybe_fail("deploy")  # fails after changing the cloud
+        return Deployment(self.target, release.version, previous, changed=True)
+
+    def wait(self, deployment: Deployment, timeout: float, progress: Any) -> Status:
+        if self.fail_at == "wait":
+            return Status(self.target, "failed", self.live, reason="FailureReason: OOM at start")
+        return self.status()
+
+    def status(self) -> Status:
+        if self.live is None:
+            return Status(self.target, "absent")
+        return Status(self.target, "healthy", self.live, url=f"mem://{self.target}")
+
+    def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
+        self.calls.append("invoke")
+        if self.fail_at == "smoke":
+            return Invocation(500, b'{"error":"boom"}', "application/json")
+        rows = orjson.loads(body)
+        return Invocation(200, orjson.dumps({"predictions": [0] * len(rows)}), "application/json")
+
+    def rollback(self, progress: Any) -> Deployment:
+        self.calls.append("rollback")
+        current = self.history.pop()
+        return Deployment(self.target, self.live or "", current, changed=True)
+
+    def destroy(self, progress: Any) -> list[str]:
+        self.calls.append("destroy")
+        self.history.clear()
+        return ["endpoint"]
+
+    def route(self) -> Backend:
+        return Backend(self.target, self.name, f"mem://{self.target}")
+
+
+def run(targets: list[MemoryTarget], policy: str = "rollback") -> tuple[list[Any], Journal]:
+    journal = Journal()
+    providers: dict[str, Any] = {t.target: t for t in targets}
+    results = push_all(providers, RELEASE, Strategy(), policy, 60, journal)  # type: ignore[arg-type]
+    return results, journal
+
+
+def test_targets_deploy_in_parallel_and_all_succeed() -> None:
+    targets = [MemoryTarget(n, live="old") for n in ("aws", "gcp", "azure")]
+    results, journal = run(targets)
+    assert [r.outcome for r in results] == ["updated"] * 3
+    assert all(t.live == NEW for t in targets)
+    starts = [t.intervals[0][0] for t in targets]
+    ends = [t.intervals[0][1] for t in targets]
+    assert max(starts) < min(ends)  # every deploy was running at the same moment
+    assert [r.previous_version for r in results] == ["old"] * 3
+    assert any(e.step == "smoke test passed" for e in journal.for_target("gcp"))
+
+
+def test_one_failure_rolls_back_the_others_and_removes_a_new_target() -> None:
+    aws, gcp, azure = (
+        MemoryTarget("aws", "old"),
+        MemoryTarget("gcp", "old", "smoke"),
+        MemoryTarget("azure"),
+    )
+    results, journal = run([aws, gcp, azure], policy="rollback")
+    outcomes = {r.target: r.outcome for r in results}
+    assert outcomes == {"aws": "rolled back", "gcp": "rolled back", "azure": "removed"}
+    assert aws.live == "old" and gcp.live == "old" and azure.live is None
+    assert "smoke prediction answered 500" in (results[1].error or "")
+    steps = [e.step for e in journal.for_target("aws")]
+    assert steps[-2:] == ["rollback", "rolled back"]
+
+
+def test_keep_leaves_the_others_new_and_the_release_degraded() -> None:
+    aws, gcp, azure = (
+        MemoryTarget("aws", "old"),
+        MemoryTarget("gcp", "old", "wait"),
+        MemoryTarget("azure", "old"),
+    )
+    results, _ = run([aws, gcp, azure], policy="keep")
+    assert aws.live == NEW and azure.live == NEW
+    assert gcp.live == "old"  # the failed one goes back automatically
+    assert "FailureReason: OOM at start" in (results[1].error or "")
+    result = PushResult("iris", NEW, {}, results, policy="keep")
+    assert result.status == "degraded" and not result.ok
+
+
+def test_a_deploy_that_fails_after_changing_the_cloud_is_detected_and_undone() -> None:
+    aws, gcp = MemoryTarget("aws", "old"), MemoryTarget("gcp", "old", "deploy")
+    results, _ = run([aws, gcp])
+    assert gcp.live == "old" and aws.live == "old"
+    assert results[1].outcome == "rolled back"
+
+
+def test_a_failure_before_any_change_is_not_undone() -> None:
+    aws = MemoryTarget("aws", "old", fail_at="publish")
+    results, _ = run([aws])
+    assert results[0].outcome == "failed"
+    assert "rollback" not in aws.calls and "destroy" not in aws.calls
+
+
+def test_re_push_of_the_live_version_changes_nothing() -> None:
+    targets = [MemoryTarget("aws", live=NEW)]
+    results, _ = run(targets)
+    assert results[0].outcome == "unchanged"
+    assert targets[0].history == [NEW]
+
+
+def test_result_serialises_with_status_journal_and_per_target_ok() -> None:
+    results, journal = run([MemoryTarget("aws", "old")])
+    result = PushResult("iris", NEW, IMAGE.to_dict(), results, journal=journal.entries)
+    data = json.loads(json.dumps(result.to_dict(), default=str))
+    assert data["ok"] is True and data["status"] == "succeeded"
+    assert data["targets"][0]["ok"] is True
+    assert data["journal"][0]["target"] == "aws"
+
+
+def test_unknown_policy_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        run([MemoryTarget("aws")], policy="pray")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "percent"),
+    [("all-at-once", "all-at-once", 100), ("canary:10", "canary", 10), ("linear:25", "linear", 25)],
+)
+def test_strategy_parsing(text: str, kind: str, percent: int) -> None:
+    strategy = Strategy.parse(text, bake_seconds=5)
+    assert (strategy.kind, strategy.percent, strategy.bake_seconds) == (kind, percent, 5)
+    assert str(strategy) == text
+
+
+@pytest.mark.parametrize("text", ["canary", "canary:0", "canary:100", "blue-green", "linear:x"])
+def test_bad_strategies_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError):
+        Strategy.parse(text)
+
+
+def test_journal_is_thread_safe() -> None:
+    journal = Journal()
+    threads = [
+        threading.Thread(target=lambda n=n: [journal.record(f"t{n}", "step") for _ in range(500)])
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(journal.entries) == 2000

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 from numpy.lib import format as npy_format
 
-from deployer.flavors.base import Signature
+from deployer.flavors.base import OIP_TO_NUMPY, Signature
 from deployer.serving.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
 JSON = "application/json"
@@ -22,6 +22,7 @@ CSV = "text/csv"
 NPY = "application/x-npy"
 SUPPORTED = (JSON, CSV, NPY)
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+_INTEGER_TYPES = frozenset(k for k in OIP_TO_NUMPY if k.startswith(("INT", "UINT")))
 
 
 def media_type(header: str | None) -> str:
@@ -117,13 +118,22 @@ def _json_rows(payload: Any) -> tuple[Any, dict[str, Any]]:
         if "instances" in payload:
             return payload["instances"], parameters
         if "inputs" in payload:
-            return payload["inputs"], parameters
+            inputs = payload["inputs"]
+            if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict):
+                return _single_tensor(inputs), parameters  # an OIP v2 infer body
+            return inputs, parameters
         split = payload.get("dataframe_split")
         if isinstance(split, dict) and "data" in split:
             return split["data"], parameters
     raise BadRequest(
         "expected a JSON array of rows, or an object with 'instances' (and optional 'parameters')"
     )
+
+
+def _single_tensor(inputs: list[Any]) -> np.ndarray:
+    if len(inputs) != 1:
+        raise BadRequest(f"this model takes 1 input tensor, got {len(inputs)}")
+    return decode_tensor(inputs[0])
 
 
 def _csv_rows(body: bytes) -> np.ndarray:
@@ -209,3 +219,31 @@ def method_from(parameters: Mapping[str, Any], headers: Mapping[str, str], defau
                 if key.strip() == "method":
                     method = value.strip()
     return str(method) if method else default
+
+
+def decode_tensor(tensor: Any) -> np.ndarray:
+    """One OIP input tensor as a numpy array of its declared datatype and shape."""
+    if not isinstance(tensor, dict):
+        raise BadRequest("each input must be an object with name, shape, datatype and data")
+    missing = [k for k in ("name", "shape", "datatype", "data") if k not in tensor]
+    if missing:
+        raise BadRequest(f"input tensor is missing {', '.join(missing)}")
+    datatype, shape = tensor["datatype"], tensor["shape"]
+    if not isinstance(datatype, str) or datatype not in OIP_TO_NUMPY:
+        raise BadRequest(
+            f"unknown datatype {datatype!r}; expected one of {', '.join(OIP_TO_NUMPY)}"
+        )
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise BadRequest(f"shape must be a list of non-negative integers, got {shape!r}")
+    try:
+        raw = np.asarray(tensor["data"])
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"data is not a regular array: {exc}") from None
+    kind = raw.dtype.kind
+    if datatype != "BYTES" and kind in "USO":
+        raise BadRequest(f"data of a {datatype} tensor must be numbers, got strings")
+    if datatype in _INTEGER_TYPES and kind == "f":
+        raise BadRequest(f"data of a {datatype} tensor must be integers, got floats")
+    if raw.size != math.prod(shape):
+        raise BadRequest(f"data has {raw.size} elements but shape {shape} needs {math.prod(shape)}")
+    return raw.astype(OIP_TO_NUMPY[datatype]).reshape(shape)

@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from deployer._version import __version__
-from deployer.flavors.base import OIP_TO_NUMPY, oip_datatype
+from deployer.flavors.base import oip_datatype
 from deployer.serving import routes
-from deployer.serving.codecs import parse_json, to_rows
+from deployer.serving.codecs import decode_tensor, parse_json, to_rows
 from deployer.serving.errors import BadRequest, NotFound
 from deployer.serving.http import Request, Response, Route, health_response, json_response
 from deployer.serving.runner import ModelRunner
-
-_INTEGER_TYPES = frozenset(k for k in OIP_TO_NUMPY if k.startswith(("INT", "UINT")))
-
-
-def decode_tensor(tensor: Any) -> np.ndarray:
-    """One OIP input tensor as a numpy array of its declared datatype and shape."""
-    if not isinstance(tensor, dict):
-        raise BadRequest("each input must be an object with name, shape, datatype and data")
-    missing = [k for k in ("name", "shape", "datatype", "data") if k not in tensor]
-    if missing:
-        raise BadRequest(f"input tensor is missing {', '.join(missing)}")
-    datatype, shape = tensor["datatype"], tensor["shape"]
-    if not isinstance(datatype, str) or datatype not in OIP_TO_NUMPY:
-        raise BadRequest(
-            f"unknown datatype {datatype!r}; expected one of {', '.join(OIP_TO_NUMPY)}"
-        )
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise BadRequest(f"shape must be a list of non-negative integers, got {shape!r}")
-    try:
-        raw = np.asarray(tensor["data"])
-    except (ValueError, TypeError) as exc:
-        raise BadRequest(f"data is not a regular array: {exc}") from None
-    kind = raw.dtype.kind
-    if datatype != "BYTES" and kind in "USO":
-        raise BadRequest(f"data of a {datatype} tensor must be numbers, got strings")
-    if datatype in _INTEGER_TYPES and kind == "f":
-        raise BadRequest(f"data of a {datatype} tensor must be integers, got floats")
-    if raw.size != math.prod(shape):
-        raise BadRequest(f"data has {raw.size} elements but shape {shape} needs {math.prod(shape)}")
-    return raw.astype(OIP_TO_NUMPY[datatype]).reshape(shape)
 
 
 def encode_tensor(name: str, result: Any) -> dict[str, Any]:

@@ -444,3 +444,21 @@ def test_xgboost_served(xgboost_server: Any, xgboost_model_path: Path) -> None:
     tensor = answer.json()["outputs"][0]
     assert (tensor["datatype"], tensor["shape"]) == ("FP32", [len(ROWS), 3])
     np.testing.assert_allclose(tensor["data"], expected.ravel(), rtol=1e-6)
+
+
+def test_invocations_and_score_accept_an_oip_tensor_body(
+    client: httpx.Client, sklearn_model: Any
+) -> None:
+    """The router forwards OIP bodies to managed endpoints' single invoke path."""
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    body = {
+        "inputs": [
+            {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [v for r in rows for v in r]}
+        ],
+        "parameters": {"method": "predict_proba"},
+    }
+    expected = sklearn_model.predict_proba(np.asarray(rows, dtype=np.float32)).tolist()
+    for path in (routes.SAGEMAKER_INVOCATIONS, routes.AZURE_SCORING):
+        answer = client.post(path, json=body)
+        assert answer.status_code == 200, answer.text
+        assert np.allclose(answer.json()["predictions"], expected)

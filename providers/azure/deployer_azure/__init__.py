@@ -1,0 +1,1 @@
+"""deployer provider for Azure ML managed online endpoints."""

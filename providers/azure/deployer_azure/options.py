@@ -1,0 +1,84 @@
+"""Options of a ``provider: azureml`` target, validated from deployer.yaml."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$"
+MAX_REQUEST_TIMEOUT_MS = 180_000
+
+
+class AzureOptions(BaseModel):
+    """Where the endpoint lives, how it is sized, and how the client talks to Azure."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = "azureml"
+    subscription_id: str = Field(min_length=1, description="Azure subscription id")
+    resource_group: str = Field(min_length=1, description="resource group of the workspace")
+    workspace: str = Field(min_length=1, description="Azure ML workspace name")
+    instance_type: str = Field(default="Standard_DS3_v2", description="VM size of each instance")
+    instance_count: int = Field(default=1, ge=1, le=100, description="instances per deployment")
+    endpoint_name: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="3-32 letters, digits or '-', starting with a letter; default project-target",
+    )
+    auth_mode: Literal["key", "aml_token"] = Field(
+        default="key", description="how callers authenticate to the scoring URI"
+    )
+    request_timeout_ms: int = Field(
+        default=5000, ge=1, le=MAX_REQUEST_TIMEOUT_MS, description="per-request timeout"
+    )
+    max_concurrent_requests_per_instance: int = Field(default=1, ge=1, le=1000)
+    probe_initial_delay: int = Field(
+        default=10, ge=0, le=3600, description="seconds before the first liveness/readiness probe"
+    )
+    probe_failure_threshold: int = Field(
+        default=30, ge=1, le=1000, description="readiness probe failures before giving up"
+    )
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    identity: str | None = Field(
+        default=None,
+        description="resource id of a user-assigned managed identity (default: system-assigned)",
+    )
+    repository: str | None = Field(
+        default=None, description="repository in the workspace's registry; default project name"
+    )
+    registry_auth: Literal["auto", "admin", "token"] = Field(
+        default="auto",
+        description="auto: ACR admin credentials from the workspace keys when enabled, else an "
+        "ACR token exchanged for the Azure AD token",
+    )
+    keep_previous: bool = Field(
+        default=True,
+        description="keep the previous deployment (at 0% traffic, still billed) for rollback",
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="extra tags on resources")
+    poll_interval: float = Field(default=10.0, gt=0, le=300, description="seconds between polls")
+    retries: int = Field(default=10, ge=0, le=50, description="retries on 429/5xx (azure-core)")
+    retry_backoff: float = Field(default=0.8, ge=0, le=60, description="backoff factor, seconds")
+    cloud: str = Field(
+        default="AzureCloud",
+        description="AzureCloud, AzureUSGovernment, AzureChinaCloud, or a name for the custom "
+        "cloud given by resource_manager_endpoint",
+    )
+    resource_manager_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+/?$",
+        description="ARM endpoint of a custom or sovereign cloud (Azure Stack, private clouds)",
+    )
+    active_directory_endpoint: str = Field(
+        default="https://login.microsoftonline.com/",
+        description="authority of the custom cloud (with resource_manager_endpoint)",
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _no_reserved_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = [k for k in value if k.lower().startswith("deployer-")]
+        if reserved:
+            raise ValueError(f"tags starting with 'deployer-' are reserved ({', '.join(reserved)})")
+        return value

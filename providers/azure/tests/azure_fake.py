@@ -1,0 +1,796 @@
+"""A small stateful fake of Azure Resource Manager for Azure ML online endpoints.
+
+It serves, over real TLS on 127.0.0.1, the management-plane routes the real azure-ai-ml
+SDK calls (workspace, workspace keys, environment versions, online endpoints and
+deployments, endpoint keys and tokens, deployment logs, the workspace's container
+registry resource), with long-running operations polled through
+``Azure-AsyncOperation``/``Location`` headers as ARM does. A second TLS server plays the
+endpoints' scoring URIs: it checks the endpoint key, picks a deployment by the
+endpoint's traffic (or the ``azureml-model-deployment`` header) and forwards to a
+runtime: a stub answering in the image's response format, or a real container of the
+image pulled from the local registry (``azure_runtime.DockerRuntime``).
+
+Scripts for tests: deployments that fail with a message, slow provisioning, throttling
+(429 with Retry-After) and transient 5xx, 403 AuthorizationFailed on chosen actions,
+and a scoring path that breaks for one deployment. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from azure_tls import TLSCertificate
+
+TOKEN = "fake-arm-token"
+LOCATION = "westeurope"
+PROVIDER = "Microsoft.MachineLearningServices"
+WS = (
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    rf"/providers/{PROVIDER}/workspaces/(?P<ws>[^/]+)"
+)
+ACR = (
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<acr>[^/]+)"
+)
+NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+
+
+class RuntimeFailed(Exception):
+    """A deployment's container did not start; ``logs`` are its last lines."""
+
+    def __init__(self, message: str, logs: str = "") -> None:
+        super().__init__(message)
+        self.logs = logs
+
+
+class Runtime(Protocol):
+    def start(self, endpoint: str, deployment: str, image: str, config: dict[str, Any]) -> None: ...
+
+    def invoke(
+        self, endpoint: str, deployment: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, str, bytes]: ...
+
+    def stop(self, endpoint: str, deployment: str) -> None: ...
+
+    def logs(self, endpoint: str, deployment: str, lines: int) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class StubRuntime:
+    """Answers like the image does: ``{"predictions": [...]}``, one row per input row."""
+
+    def __init__(self) -> None:
+        self.running: set[tuple[str, str]] = set()
+        self.broken: set[str] = set()  # deployment names whose scoring answers 500
+        self.fail_after: dict[str, int] = {}  # deployment -> good answers before it breaks
+
+    def start(self, endpoint: str, deployment: str, image: str, config: dict[str, Any]) -> None:
+        self.running.add((endpoint, deployment))
+
+    def invoke(
+        self, endpoint: str, deployment: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, str, bytes]:
+        if deployment in self.fail_after:
+            self.fail_after[deployment] -= 1
+            if self.fail_after[deployment] < 0:
+                self.broken.add(deployment)
+        if deployment in self.broken:
+            return 500, "application/json", b'{"error": "model crashed: ValueError: boom"}'
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return 400, "application/json", b'{"error": "malformed JSON"}'
+        rows = data.get("instances", data.get("inputs")) if isinstance(data, dict) else data
+        if not isinstance(rows, list) or not rows:
+            return 400, "application/json", b'{"error": "expected rows"}'
+        rows = rows if isinstance(rows[0], list) else [rows]
+        return 200, "application/json", json.dumps({"predictions": [0] * len(rows)}).encode()
+
+    def stop(self, endpoint: str, deployment: str) -> None:
+        self.running.discard((endpoint, deployment))
+
+    def logs(self, endpoint: str, deployment: str, lines: int) -> str:
+        return f"stub container {deployment}: serving on 8080\n"
+
+    def close(self) -> None:
+        self.running.clear()
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int = 0
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Rule:
+    """A scripted answer for requests whose method matches and whose path contains ``part``."""
+
+    method: str
+    part: str
+    times: int
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Operation:
+    id: str
+    status: str = "InProgress"
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class Failure:
+    message: str
+    logs: str = ""
+    code: str = "ResourceNotReady"
+
+
+class FakeAzureML:
+    """The fake cloud: state, scripts, and the two HTTPS servers (ARM and scoring)."""
+
+    def __init__(
+        self,
+        certificate: TLSCertificate,
+        registry: tuple[str, str, str] = ("127.0.0.1:5999", "acr-user", "acr-pass"),
+        runtime: Runtime | None = None,
+        subscription: str = "00000000-1111-2222-3333-444444444444",
+        resource_group: str = "rg-test",
+        workspace: str = "ws-test",
+    ) -> None:
+        self.lock = threading.RLock()
+        self.subscription, self.resource_group, self.workspace = (
+            subscription,
+            resource_group,
+            workspace,
+        )
+        self.registry_host, self.registry_user, self.registry_password = registry
+        self.runtime: Runtime = runtime or StubRuntime()
+        self.requests: list[Recorded] = []
+        self.scoring_calls: list[tuple[str, str, int]] = []  # endpoint, deployment, status
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.environments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.operations: dict[str, Operation] = {}
+        self.keys: dict[str, tuple[str, str]] = {}
+        self.tokens: dict[str, str] = {}
+        self.failed_logs: dict[tuple[str, str], str] = {}
+        # scripts
+        self.rules: list[Rule] = []
+        self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
+        self.provisioning_seconds = 0.0
+        self.retry_after = "0.02"  # seconds the SDK's LRO poller waits between polls
+        self.admin_enabled = True
+        self._threads: list[threading.Thread] = []
+        self.arm = _serve(certificate, self._handle_arm)
+        self.scoring = _serve(certificate, self._handle_scoring)
+
+    # -- addresses -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.arm.server_address[1]}"
+
+    @property
+    def scoring_url(self) -> str:
+        return f"https://127.0.0.1:{self.scoring.server_address[1]}"
+
+    @property
+    def workspace_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/{PROVIDER}/workspaces/{self.workspace}"
+        )
+
+    @property
+    def registry_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            "/providers/Microsoft.ContainerRegistry/registries/fakeacr"
+        )
+
+    def close(self) -> None:
+        for server in (self.arm, self.scoring):
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self.runtime.close()
+
+    # -- scripts -------------------------------------------------------------------------
+
+    def throttle(self, method: str, part: str, times: int = 2, retry_after: str = "0.05") -> None:
+        body = {"error": {"code": "TooManyRequests", "message": "Rate limit exceeded."}}
+        self.rules.append(Rule(method, part, times, 429, {"Retry-After": retry_after}, body))
+
+    def transient(self, method: str, part: str, times: int = 1, status: int = 503) -> None:
+        body = {"error": {"code": "ServiceUnavailable", "message": "try again later"}}
+        self.rules.append(Rule(method, part, times, status, {}, body))
+
+    def forbid(self, method: str, part: str, action: str, scope: str | None = None) -> None:
+        scope = scope or self.workspace_id
+        message = (
+            "The client 'ci@example.com' with object id 'aaaa-bbbb' does not have authorization "
+            f"to perform action '{action}' over scope '{scope}' or the scope is invalid. If "
+            "access was recently granted, please refresh your credentials."
+        )
+        body = {"error": {"code": "AuthorizationFailed", "message": message}}
+        self.rules.append(Rule(method, part, 10_000, 403, {}, body))
+
+    def fail_deployment(self, name: str, message: str, logs: str = "") -> None:
+        self.failures[name] = Failure(message, logs)
+
+    def requests_to(self, method: str, part: str) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.method == method and part in r.path]
+
+    def traffic_updates(self, endpoint: str) -> list[dict[str, int]]:
+        """The traffic of every accepted endpoint PUT, in order."""
+        return [
+            dict(r.body["properties"].get("traffic") or {})
+            for r in self.requests_to("PUT", f"/onlineEndpoints/{endpoint}")
+            if "/deployments/" not in r.path and r.status in (200, 201)
+        ]
+
+    # -- ARM -----------------------------------------------------------------------------
+
+    def _handle_arm(self, request: _Request) -> _Response:
+        recorded = Recorded(request.method, request.path, request.query, request.json())
+        with self.lock:
+            self.requests.append(recorded)
+        response = self._arm(request)
+        recorded.status = response.status
+        return response
+
+    def _arm(self, request: _Request) -> _Response:
+        with self.lock:
+            for rule in self.rules:
+                if rule.times > 0 and rule.method == request.method and rule.part in request.path:
+                    rule.times -= 1
+                    return _Response(rule.status, rule.body, rule.headers)
+        if request.method == "POST" and request.path == "/oauth2/exchange":
+            return self._acr_exchange(request)
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return _error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+        path, method = request.path, request.method
+        routes: list[tuple[str, str, Callable[..., _Response]]] = [
+            ("GET", rf"{WS}", self._workspace),
+            ("POST", rf"{WS}/listKeys", self._workspace_keys),
+            ("PUT", rf"{WS}/environments/(?P<env>[^/]+)/versions/(?P<ver>[^/]+)", self._put_env),
+            ("GET", rf"{WS}/environments/(?P<env>[^/]+)/versions/(?P<ver>[^/]+)", self._get_env),
+            ("GET", rf"{WS}/onlineEndpoints", self._list_endpoints),
+            ("GET", rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)", self._get_endpoint),
+            ("PUT", rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)", self._put_endpoint),
+            ("DELETE", rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)", self._delete_endpoint),
+            ("POST", rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/listKeys", self._endpoint_keys),
+            ("POST", rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/token", self._endpoint_token),
+            ("GET", rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/deployments", self._list_deployments),
+            ("GET", rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/deployments/(?P<d>[^/]+)", self._get_dep),
+            ("PUT", rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/deployments/(?P<d>[^/]+)", self._put_dep),
+            (
+                "DELETE",
+                rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/deployments/(?P<d>[^/]+)",
+                self._delete_dep,
+            ),
+            (
+                "POST",
+                rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/deployments/(?P<d>[^/]+)/getLogs",
+                self._dep_logs,
+            ),
+            ("GET", rf"{ACR}", self._registry),
+            ("POST", rf"{ACR}/listCredentials", self._registry_credentials),
+            ("GET", r"/operations/(?P<op>[^/]+)", self._operation),
+            ("GET", r"/operationResults/(?P<op>[^/]+)", self._operation_result),
+        ]
+        for route_method, pattern, handler in routes:
+            match = re.fullmatch(pattern, path, re.IGNORECASE)
+            if match and route_method == method:
+                if "ws" in match.groupdict() and match["ws"] != self.workspace:
+                    return _error(
+                        404, "ResourceNotFound", f"Workspace '{match['ws']}' was not found."
+                    )
+                with self.lock:
+                    return handler(request, **match.groupdict())
+        return _error(404, "NoRouteFound", f"fake ARM has no route for {method} {path}")
+
+    def _workspace(self, request: _Request, **_: str) -> _Response:
+        return _Response(
+            200,
+            {
+                "id": self.workspace_id,
+                "name": self.workspace,
+                "type": f"{PROVIDER}/workspaces",
+                "location": LOCATION,
+                "kind": "Default",
+                "tags": {},
+                "identity": {"type": "SystemAssigned", "principalId": "p", "tenantId": "t"},
+                "sku": {"name": "Basic", "tier": "Basic"},
+                "properties": {
+                    "friendlyName": self.workspace,
+                    "workspaceId": "9f0c0b4e-0000-4000-8000-000000000001",
+                    "containerRegistry": self.registry_id,
+                    "storageAccount": f"{self.workspace_id}/storage",
+                    "keyVault": f"{self.workspace_id}/vault",
+                    "applicationInsights": f"{self.workspace_id}/insights",
+                    "discoveryUrl": f"{self.url}/discovery",
+                    "provisioningState": "Succeeded",
+                    "publicNetworkAccess": "Enabled",
+                },
+            },
+        )
+
+    def _workspace_keys(self, request: _Request, **_: str) -> _Response:
+        credentials: dict[str, Any] = {"location": LOCATION}
+        if self.admin_enabled:
+            credentials.update(
+                username=self.registry_user,
+                passwords=[
+                    {"name": "password", "value": self.registry_password},
+                    {"name": "password2", "value": "second-" + self.registry_password},
+                ],
+            )
+        return _Response(
+            200,
+            {
+                "userStorageKey": "storage-key",
+                "userStorageResourceId": f"{self.workspace_id}/storage",
+                "appInsightsInstrumentationKey": "ai-key",
+                "containerRegistryCredentials": credentials,
+                "notebookAccessKeys": {},
+            },
+        )
+
+    def _registry(self, request: _Request, acr: str, **_: str) -> _Response:
+        if acr != "fakeacr":
+            return _error(404, "ResourceNotFound", f"registry {acr} not found")
+        return _Response(
+            200,
+            {
+                "id": self.registry_id,
+                "name": acr,
+                "type": "Microsoft.ContainerRegistry/registries",
+                "location": LOCATION,
+                "sku": {"name": "Standard", "tier": "Standard"},
+                "properties": {
+                    "loginServer": self.registry_host,
+                    "adminUserEnabled": self.admin_enabled,
+                    "provisioningState": "Succeeded",
+                },
+            },
+        )
+
+    def _registry_credentials(self, request: _Request, **_: str) -> _Response:
+        if not self.admin_enabled:
+            return _error(400, "UnauthorizedOperation", "admin user is disabled")
+        return _Response(
+            200,
+            {
+                "username": self.registry_user,
+                "passwords": [{"name": "password", "value": self.registry_password}],
+            },
+        )
+
+    def _acr_exchange(self, request: _Request) -> _Response:
+        """ACR's AAD-token exchange (the fake plays the registry's login server here)."""
+        form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
+        if form.get("grant_type") != "access_token" or form.get("access_token") != TOKEN:
+            return _Response(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad token"}]})
+        return _Response(200, {"refresh_token": "acr-refresh-token-for-" + form.get("service", "")})
+
+    def _put_env(self, request: _Request, env: str, ver: str, **_: str) -> _Response:
+        body = request.json() or {}
+        resource = {
+            "id": f"{self.workspace_id}/environments/{env}/versions/{ver}",
+            "name": ver,
+            "type": f"{PROVIDER}/workspaces/environments/versions",
+            "properties": {**body.get("properties", {}), "provisioningState": "Succeeded"},
+        }
+        created = (env, ver) not in self.environments
+        self.environments[(env, ver)] = resource
+        return _Response(201 if created else 200, resource)
+
+    def _get_env(self, request: _Request, env: str, ver: str, **_: str) -> _Response:
+        resource = self.environments.get((env, ver))
+        if resource is None:
+            return _error(404, "ResourceNotFound", f"environment {env}:{ver} not found")
+        return _Response(200, resource)
+
+    # endpoints
+
+    def _endpoint_id(self, ep: str) -> str:
+        return f"{self.workspace_id}/onlineEndpoints/{ep}"
+
+    def _list_endpoints(self, request: _Request, **_: str) -> _Response:
+        return _Response(200, {"value": list(self.endpoints.values())})
+
+    def _get_endpoint(self, request: _Request, ep: str, **_: str) -> _Response:
+        resource = self.endpoints.get(ep)
+        if resource is None:
+            return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")
+        return _Response(200, resource)
+
+    def _put_endpoint(self, request: _Request, ep: str, **_: str) -> _Response:
+        body = request.json() or {}
+        if not NAME_RULE.match(ep):
+            return _error(400, "BadArgument", f"invalid endpoint name {ep!r}")
+        properties = body.get("properties", {})
+        traffic = {k: int(v) for k, v in (properties.get("traffic") or {}).items()}
+        if traffic and sum(traffic.values()) != 100:
+            return _error(400, "BadArgument", f"traffic must sum to 100, got {traffic}")
+        for name in traffic:
+            deployment = self.deployments.get((ep, name))
+            if deployment is None:
+                return _error(400, "BadArgument", f"deployment {name} does not exist")
+            state = deployment["properties"]["provisioningState"]
+            if state != "Succeeded" and traffic[name] > 0:
+                return _error(400, "BadArgument", f"deployment {name} is {state}")
+        existing = self.endpoints.get(ep)
+        if ep not in self.keys:
+            self.keys[ep] = (secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+        resource = {
+            "id": self._endpoint_id(ep),
+            "name": ep,
+            "type": f"{PROVIDER}/workspaces/onlineEndpoints",
+            "location": LOCATION,
+            "kind": "Managed",
+            "tags": body.get("tags") or {},
+            "identity": body.get("identity")
+            or {"type": "SystemAssigned", "principalId": "p", "tenantId": "t"},
+            "properties": {
+                "authMode": properties.get("authMode", "Key"),
+                "description": properties.get("description"),
+                "properties": properties.get("properties") or {},
+                "traffic": traffic,
+                "mirrorTraffic": properties.get("mirrorTraffic") or {},
+                "scoringUri": f"{self.scoring_url}/{ep}/score",
+                "swaggerUri": f"{self.scoring_url}/{ep}/swagger.json",
+                "publicNetworkAccess": "Enabled",
+                "provisioningState": "Creating" if existing is None else "Updating",
+            },
+        }
+        self.endpoints[ep] = resource
+
+        def done() -> None:
+            resource["properties"]["provisioningState"] = "Succeeded"
+
+        operation = self._start_operation(done)
+        return _Response(201 if existing is None else 200, resource, self._lro_headers(operation))
+
+    def _delete_endpoint(self, request: _Request, ep: str, **_: str) -> _Response:
+        if ep not in self.endpoints:
+            return _Response(204, None)
+        self.endpoints[ep]["properties"]["provisioningState"] = "Deleting"
+
+        def done() -> None:
+            with self.lock:
+                for key in [k for k in self.deployments if k[0] == ep]:
+                    del self.deployments[key]
+                    self.runtime.stop(*key)
+                self.endpoints.pop(ep, None)
+                self.keys.pop(ep, None)
+
+        operation = self._start_operation(done)
+        return _Response(202, None, self._lro_headers(operation, location=True))
+
+    def _endpoint_keys(self, request: _Request, ep: str, **_: str) -> _Response:
+        if ep not in self.endpoints:
+            return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")
+        primary, secondary = self.keys[ep]
+        return _Response(200, {"primaryKey": primary, "secondaryKey": secondary})
+
+    def _endpoint_token(self, request: _Request, ep: str, **_: str) -> _Response:
+        if ep not in self.endpoints:
+            return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")
+        token = self.tokens.setdefault(ep, secrets.token_urlsafe(24))
+        now = int(time.time())
+        return _Response(
+            200,
+            {
+                "accessToken": token,
+                "tokenType": "Bearer",
+                "expiryTimeUtc": now + 3600,
+                "refreshAfterTimeUtc": now + 1800,
+            },
+        )
+
+    # deployments
+
+    def _list_deployments(self, request: _Request, ep: str, **_: str) -> _Response:
+        values = [d for (e, _n), d in self.deployments.items() if e == ep]
+        return _Response(200, {"value": values})
+
+    def _get_dep(self, request: _Request, ep: str, d: str, **_: str) -> _Response:
+        resource = self.deployments.get((ep, d))
+        if resource is None:
+            return _error(404, "ResourceNotFound", f"Deployment '{d}' was not found.")
+        return _Response(200, resource)
+
+    def _put_dep(self, request: _Request, ep: str, d: str, **_: str) -> _Response:
+        body = request.json() or {}
+        if ep not in self.endpoints:
+            return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")
+        if not NAME_RULE.match(d):
+            return _error(400, "BadArgument", f"invalid deployment name {d!r}")
+        existing = self.deployments.get((ep, d))
+        if existing is None and sum(1 for k in self.deployments if k[0] == ep) >= 20:
+            return _error(400, "BadArgument", "an endpoint has at most 20 deployments")
+        properties = dict(body.get("properties", {}))
+        environment = self._environment_of(properties.get("environmentId", ""))
+        if environment is None:
+            return _error(
+                400, "BadArgument", f"unknown environment {properties.get('environmentId')}"
+            )
+        properties.update(
+            scaleSettings={"scaleType": "Default"},
+            provisioningState="Creating" if existing is None else "Updating",
+            endpointComputeType="Managed",
+        )
+        resource = {
+            "id": f"{self._endpoint_id(ep)}/deployments/{d}",
+            "name": d,
+            "type": f"{PROVIDER}/workspaces/onlineEndpoints/deployments",
+            "location": LOCATION,
+            "kind": "Managed",
+            "tags": body.get("tags") or {},
+            "sku": body.get("sku") or {"name": "Default", "capacity": 1},
+            "properties": properties,
+        }
+        self.deployments[(ep, d)] = resource
+        failure = self.failures.pop(d, None) or self.failures.pop("*", None)
+        delay = self.provisioning_seconds
+
+        def provision() -> dict[str, Any] | None:
+            time.sleep(delay)
+            if failure is not None:
+                self.failed_logs[(ep, d)] = failure.logs
+                raise RuntimeFailed(failure.message, failure.logs)
+            self.runtime.start(ep, d, environment["properties"]["image"], {
+                "inference": environment["properties"].get("inferenceConfig") or {},
+                "env": properties.get("environmentVariables") or {},
+            })  # fmt: skip
+            return None
+
+        def done() -> None:
+            resource["properties"]["provisioningState"] = "Succeeded"
+
+        def failed() -> None:
+            resource["properties"]["provisioningState"] = "Failed"
+
+        operation = self._start_operation(done, work=provision, on_failure=failed)
+        return _Response(201 if existing is None else 200, resource, self._lro_headers(operation))
+
+    def _environment_of(self, environment_id: str) -> dict[str, Any] | None:
+        match = re.search(r"/environments/([^/]+)/versions/([^/]+)$", environment_id)
+        return self.environments.get((match[1], match[2])) if match else None
+
+    def _delete_dep(self, request: _Request, ep: str, d: str, **_: str) -> _Response:
+        if (ep, d) not in self.deployments:
+            return _Response(204, None)
+        traffic = self.endpoints.get(ep, {}).get("properties", {}).get("traffic", {})
+        if traffic.get(d, 0) > 0:
+            return _error(
+                400, "BadArgument", f"deployment {d} receives {traffic[d]}% of the traffic"
+            )
+        self.deployments[(ep, d)]["properties"]["provisioningState"] = "Deleting"
+
+        def done() -> None:
+            with self.lock:
+                self.deployments.pop((ep, d), None)
+            self.runtime.stop(ep, d)
+
+        operation = self._start_operation(done)
+        return _Response(202, None, self._lro_headers(operation, location=True))
+
+    def _dep_logs(self, request: _Request, ep: str, d: str, **_: str) -> _Response:
+        if (ep, d) not in self.deployments:
+            return _error(404, "ResourceNotFound", f"Deployment '{d}' was not found.")
+        tail = int((request.json() or {}).get("tail") or 100)
+        text = self.failed_logs.get((ep, d)) or self.runtime.logs(ep, d, tail)
+        return _Response(200, {"content": text})
+
+    # long-running operations
+
+    def _start_operation(
+        self,
+        on_success: Callable[[], None],
+        work: Callable[[], Any] | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> Operation:
+        operation = Operation(uuid.uuid4().hex)
+        self.operations[operation.id] = operation
+
+        def run() -> None:
+            try:
+                if work is not None:
+                    work()
+            except RuntimeFailed as exc:
+                with self.lock:
+                    if on_failure:
+                        on_failure()
+                    operation.error = {"code": "ResourceNotReady", "message": str(exc)}
+                    operation.status = "Failed"
+                return
+            with self.lock:
+                on_success()
+                operation.status = "Succeeded"
+
+        if work is None:
+            run()  # instant operations complete before the first poll
+        else:
+            thread = threading.Thread(target=run, daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return operation
+
+    def _lro_headers(self, operation: Operation, location: bool = False) -> dict[str, str]:
+        headers = {
+            "Azure-AsyncOperation": f"{self.url}/operations/{operation.id}",
+            "Retry-After": "0",  # the SDK reads this one as an int; status polls then pace it
+        }
+        if location:
+            headers["Location"] = f"{self.url}/operationResults/{operation.id}"
+        return headers
+
+    def _operation(self, request: _Request, op: str) -> _Response:
+        operation = self.operations.get(op)
+        if operation is None:
+            return _error(404, "ResourceNotFound", f"operation {op} not found")
+        body: dict[str, Any] = {"id": op, "name": op, "status": operation.status}
+        if operation.error:
+            body["error"] = operation.error
+        headers = {"Retry-After": self.retry_after} if operation.status == "InProgress" else {}
+        return _Response(200, body, headers)
+
+    def _operation_result(self, request: _Request, op: str) -> _Response:
+        operation = self.operations.get(op)
+        if operation is None or operation.status == "InProgress":
+            return _Response(202, None, {"Retry-After": self.retry_after})
+        return _Response(204, None)
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def _handle_scoring(self, request: _Request) -> _Response:
+        match = re.fullmatch(r"/(?P<ep>[^/]+)/score", request.path)
+        if request.method != "POST" or not match:
+            return _Response(404, {"message": "not found"})
+        ep = match["ep"]
+        with self.lock:
+            endpoint = self.endpoints.get(ep)
+            if endpoint is None:
+                return _Response(404, {"message": f"endpoint {ep} not found"})
+            mode = endpoint["properties"]["authMode"].lower()
+            allowed = set(self.keys.get(ep, ())) if mode == "key" else {self.tokens.get(ep)}
+            traffic = dict(endpoint["properties"]["traffic"])
+            states = {
+                n: d["properties"]["provisioningState"]
+                for (e, n), d in self.deployments.items()
+                if e == ep
+            }
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in allowed:
+            return _Response(401, {"message": "Key based authentication failed."})
+        chosen = request.headers.get("azureml-model-deployment")
+        if chosen:
+            if states.get(chosen) != "Succeeded":
+                return _Response(404, {"message": f"deployment {chosen} not found or not ready"})
+        else:
+            live = {n: w for n, w in traffic.items() if w > 0 and states.get(n) == "Succeeded"}
+            if not live:
+                return _Response(424, {"message": "no deployment receives traffic"})
+            chosen = random.choices(list(live), weights=list(live.values()))[0]
+        status, content_type, body = self.runtime.invoke(
+            ep, chosen, request.body, dict(request.headers)
+        )
+        with self.lock:
+            self.scoring_calls.append((ep, chosen, status))
+        return _Response(
+            status, body, {"content-type": content_type, "azureml-model-deployment": chosen}
+        )
+
+
+# -- a tiny threaded HTTPS server ----------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+@dataclass
+class _Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _error(status: int, code: str, message: str) -> _Response:
+    return _Response(status, {"error": {"code": code, "message": message}})
+
+
+class _TLSServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, certificate: TLSCertificate, handler: type[BaseHTTPRequestHandler]):
+        super().__init__(("127.0.0.1", 0), handler)
+        self.context = certificate.server_context()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        # the TLS handshake happens in the request's own thread, on first read
+        return self.context.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        ), address
+
+
+def _serve(certificate: TLSCertificate, handle: Callable[[_Request], _Response]) -> _TLSServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _dispatch(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            split = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(split.query).items()}
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                response = handle(_Request(self.command, split.path, query, headers, body))
+            except Exception as exc:  # a bug in the fake: say so loudly
+                response = _error(500, "FakeBug", f"{type(exc).__name__}: {exc}")
+            if isinstance(response.body, bytes):
+                payload = response.body
+            elif response.body is None:
+                payload = b""
+            else:
+                payload = json.dumps(response.body).encode()
+            self.send_response(response.status)
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            if payload and "content-type" not in headers:
+                self.send_header("content-type", "application/json")
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.send_header("x-ms-request-id", uuid.uuid4().hex)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _dispatch
+
+    server = _TLSServer(certificate, Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server

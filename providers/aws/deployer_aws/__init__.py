@@ -1,0 +1,1 @@
+"""deployer-aws: the SageMaker provider."""

@@ -1,0 +1,255 @@
+"""Create, update, roll back and remove one target's SageMaker endpoint.
+
+The cloud is the source of truth: the live version is the ``deployer-version`` tag of the
+endpoint's current config; the config to roll back to is named by the endpoint's
+``deployer-previous-config`` tag, written once an update has succeeded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from deployer.errors import DeployerError, UsageError
+from deployer.providers import Change, Deployment, Progress, Strategy
+from deployer_aws import autoscaling, names
+from deployer_aws.aws import Aws
+from deployer_aws.options import SageMakerOptions
+from deployer_aws.sagemaker import BUSY, Desired, Live, SageMaker, deployment_config, desired
+
+# Every version string the core makes has this length (12 hex, '-', 8 hex).
+VERSION_LENGTH = 21
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One target of one project: its options, clients and endpoint name."""
+
+    aws: Aws
+    options: SageMakerOptions
+    project: str
+    target: str
+    endpoint: str
+    repository: str
+
+    @property
+    def sm(self) -> SageMaker:
+        return SageMaker(self.aws)
+
+    @property
+    def prefix(self) -> str:
+        """The name prefix of every model and endpoint config of this target."""
+        return names.resource_prefix(self.endpoint, "0" * VERSION_LENGTH)
+
+    def tags(self, version: str | None = None) -> list[dict[str, str]]:
+        return names.tags(self.project, self.target, version)
+
+
+def check_owned(scope: Scope, live: Live | None) -> None:
+    """Refuse to touch an endpoint deployer did not create for this project and target."""
+    if live is None:
+        return
+    project = live.tags.get(names.TAG_PROJECT)
+    target = live.tags.get(names.TAG_TARGET)
+    if (project, target) != (scope.project, scope.target):
+        owner = f"project {project!r}, target {target!r}" if project else "no deployer tags"
+        raise UsageError(
+            f"SageMaker endpoint {scope.endpoint} exists but was not created by deployer for "
+            f"project {scope.project!r}, target {scope.target!r} ({owner})",
+            hint=f"set targets.{scope.target}.endpoint_name to another name",
+        )
+
+
+def plan(scope: Scope, version: str, image_ref: str) -> list[Change]:
+    """What ``deploy`` would do, from read-only calls."""
+    want = desired(scope.options, scope.endpoint, version, image_ref, scope.repository)
+    live = scope.sm.live(scope.endpoint)
+    check_owned(scope, live)
+    changes: list[Change] = []
+    if live is not None and live.config == want.name and live.status == "InService":
+        changes.append(Change("keep", f"endpoint {scope.endpoint}", f"serving {version}"))
+        return changes
+    for kind, exists in (
+        ("model", scope.sm.describe_model(want.name)),
+        ("endpoint config", scope.sm.describe_config(want.name)),
+    ):
+        resource = f"{kind} {want.name}"
+        if exists:
+            changes.append(Change("keep", resource, f"version {version}"))
+        else:
+            changes.append(Change("create", resource, f"version {version}"))
+    if live is None:
+        changes.append(Change("create", f"endpoint {scope.endpoint}", _variant_text(want)))
+    else:
+        detail = f"{live.version or live.config} -> {version} (blue/green)"
+        changes.append(Change("update", f"endpoint {scope.endpoint}", detail))
+        keep = {want.name, live.config}
+        for name in scope.sm.owned("config", scope.prefix, scope.project, scope.target):
+            if name not in keep:
+                changes.append(Change("delete", f"endpoint config {name}", "older than previous"))
+    return changes
+
+
+def _variant_text(want: Desired) -> str:
+    variant = want.variant
+    if "ServerlessConfig" in variant:
+        config = variant["ServerlessConfig"]
+        return f"serverless {config['MemorySizeInMB']} MB, concurrency {config['MaxConcurrency']}"
+    return f"{variant['InitialInstanceCount']} x {variant['InstanceType']}"
+
+
+def deploy(
+    scope: Scope, version: str, image_ref: str, strategy: Strategy, progress: Progress
+) -> Deployment:
+    """Create or update the endpoint so that ``version`` serves; see the module docstring."""
+    sm = scope.sm
+    want = desired(scope.options, scope.endpoint, version, image_ref, scope.repository)
+    live = sm.live(scope.endpoint)
+    check_owned(scope, live)
+    details: dict[str, Any] = {"endpoint": scope.endpoint, "endpoint_config": want.name}
+    if live is not None and live.config == want.name and live.status == "InService":
+        progress(f"endpoint {scope.endpoint} already serves {version}")
+        if _sync_autoscaling(scope):
+            progress("autoscaling settings updated")
+        details["previous_config"] = live.previous_config
+        return Deployment(scope.target, version, live.version, changed=False, details=details)
+    if live is not None and live.status in BUSY:
+        if want.name in (live.pending_config, live.config):
+            progress(f"endpoint {scope.endpoint} is already {live.status} to {version}")
+            details["previous_config"] = live.config if live.config != want.name else None
+            return Deployment(scope.target, version, live.version, changed=True, details=details)
+        raise DeployerError(
+            f"SageMaker endpoint {scope.endpoint} is {live.status}; it accepts no update now",
+            hint=f"wait until `deployer status --to {scope.target}` shows it healthy, then push",
+        )
+    if live is not None and live.status == "Failed":
+        progress(
+            f"endpoint {scope.endpoint} is Failed ({live.failure_reason}); SageMaker allows "
+            "only deleting it, so deployer deletes and creates it again"
+        )
+        sm.delete_endpoint(scope.endpoint)
+        wait_deleted(scope, progress)
+        live = None
+    _ensure_model_and_config(scope, want, progress)
+    if live is None:
+        progress(f"creating endpoint {scope.endpoint} ({_variant_text(want)})")
+        sm.create_endpoint(scope.endpoint, want.name, scope.tags(version))
+        details["previous_config"] = None
+        return Deployment(scope.target, version, None, changed=True, details=details)
+    _release_autoscaling_for(scope, live, want)
+    config = deployment_config(strategy, scope.options)
+    progress(f"updating endpoint {scope.endpoint}: {live.version} -> {version} ({strategy})")
+    sm.update_endpoint(scope.endpoint, want.name, config)
+    details.update(previous_config=live.config, strategy=str(strategy), deployment_config=config)
+    return Deployment(scope.target, version, live.version, changed=True, details=details)
+
+
+def _ensure_model_and_config(scope: Scope, want: Desired, progress: Progress) -> None:
+    sm = scope.sm
+    tags = scope.tags(want.version)
+    if sm.describe_model(want.name) is None:
+        progress(f"creating model {want.name}")
+        sm.create_model(want, scope.options.role_arn, tags)
+    if sm.describe_config(want.name) is None:
+        progress(f"creating endpoint config {want.name}")
+        sm.create_config(want, tags)
+
+
+def _release_autoscaling_for(scope: Scope, live: Live, want: Desired) -> None:
+    """SageMaker fails an update that changes an autoscaled variant's instance type."""
+    if autoscaling.current(scope.aws, scope.endpoint) is None:
+        return
+    old = scope.sm.describe_config(live.config) or {}
+    variants = old.get("ProductionVariants") or [{}]
+    if variants[0].get("InstanceType") != want.variant.get("InstanceType"):
+        autoscaling.remove(scope.aws, scope.endpoint)
+
+
+def _sync_autoscaling(scope: Scope) -> bool:
+    if scope.options.autoscaling is not None:
+        return autoscaling.ensure(scope.aws, scope.endpoint, scope.options.autoscaling)
+    return autoscaling.remove(scope.aws, scope.endpoint)
+
+
+def finalize(scope: Scope, deployment: Deployment, live: Live, progress: Progress) -> None:
+    """After a successful create/update: tag the endpoint, scale, prune old versions."""
+    sm = scope.sm
+    config = deployment.details.get("endpoint_config", live.config)
+    previous = deployment.details.get("previous_config")
+    tags = {names.TAG_VERSION: deployment.version}
+    if previous and previous != config:
+        tags[names.TAG_PREVIOUS_CONFIG] = previous
+    sm.add_tags(live.arn, f"endpoint {scope.endpoint}", tags)
+    if _sync_autoscaling(scope):
+        progress(f"autoscaling registered for {autoscaling.resource_id(scope.endpoint)}")
+    keep = {config, previous or config}
+    for name in list(sm.owned("config", scope.prefix, scope.project, scope.target)):
+        if name not in keep and sm.delete_config(name):
+            progress(f"pruned endpoint config {name}")
+    for name in list(sm.owned("model", scope.prefix, scope.project, scope.target)):
+        if name not in keep and sm.delete_model(name):
+            progress(f"pruned model {name}")
+
+
+def start_rollback(scope: Scope, progress: Progress) -> Deployment:
+    """Update the endpoint back to its previous endpoint config (all at once)."""
+    sm = scope.sm
+    live = sm.live(scope.endpoint)
+    if live is None:
+        raise UsageError(f"{scope.target} has no SageMaker endpoint {scope.endpoint}")
+    check_owned(scope, live)
+    previous = live.previous_config
+    version = sm.config_version(previous) if previous else None
+    if not previous or version is None:
+        raise UsageError(f"{scope.target} has no previous version to roll back to")
+    if live.status in BUSY:
+        raise DeployerError(
+            f"SageMaker endpoint {scope.endpoint} is {live.status}; roll back once it settles",
+            hint=f"deployer status --to {scope.target}",
+        )
+    want_variant = (sm.describe_config(previous) or {}).get("ProductionVariants") or [{}]
+    want = Desired(previous, version, {}, want_variant[0])
+    _release_autoscaling_for(scope, live, want)
+    config = deployment_config(Strategy("all-at-once"), scope.options)
+    progress(f"rolling {scope.endpoint} back: {live.version} -> {version} ({previous})")
+    sm.update_endpoint(scope.endpoint, previous, config)
+    details = {
+        "endpoint": scope.endpoint,
+        "endpoint_config": previous,
+        "previous_config": live.config,
+        "deployment_config": config,
+    }
+    return Deployment(scope.target, version, live.version, changed=True, details=details)
+
+
+def wait_deleted(scope: Scope, progress: Progress) -> None:
+    deadline = time.monotonic() + scope.options.rollback_timeout
+    while scope.sm.describe_endpoint(scope.endpoint) is not None:
+        if time.monotonic() > deadline:
+            raise DeployerError(f"endpoint {scope.endpoint} was still being deleted after waiting")
+        time.sleep(scope.options.poll_interval)
+    progress(f"endpoint {scope.endpoint} deleted")
+
+
+def destroy(scope: Scope, progress: Progress) -> list[str]:
+    """Remove the scalable target, endpoint, endpoint configs and models of this target."""
+    sm = scope.sm
+    removed: list[str] = []
+    if autoscaling.remove(scope.aws, scope.endpoint):
+        removed.append(f"scalable target {autoscaling.resource_id(scope.endpoint)}")
+    live = sm.live(scope.endpoint)
+    check_owned(scope, live)
+    if live is not None and live.status == "Deleting":
+        progress(f"endpoint {scope.endpoint} is already being deleted")
+    elif live is not None and sm.delete_endpoint(scope.endpoint):
+        removed.append(f"endpoint {scope.endpoint}")
+    for name in list(sm.owned("config", scope.prefix, scope.project, scope.target)):
+        if sm.delete_config(name):
+            removed.append(f"endpoint config {name}")
+    for name in list(sm.owned("model", scope.prefix, scope.project, scope.target)):
+        if sm.delete_model(name):
+            removed.append(f"model {name}")
+    for line in removed:
+        progress(f"removed {line}")
+    return removed

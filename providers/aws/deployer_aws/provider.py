@@ -1,0 +1,114 @@
+"""The ``sagemaker`` provider: ECR for the image, a SageMaker real-time or serverless endpoint.
+
+    targets:
+      aws:
+        provider: sagemaker
+        region: eu-west-1
+        role_arn: arn:aws:iam::123456789012:role/SageMakerExecution
+
+boto3 is imported only inside methods, so ``deployer --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from deployer.errors import DeployerError
+from deployer.image.build import Image
+from deployer.providers import (
+    Backend,
+    Change,
+    Deployment,
+    Invocation,
+    Plan,
+    Progress,
+    ProjectInfo,
+    Release,
+    Status,
+    Strategy,
+    Target,
+    parse_options,
+)
+from deployer_aws import autoscaling, deploy, invoke, names, registry, waiting
+from deployer_aws.aws import Aws
+from deployer_aws.options import SageMakerOptions
+
+
+class SageMakerProvider:
+    """Deploys one target to a SageMaker endpoint (see the package README)."""
+
+    name: ClassVar[str] = "sagemaker"
+
+    def __init__(self, target: Target, project: ProjectInfo) -> None:
+        self.options = parse_options(SageMakerOptions, target)
+        self.target = target
+        self.info = project
+        self.aws = Aws(self.options)
+        endpoint = names.endpoint_name(project.name, target.name, self.options.endpoint_name)
+        self.repository = self.options.ecr_repository or project.name
+        self.scope = deploy.Scope(
+            self.aws, self.options, project.name, target.name, endpoint, self.repository
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self.scope.endpoint
+
+    def _url(self) -> str:
+        base = self.options.endpoint_urls.runtime or (
+            f"https://runtime.sagemaker.{self.options.region}.amazonaws.com"
+        )
+        return f"{base.rstrip('/')}/endpoints/{self.endpoint}/invocations"
+
+    # -- the provider protocol ---------------------------------------------------------
+
+    def plan(self, release: Release) -> Plan:
+        changes: list[Change] = []
+        if registry.repository_exists(self.aws, self.repository) is None:
+            changes.append(Change("create", f"ECR repository {self.repository}"))
+        ref = f"{self.repository}:{release.version}"
+        changes.append(Change("update", f"image {ref}", "push (layers already there are kept)"))
+        changes.extend(deploy.plan(self.scope, release.version, ref))
+        scaling = self.options.autoscaling
+        if scaling is not None and not autoscaling.in_sync(self.aws, self.endpoint, scaling):
+            detail = f"{scaling.min}..{scaling.max}, {scaling.target_invocations:g}/instance"
+            changes.append(Change("update", f"autoscaling {self.endpoint}", detail))
+        return Plan(self.target.name, changes)
+
+    def publish(self, image: Image, progress: Progress) -> str:
+        return registry.publish(
+            self.aws, image, self.repository, self.info.name, self.target.name, progress
+        )
+
+    def deploy(
+        self, release: Release, image_ref: str, strategy: Strategy, progress: Progress
+    ) -> Deployment:
+        return deploy.deploy(self.scope, release.version, image_ref, strategy, progress)
+
+    def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:
+        return waiting.wait(self.scope, deployment, timeout, self._url(), progress)
+
+    def status(self) -> Status:
+        return waiting.status(self.scope, self._url())
+
+    def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
+        return invoke.invoke(self.aws, self.endpoint, body, content_type, accept, self.target.name)
+
+    def rollback(self, progress: Progress) -> Deployment:
+        deployment = deploy.start_rollback(self.scope, progress)
+        status = self.wait(deployment, self.options.rollback_timeout, progress)
+        if not status.healthy:
+            raise DeployerError(f"rollback of {self.target.name} failed: {status.reason}")
+        return deployment
+
+    def destroy(self, progress: Progress) -> list[str]:
+        removed = deploy.destroy(self.scope, progress)
+        if not self.options.keep_ecr_repository_on_destroy and registry.delete_repository(
+            self.aws, self.repository, self.info.name
+        ):
+            removed.append(f"ECR repository {self.repository}")
+            progress(f"removed ECR repository {self.repository}")
+        return removed
+
+    def route(self) -> Backend:
+        return Backend(self.target.name, self.name, self._url(), "sigv4", self.options.region)

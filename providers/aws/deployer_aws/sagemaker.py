@@ -1,0 +1,254 @@
+"""SageMaker resources of one target: models, endpoint configs, the endpoint, and their tags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployer.providers import Strategy
+from deployer_aws import names
+from deployer_aws.aws import Aws
+from deployer_aws.options import SageMakerOptions
+
+NOT_FOUND = "Could not find"
+BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+
+
+@dataclass(frozen=True)
+class Live:
+    """The endpoint as SageMaker describes it, with the version its config is tagged with."""
+
+    name: str
+    arn: str
+    status: str
+    config: str
+    version: str | None
+    failure_reason: str | None
+    tags: dict[str, str]
+    pending_config: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def previous_config(self) -> str | None:
+        return self.tags.get(names.TAG_PREVIOUS_CONFIG) or None
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The model and endpoint config a release needs, named after their content."""
+
+    name: str  # shared by the model and the endpoint config
+    version: str
+    container: dict[str, Any]
+    variant: dict[str, Any]
+
+
+def desired(
+    options: SageMakerOptions, endpoint: str, version: str, image_ref: str, repository: str
+) -> Desired:
+    """What serves ``version``. The name hashes the settings, and the repository rather than
+    the digest: the version already identifies the image, and plan() knows no digest yet."""
+    container: dict[str, Any] = {"Image": image_ref, "Mode": "SingleModel"}
+    if options.environment:
+        container["Environment"] = dict(options.environment)
+    variant: dict[str, Any] = {"VariantName": names.VARIANT}
+    if options.serverless is not None:
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": options.serverless.memory_mb,
+            "MaxConcurrency": options.serverless.max_concurrency,
+        }
+    else:
+        variant["InstanceType"] = options.instance_type
+        variant["InitialInstanceCount"] = options.instance_count
+        variant["InitialVariantWeight"] = 1.0
+        if options.startup_health_timeout is not None:
+            variant["ContainerStartupHealthCheckTimeoutInSeconds"] = options.startup_health_timeout
+    spec = names.spec_hash(
+        {
+            "repository": repository,
+            "environment": container.get("Environment", {}),
+            "role": options.role_arn,
+            "variant": variant,
+        }
+    )
+    return Desired(names.resource_name(endpoint, version, spec), version, container, variant)
+
+
+def deployment_config(strategy: Strategy, options: SageMakerOptions) -> dict[str, Any]:
+    """The UpdateEndpoint DeploymentConfig for a strategy: blue/green traffic shifting."""
+    bake = strategy.bake_seconds
+    if not bake and strategy.kind != "all-at-once":
+        bake = options.bake_seconds
+    routing: dict[str, Any] = {"Type": "ALL_AT_ONCE"}
+    if strategy.kind == "canary":
+        routing = {"Type": "CANARY", "CanarySize": _capacity(strategy.percent)}
+    elif strategy.kind == "linear":
+        routing = {"Type": "LINEAR", "LinearStepSize": _capacity(strategy.percent)}
+    routing["WaitIntervalInSeconds"] = min(int(bake), 3600)
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": options.termination_wait,
+        }
+    }
+    if options.alarms:
+        config["AutoRollbackConfiguration"] = {
+            "Alarms": [{"AlarmName": alarm} for alarm in options.alarms]
+        }
+    return config
+
+
+def _capacity(percent: int) -> dict[str, Any]:
+    return {"Type": "CAPACITY_PERCENT", "Value": percent}
+
+
+class SageMaker:
+    """The SageMaker API calls a target needs, each naming its resource in errors."""
+
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+
+    def _call(self, operation: str, resource: str, absent: bool = False, **params: Any) -> Any:
+        return self.aws.call(
+            "sagemaker", operation, resource, absent=NOT_FOUND if absent else None, **params
+        )
+
+    # -- reading -----------------------------------------------------------------------
+
+    def describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        return self._call("describe_endpoint", f"endpoint {name}", True, EndpointName=name)
+
+    def describe_config(self, name: str) -> dict[str, Any] | None:
+        return self._call(
+            "describe_endpoint_config", f"endpoint config {name}", True, EndpointConfigName=name
+        )
+
+    def describe_model(self, name: str) -> dict[str, Any] | None:
+        return self._call("describe_model", f"model {name}", True, ModelName=name)
+
+    def tags(self, arn: str, resource: str) -> dict[str, str]:
+        tags: list[dict[str, str]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"ResourceArn": arn}
+            if token:
+                params["NextToken"] = token
+            page = self._call("list_tags", resource, True, **params) or {}
+            tags.extend(page.get("Tags", []))
+            token = page.get("NextToken")
+            if not token:
+                return names.tag_map(tags)
+
+    def config_version(self, config: str) -> str | None:
+        """The ``deployer-version`` tag of an endpoint config (None if it has none or is gone)."""
+        described = self.describe_config(config)
+        if described is None:
+            return None
+        arn = described["EndpointConfigArn"]
+        return self.tags(arn, f"endpoint config {config}").get(names.TAG_VERSION)
+
+    def live(self, name: str) -> Live | None:
+        described = self.describe_endpoint(name)
+        if described is None:
+            return None
+        config = described.get("EndpointConfigName", "")
+        pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        return Live(
+            name=name,
+            arn=described["EndpointArn"],
+            status=described.get("EndpointStatus", ""),
+            config=config,
+            version=self.config_version(config) if config else None,
+            failure_reason=described.get("FailureReason") or None,
+            tags=self.tags(described["EndpointArn"], f"endpoint {name}"),
+            pending_config=pending,
+            raw=described,
+        )
+
+    def owned(self, kind: str, prefix: str, project: str, target: str) -> Iterator[str]:
+        """Names of models or endpoint configs (``kind``) of this project and target."""
+        operation, key, name_key, arn_key = {
+            "model": ("list_models", "Models", "ModelName", "ModelArn"),
+            "config": (
+                "list_endpoint_configs",
+                "EndpointConfigs",
+                "EndpointConfigName",
+                "EndpointConfigArn",
+            ),
+        }[kind]
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"NameContains": prefix, "MaxResults": 100}
+            if token:
+                params["NextToken"] = token
+            page = self._call(operation, f"{kind}s named {prefix}*", **params) or {}
+            for item in page.get(key, []):
+                name = item[name_key]
+                if not name.startswith(prefix):
+                    continue
+                tags = self.tags(item[arn_key], f"{kind} {name}")
+                if tags.get(names.TAG_PROJECT) == project and tags.get(names.TAG_TARGET) == target:
+                    yield name
+            token = page.get("NextToken")
+            if not token:
+                return
+
+    # -- writing -----------------------------------------------------------------------
+
+    def create_model(self, want: Desired, role_arn: str, tags: list[dict[str, str]]) -> None:
+        self._call(
+            "create_model",
+            f"model {want.name}",
+            ModelName=want.name,
+            PrimaryContainer=want.container,
+            ExecutionRoleArn=role_arn,
+            Tags=tags,
+        )
+
+    def create_config(self, want: Desired, tags: list[dict[str, str]]) -> None:
+        variant = {**want.variant, "ModelName": want.name}
+        self._call(
+            "create_endpoint_config",
+            f"endpoint config {want.name}",
+            EndpointConfigName=want.name,
+            ProductionVariants=[variant],
+            Tags=tags,
+        )
+
+    def create_endpoint(self, name: str, config: str, tags: list[dict[str, str]]) -> None:
+        self._call(
+            "create_endpoint",
+            f"endpoint {name}",
+            EndpointName=name,
+            EndpointConfigName=config,
+            Tags=tags,
+        )
+
+    def update_endpoint(self, name: str, config: str, deployment: dict[str, Any]) -> None:
+        self._call(
+            "update_endpoint",
+            f"endpoint {name}",
+            EndpointName=name,
+            EndpointConfigName=config,
+            RetainAllVariantProperties=False,
+            DeploymentConfig=deployment,
+        )
+
+    def add_tags(self, arn: str, resource: str, tags: dict[str, str]) -> None:
+        pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
+        self._call("add_tags", resource, ResourceArn=arn, Tags=pairs)
+
+    def delete_endpoint(self, name: str) -> bool:
+        answer = self._call("delete_endpoint", f"endpoint {name}", True, EndpointName=name)
+        return answer is not None
+
+    def delete_config(self, name: str) -> bool:
+        answer = self._call(
+            "delete_endpoint_config", f"endpoint config {name}", True, EndpointConfigName=name
+        )
+        return answer is not None
+
+    def delete_model(self, name: str) -> bool:
+        answer = self._call("delete_model", f"model {name}", True, ModelName=name)
+        return answer is not None

@@ -1,0 +1,390 @@
+"""The ``kubernetes`` provider: Deployment, Service, HPA, PDB (and an Ingress or HTTPRoute)
+by server-side apply, watched like ``kubectl rollout status``, invoked through the API
+server's service proxy. See the package README for options and strategies."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from deployer.errors import DeployerError, UsageError
+from deployer.image.build import Image
+from deployer.providers import (
+    Backend,
+    Change,
+    Deployment,
+    Invocation,
+    Plan,
+    Progress,
+    ProjectInfo,
+    Release,
+    Status,
+    Strategy,
+    Target,
+    parse_options,
+)
+from deployer.serving import routes
+from deployer_kubernetes import registry
+from deployer_kubernetes.cluster import Cluster
+from deployer_kubernetes.deploy import Deployer
+from deployer_kubernetes.diff import summary
+from deployer_kubernetes.manifests import Renderer, Version
+from deployer_kubernetes.names import TRACK_CANARY, TRACK_STABLE, Names
+from deployer_kubernetes.options import KubernetesOptions
+from deployer_kubernetes.rollout import diagnose, rollout_status
+
+ROLLBACK_GRACE = 30.0  # seconds a failed rollout's automatic rollback may take past the timeout
+
+
+class KubernetesProvider:
+    """Deploys one target's model server to a Kubernetes namespace."""
+
+    name: ClassVar[str] = "kubernetes"
+
+    def __init__(self, target: Target, project: ProjectInfo) -> None:
+        self.options = parse_options(KubernetesOptions, target)
+        self.target = target
+        self.info = project
+        self.names = Names.of(project.name, target.name, self.options.namespace, self.options.name)
+        self.renderer = Renderer(self.options, self.names)
+        self.cluster = Cluster(self.options, target.name)
+        self.deployer = Deployer(self.cluster, self.renderer, self.names, self.options)
+
+    def __repr__(self) -> str:
+        return (
+            f"KubernetesProvider(target={self.target.name!r}, namespace={self.names.namespace!r})"
+        )
+
+    # -- render (for GitOps; the core's `deployer render --to T`) --------------------------
+
+    def render(self, source: Release | str, *, version: str | None = None) -> list[dict[str, Any]]:
+        """Every manifest of this target, as dicts in apply order; no cluster is contacted.
+
+        ``source`` is a Release (its image is named as ``publish`` will push it: the
+        registry repository tagged with the version) or an image reference; ``version``
+        labels the objects (default: the release's version, or the reference's tag/digest).
+        """
+        if isinstance(source, str):
+            image = source
+            version = version or _version_of(source)
+        else:
+            image = self._planned_ref(source)
+            version = version or source.version
+        return self.renderer.all(Version(image, version))
+
+    def render_yaml(self, source: Release | str, *, version: str | None = None) -> str:
+        """The manifests as one multi-document YAML stream."""
+        import yaml
+
+        manifests = self.render(source, version=version)
+        header = (
+            f"# Rendered by deployer-kubernetes for project {self.names.project}, "
+            f"target {self.names.target}.\n"
+        )
+        return header + "".join(
+            "---\n" + yaml.safe_dump(m, sort_keys=False, default_flow_style=False)
+            for m in manifests
+        )
+
+    def write_manifests(
+        self, source: Release | str, folder: str | Path, *, version: str | None = None
+    ) -> list[Path]:
+        """One file per manifest in ``folder`` (``NN-kind-name.yaml``, in apply order)."""
+        import yaml
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for index, manifest in enumerate(self.render(source, version=version), start=1):
+            name = f"{index:02d}-{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
+            path = out / name
+            path.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+            written.append(path)
+        return written
+
+    def _planned_ref(self, release: Release) -> str:
+        if self.options.registry:
+            return f"{self.options.registry}:{release.version}"
+        return release.image.ref
+
+    # -- the provider protocol ---------------------------------------------------------
+
+    def plan(self, release: Release) -> Plan:
+        """A server-side dry run of every object, compared with what is live."""
+        live = self.deployer.live()
+        image = live.image if live.version == release.version and live.image else None
+        version = self.deployer.target_version(
+            image or self._planned_ref(release), release.version, live
+        )
+        manifests = self.renderer.all(version)
+        changes = []
+        for action, detail, manifest in self.deployer.changes(manifests):
+            resource = f"{manifest['kind'].lower()}/{manifest['metadata']['name']}"
+            if action == "create":
+                detail = f"in namespace {self.names.namespace}"
+            elif action == "keep":
+                detail = "no change"
+            else:
+                detail = summary(detail.split("; "))
+            changes.append(Change(action, resource, detail))  # type: ignore[arg-type]
+        for kind, name in self.deployer.stale(manifests):
+            detail = (
+                "a canary left by an interrupted push"
+                if name == self.names.canary
+                else ("no longer configured")
+            )
+            changes.append(Change("delete", f"{kind.lower()}/{name}", detail))
+        return Plan(self.target.name, changes)
+
+    def publish(self, image: Image, progress: Progress) -> str:
+        return registry.publish(self.options, self.target.name, image, progress)
+
+    def deploy(
+        self, release: Release, image_ref: str, strategy: Strategy, progress: Progress
+    ) -> Deployment:
+        live = self.deployer.live()
+        canary = self.deployer.canary()
+        version = self.deployer.target_version(image_ref, release.version, live)
+        manifests = self.renderer.all(version)
+        details: dict[str, Any] = {
+            "namespace": self.names.namespace,
+            "deployment": self.names.deployment(),
+            "image": image_ref,
+            "strategy": "all-at-once",
+            "sample": release.sample,
+        }
+        if live.version == release.version and canary is None:
+            changes = [c for c in self.deployer.changes(manifests) if c[0] != "keep"]
+            stale = self.deployer.stale(manifests)
+            assert live.deployment is not None
+            if not changes and not stale and rollout_status(live.deployment).done:
+                progress(f"{self.target.name}: version {release.version} is already live")
+                return Deployment(self.target.name, release.version, live.version, False, details)
+        if canary is not None:
+            progress(f"removing {self.names.canary} left by an interrupted push")
+            self.deployer.remove_canary(live.version or release.version, progress)
+        kind = strategy.kind
+        if kind != "all-at-once" and (live.version is None or live.version == release.version):
+            why = "nothing is live yet" if live.version is None else "this version is live"
+            progress(f"{strategy} needs a live version to compare with ({why}): all at once")
+            kind = "all-at-once"
+        if kind == "all-at-once":
+            self.deployer.apply_all(manifests, live, progress)
+        else:
+            replicas = self.deployer.start_canary(version, strategy.percent, live, progress)
+            details.update(
+                strategy=kind,
+                percent=strategy.percent,
+                bake_seconds=strategy.bake_seconds,
+                canary=self.names.canary,
+                canary_replicas=replicas,
+                stable_replicas=live.replicas,
+            )
+        details["previous_image"] = live.image
+        return Deployment(self.target.name, release.version, live.version, True, details)
+
+    def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:
+        if not deployment.changed:
+            return self.status()
+        deadline = time.monotonic() + timeout
+        details = deployment.details
+        if details.get("strategy", "all-at-once") == "all-at-once":
+            outcome = self.deployer.watch(
+                self.names.deployment(), TRACK_STABLE, deployment.version, deadline, progress
+            )
+            if outcome.ok:
+                return self.status()
+            return self._failed(deployment, outcome.reason, outcome.timed_out, progress)
+        return self._canary(deployment, deadline, progress)
+
+    def _canary(self, deployment: Deployment, deadline: float, progress: Progress) -> Status:
+        """Watch, smoke-test and bake the canary at each step, then promote it."""
+        details = deployment.details
+        percent = int(details["percent"])
+        steps = [percent] if details["strategy"] == "canary" else list(range(percent, 100, percent))
+        live = self.deployer.live()
+        previous = deployment.previous_version or ""
+        version = self.deployer.target_version(details["image"], deployment.version, live)
+        stable_replicas = int(details.get("stable_replicas") or live.replicas or 1)
+        for index, step in enumerate(steps):
+            if index:
+                self.deployer.step_canary(version, step, stable_replicas, progress)
+            outcome = self.deployer.watch(
+                self.names.canary, TRACK_CANARY, deployment.version, deadline, progress
+            )
+            problem = None if outcome.ok else outcome.reason
+            if problem is None:
+                self.deployer.route_weight(previous, step, progress)
+                problem = self.deployer.smoke(
+                    self.names.service(TRACK_CANARY), details.get("sample")
+                )
+                if problem is None:
+                    progress(f"canary at {step}%: smoke prediction ok")
+                    problem = self.deployer.bake(
+                        self.names.canary, float(details.get("bake_seconds") or 0), progress
+                    )
+            if problem is not None:
+                self.deployer.remove_canary(previous, progress)
+                return Status(
+                    self.target.name,
+                    "failed",
+                    previous or None,
+                    self.route().url,
+                    f"canary {self.names.canary} of {deployment.version} failed at {step}%: "
+                    f"{problem}; rolled back: the canary was removed and {previous} keeps serving",
+                    {"rolled_back": True},
+                )
+        progress(f"promoting {deployment.version} to deployment/{self.names.deployment()}")
+        self.deployer.apply_all(self.renderer.all(version), live, progress, keep_canary=True)
+        outcome = self.deployer.watch(
+            self.names.deployment(), TRACK_STABLE, deployment.version, deadline, progress
+        )
+        self.deployer.remove_canary(deployment.version, progress)
+        if outcome.ok:
+            return self.status()
+        return self._failed(deployment, outcome.reason, outcome.timed_out, progress)
+
+    def _failed(
+        self, deployment: Deployment, reason: str, timed_out: bool, progress: Progress
+    ) -> Status:
+        """A failed rollout: roll back to the previous version when there is one."""
+        previous = deployment.previous_version
+        url = self.route().url
+        if timed_out:
+            hint = (
+                f"; `deployer rollback --to {self.target.name}` returns to {previous}"
+                if previous
+                else ""
+            )
+            return Status(self.target.name, "updating", deployment.version, url, reason + hint)
+        if not previous or previous == deployment.version:
+            return Status(self.target.name, "failed", deployment.version, url, reason)
+        progress(f"rolling back to {previous}")
+        try:
+            self._roll_back(progress, ROLLBACK_GRACE + self.options.poll_interval)
+            note = f"rolled back: {previous} keeps serving"
+        except DeployerError as exc:
+            note = f"the automatic rollback to {previous} did not finish: {exc.message}"
+        return Status(
+            self.target.name, "failed", previous, url, f"{reason}; {note}", {"rolled_back": True}
+        )
+
+    def status(self) -> Status:
+        live = self.deployer.live()
+        if live.deployment is None:
+            return Status(self.target.name, "absent", reason="nothing deployed")
+        state = rollout_status(live.deployment)
+        details = {
+            "namespace": self.names.namespace,
+            "context": self.cluster.context,
+            "deployment": self.names.deployment(),
+            "image": live.image,
+            "replicas": live.replicas,
+            "available": state.available,
+            "previous_version": live.annotation("deployer.dev/previous-version"),
+        }
+        canary = self.deployer.canary()
+        if canary is not None:
+            details["canary"] = canary["metadata"].get("labels", {}).get("deployer-version")
+        url = self.route().url
+        if state.done and (state.available > 0 or live.replicas == 0):
+            return Status(self.target.name, "healthy", live.version, url, details=details)
+        reason = state.message
+        selector = self.deployer.pod_selector(TRACK_STABLE, live.version or "")
+        found = diagnose(self.cluster, selector)
+        if found is not None:
+            reason += f": {found.text}"
+        if state.failed:
+            return Status(self.target.name, "failed", live.version, url, reason, details)
+        stuck = found is not None and found.hard
+        return Status(
+            self.target.name,
+            "unhealthy" if stuck else "updating",
+            live.version,
+            url,
+            reason,
+            details,
+        )
+
+    def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
+        headers = {"Content-Type": content_type}
+        if accept:
+            headers["Accept"] = accept
+        status, answer, data = self.cluster.proxy(
+            self.names.service(), "http", "POST", routes.SAGEMAKER_INVOCATIONS, body, headers
+        )
+        return Invocation(status, data, answer.get("content-type", ""))
+
+    def rollback(self, progress: Progress) -> Deployment:
+        live = self.deployer.live()
+        if live.deployment is None:
+            raise UsageError(f"{self.target.name} has nothing deployed to roll back")
+        return self._roll_back(progress, self.options.progress_deadline_seconds + 60.0)
+
+    def _roll_back(self, progress: Progress, timeout: float) -> Deployment:
+        live = self.deployer.live()
+        previous_image = live.annotation("deployer.dev/previous-image")
+        previous_version = live.annotation("deployer.dev/previous-version")
+        if self.deployer.canary() is not None:
+            self.deployer.remove_canary(live.version or "", progress)
+        if not previous_image or not previous_version:
+            raise UsageError(f"{self.target.name} has no previous version to roll back to")
+        assert live.version is not None and live.image is not None
+        progress(f"rolling back deployment/{self.names.deployment()} to {previous_version}")
+        version = Version(previous_image, previous_version, live.image, live.version)
+        self.deployer.apply_all(self.renderer.all(version), live, progress)
+        outcome = self.deployer.watch(
+            self.names.deployment(),
+            TRACK_STABLE,
+            previous_version,
+            time.monotonic() + timeout,
+            progress,
+        )
+        if not outcome.ok:
+            raise DeployerError(
+                f"the rollback to {previous_version} did not finish: {outcome.reason}"
+            )
+        return Deployment(
+            self.target.name, previous_version, live.version, True, {"image": previous_image}
+        )
+
+    def destroy(self, progress: Progress) -> list[str]:
+        """Delete every object labelled with this project and target (idempotent)."""
+        from deployer_kubernetes.cluster import DELETE_ORDER
+
+        removed = []
+        for kind in DELETE_ORDER:
+            for obj in self.cluster.list_objects(kind, self.names.owner_selector):
+                name = obj["metadata"]["name"]
+                if self.cluster.delete(kind, name):
+                    removed.append(f"{kind.lower()}/{name}")
+                    progress(f"deleted {kind.lower()}/{name}")
+        return removed
+
+    def route(self) -> Backend:
+        options = self.options
+        if options.url:
+            url = options.url
+        elif options.ingress is not None:
+            scheme = "https" if options.ingress.tls_secret else "http"
+            url = f"{scheme}://{options.ingress.host}{options.ingress.path.rstrip('/')}"
+        elif options.http_route is not None and options.http_route.hostnames:
+            scheme = "https" if options.http_route.https else "http"
+            url = (
+                f"{scheme}://{options.http_route.hostnames[0]}{options.http_route.path.rstrip('/')}"
+            )
+        else:
+            port = "" if options.service_port == 80 else f":{options.service_port}"
+            url = f"http://{self.names.service()}.{self.names.namespace}.svc.cluster.local{port}"
+        return Backend(self.target.name, self.name, url, options.route_auth, options.region)
+
+
+def _version_of(image: str) -> str:
+    """A label-safe version from an image reference's digest or tag."""
+    if "@" in image:
+        return image.rsplit("@", 1)[1].removeprefix("sha256:")[:12]
+    last = image.rsplit("/", 1)[-1]
+    tag = last.rsplit(":", 1)[1] if ":" in last else "latest"
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", tag)[:63]

@@ -370,6 +370,29 @@ class Project:
         providers = self.providers(to)
         return plan_targets(providers, self.release(self.build(progress=progress)))
 
+    def render(
+        self,
+        to: str,
+        *,
+        image: str | None = None,
+        out: str | Path | None = None,
+        progress: Progress | None = None,
+    ) -> str | list[Path]:
+        """The target's manifests (GitOps): YAML text, or files written to ``out``.
+
+        ``image`` renders for an already pushed image ref; without it the project is
+        built and the release rendered as ``push`` would deploy it.
+        """
+        from deployer.providers import RendersManifests
+
+        provider = self.providers([to])[to]
+        if not isinstance(provider, RendersManifests):
+            raise UsageError(f"target {to!r} ({provider.name}) has no manifests to render")
+        source: Any = image or self.release(self.build(progress=progress))
+        if out is not None:
+            return list(provider.write_manifests(source, Path(out)))
+        return str(provider.render_yaml(source))
+
     def status(self, to: list[str] | None = None) -> list[Status]:
         return [provider.status() for provider in self.providers(to).values()]
 

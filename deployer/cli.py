@@ -340,6 +340,33 @@ def plan(
 
 @app.command()
 @handles_errors
+def render(
+    to: Annotated[str, typer.Option("--to", "-t", help="The target whose manifests to render.")],
+    file: FileOption = Path("deployer.yaml"),
+    image: Annotated[
+        str | None,
+        typer.Option(help="A pushed image ref to render for (default: build and render)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write one file per object into this folder.")
+    ] = None,
+) -> None:
+    """Write a target's manifests to stdout (or a folder) for GitOps, changing nothing.
+
+    Example: deployer render --to k8s --image registry.example.com/iris:abc --out manifests/
+    """
+    from deployer.api import Project
+
+    result = Project.load(file).render(to, image=image, out=out, progress=output.progress_line)
+    if isinstance(result, str):
+        output.out.print(result, markup=False, highlight=False, end="")
+    else:
+        for path in result:
+            output.ok(f"wrote {path}")
+
+
+@app.command()
+@handles_errors
 def status(
     to: Annotated[
         str | None, typer.Option("--to", "-t", help="Targets, comma-separated (default: all).")

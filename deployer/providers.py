@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 from deployer.errors import ConfigError, MissingDependencyError, UsageError
 
@@ -192,6 +193,17 @@ class Provider(Protocol):
     def destroy(self, progress: Progress) -> list[str]: ...
 
     def route(self) -> Backend: ...
+
+
+@runtime_checkable
+class RendersManifests(Protocol):
+    """Optional capability: providers whose targets are declared by manifests (GitOps)."""
+
+    def render_yaml(self, source: Release | str, *, version: str | None = None) -> str: ...
+
+    def write_manifests(
+        self, source: Release | str, folder: Path, *, version: str | None = None
+    ) -> list[Path]: ...
 
 
 def parse_options(model: type[OptionsT], target: Target, source: str = "deployer.yaml") -> OptionsT:

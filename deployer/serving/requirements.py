@@ -13,13 +13,17 @@ RUNTIME_REQUIREMENTS: tuple[str, ...] = (
     "prometheus-client>=0.20,<1",
 )
 
-# The router image (the local target's front proxy, and later the built-in router).
+# The router image: the local target's front proxy (uvicorn, httpx) and the built-in
+# router (httptools, uvloop, orjson; pydantic and PyYAML for router.yaml; /metrics).
 ROUTER_REQUIREMENTS: tuple[str, ...] = (
     "orjson>=3.9,<4",
     "uvicorn>=0.30,<1",
     "httptools>=0.6,<1",
     "uvloop>=0.19,<1",
     "httpx>=0.27,<1",
+    "pydantic>=2.6,<3",
+    "pyyaml>=6.0,<7",
+    "prometheus-client>=0.20,<1",
 )
 
 # Extra requirements per model flavour.

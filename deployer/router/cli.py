@@ -1,0 +1,398 @@
+"""``deployer router ...``: create, edit, check, show, serve and render router.yaml.
+
+Mounted by deployer/cli.py with ``app.add_typer(router_app, name="router")``. Thin like
+the rest of the CLI: the logic lives in deployer.router.manifest, .app and .render.
+Every command takes ``-o json`` and exits 0 ok, 1 failed, 2 bad input, 3 missing package.
+Nothing heavy is imported until a command runs (no cloud SDK ever).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from deployer import output
+from deployer.output import Format
+
+if TYPE_CHECKING:
+    from deployer.router.manifest import Manifest
+
+router_app = typer.Typer(
+    name="router",
+    help=(
+        "One endpoint in front of every deployed backend: weighted, least-latency or "
+        "tiered failover, cloud signing, health checks, retries with a budget.\n\n"
+        "[bold]deployer push[/] writes router.yaml; [bold]deployer router serve[/] runs it; "
+        "[bold]deployer router render --format haproxy|nginx|envoy|kubernetes|route53[/] "
+        "hands it to an engine that runs at scale."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+FileArgument = Annotated[
+    Path,
+    typer.Argument(envvar="DEPLOYER_ROUTER_FILE", help="The router manifest.", show_default=True),
+]
+FileOption = Annotated[
+    Path, typer.Option("--file", "-f", envvar="DEPLOYER_ROUTER_FILE", help="The router manifest.")
+]
+OutputOption = Annotated[
+    Format, typer.Option("--output", "-o", help="text for people, json for CI.")
+]
+
+
+def handles_errors(command: F) -> F:
+    """deployer.cli's error handling (message or JSON document, exit code), looked up
+    when the command runs so that importing this module never imports deployer.cli."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from deployer.cli import handles_errors as shared
+
+        return shared(command)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(file: Path) -> Manifest:
+    from deployer.router.manifest import load
+
+    return load(file)
+
+
+def _save(manifest: Manifest, file: Path, message: str, output_format: Format) -> None:
+    from deployer.router.manifest import lint, to_dict, write
+
+    write(manifest, file)
+    if output_format == Format.json:
+        output.emit_json({"ok": True, "file": str(file), "manifest": to_dict(manifest)})
+        return
+    output.ok(message)
+    for warning in lint(manifest):
+        output.warn(warning)
+
+
+@router_app.command()
+@handles_errors
+def init(
+    file: FileArgument = Path("router.yaml"),
+    name: Annotated[str, typer.Option(help="The project the router fronts.")] = "router",
+    policy: Annotated[str, typer.Option(help="weighted or least-latency.")] = "weighted",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Write an empty router.yaml (deployer push fills it; or add backends by hand)."""
+    from deployer.errors import UsageError
+    from deployer.router.manifest import new
+
+    if file.exists() and not force:
+        raise UsageError(f"{file} exists", hint="pass --force to overwrite it")
+    _save(new(name, policy=policy, host=host, port=port), file, f"wrote {file}", output_format)
+
+
+@router_app.command()
+@handles_errors
+def add(
+    name: Annotated[str, typer.Argument(help="Backend name (unique in the manifest).")],
+    url: Annotated[str, typer.Option(help="Base URL, or a managed endpoint's invoke URL.")],
+    file: FileOption = Path("router.yaml"),
+    provider: Annotated[str, typer.Option(help="http, kubernetes, local, sagemaker ...")] = "http",
+    auth: Annotated[
+        str | None,
+        typer.Option(help="none, bearer, sigv4, google-oauth, azure-key, azure-token."),
+    ] = None,
+    token_env: Annotated[
+        str | None, typer.Option(help="bearer: the environment variable holding the token.")
+    ] = None,
+    token_file: Annotated[
+        str | None, typer.Option(help="bearer: the file holding the token (re-read each minute).")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="The backend's cloud region.")] = None,
+    weight: Annotated[int, typer.Option(help="Share within its tier, 0-256.")] = 1,
+    tier: Annotated[int, typer.Option(help="0 serves first; 1 only when every 0 is down.")] = 0,
+    health: Annotated[
+        str | None, typer.Option(help="active, control-plane or none (default: by provider).")
+    ] = None,
+    health_path: Annotated[str, typer.Option(help="Path of active checks.")] = "/ping",
+    replace: Annotated[bool, typer.Option(help="Replace a backend of the same name.")] = False,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Add a backend by hand. It is pinned: push keeps it even when no target lists it."""
+    from deployer.router.manifest import DEFAULT_AUTH, default_health, with_backend
+
+    kind = auth or DEFAULT_AUTH.get(provider, "none")
+    entry: dict[str, Any] = {
+        "name": name,
+        "provider": provider,
+        "url": url,
+        "region": region,
+        "auth": {"kind": kind, "token_env": token_env, "token_file": token_file},
+        "weight": weight,
+        "tier": tier,
+        "health": {
+            "source": health or default_health(provider).source,
+            "path": health_path,
+        },
+        "pinned": True,
+    }
+    entry["auth"] = {k: v for k, v in entry["auth"].items() if v is not None}
+    manifest = with_backend(_load(file), entry, replace=replace, source=str(file))
+    _save(manifest, file, f"added {name} to {file}", output_format)
+
+
+@router_app.command()
+@handles_errors
+def remove(
+    name: Annotated[str, typer.Argument(help="Backend name.")],
+    file: FileOption = Path("router.yaml"),
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Remove a backend."""
+    from deployer.router.manifest import without_backend
+
+    _save(
+        without_backend(_load(file), name, source=str(file)),
+        file,
+        f"removed {name} from {file}",
+        output_format,
+    )
+
+
+@router_app.command("set")
+@handles_errors
+def set_(
+    name: Annotated[str | None, typer.Argument(help="Backend name.")] = None,
+    file: FileOption = Path("router.yaml"),
+    weight: Annotated[int | None, typer.Option(help="New weight, 0-256 (0 drains).")] = None,
+    tier: Annotated[int | None, typer.Option(help="New tier, 0-9.")] = None,
+    policy: Annotated[str | None, typer.Option(help="weighted or least-latency.")] = None,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Change a backend's weight or tier, or the policy. A running router reloads the file
+    by itself within a second."""
+    from deployer.errors import UsageError
+    from deployer.router.manifest import with_settings
+
+    if name is None and (weight is not None or tier is not None):
+        raise UsageError("--weight and --tier need a backend name")
+    if weight is None and tier is None and policy is None:
+        raise UsageError("nothing to set: pass --weight, --tier or --policy")
+    manifest = with_settings(
+        _load(file), name, weight=weight, tier=tier, policy=policy, source=str(file)
+    )
+    _save(manifest, file, f"updated {file}", output_format)
+
+
+@router_app.command()
+@handles_errors
+def validate(
+    file: FileArgument = Path("router.yaml"),
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Check router.yaml: exit 0 when valid, 2 when not. Warns about cloud auth kinds
+    whose provider plugin is not installed here."""
+    from deployer.errors import DeployerError
+    from deployer.router import plugins
+    from deployer.router.manifest import PLUGIN_AUTH, lint
+
+    manifest = _load(file)
+    warnings = lint(manifest)
+    for provider in sorted({b.provider for b in manifest.backends if b.auth.kind in PLUGIN_AUTH}):
+        try:
+            cls = plugins.lookup(provider)
+        except DeployerError as exc:
+            warnings.append(f"{provider}: {exc.message}; the router cannot sign for it here")
+            continue
+        if not hasattr(cls, "router_signer"):
+            warnings.append(
+                f"{provider}: the installed provider has no router signer "
+                f"(upgrade {plugins.distribution(provider)})"
+            )
+    if output_format == Format.json:
+        output.emit_json(
+            {
+                "ok": True,
+                "file": str(file),
+                "backends": len(manifest.backends),
+                "warnings": warnings,
+            }
+        )
+        return
+    output.ok(f"{file}: valid, {len(manifest.backends)} backends, policy {manifest.policy}")
+    for warning in warnings:
+        output.warn(warning)
+
+
+@router_app.command()
+@handles_errors
+def show(
+    file: FileArgument = Path("router.yaml"),
+    live: Annotated[
+        str | None,
+        typer.Option(help="A running router's URL: show its live health instead of the file."),
+    ] = None,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """The backends: from the file, or with --live from a running router."""
+    from rich.table import Table
+
+    if live:
+        import httpx
+
+        from deployer.errors import DeployerError
+
+        try:
+            answer = httpx.get(live.rstrip("/") + "/-/router/health", timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise DeployerError(f"cannot reach the router at {live}: {exc}") from None
+        data = answer.json()
+        rows = data["backends"]
+    else:
+        from deployer.router.manifest import to_dict
+
+        manifest = _load(file)
+        data = to_dict(manifest)
+        rows = [
+            {
+                "name": b.name,
+                "provider": b.provider,
+                "tier": b.tier,
+                "weight": b.weight,
+                "url": b.url,
+                "health_source": b.health_source,
+                "auth": b.auth.kind,
+            }
+            for b in manifest.backends
+        ]
+    if output_format == Format.json:
+        output.emit_json({"ok": True, **data})
+        return
+    table = Table(title=f"{data.get('name')} ({data.get('policy')})", title_justify="left")
+    columns = ["name", "provider", "tier", "weight", "health_source", "url"]
+    columns += ["available", "reason"] if live else ["auth"]
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        cells = [str(row.get(c, "")) for c in columns]
+        table.add_row(*cells)
+    output.out.print(table)
+
+
+@router_app.command()
+@handles_errors
+def serve(
+    file: FileArgument = Path("router.yaml"),
+    host: Annotated[str | None, typer.Option(help="Address (default: listen.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: listen.port).")] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option("--access-log/--no-access-log", help="Default: access_log.enabled."),
+    ] = None,
+    grace: Annotated[float, typer.Option(help="Seconds to finish requests on SIGTERM.")] = 20.0,
+) -> None:
+    """Run the built-in router. SIGHUP (or editing the file) reloads the manifest without
+    dropping a request; SIGTERM drains and stops. Routes of its own: /-/router/health,
+    /-/router/live, /-/router/ready and /metrics."""
+    from deployer.router.app import run
+    from deployer.router.manifest import load
+
+    load(file)  # a bad file fails here with exit 2, before anything starts
+    run(file, host=host, port=port, access_log=access_log, grace=grace)
+
+
+@router_app.command()
+@handles_errors
+def render(
+    file: FileArgument = Path("router.yaml"),
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-F", help="haproxy, nginx, envoy, kubernetes or route53."),
+    ] = "haproxy",
+    out: Annotated[Path | None, typer.Option("--out", help="Write here (default: stdout).")] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="haproxy/nginx: HOST:PORT to listen on (default: listen).")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option(help="kubernetes: the router image (default: this version's).")
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="kubernetes: namespace.")] = "default",
+    replicas: Annotated[int, typer.Option(help="kubernetes: minimum replicas.")] = 2,
+    max_replicas: Annotated[int, typer.Option(help="kubernetes: HPA maximum.")] = 10,
+    service_account: Annotated[
+        str | None, typer.Option(help="kubernetes: service account (cloud credentials).")
+    ] = None,
+    dns_name: Annotated[str | None, typer.Option(help="route53: the record name.")] = None,
+    hosted_zone_id: Annotated[
+        str, typer.Option(help="route53: the zone (for alias records).")
+    ] = "HOSTED_ZONE_ID",
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Write router.yaml as a config for another engine: haproxy, nginx, envoy (plain-HTTP
+    backends; the rest are listed as skipped), kubernetes (the router itself), route53."""
+    from deployer.router.render import render as render_manifest
+
+    rendered = render_manifest(
+        _load(file),
+        fmt,
+        bind=listen,
+        listen=listen,
+        image=image,
+        namespace=namespace,
+        replicas=replicas,
+        max_replicas=max_replicas,
+        service_account=service_account,
+        dns_name=dns_name,
+        hosted_zone_id=hosted_zone_id,
+    )
+    if out is not None:
+        out.write_text(rendered.text, encoding="utf-8")
+    if output_format == Format.json:
+        document = rendered.to_dict()
+        if out is not None:
+            document = {**document, "text": None, "file": str(out)}
+        output.emit_json({"ok": True, **document})
+        return
+    if out is None:
+        output.out.file.write(rendered.text)
+    else:
+        output.ok(f"wrote {out} ({fmt})")
+    for name, reason in rendered.skipped:
+        output.warn(f"skipped {name}: {reason}")
+    for note in rendered.notes:
+        output.err.print(f"[dim]note:[/] {note}")
+
+
+def main() -> None:
+    """``python -m deployer.router.cli``: the router commands on their own (no traceback
+    unless DEPLOYER_DEBUG is set, like ``deployer``)."""
+    import os
+
+    from deployer.errors import EXIT_FAILED
+
+    try:
+        router_app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if os.environ.get("DEPLOYER_DEBUG"):
+            raise
+        output.error(
+            f"unexpected {type(exc).__name__}: {exc}",
+            hint="this is a bug in deployer; rerun with DEPLOYER_DEBUG=1 and report the traceback",
+        )
+        raise SystemExit(EXIT_FAILED) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,545 @@
+"""router.yaml: the versioned schema (pydantic), loading, writing, and building it from
+the backends a push left live.
+
+Errors name the file, the line and the field, like deployer.yaml's. The module imports
+only pydantic, PyYAML and ``deployer.errors``, so it runs in the router image too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deployer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deployer.providers import Backend
+
+SCHEMA_VERSION = 1
+DEFAULT_FILE = "router.yaml"
+# Managed endpoints: one fixed invoke URL, no public health route, cloud signing.
+MANAGED_PROVIDERS = frozenset({"sagemaker", "vertex", "azureml"})
+BUILTIN_AUTH = frozenset({"none", "bearer"})
+PLUGIN_AUTH = frozenset({"sigv4", "google-oauth", "azure-key", "azure-token"})
+AUTH_KINDS = BUILTIN_AUTH | PLUGIN_AUTH
+# Which auth kind each known provider uses when push does not say.
+DEFAULT_AUTH = {"sagemaker": "sigv4", "vertex": "google-oauth", "azureml": "azure-key"}
+RETRY_CONDITIONS = ("connect-failure", "reset", "timeout", "429", "5xx", "502", "503", "504")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# Option names that would hold a secret: the manifest names where to find one instead.
+_SECRET_NAMES = re.compile(r"^(token|key|secret|password|api_key|access_key|credentials?)$")
+
+HEADER = """\
+# router.yaml: the backends `deployer router serve` balances across (schema version 1).
+# Written by `deployer push`; edit weights and tiers by hand or with `deployer router set`.
+# Reference: deployer/router/README.md. No secrets here: auth options name env vars or files.
+"""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Strict):
+    """Where the router accepts requests."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class Retries(_Strict):
+    """Retries go to another backend, bounded per request and by a router-wide budget."""
+
+    attempts: int = Field(default=3, ge=1, le=10, description="tries per request, retries included")
+    retry_on: tuple[str, ...] = Field(
+        default=("connect-failure", "reset", "timeout", "429", "5xx"),
+        description="what is retried: " + ", ".join(RETRY_CONDITIONS),
+    )
+    budget_percent: float = Field(
+        default=20.0, ge=0, le=100, description="retries allowed as % of recent requests"
+    )
+    min_per_second: float = Field(
+        default=5.0, ge=0, description="retries always allowed at this rate (low traffic)"
+    )
+    window_seconds: float = Field(default=10.0, gt=0, le=300, description="what 'recent' means")
+
+    @field_validator("retry_on")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [v for v in value if v not in RETRY_CONDITIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown retry condition {unknown[0]!r}; expected " + ", ".join(RETRY_CONDITIONS)
+            )
+        return value
+
+
+class Timeouts(_Strict):
+    """Seconds. ``request`` bounds one attempt; ``total`` bounds a request with its retries."""
+
+    connect: float = Field(default=2.0, gt=0, le=120)
+    request: float = Field(default=30.0, gt=0, le=3600)
+    total: float = Field(default=60.0, gt=0, le=3600)
+    idle: float = Field(default=4.0, gt=0, le=3600, description="keep-alive to backends")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Timeouts:
+        if self.total < self.request:
+            raise ValueError("timeouts.total must be at least timeouts.request")
+        return self
+
+
+class ActiveHealth(_Strict):
+    """GET a health path of each ``source: active`` backend."""
+
+    interval: float = Field(default=2.0, gt=0, le=3600)
+    timeout: float = Field(default=1.0, gt=0, le=120)
+    healthy_threshold: int = Field(default=1, ge=1, le=100)
+    unhealthy_threshold: int = Field(default=2, ge=1, le=100)
+
+
+class PassiveHealth(_Strict):
+    """Eject a backend after consecutive failures; re-admit it after a growing pause."""
+
+    consecutive_failures: int = Field(default=3, ge=1, le=1000)
+    base_ejection: float = Field(default=5.0, gt=0, le=3600, description="seconds, first time")
+    max_ejection: float = Field(default=60.0, gt=0, le=86400, description="seconds, cap")
+
+
+class ControlPlaneHealth(_Strict):
+    """Poll the provider's endpoint status for ``source: control-plane`` backends."""
+
+    interval: float = Field(default=30.0, gt=0, le=86400)
+    timeout: float = Field(default=20.0, gt=0, le=600)
+
+
+class Health(_Strict):
+    active: ActiveHealth = ActiveHealth()
+    passive: PassiveHealth = PassiveHealth()
+    control_plane: ControlPlaneHealth = ControlPlaneHealth()
+
+
+class AccessLog(_Strict):
+    """One JSON line per request, buffered; ``path: '-'`` is stdout."""
+
+    enabled: bool = True
+    path: str = "-"
+
+
+class Auth(BaseModel):
+    """How the router signs requests to a backend. Options name where secrets are, never
+    the secrets: ``token_env``/``token_file`` for bearer; provider plugins take their own."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str = "none"
+    token_env: str | None = None
+    token_file: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in AUTH_KINDS:
+            raise ValueError(f"expected one of {', '.join(sorted(AUTH_KINDS))} (got {value!r})")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> Auth:
+        for name in self.options():
+            if _SECRET_NAMES.match(name):
+                raise ValueError(
+                    f"auth.{name}: the manifest holds no secrets; name an environment "
+                    f"variable ({name}_env) or a file ({name}_file) instead"
+                )
+        if self.kind == "bearer" and not (self.token_env or self.token_file):
+            raise ValueError("bearer auth needs token_env or token_file")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The provider-specific options (everything but ``kind``)."""
+        return {**(self.model_extra or {}), **self.model_dump(exclude={"kind"}, exclude_none=True)}
+
+
+class BackendHealth(_Strict):
+    """How this backend's health is known: ``active`` checks GET ``path``;
+    ``control-plane`` asks the provider; ``none`` relies on passive ejection alone."""
+
+    source: Literal["active", "control-plane", "none"] = "active"
+    path: str = "/ping"
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"expected an absolute path starting with '/' (got {value!r})")
+        return value
+
+
+class Synthetic(_Strict):
+    """A prediction POSTed periodically through the real invoke path (signed): a health
+    signal for managed endpoints, which have no public health route."""
+
+    body: str
+    content_type: str = "application/json"
+    interval: float = Field(default=30.0, gt=0, le=86400)
+
+
+class BackendConfig(_Strict):
+    """One backend: where it is, how to sign for it, and its share of traffic."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    provider: str = Field(default="http", pattern=r"^[a-z][a-z0-9_-]*$")
+    url: str
+    region: str | None = None
+    auth: Auth = Auth()
+    weight: int = Field(default=1, ge=0, le=256, description="share within its tier; 0 drains")
+    tier: int = Field(default=0, ge=0, le=9, description="0 serves first; 1 only when 0 is down")
+    url_mode: Literal["base", "fixed"] | None = Field(
+        default=None,
+        description="base: the request path is appended; fixed: every request goes to url",
+    )
+    health: BackendHealth | None = None
+    synthetic: Synthetic | None = None
+    target: dict[str, Any] = Field(
+        default_factory=dict, description="the provider's target options (control-plane health)"
+    )
+    pinned: bool = Field(default=False, description="kept by push even when no target lists it")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s#]*)?", value):
+            raise ValueError(f"expected an http:// or https:// URL (got {value!r})")
+        return value.rstrip("/") if value.count("/") == 3 else value
+
+    @property
+    def managed(self) -> bool:
+        return self.provider in MANAGED_PROVIDERS
+
+    @property
+    def mode(self) -> Literal["base", "fixed"]:
+        """``fixed`` for managed endpoints (their invoke URL), ``base`` otherwise."""
+        if self.url_mode is not None:
+            return self.url_mode
+        return "fixed" if self.managed else "base"
+
+    @property
+    def health_source(self) -> Literal["active", "control-plane", "none"]:
+        if self.health is not None:
+            return self.health.source
+        return "control-plane" if self.managed else "active"
+
+    @property
+    def health_path(self) -> str:
+        return self.health.path if self.health is not None else "/ping"
+
+    @property
+    def plain_http(self) -> bool:
+        """Reachable by any HTTP proxy: no signing, the request path appended to the URL."""
+        return self.auth.kind == "none" and self.mode == "base"
+
+
+class Manifest(_Strict):
+    """The whole of router.yaml."""
+
+    version: Literal[1] = Field(default=1, description="schema version")
+    name: str = Field(pattern=NAME_PATTERN, description="the project this router fronts")
+    listen: Listen = Listen()
+    policy: Literal["weighted", "least-latency"] = "weighted"
+    retries: Retries = Retries()
+    timeouts: Timeouts = Timeouts()
+    health: Health = Health()
+    access_log: AccessLog = AccessLog()
+    metrics_path: str = "/metrics"
+    max_body_mb: float = Field(default=64.0, gt=0, le=4096)
+    backends: tuple[BackendConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Manifest:
+        seen: set[str] = set()
+        for backend in self.backends:
+            if backend.name in seen:
+                raise ValueError(f"backends: the name {backend.name!r} is used twice")
+            seen.add(backend.name)
+        return self
+
+    def backend(self, name: str) -> BackendConfig | None:
+        return next((b for b in self.backends if b.name == name), None)
+
+    def tiers(self) -> list[int]:
+        return sorted({b.tier for b in self.backends})
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def load(path: str | Path) -> Manifest:
+    """Read and validate router.yaml; every problem is reported with its line and field."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(file), ["file not found"], hint="create one with: deployer router init"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot read: {exc.strerror}"]) from None
+    return parse(text, str(file))
+
+
+def parse(text: str, source: str = DEFAULT_FILE) -> Manifest:
+    """Validate YAML text; ``source`` names it in errors."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["expected a mapping with at least 'name' and 'backends'"])
+    version = data.get("version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ConfigError(
+            source,
+            [
+                f"version: expected {SCHEMA_VERSION}, the router.yaml version this deployer reads "
+                f"(got {version!r})"
+            ],
+            hint="upgrade deployer, or rewrite the file with: deployer router init --force",
+        )
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc, root)) from None
+
+
+def _problems(exc: ValidationError, root: yaml.Node | None, prefix: str = "") -> list[str]:
+    """Each validation error as 'line N: field: message' (deployer.yaml's wording)."""
+    errors = exc.errors()
+    if prefix:
+        errors = [{**e, "loc": (prefix, *e["loc"])} for e in errors]
+    try:
+        from deployer.project import _describe
+    except ImportError:  # the router image ships deployer.router without deployer.project
+        return [".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors]
+    return [_describe(error, root) for error in errors]
+
+
+def to_dict(manifest: Manifest) -> dict[str, Any]:
+    """The manifest as plain data: settings left at their defaults are left out, each
+    backend's key fields are always written."""
+    settings = manifest.model_dump(mode="json", exclude_defaults=True, exclude={"backends"})
+    data: dict[str, Any] = {"version": SCHEMA_VERSION, "name": manifest.name,
+                            "policy": manifest.policy}  # fmt: skip
+    data.update({k: v for k, v in settings.items() if k not in data})
+    backends = []
+    for backend in manifest.backends:
+        entry = backend.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+        auth = backend.auth.model_dump(mode="json", exclude_none=True)
+        ordered: dict[str, Any] = {
+            "name": backend.name,
+            "provider": backend.provider,
+            "url": backend.url,
+            **({"region": backend.region} if backend.region else {}),
+            "auth": auth if len(auth) > 1 else auth["kind"],
+            "weight": backend.weight,
+            "tier": backend.tier,
+        }
+        entry.pop("health", None)
+        if backend.health is not None:  # what differs from the provider's default
+            default = default_health(backend.provider)
+            health = {
+                k: v for k, v in backend.health.model_dump().items() if getattr(default, k) != v
+            }
+            if health:
+                entry["health"] = health
+        ordered.update({k: v for k, v in entry.items() if k not in ordered and v != {}})
+        backends.append(ordered)
+    data["backends"] = backends
+    return data
+
+
+def dump(manifest: Manifest) -> str:
+    """router.yaml text, with its header comment."""
+    return HEADER + yaml.safe_dump(to_dict(manifest), sort_keys=False, default_flow_style=False)
+
+
+def write(manifest: Manifest, path: str | Path) -> Path:
+    """Write atomically (a running router watching the file never reads half of it)."""
+    file = Path(path)
+    temporary = file.with_name(f".{file.name}.tmp")
+    temporary.write_text(dump(manifest), encoding="utf-8")
+    os.replace(temporary, file)
+    return file
+
+
+def replace_backends(manifest: Manifest, backends: Iterable[BackendConfig]) -> Manifest:
+    """A copy of ``manifest`` with other backends, validated again."""
+    data = manifest.model_dump()
+    data["backends"] = [b.model_dump() for b in backends]
+    return Manifest.model_validate(data)
+
+
+def default_health(provider: str) -> BackendHealth:
+    return BackendHealth(source="control-plane" if provider in MANAGED_PROVIDERS else "active")
+
+
+def from_backends(
+    name: str,
+    backends: Iterable[Backend],
+    existing: Manifest | None = None,
+    *,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Manifest:
+    """The manifest for what a push left live.
+
+    ``backends`` are the live targets' ``provider.route()`` answers; ``options`` maps a
+    target name to its deployer.yaml options (kept for control-plane health). Backends
+    that remain keep their hand-edited weight, tier, health, synthetic check and auth
+    options; ones no longer live are dropped unless ``pinned``; new ones get weight 1,
+    tier 0 and the health source their provider allows. Router settings are kept.
+    """
+    options = options or {}
+    previous = {b.name: b for b in existing.backends} if existing else {}
+    fresh: dict[str, BackendConfig] = {}
+    for live in backends:
+        old = previous.get(live.name)
+        auth_kind = live.auth or DEFAULT_AUTH.get(live.provider, "none")
+        data: dict[str, Any] = {
+            "name": live.name,
+            "provider": live.provider,
+            "url": live.url,
+            "region": live.region,
+            "auth": {"kind": auth_kind},
+            "target": dict(options.get(live.name, {})),
+        }
+        if old is not None:
+            kept = old.model_dump(exclude={"name", "provider", "url", "region", "auth", "target"})
+            data.update(kept)
+            if old.auth.kind == auth_kind:
+                data["auth"] = old.auth.model_dump(exclude_none=True)
+            if not data["target"]:
+                data["target"] = dict(old.target)
+        fresh[live.name] = BackendConfig.model_validate(data)
+    result: list[BackendConfig] = []
+    for old in existing.backends if existing else ():
+        if old.name in fresh:
+            result.append(fresh.pop(old.name))  # still live: keeps its place in the file
+        elif old.pinned:
+            result.append(old)
+    result.extend(fresh.values())
+    if existing is None:
+        return Manifest.model_validate({"name": name, "backends": [b.model_dump() for b in result]})
+    data = existing.model_dump()
+    data["name"] = name
+    data["backends"] = [b.model_dump() for b in result]
+    return Manifest.model_validate(data)
+
+
+# -- editing (the API behind `deployer router add/remove/set`) ---------------------------
+
+
+def new(
+    name: str, *, policy: str = "weighted", host: str = "127.0.0.1", port: int = 8080
+) -> Manifest:
+    """An empty manifest (backends come from ``push`` or ``add``)."""
+    return Manifest.model_validate(
+        {"name": name, "policy": policy, "listen": {"host": host, "port": port}}
+    )
+
+
+def with_backend(
+    manifest: Manifest,
+    backend: Mapping[str, Any],
+    *,
+    replace: bool = False,
+    source: str = DEFAULT_FILE,
+) -> Manifest:
+    """Add a backend (validated); ``replace`` swaps an existing one of the same name."""
+    try:
+        config = BackendConfig.model_validate(dict(backend))
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc, None, prefix="backends.new")) from None
+    if manifest.backend(config.name) is not None and not replace:
+        raise ConfigError(
+            source,
+            [f"backends: {config.name!r} already exists"],
+            hint="remove it first, or change it with: deployer router set",
+        )
+    kept = [b for b in manifest.backends if b.name != config.name]
+    position = next((i for i, b in enumerate(manifest.backends) if b.name == config.name), None)
+    kept.insert(len(kept) if position is None else position, config)
+    return replace_backends(manifest, kept)
+
+
+def without_backend(manifest: Manifest, name: str, *, source: str = DEFAULT_FILE) -> Manifest:
+    if manifest.backend(name) is None:
+        raise ConfigError(source, [f"backends: no backend named {name!r}"])
+    return replace_backends(manifest, [b for b in manifest.backends if b.name != name])
+
+
+def with_settings(
+    manifest: Manifest,
+    name: str | None = None,
+    *,
+    weight: int | None = None,
+    tier: int | None = None,
+    policy: str | None = None,
+    source: str = DEFAULT_FILE,
+) -> Manifest:
+    """Change one backend's weight or tier, or the policy."""
+    data = manifest.model_dump()
+    if policy is not None:
+        data["policy"] = policy
+    if name is not None:
+        if manifest.backend(name) is None:
+            raise ConfigError(source, [f"backends: no backend named {name!r}"])
+        for entry in data["backends"]:
+            if entry["name"] == name:
+                if weight is not None:
+                    entry["weight"] = weight
+                if tier is not None:
+                    entry["tier"] = tier
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc, None)) from None
+
+
+def lint(manifest: Manifest) -> list[str]:
+    """Things that are valid but probably not meant."""
+    warnings = []
+    if not manifest.backends:
+        warnings.append("no backends yet: `deployer push` or `deployer router add` adds them")
+    for tier in manifest.tiers():
+        members = [b for b in manifest.backends if b.tier == tier]
+        if all(b.weight == 0 for b in members):
+            warnings.append(f"tier {tier}: every backend has weight 0, so the tier never serves")
+    for backend in manifest.backends:
+        if backend.health_source == "control-plane" and not backend.target:
+            warnings.append(
+                f"{backend.name}: control-plane health needs the target's options "
+                "(`target:`); without them only passive ejection applies"
+            )
+        if backend.managed and backend.health_source == "active":
+            warnings.append(
+                f"{backend.name}: a managed endpoint has no public health route; use "
+                "health.source control-plane and/or a synthetic check"
+            )
+    urls = [b.url for b in manifest.backends]
+    for url in sorted({u for u in urls if urls.count(u) > 1}):
+        warnings.append(f"{url} is listed more than once")
+    return warnings

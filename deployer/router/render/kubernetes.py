@@ -1,0 +1,109 @@
+"""The built-in router as Kubernetes objects: ConfigMap (the manifest), Deployment (the
+router image, restricted security context), Service, HorizontalPodAutoscaler and
+PodDisruptionBudget, from ``templates/router/kubernetes.yaml.tmpl``.
+
+Every backend is kept (the router signs for managed endpoints itself), but cloud auth
+kinds need the provider distributions in the image: the default router image carries
+only ``none`` and ``bearer`` (noted when the manifest needs more).
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from string import Template
+from typing import Any
+
+import yaml
+
+from deployer.errors import UsageError
+from deployer.resources import read_template
+from deployer.router.manifest import PLUGIN_AUTH, Manifest, dump
+from deployer.router.render import Rendered
+
+KINDS = ("ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+
+
+def default_image() -> str:
+    """The router image tag this deployer builds (``deployer-router:VERSION-HASH``)."""
+    from deployer.image.router_image import router_image_tag
+
+    return router_image_tag(os.environ.get("DEPLOYER_BASE_IMAGE", "python:3.11-slim"))
+
+
+def render(
+    manifest: Manifest,
+    *,
+    image: str | None = None,
+    namespace: str = "default",
+    replicas: int = 2,
+    max_replicas: int = 10,
+    cpu: str = "250m",
+    service_account: str | None = None,
+    **_: Any,
+) -> Rendered:
+    if not 1 <= replicas <= max_replicas:
+        raise UsageError(f"replicas {replicas} must be between 1 and max replicas {max_replicas}")
+    notes: list[str] = []
+    in_cluster = manifest.model_copy(
+        update={"listen": manifest.listen.model_copy(update={"host": "0.0.0.0", "port": 8080})}
+    )
+    cloud = sorted({b.auth.kind for b in manifest.backends if b.auth.kind in PLUGIN_AUTH})
+    if cloud:
+        notes.append(
+            f"backends use {', '.join(cloud)} auth: build the router image with the provider "
+            "distributions and give the pods cloud credentials (IRSA, Workload Identity, "
+            "Azure workload identity) through --service-account"
+        )
+    app = f"{manifest.name}-router"
+    text = Template(read_template("router/kubernetes.yaml.tmpl")).substitute(
+        name=manifest.name,
+        app=app,
+        namespace=namespace,
+        image=image or default_image(),
+        replicas=replicas,
+        max_replicas=max_replicas,
+        cpu=cpu,
+        automount="true" if service_account else "false",
+        service_account=f"      serviceAccountName: {service_account}\n" if service_account else "",
+        config=textwrap.indent(dump(in_cluster), "    "),
+    )
+    problems = validate(list(yaml.safe_load_all(text)))
+    if problems:  # a bug in this renderer
+        raise AssertionError("rendered Kubernetes objects are invalid: " + "; ".join(problems))
+    return Rendered("kubernetes", text, f"{app}.yaml", [], notes)
+
+
+def validate(docs: list[Any]) -> list[str]:
+    """Structural checks of the rendered objects (kinds, names, selectors, security)."""
+    problems = []
+    kinds = [d.get("kind") for d in docs if isinstance(d, dict)]
+    if kinds != list(KINDS):
+        problems.append(f"expected {list(KINDS)}, got {kinds}")
+    for doc in docs:
+        if not isinstance(doc, dict):
+            problems.append("a document is not a mapping")
+            continue
+        kind = doc.get("kind")
+        if not doc.get("apiVersion") or not (doc.get("metadata") or {}).get("name"):
+            problems.append(f"{kind}: apiVersion and metadata.name are required")
+        if kind == "Deployment":
+            spec = doc["spec"]
+            labels = spec["template"]["metadata"]["labels"]
+            selector = spec["selector"]["matchLabels"]
+            if any(labels.get(k) != v for k, v in selector.items()):
+                problems.append("Deployment: the selector does not match the pod labels")
+            pod = spec["template"]["spec"]
+            container = pod["containers"][0]
+            context = container.get("securityContext", {})
+            if not pod.get("securityContext", {}).get("runAsNonRoot"):
+                problems.append("Deployment: pods must run as non-root (restricted profile)")
+            if context.get("allowPrivilegeEscalation") is not False:
+                problems.append("Deployment: allowPrivilegeEscalation must be false")
+            if context.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append("Deployment: capabilities must drop ALL")
+        if kind == "ConfigMap":
+            from deployer.router.manifest import parse
+
+            parse(doc["data"]["router.yaml"], "ConfigMap router.yaml")
+    return problems

@@ -1,0 +1,304 @@
+"""A small HTTP/1.1 server on asyncio (uvloop) and httptools, for the router.
+
+Why not uvicorn: its ASGI layer (scope dicts, receive/send messages) roughly doubled the
+router's CPU per request in our measurements (benchmarks/RESULTS.md); a proxy needs the
+request as bytes and nothing more. What it handles: keep-alive and pipelining (answers in
+order), Content-Length and chunked request bodies, ``Expect: 100-continue``, HTTP/1.0,
+413 for bodies over the limit, 431 for oversized headers, 400 for unparsable requests,
+an idle timeout, and a graceful shutdown that stops accepting, lets requests in flight
+finish, and closes idle connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+import httptools
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_PIPELINE = 16
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+
+
+class Request:
+    """One parsed request. Header names are lower-case; ``target`` is the raw URL."""
+
+    __slots__ = ("body", "client", "headers", "keep_alive", "method", "target")
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep_alive: bool,
+        client: str,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.client = client
+
+    @property
+    def path(self) -> bytes:
+        return self.target.split(b"?", 1)[0]
+
+
+class Response:
+    """What a handler returns: status, headers (without content-length), body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+
+
+def serialize(response: Response, keep_alive: bool, head: bool) -> bytes:
+    parts = [status_line(response.status)]
+    for name, value in response.headers:
+        parts += (name, b": ", value, b"\r\n")
+    if not head or not any(n == b"content-length" for n, _ in response.headers):
+        parts += (b"content-length: ", str(len(response.body)).encode(), b"\r\n")
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    if not head:
+        parts.append(response.body)
+    return b"".join(parts)
+
+
+def plain(status: int, message: str) -> bytes:
+    body = message.encode() + b"\n"
+    return serialize(Response(status, [(b"content-type", b"text/plain")], body), False, False)
+
+
+class _Protocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: Any = None
+        self.client = ""
+        self.queue: collections.deque[Request] = collections.deque()
+        self.task: asyncio.Task[None] | None = None
+        self.paused = False
+        self.closing = False
+        self.last_active = time.monotonic()
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._header_size = 0
+        self._reject: bytes | None = None
+
+    # -- connection --------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if isinstance(peer, tuple) else ""
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._abort(501, "protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            if self._reject is not None:
+                self._abort_raw(self._reject)
+            else:
+                self._abort(400, f"bad request: {exc}")
+
+    def _abort(self, status: int, message: str) -> None:
+        self._abort_raw(plain(status, message))
+
+    def _abort_raw(self, data: bytes) -> None:
+        # answer after the requests already queued, then close
+        if self.task is None and not self.queue:
+            self._write_and_close(data)
+        else:
+            self.closing = True
+            self.queue.append(Request(b"", b"", [], data, False, "!"))
+            self._kick()
+
+    def _write_and_close(self, data: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(data)
+            self.transport.close()
+        self.closing = True
+
+    # -- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._body = []
+        self._body_size = 0
+        self._header_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_size += len(name) + len(value) + 4
+        if self._header_size > MAX_HEADER_BYTES:
+            self._reject = plain(431, "request headers too large")
+            raise httptools.HttpParserError("headers too large")
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        limit = self.server.max_body
+        for name, value in self._headers:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                self._reject = plain(413, f"request body over {limit} bytes")
+                raise httptools.HttpParserError("body too large")
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.server.max_body:
+            self._reject = plain(413, f"request body over {self.server.max_body} bytes")
+            raise httptools.HttpParserError("body too large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        request = Request(
+            self.parser.get_method(),
+            self._url,
+            self._headers,
+            body,
+            self.parser.should_keep_alive(),
+            self.client,
+        )
+        self.queue.append(request)
+        if len(self.queue) > MAX_PIPELINE and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._kick()
+
+    # -- answering ---------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        handler = self.server.handler
+        try:
+            while self.queue:
+                request = self.queue.popleft()
+                if request.client == "!":  # a rejection queued behind earlier requests
+                    self._write_and_close(request.body)
+                    return
+                try:
+                    response = await handler(request)
+                except Exception:  # a handler bug must not hang the client
+                    self.server.log_error()
+                    response = Response(
+                        500, [(b"content-type", b"text/plain")], b"internal router error\n"
+                    )
+                keep_alive = request.keep_alive and not self.server.draining
+                if not self.transport.is_closing():
+                    self.transport.write(serialize(response, keep_alive, request.method == b"HEAD"))
+                self.last_active = time.monotonic()
+                if not keep_alive:
+                    self.transport.close()
+                    self.closing = True
+                    return
+                if self.paused and len(self.queue) <= MAX_PIPELINE // 2:
+                    self.paused = False
+                    self.transport.resume_reading()
+        finally:
+            self.task = None
+
+    @property
+    def idle(self) -> bool:
+        return self.task is None and not self.queue
+
+    def close_if_idle(self) -> None:
+        if self.idle and not self.closing:
+            self.closing = True
+            self.transport.close()
+
+
+class HttpServer:
+    """Serves ``handler`` on one listening socket."""
+
+    def __init__(self, handler: Handler, *, max_body: int, idle_timeout: float = 60.0) -> None:
+        self.handler = handler
+        self.max_body = max_body
+        self.idle_timeout = idle_timeout
+        self.connections: set[_Protocol] = set()
+        self.draining = False
+        self._server: asyncio.base_events.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.log_error: Callable[[], None] = lambda: None
+
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
+        """Listen; returns the port (useful with port 0)."""
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            self._server = await loop.create_server(
+                lambda: _Protocol(self), sock=sock, backlog=4096
+            )
+        else:
+            self._server = await loop.create_server(
+                lambda: _Protocol(self), host, port, reuse_address=True, backlog=4096
+            )
+        self._sweeper = loop.create_task(self._sweep())
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, self.idle_timeout / 2))
+            cutoff = time.monotonic() - self.idle_timeout
+            for conn in list(self.connections):
+                if conn.idle and conn.last_active < cutoff:
+                    conn.close_if_idle()
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop accepting, let requests in flight finish (up to ``grace`` s), close."""
+        self.draining = True
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        deadline = time.monotonic() + grace
+        while self.connections and time.monotonic() < deadline:
+            for conn in list(self.connections):
+                conn.close_if_idle()
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()

@@ -1,0 +1,312 @@
+"""The deploy lifecycle against the fake Vertex AI, through the real google-cloud-aiplatform."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from vertex_fake import FakeVertex
+from vertex_support import PROJECT, TARGET, TOKEN, provider, push, release
+
+from deployer.errors import UsageError
+from deployer.serving import routes
+
+V1, V2, V3 = (release(n).version for n in (1, 2, 3))
+
+
+def deployed_ids(vertex: FakeVertex) -> dict[str, str]:
+    """Deployed model id -> version, on the one endpoint."""
+    return {dm.id: dm.display_name for dm in vertex.endpoint().deployed_models}
+
+
+def id_of(vertex: FakeVertex, version: str) -> str:
+    return next(k for k, v in deployed_ids(vertex).items() if v == version)
+
+
+def model_versions(vertex: FakeVertex) -> set[str]:
+    return {m.labels["deployer-version"] for m in vertex.models.values()}
+
+
+def test_first_deploy_creates_a_labelled_endpoint_model_and_deployment(vertex, adc) -> None:
+    target = provider(
+        vertex.address,
+        machine_type="n1-standard-4",
+        min_replicas=2,
+        max_replicas=5,
+        service_account="serving@demo-project.iam.gserviceaccount.com",
+        env={"LOG_LEVEL": "debug"},
+    )
+    assert target.status().state == "absent"
+    deployment, status, notes = push(target, release(1))
+
+    assert deployment.changed and deployment.version == V1
+    assert deployment.previous_version is None
+    assert status.healthy and status.version == V1
+    endpoint = vertex.endpoint()
+    assert status.url == f"https://{vertex.address}/v1/{endpoint.name}:rawPredict"
+    assert endpoint.display_name == f"{PROJECT}-{TARGET}"
+    assert dict(endpoint.labels) == {
+        "deployer-project": PROJECT,
+        "deployer-target": TARGET,
+        "deployer-version": V1,
+    }
+    (model,) = vertex.models.values()
+    assert dict(model.labels) == {**dict(endpoint.labels), "deployer-version": V1}
+    spec = model.container_spec
+    assert (spec.predict_route, spec.health_route) == (routes.VERTEX_PREDICT, routes.VERTEX_HEALTH)
+    assert [p.container_port for p in spec.ports] == [8080]
+    assert {e.name: e.value for e in spec.env} == {"LOG_LEVEL": "debug"}
+    (request,) = vertex.requests("DeployModel")
+    assert dict(request.traffic_split) == {"0": 100}
+    deployed = request.deployed_model
+    assert deployed.display_name == V1 and deployed.model == model.name
+    resources = deployed.dedicated_resources
+    assert resources.machine_spec.machine_type == "n1-standard-4"
+    assert (resources.min_replica_count, resources.max_replica_count) == (2, 5)
+    assert deployed.service_account == "serving@demo-project.iam.gserviceaccount.com"
+    assert vertex.traffic() == {V1: 100}
+    # ADC with the cloud-platform scope; every call carried its token.
+    assert adc.calls == [{"scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]
+    assert {m.get("authorization") for m in vertex.metadata("DeployModel")} == {f"Bearer {TOKEN}"}
+    assert any("creating endpoint" in n for n in notes)
+
+
+def test_redeploying_the_live_version_changes_nothing(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    before = len(vertex.calls)
+    deployment, status, notes = push(provider(vertex.address), release(1), "canary:10")
+    assert not deployment.changed and status.healthy
+    assert deployment.previous_version == V1
+    mutating = {"CreateEndpoint", "UploadModel", "DeployModel", "UndeployModel", "UpdateEndpoint"}
+    assert not [c for c, _, _ in vertex.calls[before:] if c in mutating]
+    assert "already live" in notes[0]
+
+
+def test_plan_is_read_only_and_describes_the_change(vertex, adc) -> None:
+    target = provider(vertex.address)
+    plan = target.plan(release(1))
+    assert [(c.action, c.resource.split()[0]) for c in plan.changes] == [
+        ("create", "endpoint"),
+        ("create", "model"),
+        ("update", "endpoint"),
+    ]
+    assert {c for c, _, _ in vertex.calls} <= {"ListEndpoints", "ListModels"}
+    push(target, release(1))
+    assert not target.plan(release(1)).changed
+    plan = target.plan(release(2))
+    assert [c.action for c in plan.changes] == ["create", "update", "delete"]
+    assert V1 in plan.changes[-1].resource
+
+
+def test_all_at_once_moves_all_traffic_then_undeploys_the_old_model(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    old = id_of(vertex, V1)
+    deployment, status, _ = push(target, release(2))
+    assert status.healthy and status.version == V2 and deployment.previous_version == V1
+    assert dict(vertex.requests("DeployModel")[-1].traffic_split) == {"0": 100, old: 0}
+    (undeploy,) = vertex.requests("UndeployModel")
+    assert undeploy.deployed_model_id == old
+    assert vertex.traffic() == {V2: 100}
+    # The previous Model is kept for rollback; the endpoint records both versions.
+    assert model_versions(vertex) == {V1, V2}
+    labels = vertex.endpoint().labels
+    assert (labels["deployer-version"], labels["deployer-previous"]) == (V2, V1)
+
+
+def test_canary_sends_a_share_bakes_checks_then_promotes(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    old = id_of(vertex, V1)
+    started = time.monotonic()
+    _, status, notes = push(target, release(2), "canary:10", bake=0.3)
+    assert time.monotonic() - started >= 0.3
+    assert status.healthy and status.version == V2
+    assert dict(vertex.requests("DeployModel")[-1].traffic_split) == {"0": 10, old: 90}
+    (update,) = [
+        r for r in vertex.requests("UpdateEndpoint") if "labels" not in r.update_mask.paths
+    ]
+    new = next(k for k in update.endpoint.traffic_split if k != old)
+    assert dict(update.endpoint.traffic_split) == {new: 100, old: 0}
+    # Ten smoke predictions at 10%: the new model answered at least one of them.
+    assert len(vertex.requests("RawPredict")) >= 10
+    assert any("baking" in n for n in notes)
+    assert vertex.traffic() == {V2: 100}
+
+
+def test_linear_moves_traffic_in_steps(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    old = id_of(vertex, V1)
+    _, status, _ = push(target, release(2), "linear:25")
+    assert status.healthy and status.version == V2
+    assert dict(vertex.requests("DeployModel")[-1].traffic_split) == {"0": 25, old: 75}
+    splits = [
+        dict(r.endpoint.traffic_split)
+        for r in vertex.requests("UpdateEndpoint")
+        if "labels" not in r.update_mask.paths
+    ]
+    new = next(k for k in splits[0] if k != old)
+    assert splits == [{new: 50, old: 50}, {new: 75, old: 25}, {new: 100, old: 0}]
+
+
+def test_an_unhealthy_canary_is_rolled_back_automatically(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    vertex.broken.add(V2)  # the new version's container answers 500
+    _, status, _ = push(target, release(2), "canary:20")
+    assert status.state == "failed" and status.version == V1
+    assert "500" in status.reason or "INTERNAL" in status.reason
+    assert "rolled back automatically" in status.reason and "model crashed" in status.reason
+    assert vertex.traffic() == {V1: 100}
+    assert set(deployed_ids(vertex).values()) == {V1}
+    assert target.status().healthy
+
+
+def test_a_failed_deploy_operation_reports_vertex_reason_and_keeps_the_old_version(
+    vertex, adc
+) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    reason = "Model server never became ready. Please validate your container configuration."
+    vertex.fail_deploy(reason)
+    _, status, _ = push(target, release(2), "canary:10")
+    assert status.state == "failed"
+    assert reason in status.reason
+    assert f"{V1} keeps serving (100% of traffic)" in status.reason
+    assert "operation" in status.details
+    assert vertex.traffic() == {V1: 100}
+    assert target.invoke(b"[[1, 2, 3, 4]]", "application/json").status == 200
+    # Pushing again after fixing things reuses the uploaded model.
+    uploads = len(vertex.requests("UploadModel"))
+    _, status, notes = push(target, release(2))
+    assert status.healthy and len(vertex.requests("UploadModel")) == uploads
+    assert any("reusing model" in n for n in notes)
+
+
+def test_a_timeout_while_waiting_says_so_and_the_old_version_serves(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    vertex.delays["DeployModel"] = 1.5
+    started = time.monotonic()
+    _, status, _ = push(target, release(2), timeout=0.3)
+    assert time.monotonic() - started < 1.5
+    assert status.state == "updating" and status.version == V1
+    assert status.reason.startswith("timed out after 0.3s waiting for Vertex AI to deploy")
+    assert "still running" in status.reason
+    deadline = time.monotonic() + 5
+    while vertex.traffic() != {V1: 0, V2: 100} and time.monotonic() < deadline:
+        time.sleep(0.05)  # Vertex finishes the operation on its own
+    # Pushing the same version again finishes the job: the old deployed model goes.
+    deployment, status, _ = push(target, release(2))
+    assert deployment.changed and status.healthy
+    assert set(deployed_ids(vertex).values()) == {V2}
+    assert push(target, release(2))[0].changed is False
+    assert vertex.endpoint().labels["deployer-previous"] == V1
+    assert target.rollback(lambda _m: None).version == V1
+
+
+def test_a_timeout_during_a_rollout_names_the_step_and_the_split(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    _, status, _ = push(target, release(2), "canary:10", bake=5.0, timeout=0.3)
+    assert status.state == "updating"
+    assert "timed out after" in status.reason and "while baking step 1/2" in status.reason
+    assert f"{V1} 90%" in status.reason and f"{V2} 10%" in status.reason
+    # rollback stops the unfinished rollout: the last promoted version gets everything back
+    rolled = target.rollback(lambda _m: None)
+    assert (rolled.version, rolled.previous_version) == (V1, V2)
+    assert vertex.traffic() == {V1: 100}
+    assert set(deployed_ids(vertex).values()) == {V1}
+
+
+def test_rollback_redeploys_the_kept_previous_model(vertex, adc) -> None:
+    target = provider(vertex.address)
+    with pytest.raises(UsageError, match="no Vertex AI endpoint"):
+        target.rollback(lambda _m: None)
+    push(target, release(1))
+    with pytest.raises(UsageError, match="no previous version"):
+        target.rollback(lambda _m: None)
+    push(target, release(2))
+    assert set(deployed_ids(vertex).values()) == {V2}
+    rolled = target.rollback(lambda _m: None)
+    assert (rolled.version, rolled.previous_version, rolled.changed) == (V1, V2, True)
+    assert set(deployed_ids(vertex).values()) == {V1}
+    assert vertex.traffic() == {V1: 100}
+    assert target.status().version == V1
+    # The redeploy started with no traffic: V2 served until V1 was ready.
+    assert dict(vertex.requests("DeployModel")[-1].traffic_split) == {
+        id_of_request(vertex): 100,
+        "0": 0,
+    }
+    # Rolling back again goes forward to V2 (the version before the current one).
+    assert target.rollback(lambda _m: None).version == V2
+    assert vertex.traffic() == {V2: 100}
+
+
+def id_of_request(vertex: FakeVertex) -> str:
+    split = vertex.requests("DeployModel")[-1].traffic_split
+    return next(k for k in split if k != "0")
+
+
+def test_older_models_are_pruned_keeping_live_and_previous(vertex, adc) -> None:
+    target = provider(vertex.address)
+    for n in (1, 2, 3):
+        push(target, release(n))
+    assert model_versions(vertex) == {V2, V3}
+
+
+def test_invoke_goes_through_raw_predict(vertex, adc) -> None:
+    target = provider(vertex.address)
+    with pytest.raises(UsageError, match="deployer push --to gcp"):
+        target.invoke(b"[[1, 2, 3, 4]]", "application/json")
+    push(target, release(1))
+    answer = target.invoke(b'{"instances": [[1, 2, 3, 4]]}', "application/json")
+    assert (answer.status, answer.body) == (200, b'{"predictions": [0]}')
+    assert answer.content_type == "application/json"
+    request = vertex.requests("RawPredict")[-1]
+    assert request.endpoint == vertex.endpoint().name
+    assert request.http_body.data == b'{"instances": [[1, 2, 3, 4]]}'
+    # A bare array of rows (the smoke test's and the router's body) becomes instances.
+    bare = target.invoke(b"[[1, 2, 3, 4], [5, 6, 7, 8]]", "application/json")
+    assert (bare.status, bare.body) == (200, b'{"predictions": [0, 0]}')
+    assert vertex.requests("RawPredict")[-1].http_body.data == (
+        b'{"instances":[[1, 2, 3, 4], [5, 6, 7, 8]]}'
+    )
+    bad = target.invoke(b"not json", "application/json")
+    assert bad.status == 400 and b"malformed JSON" in bad.body
+    wrong = target.invoke(b'{"rows": []}', "application/json")
+    assert wrong.status == 400 and b"instances" in wrong.body
+
+
+def test_route_names_the_raw_predict_url(vertex, adc) -> None:
+    target = provider(vertex.address)
+    with pytest.raises(UsageError):
+        target.route()
+    push(target, release(1))
+    backend = target.route()
+    endpoint = vertex.endpoint().name
+    assert backend.url == f"https://{vertex.address}/v1/{endpoint}:rawPredict"
+    assert (backend.auth, backend.region, backend.provider) == (
+        "google-oauth",
+        "us-central1",
+        "vertex",
+    )
+    default = provider(vertex.address, api_endpoint=None)
+    assert default.api.host == "us-central1-aiplatform.googleapis.com"
+
+
+def test_destroy_removes_exactly_this_targets_resources(vertex, adc) -> None:
+    target = provider(vertex.address)
+    other = provider(vertex.address, target="staging")
+    push(target, release(1))
+    push(target, release(2), "canary:50", bake=5.0, timeout=0.2)  # two deployed models
+    push(other, release(1))
+    removed = target.destroy(lambda _m: None)
+    assert [r.split()[0] for r in removed] == ["deployed", "deployed", "endpoint", "model", "model"]
+    assert vertex.endpoint().labels["deployer-target"] == "staging"
+    assert {m.labels["deployer-target"] for m in vertex.models.values()} == {"staging"}
+    assert target.destroy(lambda _m: None) == []
+    assert target.status().state == "absent"
+    assert other.status().healthy

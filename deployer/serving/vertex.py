@@ -1,6 +1,9 @@
 """Vertex AI: routes and port from AIP_* variables.
 
-``{"instances": [...], "parameters": {...}}`` in, ``{"predictions": [...]}`` out.
+``predict`` sends ``{"instances": [...], "parameters": {...}}`` and gets
+``{"predictions": [...]}``; ``rawPredict`` passes any body through unchanged. The
+predict route therefore takes every body ``/invocations`` takes (JSON rows, instances,
+OIP tensors, CSV, .npy), honouring Content-Type and Accept.
 """
 
 from __future__ import annotations
@@ -8,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from deployer.serving import routes
-from deployer.serving.codecs import method_from, parse_json, to_rows
-from deployer.serving.errors import BadRequest
-from deployer.serving.http import Request, Response, Route, health_response, json_response
+from deployer.serving.http import Request, Response, Route, health_response
 from deployer.serving.runner import ModelRunner
+from deployer.serving.tabular import predict_body
 
 
 def vertex_routes(runner: ModelRunner, environ: Mapping[str, str]) -> list[Route]:
@@ -23,17 +25,7 @@ def vertex_routes(runner: ModelRunner, environ: Mapping[str, str]) -> list[Route
         return health_response(runner.ready, runner.load_error)
 
     async def predict(request: Request) -> Response:
-        # Vertex always sends JSON; the body is parsed whatever the content type says.
-        payload = parse_json(request.body)
-        if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
-            raise BadRequest('expected {"instances": [...], "parameters": {...}}')
-        parameters = payload.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise BadRequest("'parameters' must be a JSON object")
-        rows = to_rows(payload["instances"], runner.signature)
-        method = method_from(parameters, request.headers, runner.default_method())
-        result = await runner.predict(rows, method, parameters)
-        return json_response({"predictions": result})
+        return await predict_body(runner, request)
 
     return [
         Route(health_path, "vertex_health", {"GET": health}),

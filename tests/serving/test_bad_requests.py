@@ -272,7 +272,7 @@ def test_parameters_must_be_an_object(client: httpx.Client) -> None:
     assert_error(answer, 400, "'parameters' must be a JSON object")
     answer = client.post(VERTEX_PREDICT, json={"instances": ROWS, "parameters": "x"})
     assert_error(answer, 400, "'parameters' must be a JSON object")
-    assert_error(client.post(VERTEX_PREDICT, json={"rows": ROWS}), 400, '{"instances"')
+    assert_error(client.post(VERTEX_PREDICT, json={"rows": ROWS}), 400, "'instances'")
 
 
 # --- errors inside the model ----------------------------------------------------------

@@ -224,13 +224,20 @@ def test_vertex_predict_with_parameters(client: httpx.Client, sklearn_model: Any
     np.testing.assert_allclose(answer.json()["predictions"], sklearn_model.predict_proba(ROWS))
 
 
-def test_vertex_predict_ignores_the_content_type(client: httpx.Client, sklearn_model: Any) -> None:
-    answer = client.post(
-        VERTEX_PREDICT,
-        content=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
-        headers={"content-type": "text/plain"},
-    )
-    assert answer.json() == {"predictions": sklearn_model.predict(ROWS[:1]).tolist()}
+def test_vertex_predict_takes_every_body_rawpredict_passes_through(
+    client: httpx.Client, sklearn_model: Any
+) -> None:
+    """rawPredict forwards the client's body unchanged, so the route takes what
+    /invocations takes: a bare JSON array, CSV, and an unsupported type is 415."""
+    expected = sklearn_model.predict(ROWS).tolist()
+    answer = client.post(VERTEX_PREDICT, json=ROWS.tolist())
+    assert answer.json() == {"predictions": expected}
+    csv = "\n".join(",".join(str(v) for v in row) for row in ROWS.tolist())
+    answer = client.post(VERTEX_PREDICT, content=csv, headers={"content-type": "text/csv"})
+    assert answer.status_code == 200
+    assert [int(float(v)) for v in answer.text.split()] == expected
+    answer = client.post(VERTEX_PREDICT, content=b"[[1]]", headers={"content-type": "text/plain"})
+    assert answer.status_code == 415
 
 
 # --- Azure ML -------------------------------------------------------------------------

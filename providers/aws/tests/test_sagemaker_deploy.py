@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from aws_fake import FakeAws, Script
 from aws_support import Recorder, image_ref, release
-from deployer_aws import names
 
 from deployer.errors import DeployerError, UsageError
 from deployer.providers import Deployment, Strategy
+from deployer_aws import names
 
 V1, V2, V3 = release("one"), release("two"), release("three")
 

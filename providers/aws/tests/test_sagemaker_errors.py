@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from aws_fake import FakeAws
 from aws_support import Recorder, image_ref, release
-from deployer_aws.aws import AccessDenied, CredentialsError
 
 from deployer.errors import EXIT_MISSING_DEPENDENCY, DeployerError
 from deployer.providers import Strategy
+from deployer_aws.aws import AccessDenied, CredentialsError
 
 V1 = release("one")
 

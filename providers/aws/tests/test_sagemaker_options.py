@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+
+from deployer.errors import ConfigError
+from deployer.providers import ProjectInfo, Strategy, Target, provider_class
 from deployer_aws import names
 from deployer_aws.options import SageMakerOptions
 from deployer_aws.provider import SageMakerProvider
 from deployer_aws.sagemaker import deployment_config
-
-from deployer.errors import ConfigError
-from deployer.providers import ProjectInfo, Strategy, Target, provider_class
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 BASE = {"provider": "sagemaker", "region": "eu-west-1", "role_arn": ROLE}

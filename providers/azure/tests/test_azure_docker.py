@@ -14,11 +14,11 @@ from azure_fake import FakeAzureML
 from azure_runtime import DockerRuntime
 from azure_support import target_options
 from azure_tls import TLSCertificate
-from deployer_azure.provider import AzureMLProvider
 from docker_support import LocalRegistry
 
 from deployer import Project
 from deployer.providers import ProjectInfo, Target
+from deployer_azure.provider import AzureMLProvider
 
 pytestmark = pytest.mark.docker
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from azure_fake import FakeAzureML
 from azure_support import image_ref, release, target_options
+
+from deployer.errors import ConfigError, DeployerError, MissingDependencyError
+from deployer.providers import ProjectInfo, Strategy, Target
 from deployer_azure import names
 from deployer_azure.auth import AzurePermissionError
 from deployer_azure.auth import make_credential as real_make_credential  # before the fake
 from deployer_azure.provider import AzureMLProvider
-
-from deployer.errors import ConfigError, DeployerError, MissingDependencyError
-from deployer.providers import ProjectInfo, Strategy, Target
 
 EP = "iris-azure"
 

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from azure_fake import FakeAzureML
 from azure_support import FakeCredential, target_options
+
+from deployer.errors import DeployerError
 from deployer_azure import client
 from deployer_azure.options import AzureOptions
 from deployer_azure.registry import NULL_GUID_USER, acr_target
-
-from deployer.errors import DeployerError
 
 
 def target_for(fake: FakeAzureML, **options: Any) -> Any:

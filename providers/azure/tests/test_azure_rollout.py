@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from azure_fake import FakeAzureML, StubRuntime
 from azure_support import image_ref, release
-from deployer_azure import names
 
 from deployer.errors import UsageError
 from deployer.providers import Strategy
+from deployer_azure import names
 
 EP = "iris-azure"
 

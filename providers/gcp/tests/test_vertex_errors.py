@@ -9,10 +9,10 @@ import textwrap
 
 import grpc
 import pytest
-from deployer_gcp.errors import VertexError
 from vertex_support import TOKEN, FakeCredentials, provider, push, release
 
 from deployer.errors import EXIT_MISSING_DEPENDENCY, MissingDependencyError
+from deployer_gcp.errors import VertexError
 
 QUOTA = (
     "Quota exceeded for quota metric 'Resource management (CRUD) requests' and limit "

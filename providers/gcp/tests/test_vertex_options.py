@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import pytest
-from deployer_gcp import names, traffic
-from deployer_gcp.options import VertexOptions
-from deployer_gcp.provider import VertexProvider
 
 from deployer.errors import ConfigError
 from deployer.providers import ProjectInfo, Strategy, Target, provider_class
+from deployer_gcp import names, traffic
+from deployer_gcp.options import VertexOptions
+from deployer_gcp.provider import VertexProvider
 
 
 def make(**options: object) -> VertexProvider:

@@ -8,10 +8,10 @@ from typing import Any
 
 import google.auth._helpers
 import google.auth.credentials
-from deployer_gcp.provider import VertexProvider
 
 from deployer.image.build import Image
 from deployer.providers import ProjectInfo, Release, Strategy, Target
+from deployer_gcp.provider import VertexProvider
 
 PROJECT_ID = "demo-project"
 REGION = "us-central1"

@@ -12,11 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deployer_kubernetes.provider import KubernetesProvider
 from k8s_support import ADMIN_TOKEN, ProviderFactory
 from k8sfake import FakeKube
 
 from deployer.providers import ProjectInfo, Target
+from deployer_kubernetes.provider import KubernetesProvider
 
 
 @pytest.fixture

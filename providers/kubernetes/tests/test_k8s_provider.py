@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
-from deployer_kubernetes.provider import KubernetesProvider
 from k8s_support import ADMIN_TOKEN, ProviderFactory, image_ref, quiet, release
 from k8sfake import FakeKube
 
 from deployer.errors import ConfigError, DeployerError, MissingDependencyError, UsageError
 from deployer.providers import ProjectInfo, Strategy, Target, provider_class
+from deployer_kubernetes.provider import KubernetesProvider
 
 APPS = ("apps", "v1", "deployments")
 CORE_SERVICES = ("", "v1", "services")

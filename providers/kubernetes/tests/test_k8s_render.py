@@ -12,10 +12,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from deployer_kubernetes.templating import template_names
 from k8s_support import VERSIONS, ProviderFactory, image_ref, release
 
 from deployer.serving import routes
+from deployer_kubernetes.templating import template_names
 
 # A strict subset of the Gateway API v1 HTTPRoute schema (the fields deployer renders), after
 # the standard-channel CRD: HTTPRoute is a CRD, so kubernetes-validate has no schema for it.
@@ -243,9 +243,8 @@ def test_canary_manifests_validate(make_provider: ProviderFactory) -> None:
 
 
 def test_render_needs_no_cluster_and_no_kubeconfig(monkeypatch: pytest.MonkeyPatch) -> None:
-    from deployer_kubernetes.provider import KubernetesProvider
-
     from deployer.providers import ProjectInfo, Target
+    from deployer_kubernetes.provider import KubernetesProvider
 
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     target = Target("prod", "kubernetes", {"provider": "kubernetes", "namespace": "ml"})

@@ -11,11 +11,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Real SDK code, not the namespace stubs (google, google.cloud, azure) that .pth files of
+# installed SDKs create at interpreter start-up without running any of their code.
 HEAVY = (
     "boto3",
     "botocore",
-    "google.cloud",
-    "azure",
+    "google.cloud.aiplatform",
+    "google.api_core",
+    "google.auth",
+    "azure.ai",
+    "azure.core",
+    "azure.identity",
     "kubernetes",
     "docker",
     "sklearn",
@@ -36,7 +42,11 @@ def deployer(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 
 
 def imported_by(code: str) -> set[str]:
-    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    probe = (
+        f"{code}\nimport sys, json\n"
+        "loaded = [n for n, m in sys.modules.items() if getattr(m, '__file__', None)]\n"
+        "print(json.dumps(sorted(loaded)))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
     )

@@ -21,9 +21,10 @@ process tree is pinned to core 0 and wrk (one thread) to core 1. Servers listen 
 ports of 127.0.0.1 only, start in their own session, and are killed as a process group.
 
 The whole sequence (start a server, verify, warm up, measure every point, stop) runs
-``--rounds`` times, rotating the server order; tables show each point's median round.
-Every point also records the CPU the server used and the CPU that other processes took
-on the server's core, so a run disturbed by a noisy machine can be recognised.
+``--rounds`` times, rotating the server order. Every run also records the CPU the server
+used and the CPU that other processes took on the server's core: on a shared machine a
+disturbed run is measured again (``--retries``) once the machine is quiet, and the
+tables show each point's median undisturbed run.
 """
 
 from __future__ import annotations
@@ -130,23 +131,26 @@ class Point:
 
 @dataclass
 class Summary:
-    """A point over its rounds: the median of the undisturbed rounds, and every error.
+    """A point over all its runs: the median of the undisturbed runs, and every error.
 
-    A round is disturbed when other processes took more than ``max_other_cpu`` percent
-    of the server's core during it; when every round was, all are used and the point is
+    A run is disturbed when other processes took more than ``max_other_cpu`` percent of
+    the server's core during it; when every run was, all are used and the point is
     marked noisy.
     """
 
     median: Point
-    rps: list[float]  # req/s of the rounds used
-    used: int
-    rounds: int
-    noisy: bool
-    errors: int  # over every round, used or not
+    rps: list[float]  # req/s of the runs used
+    clean: int  # undisturbed runs
+    runs: int
+    errors: int  # over every run, used or not
+
+    @property
+    def noisy(self) -> bool:
+        return self.clean == 0
 
     @property
     def spread_pct(self) -> float:
-        """(max - min) / median req/s over the rounds, in percent."""
+        """(max - min) / median req/s over the runs used, in percent."""
         if not self.median.ok_rps:
             return 0.0
         return 100 * (max(self.rps) - min(self.rps)) / self.median.ok_rps
@@ -164,23 +168,22 @@ class Run:
     points: list[Point] = field(default_factory=list)
 
     def summary(self, server: str, protocol: str, concurrency: int) -> Summary | None:
-        rounds = [
+        runs = [
             p
             for p in self.points
             if (p.server, p.protocol, p.concurrency) == (server, protocol, concurrency)
         ]
-        if not rounds:
+        if not runs:
             return None
         limit = self.settings["max_other_cpu"]
-        clean = [p for p in rounds if p.other_cpu_pct <= limit]
-        used = sorted(clean or rounds, key=lambda p: p.ok_rps)
+        clean = [p for p in runs if p.other_cpu_pct <= limit]
+        used = sorted(clean or runs, key=lambda p: p.ok_rps)
         return Summary(
             median=used[(len(used) - 1) // 2],
             rps=[p.ok_rps for p in used],
-            used=len(used),
-            rounds=len(rounds),
-            noisy=not clean,
-            errors=sum(p.errors for p in rounds),
+            clean=len(clean),
+            runs=len(runs),
+            errors=sum(p.errors for p in runs),
         )
 
 
@@ -254,6 +257,18 @@ def venv_versions(python: Path) -> dict[str, str]:
     return dict(json.loads(done.stdout))
 
 
+def deployer_commit() -> str:
+    """HEAD's short hash, with "+changes" when deployer/ differs from it (unknown without git)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    status = subprocess.run(
+        [*git, "status", "--porcelain", "--", "deployer"], capture_output=True, text=True
+    )
+    return head.stdout.strip() + ("+changes" if status.stdout.strip() else "")
+
+
 def machine_facts() -> dict[str, Any]:
     """Cores, CPU model, kernel, Python and wrk versions, and the load average now."""
     cpu = "unknown"
@@ -268,8 +283,9 @@ def machine_facts() -> dict[str, Any]:
         "cpu": cpu,
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0].strip(),
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0].split(" Copyright")[0].strip(),
         "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "deployer_commit": deployer_commit(),
     }
 
 
@@ -581,7 +597,12 @@ def run_wrk(command: list[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to measure for every server: points, durations, pinning, round number."""
+    """What to measure for every server, and how to cope with a busy machine.
+
+    A run during which other processes took more than ``max_other_cpu`` percent of the
+    server's core is disturbed: it is kept (and reported) but measured again, up to
+    ``retries`` times, each time after waiting up to ``quiet_wait_s`` for a quiet second.
+    """
 
     concurrency: list[int]
     duration_s: int
@@ -590,6 +611,9 @@ class Plan:
     round: int
     bodies: dict[str, Path]
     startup_timeout_s: float
+    max_other_cpu: float
+    retries: int
+    quiet_wait_s: float
 
 
 def measure(spec: ServerSpec, pgid: int, protocol: str, concurrency: int, plan: Plan) -> Point:
@@ -626,6 +650,34 @@ def measure(spec: ServerSpec, pgid: int, protocol: str, concurrency: int, plan: 
     )
 
 
+def wait_for_quiet(pgid: int, plan: Plan) -> None:
+    """Sample one second at a time until other processes leave the server's core alone
+    (at most ``plan.max_other_cpu`` percent), for up to ``plan.quiet_wait_s`` seconds."""
+    deadline = time.monotonic() + plan.quiet_wait_s
+    while True:
+        before = CpuSample.take(pgid, plan.pin)
+        time.sleep(1)  # also lets the last point's closed connections drain
+        _, other, _ = cpu_percentages(before, CpuSample.take(pgid, plan.pin), plan.pin)
+        if other <= plan.max_other_cpu or time.monotonic() >= deadline:
+            return
+
+
+def measure_undisturbed(
+    spec: ServerSpec, pgid: int, protocol: str, concurrency: int, plan: Plan
+) -> list[Point]:
+    """Measure a point, again while the runs are disturbed (up to ``plan.retries`` more)."""
+    points: list[Point] = []
+    while len(points) <= plan.retries:
+        wait_for_quiet(pgid, plan)
+        point = measure(spec, pgid, protocol, concurrency, plan)
+        points.append(point)
+        disturbed = point.other_cpu_pct > plan.max_other_cpu
+        print(f"  {describe(point)}{' (disturbed)' if disturbed else ''}", flush=True)
+        if not disturbed:
+            break
+    return points
+
+
 def benchmark_server(spec: ServerSpec, protocols: list[str], plan: Plan) -> list[Point]:
     """Start one server, then verify, warm up and measure each protocol at each concurrency."""
     points = []
@@ -635,10 +687,7 @@ def benchmark_server(spec: ServerSpec, protocols: list[str], plan: Plan) -> list
             url = spec.url(PATHS[protocol])
             run_wrk(wrk_command(url, plan.bodies[protocol], 8, plan.warmup_s, plan.pin))
             for concurrency in plan.concurrency:
-                point = measure(spec, process.pid, protocol, concurrency, plan)
-                print("  " + describe(point), flush=True)
-                points.append(point)
-                time.sleep(1)  # let closed connections drain before the next point
+                points += measure_undisturbed(spec, process.pid, protocol, concurrency, plan)
     return points
 
 
@@ -668,8 +717,8 @@ def ratio(a: float, b: float) -> str:
 
 
 def rps_cell(s: Summary) -> str:
-    """Median req/s, ± half the spread of the rounds used, † when every round was disturbed."""
-    spread = f" ±{s.spread_pct / 2:.0f}%" if s.used > 1 else ""
+    """Median req/s, ± half the spread of the runs used, † when every run was disturbed."""
+    spread = f" ±{s.spread_pct / 2:.0f}%" if len(s.rps) > 1 else ""
     return f"{s.median.ok_rps:,.0f}{spread}{' †' if s.noisy else ''}"
 
 
@@ -689,7 +738,7 @@ def paired(run: Run, protocol: str, peer: str) -> Iterator[tuple[int, Summary, S
 
 
 def comparison_rows(run: Run, protocol: str, peer: str) -> list[list[str]]:
-    """Median rounds side by side: req/s (spread), ratio, p50, p99, p99 ratio, errors."""
+    """Median runs side by side: req/s (spread), ratio, p50, p99, p99 ratio, errors."""
     rows = []
     for concurrency, ours, theirs in paired(run, protocol, peer):
         a, b = ours.median, theirs.median
@@ -711,7 +760,7 @@ def comparison_rows(run: Run, protocol: str, peer: str) -> list[list[str]]:
 
 
 def cpu_rows(run: Run, protocol: str, peer: str) -> list[list[str]]:
-    """Median rounds' CPU (server trees, other processes, wrk) and the rounds used."""
+    """Median runs' CPU (server trees, other processes, wrk) and the runs used."""
     rows = []
     for concurrency, ours, theirs in paired(run, protocol, peer):
         a, b = ours.median, theirs.median
@@ -722,7 +771,7 @@ def cpu_rows(run: Run, protocol: str, peer: str) -> list[list[str]]:
                 f"{b.server_cpu_pct:.0f}%",
                 f"{a.other_cpu_pct:.0f}% / {b.other_cpu_pct:.0f}%",
                 f"{a.wrk_cpu_pct:.0f}% / {b.wrk_cpu_pct:.0f}%",
-                f"{ours.used}/{ours.rounds} / {theirs.used}/{theirs.rounds}",
+                f"{ours.clean} of {ours.runs} / {theirs.clean} of {theirs.runs}",
             ]
         )
     return rows
@@ -757,7 +806,7 @@ def comparison_tables(run: Run, protocol: str, peer: str) -> str:
             f"{peer} server CPU",
             "other procs on server core (ours / peer)",
             "wrk CPU (ours / peer)",
-            "rounds used (ours / peer)",
+            "undisturbed runs (ours / peer)",
         ],
         cpu_rows(run, protocol, peer),
     )
@@ -780,6 +829,7 @@ def target_verdict(run: Run) -> str:
         f"{peer} {b.ok_rps:,.0f} ({ratio(a.ok_rps, b.ok_rps)}, target >= 2x); "
         f"p99 {a.p99_ms:.2f} ms vs {b.p99_ms:.2f} ms (target: no worse); "
         f"errors ours {ours.errors}, {peer} {theirs.errors}"
+        + ("; NOISY: every run of this point was disturbed" if ours.noisy or theirs.noisy else "")
     )
 
 
@@ -801,15 +851,20 @@ def render_markdown(run: Run) -> str:
         f"- Pinning: {pinning}",
         f"- Load: wrk, 1 thread, keep-alive connections, `--timeout {WRK_TIMEOUT}`; "
         f"{s['duration']} s per point after a {s['warmup']} s warm-up at c=8 per server and "
-        f"route; {s['rounds']} rounds (server order rotated). Tables show the median round "
-        "of those in which other processes took at most "
-        f"{s['max_other_cpu']:g}% of the server's core, ± half the min-max spread of their "
-        "req/s; † marks a point where every round was disturbed (all rounds used)",
+        f"route; {s['rounds']} rounds (server order rotated). A run is disturbed when other "
+        f"processes took more than {s['max_other_cpu']:g}% of the server's core; it is "
+        f"retried up to {s['retries']} times per round after waiting up to "
+        f"{s['quiet_wait']:g} s for a quiet second. Tables show the median undisturbed run, "
+        "± half the min-max spread of the undisturbed runs' req/s; † marks a point whose "
+        "every run was disturbed (all runs used)",
         f"- Worker processes per server: {s['workers']}",
     ]
     for side, versions in run.versions.items():
         listed = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-        parts.append(f"- {side} venv: {listed}")
+        commit = (
+            f" (commit {m['deployer_commit']})" if side == "ours" and "deployer_commit" in m else ""
+        )
+        parts.append(f"- {side} venv: {listed}{commit}")
     parts += [f"- {note}" for note in run.notes]
     titles = {
         "invocations": '`POST /invocations`, body `{"instances": [[5.1, 3.5, 1.4, 0.2]]}`',
@@ -829,7 +884,7 @@ def print_summary(run: Run) -> None:
         rows = comparison_rows(run, protocol, peer)
         if not rows:
             continue
-        print(f"ours vs {peer} ({PATHS[protocol]}), median of undisturbed rounds")
+        print(f"ours vs {peer} ({PATHS[protocol]}), median of undisturbed runs")
         print(
             f"{'c':>4} {'ours/s':>13} {'peer/s':>13} {'ratio':>7} {'p50 ours':>9} "
             f"{'p50 peer':>9} {'p99 ours':>9} {'p99 peer':>9} {'p99 ratio':>9}  errors"
@@ -862,8 +917,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--max-other-cpu",
         type=float,
         default=10.0,
-        help="leave out rounds where other processes took more than this %% of the "
-        "server's core (10)",
+        help="a run is disturbed when other processes took more than this %% of the "
+        "server's core; disturbed runs are retried and left out of the tables (10)",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=2, help="extra runs of a disturbed point per round (2)"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for a quiet machine before each run (60)",
     )
     parser.add_argument(
         "--servers", default="ours,mlflow,mlserver", help="which servers to run (all three)"
@@ -872,7 +936,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--skip-setup", action="store_true", help="reuse the peers venv and models as they are"
     )
     parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds (180)")
-    parser.add_argument("--json", type=Path, help="write every round's points and facts here")
+    parser.add_argument("--json", type=Path, help="write every run and the facts here")
     parser.add_argument(
         "--report",
         type=Path,
@@ -921,6 +985,8 @@ def new_run(argv: list[str], args: argparse.Namespace, pin: bool, notes: list[st
             "rounds": args.rounds,
             "warmup": args.warmup,
             "max_other_cpu": args.max_other_cpu,
+            "retries": args.retries,
+            "quiet_wait": args.quiet_wait,
             "pinned": pin,
         },
         notes=notes,
@@ -939,7 +1005,16 @@ def run_rounds(run: Run, servers: list[str], args: argparse.Namespace, pin: bool
     bodies = write_bodies()
     for number in range(args.rounds):
         plan = Plan(
-            args.concurrency, args.duration, args.warmup, pin, number, bodies, args.startup_timeout
+            concurrency=args.concurrency,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            pin=pin,
+            round=number,
+            bodies=bodies,
+            startup_timeout_s=args.startup_timeout,
+            max_other_cpu=args.max_other_cpu,
+            retries=args.retries,
+            quiet_wait_s=args.quiet_wait,
         )
         order = servers[number % len(servers) :] + servers[: number % len(servers)]
         print(f"round {number + 1}/{args.rounds}: {', '.join(order)}", flush=True)

@@ -32,14 +32,17 @@ OIP_TO_NUMPY: dict[str, Any] = {
 _NUMPY_KIND_TO_OIP = {"U": "BYTES", "S": "BYTES", "O": "BYTES"}
 
 
+_NUMPY_TO_OIP = {np.dtype(t): name for name, t in OIP_TO_NUMPY.items() if name != "BYTES"}
+
+
 def oip_datatype(dtype: np.dtype[Any]) -> str:
-    """The OIP v2 datatype name for a numpy dtype."""
+    """The OIP v2 datatype name for a numpy dtype (a dict lookup: it runs per response)."""
     if dtype.kind in _NUMPY_KIND_TO_OIP:
         return "BYTES"
-    for name, np_type in OIP_TO_NUMPY.items():
-        if name != "BYTES" and np.dtype(np_type) == dtype:
-            return name
-    raise ValueError(f"no OIP datatype for numpy dtype {dtype}")
+    try:
+        return _NUMPY_TO_OIP[dtype]
+    except KeyError:
+        raise ValueError(f"no OIP datatype for numpy dtype {dtype}") from None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -36,6 +36,18 @@ from deployer.router.retry import RetryBudget
 from deployer.router.server import HttpServer, Request, Response
 
 log = logging.getLogger("deployer.router")
+
+
+class Check(NamedTuple):
+    """One health check of one backend: its probe, and its interval and thresholds (read
+    each round, so a reload changes them)."""
+
+    name: str
+    probe: health.Probe
+    interval: Callable[[], float]
+    threshold: Callable[[], tuple[int, int]]
+
+
 WATCH_SECONDS = 1.0
 CREDENTIAL_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)
 MIN_REFRESH_SECONDS = 1.0
@@ -44,8 +56,14 @@ _JSON = [(b"content-type", b"application/json")]
 # Libraries that print credentials at DEBUG (botocore logs the canonical request, session
 # token included): capped at INFO in a router, whatever the root level.
 CREDENTIAL_LOGGERS = (
-    "botocore", "boto3", "google.auth", "urllib3", "requests_oauthlib", "azure", "msal",
-)  # fmt: skip
+    "botocore",
+    "boto3",
+    "google.auth",
+    "urllib3",
+    "requests_oauthlib",
+    "azure",
+    "msal",
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -175,6 +193,13 @@ class Router:
                     extra={"error": exc.message, "hint": exc.hint},
                 )
                 return False
+            except Exception as exc:  # a bug or a plugin failing: keep serving regardless
+                self.stats.reloads["failed"] += 1
+                log.exception(
+                    "reload failed; keeping the running manifest",
+                    extra={"error": f"{type(exc).__name__}: {exc}"},
+                )
+                return False
             assert self.proxy is not None
             self.snapshot = snapshot
             self.proxy.snapshot = snapshot
@@ -234,62 +259,69 @@ class Router:
         """Credentials and one round of checks before the backend takes traffic."""
         if upstream.signer is not None:
             await self._refresh_once(upstream)
-        checks = self._checks(upstream, manifest)
-        for name, probe, _interval, threshold in checks:
+        for check in self._checks(upstream, manifest):
             with contextlib.suppress(Exception):
-                ok, reason = await asyncio.wait_for(probe(), manifest.health.active.timeout + 1)
+                ok, reason = await asyncio.wait_for(
+                    check.probe(), manifest.health.active.timeout + 1
+                )
                 if ok is not None:
-                    upstream.state.set_check(name, ok, reason, threshold())
+                    upstream.state.set_check(check.name, ok, reason, check.threshold())
 
     def _start_tasks(self, upstream: Upstream, manifest: Manifest) -> list[asyncio.Task[None]]:
         loop = asyncio.get_running_loop()
         tasks = []
         if upstream.signer is not None:
             tasks.append(loop.create_task(self._refresh_loop(upstream)))
-        for name, probe, interval, threshold in self._checks(upstream, manifest):
+        for check in self._checks(upstream, manifest):
             tasks.append(
-                loop.create_task(health.run_check(name, upstream.state, probe, interval, threshold))
+                loop.create_task(
+                    health.run_check(
+                        check.name, upstream.state, check.probe, check.interval, check.threshold
+                    )
+                )
             )
         return tasks
 
     def _settings(self) -> Manifest:
         return self.snapshot.manifest if self.snapshot is not None else self._initial
 
-    def _checks(self, upstream: Upstream, manifest: Manifest) -> list[tuple[Any, ...]]:
-        """(name, probe, interval(), threshold()) for each check the backend has."""
+    def _checks(self, upstream: Upstream, manifest: Manifest) -> list[Check]:
+        """The checks this backend has; intervals and thresholds follow reloads."""
         config = upstream.config
-        checks: list[tuple[Any, ...]] = []
-        source = config.health_source
-        if source == "active":
+        checks: list[Check] = []
 
-            def active_threshold() -> tuple[int, int]:
-                a = self._settings().health.active
-                return a.healthy_threshold, a.unhealthy_threshold
+        def active() -> Any:
+            return self._settings().health.active
 
+        if config.health_source == "active":
             checks.append(
-                (
+                Check(
                     "active",
                     lambda: self._active_probe(upstream),
-                    lambda: self._settings().health.active.interval,
-                    active_threshold,
+                    lambda: active().interval,
+                    lambda: (active().healthy_threshold, active().unhealthy_threshold),
                 )
             )
-        elif source == "control-plane":
+        elif config.health_source == "control-plane":
             project = manifest.name
+
+            def control_plane() -> Any:
+                return self._settings().health.control_plane
+
             checks.append(
-                (
+                Check(
                     "control-plane",
                     lambda: health.control_plane_probe(
-                        upstream.config, project, self._settings().health.control_plane.timeout
+                        upstream.config, project, control_plane().timeout
                     ),
-                    lambda: self._settings().health.control_plane.interval,
+                    lambda: control_plane().interval,
                     lambda: (1, 1),
                 )
             )
         if config.synthetic is not None:
             synthetic = config.synthetic
             checks.append(
-                (
+                Check(
                     "synthetic",
                     lambda: self._synthetic_probe(upstream, synthetic.body, synthetic.content_type),
                     lambda: synthetic.interval,

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deployer.router import plugins
 
@@ -215,16 +216,23 @@ async def run_check(
         await asyncio.sleep(max(0.0, interval() - elapsed))
 
 
+_providers: dict[str, Any] = {}  # one provider object per backend, kept between polls
+
+
 def control_plane_status(backend: BackendConfig, project: str) -> tuple[bool, str]:
     """Ask the backend's provider plugin for the endpoint's status (blocking; run it in a
     thread). Uses ``status()`` of the provider constructed for the manifest's ``target``
     options: healthy and updating endpoints serve, anything else does not."""
-    from deployer.providers import ProjectInfo, Target
-
-    cls = plugins.lookup(backend.provider)
-    provider = cls(
-        Target(backend.name, backend.provider, dict(backend.target)), ProjectInfo(project)
+    key = json.dumps(
+        [backend.name, backend.provider, backend.target, project], sort_keys=True, default=str
     )
+    provider = _providers.get(key)
+    if provider is None:
+        from deployer.providers import ProjectInfo, Target
+
+        cls = plugins.lookup(backend.provider)
+        target = Target(backend.name, backend.provider, dict(backend.target))
+        provider = _providers[key] = cls(target, ProjectInfo(project))
     status = provider.status()
     state = getattr(status, "state", "absent")
     if state in SERVING_STATES:

@@ -164,6 +164,11 @@ class Auth(BaseModel):
                 )
         if self.kind == "bearer" and not (self.token_env or self.token_file):
             raise ValueError("bearer auth needs token_env or token_file")
+        if self.kind in BUILTIN_AUTH and self.model_extra:
+            unknown = ", ".join(sorted(self.model_extra))
+            raise ValueError(f"auth {self.kind!r} takes no option {unknown} (check the spelling)")
+        if self.kind == "none" and (self.token_env or self.token_file):
+            raise ValueError("auth 'none' takes no token; use kind: bearer")
         return self
 
     def options(self) -> dict[str, Any]:
@@ -342,8 +347,11 @@ def to_dict(manifest: Manifest) -> dict[str, Any]:
     """The manifest as plain data: settings left at their defaults are left out, each
     backend's key fields are always written."""
     settings = manifest.model_dump(mode="json", exclude_defaults=True, exclude={"backends"})
-    data: dict[str, Any] = {"version": SCHEMA_VERSION, "name": manifest.name,
-                            "policy": manifest.policy}  # fmt: skip
+    data: dict[str, Any] = {
+        "version": SCHEMA_VERSION,
+        "name": manifest.name,
+        "policy": manifest.policy,
+    }
     data.update({k: v for k, v in settings.items() if k not in data})
     backends = []
     for backend in manifest.backends:

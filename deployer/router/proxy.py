@@ -139,6 +139,8 @@ class Upstream:
         self.tier = config.tier
         self.current = 0.0
         self.state.set_weight(config.weight, manifest.health.passive)
+        self.pool.connect_timeout = manifest.timeouts.connect
+        self.pool.idle_timeout = manifest.timeouts.idle
 
     def target(self, request_target: bytes) -> bytes:
         if self.fixed_target is not None:
@@ -246,7 +248,7 @@ class Proxy:
                 last = outcome
                 status = outcome.status
                 if status < 429 or not status_retryable(status, snap.retry_on):
-                    return _answer(outcome, upstream, len(tried)), None, now
+                    return _answer(outcome, upstream, len(tried), request.method), None, now
                 failures.append({"backend": upstream.name, "error": f"HTTP {status}"})
             else:
                 last = None
@@ -271,7 +273,7 @@ class Proxy:
             self.stats.retries += 1
             tried.append(upstream)
         if last is not None:  # the backend's own answer says more than ours would
-            return _answer(last, tried[-1], len(tried)), None, now
+            return _answer(last, tried[-1], len(tried), request.method), None, now
         return _unavailable(snap, tried, failures, reason, now), reason, now
 
     def _log(
@@ -396,14 +398,12 @@ def _forwarded_headers(request: Request) -> bytes:
             continue
         parts += (name, b": ", value, b"\r\n")
     parts += (b"x-forwarded-for: ", forwarded_for, b"\r\n")
-    if connection is not None and connection.lower() not in (b"keep-alive", b"close"):
-        # headers the client named in Connection are hop-by-hop too
-        listed = {t.strip().lower() for t in connection.split(b",")}
-        kept = [(n, v) for n, v in request.headers if n not in listed]
-        return _forwarded_headers(
-            Request(request.method, request.target, kept, b"", True, request.client)
-        )
-    return b"".join(parts)
+    if connection is None or connection.lower() in (b"keep-alive", b"close"):
+        return b"".join(parts)
+    # headers the client named in Connection are hop-by-hop too: filter again
+    listed = {token.strip().lower() for token in connection.split(b",")}
+    kept = [parts[i : i + 4] for i in range(0, len(parts), 4) if parts[i] not in listed]
+    return b"".join(b"".join(group) for group in kept)
 
 
 def _signed(upstream: Upstream, request: Request, target: bytes, headers: bytes) -> bytes:
@@ -430,8 +430,9 @@ def _signed(upstream: Upstream, request: Request, target: bytes, headers: bytes)
     return "".join(f"{k}: {v}\r\n" for k, v in fields.items()).encode("latin-1")
 
 
-def _answer(response: Answer, upstream: Upstream, attempts: int) -> Response:
-    """The backend's answer for the client: hop-by-hop headers out, ours in."""
+def _answer(response: Answer, upstream: Upstream, attempts: int, method: bytes) -> Response:
+    """The backend's answer for the client: hop-by-hop headers out, ours in (a HEAD
+    answer keeps the backend's content-length: it has no body to count)."""
     drop = _drop_response_header
     headers = []
     for name, value in response.headers:
@@ -442,6 +443,8 @@ def _answer(response: Answer, upstream: Upstream, attempts: int) -> Response:
                 drop[name] = verdict
         if not verdict:
             headers.append((name, value))
+    if method == b"HEAD":
+        headers += [(n, v) for n, v in response.headers if n.lower() == b"content-length"]
     headers.append((BACKEND_HEADER, upstream.header))
     if attempts > 1:
         headers.append((RETRIES_HEADER, str(attempts - 1).encode()))

@@ -192,6 +192,8 @@ class _Protocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.parser.should_upgrade():
+            return  # answered 501 when the parser stops at the upgrade
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = Request(
             self.parser.get_method(),

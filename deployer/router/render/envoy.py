@@ -209,8 +209,9 @@ def validate(doc: Any) -> list[str]:
             problems.append(f"{where}.{key}: expected a duration like '1.5s' (got {value!r})")
 
     def check_address(obj: Any, where: str) -> None:
-        socket = need(need(obj, "address", dict, where) or {}, "socket_address", dict,
-                      f"{where}.address")  # fmt: skip
+        socket = need(
+            need(obj, "address", dict, where) or {}, "socket_address", dict, f"{where}.address"
+        )
         if socket is not None:
             need(socket, "address", str, f"{where}.address.socket_address")
             port = need(socket, "port_value", int, f"{where}.address.socket_address")
@@ -282,8 +283,9 @@ def validate(doc: Any) -> list[str]:
         need(listener, "name", str, where)
         check_address(listener, where)
         for j, chain in enumerate(need(listener, "filter_chains", list, where) or []):
-            for k, item in enumerate(need(chain, "filters", list, f"{where}.filter_chains[{j}]")
-                                     or []):  # fmt: skip
+            for k, item in enumerate(
+                need(chain, "filters", list, f"{where}.filter_chains[{j}]") or []
+            ):
                 fwhere = f"{where}.filter_chains[{j}].filters[{k}]"
                 need(item, "name", str, fwhere)
                 typed = need(item, "typed_config", dict, fwhere)

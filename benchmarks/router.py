@@ -1,0 +1,690 @@
+"""Side-by-side router benchmark (issue 6): a model server called directly, through the
+built-in router, and through HAProxy running the config the router renders.
+
+    .venv/bin/python benchmarks/router.py [--duration 8] [--rounds 3]
+        [--concurrency 1,8,32,128] [--json out.json] [--results benchmarks/RESULTS.md]
+
+One run measures, side by side and interleaved (the order rotates every point):
+
+* latency and throughput at each concurrency: wrk (benchmarks/post.lua, keep-alive, one
+  JSON body) against the backend directly, the built-in router, and HAProxy, with the same
+  backend behind both proxies. Added latency is the proxy's p50/p99 minus the direct p50/p99
+  of the same round; throughput is 2xx answers per second;
+* failover: under wrk load at concurrency 32 through a proxy in front of two backends,
+  one backend is killed (SIGKILL). Failover time is from the kill to the last request that
+  reached the dead backend: the router's ``deployer_router_backend_requests_total`` for it
+  (attempts, refused connections included), HAProxy's ``stot`` of that server from its
+  stats page; both polled every 10 ms. Client-visible errors are wrk's non-2xx answers
+  plus its socket errors over the whole run.
+
+Pinning on a 2-core machine: the backend (one worker) alone on core 0; the proxy under
+test and wrk (one thread) share core 1, so a proxy's own CPU competes with the load
+generator as it would with other work, and HAProxy runs with one thread like the router.
+Every point records the CPU the proxy used (µs per request) and what other processes took
+from both cores meanwhile: a point disturbed by the rest of the machine (shared CI hosts)
+is measured again after a quiet second, up to ``--retries`` times, and the tables show
+each point's median over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / ".work" / "router"
+LUA = HERE / "post.lua"
+PYTHON = Path(sys.executable)
+BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+BACKEND_CORE, PROXY_CORE = 0, 1
+TARGETS = ("direct", "router", "haproxy")
+SECTION = "## Router (issue 6)"
+# Loopback only: never let an *_proxy variable route benchmark traffic.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with HTTP.open(url, timeout=2) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return None
+
+
+def wait_for(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_status(url) == 200:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout}s")
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.pid}/stat", encoding="utf-8") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def spawn(
+    name: str, command: list[str], core: int, url: str, env: dict[str, str] | None = None
+) -> Proc:
+    log = WORK / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["taskset", "-c", str(core), *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=WORK,
+        )
+    return Proc(name, process, url, log)
+
+
+def start_backend(name: str, model: Path) -> Proc:
+    port = free_port()
+    settings = {
+        "model_name": "iris",
+        "flavor": "sklearn",
+        "model_path": str(model),
+        "host": "127.0.0.1",
+        "port": port,
+        "workers": 1,
+    }
+    proc = spawn(
+        name,
+        [str(PYTHON), "-m", "deployer.serving", "serve"],
+        BACKEND_CORE,
+        f"http://127.0.0.1:{port}",
+        {"DEPLOYER_SERVING_SETTINGS": json.dumps(settings)},
+    )
+    wait_for(proc.url + "/ping")
+    return proc
+
+
+def write_manifest(name: str, backends: list[Proc]) -> Path:
+    import yaml
+
+    data = {
+        "version": 1,
+        "name": "iris",
+        "access_log": {"enabled": True, "path": str(WORK / f"{name}-access.log")},
+        "backends": [{"name": b.name, "provider": "local", "url": b.url} for b in backends],
+    }
+    path = WORK / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def start_router(name: str, manifest: Path) -> Proc:
+    port = free_port()
+    proc = spawn(
+        name,
+        [str(PYTHON), "-m", "deployer.router", "serve", str(manifest), "--port", str(port)],
+        PROXY_CORE,
+        f"http://127.0.0.1:{port}",
+    )
+    wait_for(proc.url + "/-/router/ready")
+    return proc
+
+
+def start_haproxy(name: str, manifest: Path) -> tuple[Proc, str]:
+    """HAProxy on the rendered config (one thread) plus a stats page; (proc, stats url)."""
+    sys.path.insert(0, str(ROOT))
+    from deployer.router.manifest import load
+    from deployer.router.render import render
+
+    port, stats = free_port(), free_port()
+    text = render(
+        load(manifest), "haproxy", bind=f"127.0.0.1:{port}", global_extra="    nbthread 1\n"
+    ).text
+    text += f"\nlisten stats\n    bind 127.0.0.1:{stats}\n    stats enable\n    stats uri /stats\n"
+    path = WORK / f"{name}.cfg"
+    path.write_text(text)
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    subprocess.run([haproxy, "-c", "-f", str(path)], check=True, capture_output=True)
+    proc = spawn(name, [haproxy, "-db", "-f", str(path)], PROXY_CORE, f"http://127.0.0.1:{port}")
+    wait_for(proc.url + "/-/router/live")
+    return proc, f"http://127.0.0.1:{stats}/stats;csv"
+
+
+# --- CPU accounting -------------------------------------------------------------------
+
+
+def busy_seconds() -> float:
+    """CPU seconds any process ran (user, nice, system, steal) on the machine since boot."""
+    with open("/proc/stat", encoding="utf-8") as f:
+        values = list(map(int, f.readline().split()[1:9]))
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = values
+    return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- measuring ------------------------------------------------------------------------
+
+
+@dataclass
+class Point:
+    target: str
+    concurrency: int
+    round: int
+    requests: int
+    ok_rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    proxy_us_per_request: float | None
+    other_cpu_pct: float  # what other processes took, % of the whole machine's 2 cores
+
+
+def run_wrk(url: str, concurrency: int, seconds: float, body: Path) -> dict[str, Any]:
+    command = [
+        "taskset",
+        "-c",
+        str(PROXY_CORE),
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(body),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    for line in done.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            return dict(json.loads(line[len("WRK_JSON ") :]))
+    raise RuntimeError(f"wrk printed no result:\n{done.stdout}{done.stderr}")
+
+
+def measure(
+    target: str,
+    url: str,
+    proxy: Proc | None,
+    ours: list[Proc],
+    concurrency: int,
+    seconds: float,
+    body: Path,
+    round_: int,
+) -> Point:
+    cpu = proxy.cpu_seconds() if proxy else 0.0
+    ours_before = sum(p.cpu_seconds() for p in ours)
+    busy, children, started = busy_seconds(), children_seconds(), time.monotonic()
+    result = run_wrk(url + "/invocations", concurrency, seconds, body)
+    wall = time.monotonic() - started
+    ours_used = sum(p.cpu_seconds() for p in ours) - ours_before
+    other = (busy_seconds() - busy) - ours_used - (children_seconds() - children)
+    duration = result["duration_us"] / 1e6
+    errors = result["non2xx"] + sum(
+        result[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
+    )
+    used = (proxy.cpu_seconds() - cpu) if proxy else None
+    return Point(
+        target=target,
+        concurrency=concurrency,
+        round=round_,
+        requests=result["requests"],
+        ok_rps=round((result["requests"] - result["non2xx"]) / duration, 1),
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        errors=errors,
+        proxy_us_per_request=round(used * 1e6 / max(result["requests"], 1), 1)
+        if used is not None
+        else None,
+        other_cpu_pct=round(100 * max(other, 0.0) / (2 * wall), 1),
+    )
+
+
+def quiet_second(ours: list[Proc], limit: float, wait: float) -> None:
+    """Wait (up to ``wait`` s) for a second in which others used at most ``limit``%."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        busy, mine = busy_seconds(), sum(p.cpu_seconds() for p in ours)
+        time.sleep(1)
+        other = (busy_seconds() - busy) - (sum(p.cpu_seconds() for p in ours) - mine)
+        if 100 * other / 2 <= limit:
+            return
+
+
+# --- failover -------------------------------------------------------------------------
+
+
+def router_attempts(url: str, backend: str) -> float:
+    with HTTP.open(url + "/metrics", timeout=2) as answer:
+        text = answer.read().decode()
+    match = re.search(
+        rf'^deployer_router_backend_requests_total{{backend="{backend}"}} (\S+)$', text, re.M
+    )
+    return float(match.group(1)) if match else 0.0
+
+
+def haproxy_sessions(stats: str, backend: str) -> float:
+    with HTTP.open(stats, timeout=2) as answer:
+        rows = answer.read().decode().splitlines()
+    header = rows[0].lstrip("# ").split(",")
+    for row in rows[1:]:
+        cells = dict(zip(header, row.split(","), strict=False))
+        if cells.get("svname") == backend:
+            return float(cells["stot"] or 0)
+    return 0.0
+
+
+@dataclass
+class Failover:
+    proxy: str
+    requests: int
+    client_errors: int
+    failover_ms: float
+
+
+def failover(
+    proxy_name: str,
+    url: str,
+    counter: Any,
+    victim: Proc,
+    body: Path,
+    seconds: int = 8,
+    kill_at: float = 3.0,
+) -> Failover:
+    """wrk at c=32 for ``seconds``; kill ``victim`` after ``kill_at`` s; poll ``counter()``."""
+    command = [
+        "taskset",
+        "-c",
+        str(PROXY_CORE),
+        "wrk",
+        "-t1",
+        "-c32",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url + "/invocations",
+        "--",
+        str(body),
+    ]
+    load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(kill_at)
+    last_value = counter()
+    victim.kill()
+    killed = time.monotonic()
+    last_change = killed
+    while load.poll() is None:
+        value = counter()
+        if value != last_value:
+            last_value, last_change = value, time.monotonic()
+        time.sleep(0.01)
+    out, err = load.communicate()
+    lines = [x for x in out.splitlines() if x.startswith("WRK_JSON ")]
+    if not lines:
+        raise RuntimeError(f"wrk printed no result:\n{out}{err}")
+    result = json.loads(lines[0][len("WRK_JSON ") :])
+    errors = result["non2xx"] + sum(
+        result[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
+    )
+    return Failover(proxy_name, result["requests"], errors, round((last_change - killed) * 1e3, 1))
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    command: str
+    started: str
+    machine: dict[str, Any]
+    points: list[Point] = field(default_factory=list)
+    failovers: list[Failover] = field(default_factory=list)
+
+
+def machine() -> dict[str, Any]:
+    from importlib import metadata
+
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    version = subprocess.run([haproxy, "-v"], capture_output=True, text=True).stdout.split()[2]
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "haproxy": version,
+        "load_average_at_start": os.getloadavg()[0],
+        "deployer": metadata.version("deployer"),
+        "uvloop": metadata.version("uvloop"),
+        "httptools": metadata.version("httptools"),
+    }
+
+
+def median_point(points: list[Point], limit: float) -> Point:
+    quiet = [p for p in points if p.other_cpu_pct <= limit] or points
+    return sorted(quiet, key=lambda p: p.p99_ms)[len(quiet) // 2]
+
+
+def summarise(run: Run, limit: float) -> tuple[str, dict[str, Any]]:
+    by: dict[tuple[str, int], list[Point]] = {}
+    for p in run.points:
+        by.setdefault((p.target, p.concurrency), []).append(p)
+    levels = sorted({p.concurrency for p in run.points})
+
+    def med(target: str, c: int, key: str) -> float:
+        quiet = [p for p in by[(target, c)]]
+        return float(statistics.median(getattr(p, key) for p in quiet))
+
+    rows = []
+    verdict: dict[str, Any] = {}
+    for c in levels:
+        direct_p50, direct_p99 = med("direct", c, "p50_ms"), med("direct", c, "p99_ms")
+        cells = [str(c)]
+        for target in TARGETS:
+            cells += [
+                f"{med(target, c, 'ok_rps'):,.0f}",
+                f"{med(target, c, 'p50_ms'):.2f}",
+                f"{med(target, c, 'p99_ms'):.2f}",
+            ]
+        added = {
+            t: (med(t, c, "p50_ms") - direct_p50, med(t, c, "p99_ms") - direct_p99)
+            for t in ("router", "haproxy")
+        }
+        ratio = med("router", c, "ok_rps") / max(med("haproxy", c, "ok_rps"), 1)
+        cells += [
+            f"{added['router'][0]:+.2f} / {added['router'][1]:+.2f}",
+            f"{added['haproxy'][0]:+.2f} / {added['haproxy'][1]:+.2f}",
+            f"{ratio:.2f}",
+            f"{med('router', c, 'proxy_us_per_request'):.0f}",
+            f"{med('haproxy', c, 'proxy_us_per_request'):.0f}",
+            str(sum(p.errors for t in TARGETS for p in by[(t, c)])),
+            f"{max(p.other_cpu_pct for t in TARGETS for p in by[(t, c)]):.0f}%",
+        ]
+        rows.append(cells)
+        verdict[str(c)] = {"added_p99_ms": added["router"][1], "rps_ratio_vs_haproxy": ratio}
+    header = (
+        ["c"]
+        + [f"{t} {m}" for t in TARGETS for m in ("req/s", "p50 ms", "p99 ms")]
+        + [
+            "router added p50/p99 ms",
+            "haproxy added p50/p99 ms",
+            "router/haproxy req/s",
+            "router CPU µs/req",
+            "haproxy CPU µs/req",
+            "errors",
+            "max other CPU",
+        ]
+    )
+    table = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    table += "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    return table, verdict
+
+
+def render_markdown(run: Run, limit: float) -> str:
+    table, verdict = summarise(run, limit)
+    m = run.machine
+    lines = [
+        SECTION,
+        "",
+        f"Run {run.started} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
+        f"HAProxy {m['haproxy']}, deployer {m['deployer']}; load average at start "
+        f"{m['load_average_at_start']:.2f}.",
+        "",
+        "```",
+        run.command,
+        "```",
+        "",
+        "Backend: one `deployer.serving` worker (the iris pipeline) pinned to core 0. Each "
+        "proxy (the built-in router with its default settings and access log on; HAProxy "
+        "2.6 with the rendered config and `nbthread 1`) shares core 1 with wrk (`-t1`). "
+        "Medians over rounds; latencies in ms; added = proxy minus direct in the same run; "
+        '"max other CPU" is what processes outside the benchmark took of the machine '
+        "during the point's runs.",
+        "",
+        table,
+    ]
+    at32 = verdict.get("32")
+    if at32:
+        ratios = [v["rps_ratio_vs_haproxy"] for v in verdict.values()]
+        lines += [
+            "Targets at concurrency 32: added p99 "
+            f"{at32['added_p99_ms']:+.2f} ms (target ≤ 2 ms: "
+            f"{'met' if at32['added_p99_ms'] <= 2 else 'NOT met'}); throughput "
+            f"{at32['rps_ratio_vs_haproxy']:.2f} times HAProxy's (target ≥ 0.5: "
+            f"{'met' if at32['rps_ratio_vs_haproxy'] >= 0.5 else 'NOT met'}); lowest ratio "
+            f"over all concurrencies {min(ratios):.2f}.",
+            "",
+        ]
+    if run.failovers:
+        lines += [
+            "Failover (wrk c=32, two backends, one killed with SIGKILL after 3 s):",
+            "",
+            "| proxy | requests | client-visible errors | kill → last request to it |",
+            "|---|---|---|---|",
+        ]
+        for f in run.failovers:
+            lines.append(
+                f"| {f.proxy} | {f.requests:,} | {f.client_errors} | {f.failover_ms:.0f} ms |"
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(path: Path, section: str) -> None:
+    """Replace our section of RESULTS.md (or append it); other sections stay as they are.
+    The file is read right before writing: other benchmarks may have written meanwhile."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    start = text.find(SECTION)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        following = text.find("\n## ", start + len(SECTION))
+        end = len(text) if following < 0 else following + 1
+        text = text[:start] + section + ("\n" + text[end:] if following >= 0 else "")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=8, help="seconds per point")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per target")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", default="1,8,32,128")
+    parser.add_argument("--retries", type=int, default=2, help="re-measure disturbed points")
+    parser.add_argument(
+        "--max-other-cpu",
+        type=float,
+        default=10.0,
+        help="%% of the machine others may take before a point is redone",
+    )
+    parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the raw points here")
+    parser.add_argument("--results", type=Path, help="write our section into this RESULTS.md")
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def cleanup(procs: list[Proc]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if (os.cpu_count() or 1) < 2:
+        print("needs 2 cores (backend on one, proxy and wrk on the other)", file=sys.stderr)
+        return 2
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"needs {tool} (apt-get install wrk util-linux)", file=sys.stderr)
+            return 2
+    WORK.mkdir(parents=True, exist_ok=True)
+    model = WORK / "model.joblib"
+    subprocess.run(
+        [str(PYTHON), str(ROOT / "examples/iris/train.py"), str(model)],
+        check=True,
+        capture_output=True,
+    )
+    body = WORK / "body.json"
+    body.write_bytes(BODY)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    command = "python benchmarks/router.py " + " ".join(argv)
+    run = Run(command.strip(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine())
+    procs: list[Proc] = []
+    with cleanup(procs):
+        backend = start_backend("backend", model)
+        procs.append(backend)
+        router = start_router("router", write_manifest("router", [backend]))
+        haproxy, _ = start_haproxy("haproxy", WORK / "router.yaml")
+        procs += [router, haproxy]
+        urls = {"direct": backend.url, "router": router.url, "haproxy": haproxy.url}
+        proxies: dict[str, Proc | None] = {"direct": None, "router": router, "haproxy": haproxy}
+        order = list(TARGETS)
+        for round_ in range(args.rounds):
+            for c in levels:
+                order = order[1:] + order[:1]
+                for target in order:
+                    run_wrk(urls[target] + "/invocations", c, args.warmup, body)
+                    for attempt in range(args.retries + 1):
+                        quiet_second(procs, args.max_other_cpu, 10)
+                        point = measure(
+                            target,
+                            urls[target],
+                            proxies[target],
+                            procs,
+                            c,
+                            args.duration,
+                            body,
+                            round_,
+                        )
+                        run.points.append(point)
+                        print(
+                            f"round {round_} c={c:<3} {target:<8} {point.ok_rps:>8.0f} req/s "
+                            f"p50 {point.p50_ms:6.2f} p99 {point.p99_ms:7.2f} ms "
+                            f"errors {point.errors} other {point.other_cpu_pct}%",
+                            flush=True,
+                        )
+                        if point.other_cpu_pct <= args.max_other_cpu or attempt == args.retries:
+                            break
+                        run.points.remove(point)  # disturbed: measure again
+        if not args.skip_failover:
+            router.stop()
+            haproxy.stop()
+            second = start_backend("backend2", model)
+            procs.append(second)
+            manifest = write_manifest("failover", [backend, second])
+            router2 = start_router("router-failover", manifest)
+            procs.append(router2)
+            run.failovers.append(
+                failover(
+                    "built-in router",
+                    router2.url,
+                    lambda: router_attempts(router2.url, "backend2"),
+                    second,
+                    body,
+                )
+            )
+            router2.stop()
+            second = start_backend("backend2", model)  # same name: the manifest names it
+            manifest = write_manifest("failover", [backend, second])
+            haproxy2, stats = start_haproxy("haproxy-failover", manifest)
+            procs += [second, haproxy2]
+            time.sleep(3)  # its health checks see both up
+            run.failovers.append(
+                failover(
+                    "HAProxy (rendered)",
+                    haproxy2.url,
+                    lambda: haproxy_sessions(stats, "backend2"),
+                    second,
+                    body,
+                )
+            )
+            for f in run.failovers:
+                print(
+                    f"failover {f.proxy}: {f.client_errors} client errors of {f.requests}, "
+                    f"last request to the dead backend {f.failover_ms} ms after the kill"
+                )
+    section = render_markdown(run, args.max_other_cpu)
+    (WORK / "router.md").write_text(section)
+    print("\n" + section)
+    if args.json:
+        args.json.write_text(json.dumps(asdict(run), indent=2))
+    if args.results:
+        write_results(args.results, section)
+        print(f"wrote the '{SECTION[3:]}' section of {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

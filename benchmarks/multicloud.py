@@ -244,6 +244,7 @@ class FakeClouds:
         return taken
 
     def stop(self) -> None:
+        """Stop the servers and remove every container they started."""
         self.azure.close()
         self.vertex.stop()
         self.vertex_runtime.close()
@@ -315,8 +316,8 @@ def registries(folder: Path) -> Iterator[dict[str, Registry]]:
         "azure": ("acr-user", "acr-secret"),
     }
     processes = []
+    found: dict[str, Registry] = {}
     try:
-        found = {}
         for cloud, (username, password) in users.items():
             found[cloud], process = start_registry(folder / cloud, username, password)
             processes.append(process)
@@ -325,6 +326,19 @@ def registries(folder: Path) -> Iterator[dict[str, Registry]]:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
+        remove_references({registry.host for registry in found.values()})
+
+
+def remove_references(hosts: set[str]) -> None:
+    """Remove the tags and digests that publishing to ``hosts`` left (the layers stay)."""
+    from deployer.image.engine import docker_client
+
+    docker = docker_client()
+    for image in docker.images.list():
+        for ref in [*image.tags, *image.attrs.get("RepoDigests", [])]:
+            if ref.split("/")[0] in hosts:
+                with contextlib.suppress(Exception):
+                    docker.images.remove(ref, noprune=True)
 
 
 def use_test_credentials(cert: Path) -> None:
@@ -383,6 +397,7 @@ def fake_clouds(settings: Settings) -> Iterator[tuple[Connection, dict[str, Any]
 
 
 def write_project(folder: Path, targets: dict[str, dict[str, Any]]) -> Project:
+    """The iris model (examples/iris/train.py) and a deployer.yaml with the three targets."""
     from train import train
 
     train(folder / "model.joblib")
@@ -436,6 +451,7 @@ def stage_times(journal: list[JournalEntry], target: str, total: float) -> Targe
 
 
 def push_once(project: Project, targets: list[str]) -> tuple[PushResult, float]:
+    """``Project.push`` to ``targets`` (exits if any fails); the result and its wall time."""
     began = time.monotonic()
     result = project.push(targets, timeout=TIMEOUT, journal_dir=None)
     wall = time.monotonic() - began
@@ -481,6 +497,7 @@ def schedule(rounds: int) -> Iterator[tuple[int, str]]:
 
 
 def median(values: list[float]) -> float:
+    """The median, NaN for no values."""
     return statistics.median(values) if values else float("nan")
 
 
@@ -520,6 +537,7 @@ def summarize(runs: list[Run], delays: dict[str, float]) -> dict[str, Any]:
 
 
 def wall_table(summary: dict[str, Any]) -> list[str]:
+    """Markdown rows: each push's wall time and targets phase."""
     lines = [
         "| push | wall s (median) | min..max | targets phase s | slowest delay s |",
         "|---|---|---|---|---|",
@@ -535,6 +553,7 @@ def wall_table(summary: dict[str, Any]) -> list[str]:
 
 
 def overhead_table(summary: dict[str, Any]) -> list[str]:
+    """Markdown rows: each target's overhead above its delay, alone and together, by stage."""
     lines = [
         "| target | push | delay s | container start s | target s | overhead s | read live "
         "| publish | deploy calls | wait - delay | smoke test |",
@@ -554,6 +573,7 @@ def overhead_table(summary: dict[str, Any]) -> list[str]:
 
 
 def verdict(summary: dict[str, Any]) -> str:
+    """The ratio to the slowest single target, against the 15% target."""
     ratio, phase_ratio = summary["ratio"], summary["phase_ratio"]
     met = "met" if ratio <= TARGET_RATIO else "MISSED"
     return (
@@ -588,6 +608,7 @@ build of the image)."""
 
 
 def render(summary: dict[str, Any], command: str, warm_up_s: float) -> str:
+    """The RESULTS.md section."""
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     intro = (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}; "
@@ -629,6 +650,7 @@ def append_results(section: str, path: Path = RESULTS) -> None:
 
 
 def parse_args() -> argparse.Namespace:
+    """Rounds, delays, poll interval and outputs (see the module docstring)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -643,6 +665,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_benchmark(args: argparse.Namespace) -> tuple[list[Run], float, dict[str, float]]:
+    """Registries, credentials, the fakes, the warm-up, then every round; the runs."""
     from azure_tls import make_certificate
 
     shutil.rmtree(WORK, ignore_errors=True)
@@ -664,6 +687,7 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[Run], float, dict[str,
 
 
 def say(message: str) -> None:
+    """Progress on stderr (stdout carries the report)."""
     print(message, file=sys.stderr, flush=True)
 
 

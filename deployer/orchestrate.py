@@ -252,13 +252,14 @@ def push_all(
         ]
         results = [f.result() for f in futures]
         any_failed = any(not r.ok for r in results)
-        undos = [
-            pool.submit(undo, providers[r.target], r, journal)
-            for r in results
-            if _must_undo(r, providers[r.target], any_failed, policy)
-        ]
-        for future in undos:
-            future.result()
+
+        def settle(result: TargetResult) -> None:
+            provider = providers[result.target]
+            if _must_undo(result, provider, any_failed, policy):
+                undo(provider, result, journal)
+
+        for _ in pool.map(settle, results):
+            pass
     return results
 
 

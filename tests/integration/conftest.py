@@ -1,0 +1,315 @@
+"""Fixtures for the multi-cloud tests: the three providers' own fakes, side by side.
+
+The AWS (moto, plain HTTP), Vertex AI (gRPC over TLS) and Azure ML (ARM over HTTPS)
+fakes come from each provider's tests folder, put on sys.path here. Only their helper
+modules are imported, never their conftest.py files (their fixtures share names such as
+``fake`` and ``provider``). Each cloud has its own docker-registry on 127.0.0.1 (ECR,
+Artifact Registry and the workspace's ACR) and answers predictions from real containers
+of the pushed image, so the real SDKs, the real registry pushes and the real model run.
+
+- ``clouds`` (module): the three fakes, their registries and the test credentials;
+- ``multicloud`` (function): the fakes reset, a fresh Azure cloud and fresh container
+  runtimes, plus ``project(model_path)``: the iris project with targets ``aws``
+  (sagemaker), ``gcp`` (vertex) and ``azure`` (azureml). Containers are removed after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PROVIDER_TESTS = {name: REPO / "providers" / name / "tests" for name in ("aws", "gcp", "azure")}
+for _folder in PROVIDER_TESTS.values():
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no GOAWAY notes when the fake stops
+with warnings.catch_warnings():  # the Azure SDK's schemas warn about marshmallow 4 at import
+    warnings.simplefilter("ignore")
+    import azure.ai.ml  # noqa: F401
+
+import azure_runtime  # noqa: E402
+import google.auth  # noqa: E402
+import vertex_runtime  # noqa: E402
+from aws_fake import FakeAws  # noqa: E402
+from azure_fake import FakeAzureML  # noqa: E402
+from azure_support import FakeCredential  # noqa: E402
+from azure_support import target_options as azure_options  # noqa: E402
+from azure_tls import TLSCertificate, make_certificate  # noqa: E402
+from docker_support import LocalRegistry, free_port, unavailable  # noqa: E402
+from vertex_fake import FakeVertex  # noqa: E402
+from vertex_support import PROJECT_ID, REGISTRY_USER, TOKEN, FakeCredentials  # noqa: E402
+from vertex_support import options as vertex_options  # noqa: E402
+
+from deployer import Project  # noqa: E402
+
+AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_ENDPOINT_URL",
+)
+POLL = 0.05  # seconds between polls, for every provider
+
+
+# -- registries --------------------------------------------------------------------------
+
+
+@dataclass
+class RunningRegistry:
+    """A docker-registry process on 127.0.0.1 with one htpasswd user."""
+
+    registry: LocalRegistry
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_registry(folder: Path, username: str, password: str) -> RunningRegistry:
+    """Debian's docker-registry with htpasswd (bcrypt) auth, as docker_support starts it."""
+    import bcrypt
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        unavailable("docker-registry is not installed (apt-get install docker-registry)")
+    folder.mkdir(parents=True, exist_ok=True)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    (folder / "htpasswd").write_text(f"{username}:{hashed}\n")
+    port = free_port()
+    (folder / "config.yml").write_text(
+        "version: 0.1\nlog: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, "
+        "delete: {enabled: true}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+        f"auth: {{htpasswd: {{realm: deployer-test, path: {folder / 'htpasswd'}}}}}\n"
+    )
+    process = subprocess.Popen(
+        [str(binary), "serve", str(folder / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_registry(port)
+    return RunningRegistry(LocalRegistry(f"127.0.0.1:{port}", username, password), process)
+
+
+def _wait_for_registry(port: int, seconds: float = 20.0) -> None:
+    """Until the registry answers 401 (it is up and asks for credentials)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/").status_code == 401:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"docker-registry on 127.0.0.1:{port} did not start")
+
+
+def remove_references(docker: Any, hosts: set[str]) -> None:
+    """Remove the tags and digests that publishing to ``hosts`` left (the layers stay)."""
+    for image in docker.images.list():
+        for ref in [*image.tags, *image.attrs.get("RepoDigests", [])]:
+            if ref.split("/")[0] in hosts:
+                with contextlib.suppress(Exception):
+                    docker.images.remove(ref, noprune=True)
+
+
+# -- TLS for the fake Vertex -------------------------------------------------------------
+
+
+def vertex_certificate(config: pytest.Config, ours: TLSCertificate) -> tuple[bytes, bytes]:
+    """(certificate, key) for the fake Vertex that this process's gRPC trusts.
+
+    gRPC reads GRPC_DEFAULT_SSL_ROOTS_FILE_PATH once per process, at its first TLS
+    channel. When the Vertex provider's conftest is loaded (a whole-repository run) it has
+    named its own CA there at import, so its certificate is reused; otherwise ours is
+    named before any channel exists.
+    """
+    gcp = _loaded_conftest(config, PROVIDER_TESTS["gcp"] / "conftest.py")
+    if gcp is not None:
+        return gcp.CERTIFICATE, gcp.KEY
+    os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = str(ours.cert)
+    return ours.cert.read_bytes(), ours.key.read_bytes()
+
+
+def _loaded_conftest(config: pytest.Config, path: Path) -> Any | None:
+    for plugin in config.pluginmanager.get_plugins():
+        if Path(getattr(plugin, "__file__", None) or "/nonexistent") == path:
+            return plugin
+    return None
+
+
+# -- the three clouds --------------------------------------------------------------------
+
+
+@dataclass
+class Clouds:
+    """The fakes and their registries (module scope); Azure and the runtimes per test."""
+
+    docker: Any
+    certificate: TLSCertificate
+    aws: FakeAws
+    vertex: FakeVertex
+    registries: dict[str, RunningRegistry]
+    azure: FakeAzureML | None = None
+    vertex_runtime: vertex_runtime.DockerRuntime | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def registry(self, cloud: str) -> LocalRegistry:
+        """The registry of ``cloud`` (aws: ECR, gcp: Artifact Registry, azure: ACR)."""
+        return self.registries[cloud].registry
+
+    def auth(self, cloud: str) -> dict[str, str]:
+        """``cloud``'s registry credentials, as the docker SDK's auth_config."""
+        registry = self.registry(cloud)
+        return {"username": registry.username, "password": registry.password}
+
+    def open(self) -> None:
+        """A clean state for one test: scripts cleared, new Azure cloud, new runtimes."""
+        self.aws.reset()
+        self.aws.registry, self.aws.docker = self.registry("aws"), self.docker
+        self.vertex.reset()
+        self.vertex.expected_token = TOKEN
+        self.vertex_runtime = vertex_runtime.DockerRuntime(self.docker, self.auth("gcp"))
+        self.vertex.runtime = self.vertex_runtime
+        acr = self.registry("azure")
+        runtime = azure_runtime.DockerRuntime(self.docker, self.auth("azure"))
+        self.azure = FakeAzureML(
+            self.certificate, (acr.host, acr.username, acr.password), runtime=runtime
+        )
+
+    def close(self) -> None:
+        """Remove every container the fakes started, and the per-test Azure cloud."""
+        self.aws.remove_containers()
+        if self.vertex_runtime is not None:
+            self.vertex_runtime.close()
+        self.vertex.reset()
+        if self.azure is not None:
+            self.azure.close()  # also removes its runtime's containers
+            self.azure = None
+
+    def targets(self) -> dict[str, dict[str, Any]]:
+        """deployer.yaml ``targets``: aws, gcp and azure on the fakes, polling fast."""
+        assert self.azure is not None, "open() first"
+        gar = f"{self.registry('gcp').host}/{PROJECT_ID}/deployer"
+        return {
+            "aws": self.aws.options(instance_type="ml.c5.large", poll_interval=POLL),
+            "gcp": vertex_options(self.vertex.address, registry=gar, poll_interval=POLL),
+            "azure": azure_options(self.azure, poll_interval=POLL),
+        }
+
+
+@pytest.fixture(scope="module")
+def cloud_credentials(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TLSCertificate]:
+    """Test credentials for the three SDKs (nothing leaves 127.0.0.1); the Azure TLS cert."""
+    certificate = make_certificate(tmp_path_factory.mktemp("multicloud-tls"))
+    missing = tmp_path_factory.getbasetemp() / "no-aws-config"
+    azure_credential = FakeCredential()
+    google_credentials = FakeCredentials(TOKEN)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in AWS_VARIABLES:
+            patch.delenv(name, raising=False)
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": str(missing / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(missing / "credentials"),
+            "REQUESTS_CA_BUNDLE": str(certificate.cert),
+        }.items():
+            patch.setenv(name, value)
+        patch.setattr("deployer_azure.auth.make_credential", lambda: azure_credential)
+        patch.setattr(google.auth, "default", lambda *_a, **_k: (google_credentials, PROJECT_ID))
+        yield certificate
+
+
+@pytest.fixture(scope="module")
+def clouds(
+    request: pytest.FixtureRequest,
+    docker: Any,
+    cloud_credentials: TLSCertificate,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Clouds]:
+    """The fake AWS, Vertex AI and Azure ML, with one registry per cloud."""
+    folder = tmp_path_factory.mktemp("multicloud-registries")
+    users = {"aws": ("ecr-user", "ecr-secret"), "gcp": (REGISTRY_USER, TOKEN)}
+    users["azure"] = ("acr-user", "acr-secret")
+    registries: dict[str, RunningRegistry] = {}
+    aws = vertex = None
+    try:
+        for cloud, (username, password) in users.items():
+            registries[cloud] = start_registry(folder / cloud, username, password)
+        aws = FakeAws().start()
+        vertex = FakeVertex(*vertex_certificate(request.config, cloud_credentials))
+        vertex.start()
+        yield Clouds(docker, cloud_credentials, aws, vertex, registries)
+    finally:
+        if vertex is not None:
+            vertex.stop()
+        if aws is not None:
+            aws.stop()
+        for running in registries.values():
+            running.stop()
+        remove_references(docker, {r.registry.host for r in registries.values()})
+
+
+ProjectFactory = Callable[[str], Project]
+
+
+@dataclass
+class MultiCloud:
+    """One test's clouds and the way to load the project for a model file."""
+
+    clouds: Clouds
+    project: ProjectFactory
+
+
+@pytest.fixture
+def multicloud(clouds: Clouds, iris_project: Project) -> Iterator[MultiCloud]:
+    """``multicloud.project(model_path)``: the iris project with targets aws, gcp, azure.
+
+    The deployer.yaml goes into the session's iris project folder (model paths relative
+    to it), so version A (``model.joblib``) reuses the session's ``iris_image`` build.
+    """
+    clouds.open()
+    written: list[Path] = []
+
+    def project(model_path: str) -> Project:
+        config = {
+            "name": iris_project.name,
+            "model": {"path": model_path},
+            "targets": clouds.targets(),
+        }
+        file = iris_project.root / f"multicloud-{len(written)}.deployer.yaml"
+        file.write_text(yaml.safe_dump(config, sort_keys=False))
+        written.append(file)
+        return Project.load(file)
+
+    try:
+        yield MultiCloud(clouds, project)
+    finally:
+        clouds.close()
+        for file in written:
+            file.unlink(missing_ok=True)

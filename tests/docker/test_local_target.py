@@ -7,12 +7,13 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from docker_support import write_project
+from docker_support import free_port, write_project
 
 from deployer import Project
 
@@ -35,10 +36,17 @@ def retrain(project: Project, c: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def deployed(iris_project: Project, iris_image: Any) -> Project:
-    result = iris_project.push(["local"])
+def deployed(
+    iris_project: Project, iris_image: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Project]:
+    """A copy of the session's iris project (these tests retrain its model in place)."""
+    folder = tmp_path_factory.mktemp("local-target")
+    shutil.copy(iris_project.model_path, folder / "model.joblib")
+    project = Project.load(write_project(folder, "iris-local-test", free_port()))
+    result = project.push(["local"])
     assert result.ok, result.targets[0].error
-    return iris_project
+    yield project
+    project.destroy(["local"])
 
 
 def test_push_serves_predictions_through_the_real_endpoint(deployed: Project) -> None:
@@ -71,10 +79,14 @@ def test_predict_and_status_through_the_cli(deployed: Project) -> None:
 
 
 def test_re_push_with_an_unchanged_image_changes_nothing(deployed: Project, docker: Any) -> None:
-    before = {c.id for c in docker.containers.list(filters={"label": "deployer-project=iris-test"})}
+    before = {
+        c.id for c in docker.containers.list(filters={"label": "deployer-project=iris-local-test"})
+    }
     result = deployed.push(["local"])
     assert result.ok and result.targets[0].changed is False
-    after = {c.id for c in docker.containers.list(filters={"label": "deployer-project=iris-test"})}
+    after = {
+        c.id for c in docker.containers.list(filters={"label": "deployer-project=iris-local-test"})
+    }
     assert after == before
     plan = deployed.plan(["local"])[0]
     assert not plan.changed
@@ -177,6 +189,9 @@ def test_port_in_use_is_a_clear_error(iris_project: Project, tmp_path: Path) -> 
 def test_destroy_removes_everything_it_created(deployed: Project, docker: Any) -> None:
     removed = deployed.destroy(["local"])["local"]
     assert any(name.startswith("network ") for name in removed)
-    assert docker.containers.list(all=True, filters={"label": "deployer-project=iris-test"}) == []
+    assert (
+        docker.containers.list(all=True, filters={"label": "deployer-project=iris-local-test"})
+        == []
+    )
     assert deployed.status(["local"])[0].state == "absent"
     assert deployed.destroy(["local"])["local"] == []  # idempotent

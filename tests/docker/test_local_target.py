@@ -19,6 +19,7 @@ from deployer import Project
 
 pytestmark = pytest.mark.docker
 BODY = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+OURS = {"label": "deployer-project=iris-local-test"}  # docker filter for this module's containers
 
 
 def front_url(project: Project) -> str:
@@ -80,12 +81,12 @@ def test_predict_and_status_through_the_cli(deployed: Project) -> None:
 
 def test_re_push_with_an_unchanged_image_changes_nothing(deployed: Project, docker: Any) -> None:
     before = {
-        c.id for c in docker.containers.list(filters={"label": "deployer-project=iris-local-test"})
+        c.id for c in docker.containers.list(filters=OURS)
     }
     result = deployed.push(["local"])
     assert result.ok and result.targets[0].changed is False
     after = {
-        c.id for c in docker.containers.list(filters={"label": "deployer-project=iris-local-test"})
+        c.id for c in docker.containers.list(filters=OURS)
     }
     assert after == before
     plan = deployed.plan(["local"])[0]
@@ -190,7 +191,7 @@ def test_destroy_removes_everything_it_created(deployed: Project, docker: Any) -
     removed = deployed.destroy(["local"])["local"]
     assert any(name.startswith("network ") for name in removed)
     assert (
-        docker.containers.list(all=True, filters={"label": "deployer-project=iris-local-test"})
+        docker.containers.list(all=True, filters=OURS)
         == []
     )
     assert deployed.status(["local"])[0].state == "absent"

@@ -80,14 +80,10 @@ def test_predict_and_status_through_the_cli(deployed: Project) -> None:
 
 
 def test_re_push_with_an_unchanged_image_changes_nothing(deployed: Project, docker: Any) -> None:
-    before = {
-        c.id for c in docker.containers.list(filters=OURS)
-    }
+    before = {c.id for c in docker.containers.list(filters=OURS)}
     result = deployed.push(["local"])
     assert result.ok and result.targets[0].changed is False
-    after = {
-        c.id for c in docker.containers.list(filters=OURS)
-    }
+    after = {c.id for c in docker.containers.list(filters=OURS)}
     assert after == before
     plan = deployed.plan(["local"])[0]
     assert not plan.changed
@@ -190,9 +186,6 @@ def test_port_in_use_is_a_clear_error(iris_project: Project, tmp_path: Path) -> 
 def test_destroy_removes_everything_it_created(deployed: Project, docker: Any) -> None:
     removed = deployed.destroy(["local"])["local"]
     assert any(name.startswith("network ") for name in removed)
-    assert (
-        docker.containers.list(all=True, filters=OURS)
-        == []
-    )
+    assert docker.containers.list(all=True, filters=OURS) == []
     assert deployed.status(["local"])[0].state == "absent"
     assert deployed.destroy(["local"])["local"] == []  # idempotent

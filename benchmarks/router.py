@@ -1,7 +1,7 @@
 """Side-by-side router benchmark (issue 6): a model server called directly, through the
 built-in router, and through HAProxy running the config the router renders.
 
-    .venv/bin/python benchmarks/router.py [--duration 8] [--rounds 3]
+    .venv/bin/python benchmarks/router.py [--duration 8] [--rounds 3] [--layouts alone,shared]
         [--concurrency 1,8,32,128] [--json out.json] [--results benchmarks/RESULTS.md]
 
 One run measures, side by side and interleaved (the order rotates every point):
@@ -17,13 +17,15 @@ One run measures, side by side and interleaved (the order rotates every point):
   stats page; both polled every 10 ms. Client-visible errors are wrk's non-2xx answers
   plus its socket errors over the whole run.
 
-Pinning on a 2-core machine: the backend (one worker) alone on core 0; the proxy under
-test and wrk (one thread) share core 1, so a proxy's own CPU competes with the load
-generator as it would with other work, and HAProxy runs with one thread like the router.
-Every point records the CPU the proxy used (µs per request) and what other processes took
-from both cores meanwhile: a point disturbed by the rest of the machine (shared CI hosts)
-is measured again after a quiet second, up to ``--retries`` times, and the tables show
-each point's median over rounds.
+Pinning on a 2-core machine (``taskset``): the backend (one worker) is on core 0 and
+each proxy (HAProxy with one thread, like the router) on core 1. wrk (one thread) runs in
+two layouts, interleaved in every round: ``alone`` puts wrk on core 0 beside the backend,
+so a proxy has a core of its own as in production; ``shared`` puts wrk on core 1, so the
+proxy competes with the load generator. Every point records the CPU the proxy used
+(µs per request) and what other processes took of the machine meanwhile: a point
+disturbed by the rest of the machine (shared CI hosts) is measured again after a quiet
+second, up to ``--retries`` times. The tables show each point's median over rounds.
+``--from-json`` renders a saved run again.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ LUA = HERE / "post.lua"
 PYTHON = Path(sys.executable)
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 BACKEND_CORE, PROXY_CORE = 0, 1
+# Where wrk runs: "alone" gives each proxy a core of its own (wrk beside the backend, as
+# a proxy runs in production); "shared" puts wrk on the proxy's core (the proxy competes
+# with the load generator). The backend is alone on core 0 for "direct" in "shared".
+LAYOUTS = {"alone": BACKEND_CORE, "shared": PROXY_CORE}
 TARGETS = ("direct", "router", "haproxy")
 SECTION = "## Router (issue 6)"
 # Loopback only: never let an *_proxy variable route benchmark traffic.
@@ -225,6 +231,7 @@ def children_seconds() -> float:
 
 @dataclass
 class Point:
+    layout: str
     target: str
     concurrency: int
     round: int
@@ -237,11 +244,11 @@ class Point:
     other_cpu_pct: float  # what other processes took, % of the whole machine's 2 cores
 
 
-def run_wrk(url: str, concurrency: int, seconds: float, body: Path) -> dict[str, Any]:
+def run_wrk(url: str, concurrency: int, seconds: float, body: Path, core: int) -> dict[str, Any]:
     command = [
         "taskset",
         "-c",
-        str(PROXY_CORE),
+        str(core),
         "wrk",
         "-t1",
         f"-c{concurrency}",
@@ -262,6 +269,7 @@ def run_wrk(url: str, concurrency: int, seconds: float, body: Path) -> dict[str,
 
 
 def measure(
+    layout: str,
     target: str,
     url: str,
     proxy: Proc | None,
@@ -274,7 +282,7 @@ def measure(
     cpu = proxy.cpu_seconds() if proxy else 0.0
     ours_before = sum(p.cpu_seconds() for p in ours)
     busy, children, started = busy_seconds(), children_seconds(), time.monotonic()
-    result = run_wrk(url + "/invocations", concurrency, seconds, body)
+    result = run_wrk(url + "/invocations", concurrency, seconds, body, LAYOUTS[layout])
     wall = time.monotonic() - started
     ours_used = sum(p.cpu_seconds() for p in ours) - ours_before
     other = (busy_seconds() - busy) - ours_used - (children_seconds() - children)
@@ -284,6 +292,7 @@ def measure(
     )
     used = (proxy.cpu_seconds() - cpu) if proxy else None
     return Point(
+        layout=layout,
         target=target,
         concurrency=concurrency,
         round=round_,
@@ -292,9 +301,9 @@ def measure(
         p50_ms=result["p50_us"] / 1000,
         p99_ms=result["p99_us"] / 1000,
         errors=errors,
-        proxy_us_per_request=round(used * 1e6 / max(result["requests"], 1), 1)
-        if used is not None
-        else None,
+        proxy_us_per_request=None
+        if used is None
+        else round(used * 1e6 / max(result["requests"], 1), 1),
         other_cpu_pct=round(100 * max(other, 0.0) / (2 * wall), 1),
     )
 
@@ -354,7 +363,7 @@ def failover(
     command = [
         "taskset",
         "-c",
-        str(PROXY_CORE),
+        str(LAYOUTS["alone"]),
         "wrk",
         "-t1",
         "-c32",
@@ -426,23 +435,18 @@ def machine() -> dict[str, Any]:
     }
 
 
-def median_point(points: list[Point], limit: float) -> Point:
-    quiet = [p for p in points if p.other_cpu_pct <= limit] or points
-    return sorted(quiet, key=lambda p: p.p99_ms)[len(quiet) // 2]
-
-
-def summarise(run: Run, limit: float) -> tuple[str, dict[str, Any]]:
+def summarise(run: Run, layout: str) -> tuple[str, dict[str, Any]]:
+    """The table of one layout (medians over rounds) and the figures the targets need."""
     by: dict[tuple[str, int], list[Point]] = {}
     for p in run.points:
-        by.setdefault((p.target, p.concurrency), []).append(p)
-    levels = sorted({p.concurrency for p in run.points})
+        if p.layout == layout:
+            by.setdefault((p.target, p.concurrency), []).append(p)
+    levels = sorted({c for _, c in by})
 
     def med(target: str, c: int, key: str) -> float:
-        quiet = [p for p in by[(target, c)]]
-        return float(statistics.median(getattr(p, key) for p in quiet))
+        return float(statistics.median(getattr(p, key) for p in by[(target, c)]))
 
-    rows = []
-    verdict: dict[str, Any] = {}
+    rows, figures = [], {}
     for c in levels:
         direct_p50, direct_p99 = med("direct", c, "p50_ms"), med("direct", c, "p99_ms")
         cells = [str(c)]
@@ -457,75 +461,88 @@ def summarise(run: Run, limit: float) -> tuple[str, dict[str, Any]]:
             for t in ("router", "haproxy")
         }
         ratio = med("router", c, "ok_rps") / max(med("haproxy", c, "ok_rps"), 1)
+        points = [p for t in TARGETS for p in by[(t, c)]]
         cells += [
             f"{added['router'][0]:+.2f} / {added['router'][1]:+.2f}",
             f"{added['haproxy'][0]:+.2f} / {added['haproxy'][1]:+.2f}",
             f"{ratio:.2f}",
             f"{med('router', c, 'proxy_us_per_request'):.0f}",
             f"{med('haproxy', c, 'proxy_us_per_request'):.0f}",
-            str(sum(p.errors for t in TARGETS for p in by[(t, c)])),
-            f"{max(p.other_cpu_pct for t in TARGETS for p in by[(t, c)]):.0f}%",
+            str(sum(p.errors for p in points)),
+            f"{statistics.median(p.other_cpu_pct for p in points):.0f}%",
         ]
         rows.append(cells)
-        verdict[str(c)] = {"added_p99_ms": added["router"][1], "rps_ratio_vs_haproxy": ratio}
-    header = (
-        ["c"]
-        + [f"{t} {m}" for t in TARGETS for m in ("req/s", "p50 ms", "p99 ms")]
-        + [
-            "router added p50/p99 ms",
-            "haproxy added p50/p99 ms",
-            "router/haproxy req/s",
-            "router CPU µs/req",
-            "haproxy CPU µs/req",
-            "errors",
-            "max other CPU",
-        ]
-    )
+        figures[c] = {"added_p99_ms": added["router"][1], "ratio": ratio}
+    header = [
+        "c",
+        *(f"{t} {m}" for t in TARGETS for m in ("req/s", "p50", "p99")),
+        "router added p50 / p99",
+        "HAProxy added p50 / p99",
+        "router / HAProxy req/s",
+        "router CPU µs/req",
+        "HAProxy CPU µs/req",
+        "errors",
+        "other CPU (median)",
+    ]
     table = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
     table += "".join("| " + " | ".join(r) + " |\n" for r in rows)
-    return table, verdict
+    return table, figures
 
 
-def render_markdown(run: Run, limit: float) -> str:
-    table, verdict = summarise(run, limit)
+def verdict(figures: dict[int, dict[str, float]]) -> str:
+    at32 = figures.get(32)
+    if at32 is None:
+        return ""
+    lowest = min(f["ratio"] for f in figures.values())
+    added = at32["added_p99_ms"]
+    return (
+        f"Targets: added p99 at c=32 {added:+.2f} ms (≤ 2 ms: "
+        f"{'met' if added <= 2 else 'NOT met'}); router/HAProxy throughput at c=32 "
+        f"{at32['ratio']:.2f}, lowest over all concurrencies {lowest:.2f} (≥ 0.5: "
+        f"{'met' if lowest >= 0.5 else 'NOT met'})."
+    )
+
+
+LAYOUT_TEXT = {
+    "alone": "each proxy alone on core 1; the backend and wrk share core 0 (as in production, "
+    "where a proxy has CPU of its own)",
+    "shared": "the backend alone on core 0; the proxy under test and wrk share core 1 (the "
+    "proxy competes with the load generator for its CPU)",
+}
+
+
+def render_markdown(run: Run) -> str:
     m = run.machine
     lines = [
         SECTION,
         "",
         f"Run {run.started} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
-        f"HAProxy {m['haproxy']}, deployer {m['deployer']}; load average at start "
-        f"{m['load_average_at_start']:.2f}.",
+        f"HAProxy {m['haproxy']}, deployer {m['deployer']} (uvloop {m['uvloop']}, "
+        f"httptools {m['httptools']}); load average at start {m['load_average_at_start']:.2f}.",
         "",
         "```",
         run.command,
         "```",
         "",
-        "Backend: one `deployer.serving` worker (the iris pipeline) pinned to core 0. Each "
-        "proxy (the built-in router with its default settings and access log on; HAProxy "
-        "2.6 with the rendered config and `nbthread 1`) shares core 1 with wrk (`-t1`). "
-        "Medians over rounds; latencies in ms; added = proxy minus direct in the same run; "
-        '"max other CPU" is what processes outside the benchmark took of the machine '
-        "during the point's runs.",
+        "The backend is one `deployer.serving` worker (the iris pipeline). The built-in "
+        "router runs with its default settings (access log on, to a file); HAProxy 2.6 runs "
+        "the config `deployer router render --format haproxy` writes, with `nbthread 1`. "
+        "Each point is wrk `-t1` for the stated time with one JSON body over keep-alive "
+        "connections; the table shows medians over rounds, latencies in ms, added = proxy "
+        "minus direct; CPU µs/req is the proxy process's CPU time per request; other CPU is "
+        "what processes outside the benchmark took of the machine (a point disturbed by "
+        "more than the limit was measured again).",
         "",
-        table,
     ]
-    at32 = verdict.get("32")
-    if at32:
-        ratios = [v["rps_ratio_vs_haproxy"] for v in verdict.values()]
-        lines += [
-            "Targets at concurrency 32: added p99 "
-            f"{at32['added_p99_ms']:+.2f} ms (target ≤ 2 ms: "
-            f"{'met' if at32['added_p99_ms'] <= 2 else 'NOT met'}); throughput "
-            f"{at32['rps_ratio_vs_haproxy']:.2f} times HAProxy's (target ≥ 0.5: "
-            f"{'met' if at32['rps_ratio_vs_haproxy'] >= 0.5 else 'NOT met'}); lowest ratio "
-            f"over all concurrencies {min(ratios):.2f}.",
-            "",
-        ]
+    for layout in dict.fromkeys(p.layout for p in run.points):
+        table, figures = summarise(run, layout)
+        lines += [f"**Layout `{layout}`**: {LAYOUT_TEXT[layout]}.", "", table, verdict(figures), ""]
     if run.failovers:
         lines += [
-            "Failover (wrk c=32, two backends, one killed with SIGKILL after 3 s):",
+            "Failover (layout `alone`, wrk c=32 for 8 s through the proxy in front of two "
+            "backends; one is killed with SIGKILL after 3 s):",
             "",
-            "| proxy | requests | client-visible errors | kill → last request to it |",
+            "| proxy | requests | client-visible errors | kill → last request reaching it |",
             "|---|---|---|---|",
         ]
         for f in run.failovers:
@@ -565,7 +582,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=10.0,
         help="%% of the machine others may take before a point is redone",
     )
+    parser.add_argument("--layouts", default="alone,shared", help="alone, shared (see above)")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a quiet second before each point",
+    )
     parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--from-json", type=Path, help="only render a saved run's results")
     parser.add_argument("--json", type=Path, help="also write the raw points here")
     parser.add_argument("--results", type=Path, help="write our section into this RESULTS.md")
     return parser.parse_args(argv)
@@ -582,6 +607,17 @@ def cleanup(procs: list[Proc]) -> Iterator[None]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        run = Run(
+            data["command"],
+            data["started"],
+            data["machine"],
+            [Point(**p) for p in data["points"]],
+            [Failover(**f) for f in data["failovers"]],
+        )
+        args.json = None
+        return report(run, args)
     if (os.cpu_count() or 1) < 2:
         print("needs 2 cores (backend on one, proxy and wrk on the other)", file=sys.stderr)
         return 2
@@ -610,34 +646,40 @@ def main(argv: list[str]) -> int:
         procs += [router, haproxy]
         urls = {"direct": backend.url, "router": router.url, "haproxy": haproxy.url}
         proxies: dict[str, Proc | None] = {"direct": None, "router": router, "haproxy": haproxy}
+        layouts = [x for x in args.layouts.split(",") if x]
         order = list(TARGETS)
         for round_ in range(args.rounds):
-            for c in levels:
-                order = order[1:] + order[:1]
-                for target in order:
-                    run_wrk(urls[target] + "/invocations", c, args.warmup, body)
-                    for attempt in range(args.retries + 1):
-                        quiet_second(procs, args.max_other_cpu, 10)
-                        point = measure(
-                            target,
-                            urls[target],
-                            proxies[target],
-                            procs,
-                            c,
-                            args.duration,
-                            body,
-                            round_,
-                        )
-                        run.points.append(point)
-                        print(
-                            f"round {round_} c={c:<3} {target:<8} {point.ok_rps:>8.0f} req/s "
-                            f"p50 {point.p50_ms:6.2f} p99 {point.p99_ms:7.2f} ms "
-                            f"errors {point.errors} other {point.other_cpu_pct}%",
-                            flush=True,
-                        )
-                        if point.other_cpu_pct <= args.max_other_cpu or attempt == args.retries:
-                            break
-                        run.points.remove(point)  # disturbed: measure again
+            for layout in layouts:
+                for c in levels:
+                    order = order[1:] + order[:1]
+                    for target in order:
+                        core = LAYOUTS[layout]
+                        run_wrk(urls[target] + "/invocations", c, args.warmup, body, core)
+                        for attempt in range(args.retries + 1):
+                            quiet_second(procs, args.max_other_cpu, args.quiet_wait)
+                            point = measure(
+                                layout,
+                                target,
+                                urls[target],
+                                proxies[target],
+                                procs,
+                                c,
+                                args.duration,
+                                body,
+                                round_,
+                            )
+                            run.points.append(point)
+                            print(
+                                f"round {round_} {layout:<6} c={c:<3} {target:<8} "
+                                f"{point.ok_rps:>8.0f} req/s p50 {point.p50_ms:6.2f} "
+                                f"p99 {point.p99_ms:7.2f} ms errors {point.errors} "
+                                f"other {point.other_cpu_pct}%",
+                                flush=True,
+                            )
+                            quiet = point.other_cpu_pct <= args.max_other_cpu
+                            if quiet or attempt == args.retries:
+                                break
+                            run.points.remove(point)  # disturbed: measure again
         if not args.skip_failover:
             router.stop()
             haproxy.stop()
@@ -675,7 +717,11 @@ def main(argv: list[str]) -> int:
                     f"failover {f.proxy}: {f.client_errors} client errors of {f.requests}, "
                     f"last request to the dead backend {f.failover_ms} ms after the kill"
                 )
-    section = render_markdown(run, args.max_other_cpu)
+    return report(run, args)
+
+
+def report(run: Run, args: argparse.Namespace) -> int:
+    section = render_markdown(run)
     (WORK / "router.md").write_text(section)
     print("\n" + section)
     if args.json:

@@ -318,6 +318,7 @@ class Project:
         progress: Progress | None = None,
         events: Event | None = None,
         journal_dir: str | Path | None = ".deployer/journal",
+        router_file: str | Path | None = "router.yaml",
     ) -> PushResult:
         """Build once, then deploy to every target in ``to`` in parallel.
 
@@ -325,7 +326,9 @@ class Project:
         ``canary:N``, ``linear:N``; ``bake_seconds`` between steps), waited for and
         smoke-tested. ``on_failure`` is ``rollback`` (every changed target goes back) or
         ``keep`` (the release is degraded). The journal is also written as JSON under
-        ``journal_dir`` (relative to the project; None to skip).
+        ``journal_dir`` (relative to the project; None to skip). When every target
+        succeeded, ``router_file`` (relative to the project; None to skip) is updated with
+        the pushed targets' backends, keeping the other backends and hand edits.
         """
         import time
 
@@ -350,7 +353,26 @@ class Project:
         base.seconds = round(time.monotonic() - started, 2)
         if journal_dir is not None:
             self._write_journal(base, Path(journal_dir))
+        if router_file is not None and base.ok:
+            base.router_manifest = str(self._update_router(providers, self.root / router_file))
         return base
+
+    def _update_router(self, pushed: dict[str, Provider], file: Path) -> Path:
+        """router.yaml after a successful push: the pushed targets' routes plus the
+        backends it already listed (their weights, tiers and health kept)."""
+        from deployer.providers import Backend
+        from deployer.router import manifest
+
+        existing = manifest.load(file) if file.exists() else None
+        kept = [
+            Backend(b.name, b.provider, b.url, b.auth.kind, b.region)
+            for b in (existing.backends if existing else [])
+            if b.name not in pushed
+        ]
+        routes = [provider.route() for provider in pushed.values()]
+        options = {name: self.config.targets[name].model_dump() for name in pushed}
+        updated = manifest.from_backends(self.name, [*kept, *routes], existing, options=options)
+        return manifest.write(updated, file)
 
     def _write_journal(self, result: PushResult, folder: Path) -> Path:
         import json

@@ -467,6 +467,15 @@ def destroy(
         )
 
 
+def _mount_router() -> None:
+    from deployer.router.cli import router_app
+
+    app.add_typer(router_app, name="router")
+
+
+_mount_router()
+
+
 @app.command()
 def version() -> None:
     """Print the deployer version."""

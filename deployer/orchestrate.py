@@ -100,6 +100,7 @@ class PushResult:
     plans: list[dict[str, Any]] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
     seconds: float = 0.0
+    router_manifest: str | None = None
 
     @property
     def ok(self) -> bool:

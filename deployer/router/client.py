@@ -67,7 +67,6 @@ class _Connection(asyncio.Protocol):
         "closed",
         "head_only",
         "last_used",
-        "length_known",
         "parser",
         "pool",
         "status",
@@ -83,7 +82,6 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.head_only = False
         self.answered = False
-        self.length_known = False
         self.last_used = 0.0
         self.status = 0
         self._headers: list[tuple[bytes, bytes]] = []
@@ -124,7 +122,9 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self.status >= 200 and not self.length_known:
+        if self.status >= 200 and not any(
+            n.lower() in (b"content-length", b"transfer-encoding") for n, _ in self._headers
+        ):
             self.on_message_complete()  # an answer delimited by the end of the connection
             return
         detail = f": {exc}" if exc else ""
@@ -139,14 +139,9 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._headers = []
         self._body = []
-        self.length_known = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        if len(name) in (14, 17):
-            lower = name.lower()
-            if lower == b"content-length" or lower == b"transfer-encoding":
-                self.length_known = True
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -185,7 +180,9 @@ class _Connection(asyncio.Protocol):
 
     def timed_out(self, seconds: float) -> None:
         self._fail(
-            UpstreamError("timeout", f"no answer within {seconds:g}s", answered=self.answered)
+            UpstreamError(
+                "timeout", f"no answer within {round(seconds, 3):g}s", answered=self.answered
+            )
         )
         self.close()
 
@@ -413,7 +410,7 @@ class Pool:
             deadlines = self._deadlines = _deadlines_here()
         busy = deadlines.busy
         waiter = conn.send(data, head_only)
-        busy[conn] = (deadline, round(timeout, 3))
+        busy[conn] = (deadline, timeout)
         try:
             response = await waiter
         except asyncio.CancelledError:
@@ -422,7 +419,7 @@ class Pool:
         finally:
             busy.pop(conn, None)
         if not conn.closed and not self.closed and len(self.idle) < self.max_idle:
-            conn.last_used = time.monotonic()
+            conn.last_used = now  # when it was sent: it may close a little early, never late
             self.idle.append(conn)
         elif not conn.closed:
             conn.close()

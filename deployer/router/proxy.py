@@ -286,21 +286,21 @@ class Proxy:
         error: str | None,
     ) -> None:
         assert self.access_log is not None
-        record = {
-            "ts": round(time.time(), 3),
-            "method": request.method.decode("latin-1"),
-            "path": request.target.split(b"?", 1)[0].decode("latin-1"),
-            "status": response.status,
-            "backend": backend,
-            "attempts": attempts,
-            "ms": round(seconds * 1e3, 2),
-            "in": len(request.body),
-            "out": len(response.body),
-            "client": request.client,
-        }
-        if error:
-            record["error"] = error
-        self.access_log.write(record)
+        self.access_log.write(
+            (
+                time.time(),
+                request.method.decode("latin-1"),
+                request.target.split(b"?", 1)[0].decode("latin-1"),
+                response.status,
+                backend,
+                attempts,
+                seconds * 1e3,
+                len(request.body),
+                len(response.body),
+                request.client,
+                error,
+            )
+        )
 
 
 async def attempt(

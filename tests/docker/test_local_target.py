@@ -189,3 +189,12 @@ def test_destroy_removes_everything_it_created(deployed: Project, docker: Any) -
     assert docker.containers.list(all=True, filters=OURS) == []
     assert deployed.status(["local"])[0].state == "absent"
     assert deployed.destroy(["local"])["local"] == []  # idempotent
+
+
+def test_successful_push_writes_the_router_manifest(deployed: Project) -> None:
+    from deployer.router import manifest
+
+    router = manifest.load(deployed.root / "router.yaml")
+    (backend,) = router.backends
+    assert (backend.name, backend.provider, backend.url) == ("local", "local", front_url(deployed))
+    assert router.name == deployed.name

@@ -1,0 +1,461 @@
+"""Helpers for the router tests: real router processes, an in-process router, a steady
+load generator, fake backends that count what reaches them, and manifests.
+
+Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from serving_support import ServerProcess, spawn_server
+
+REPO = Path(__file__).resolve().parents[2]
+JSON_BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'
+BACKEND_HEADER = "x-deployer-backend"
+
+
+def wait_until(
+    condition: Callable[[], Any],
+    timeout: float = 20.0,
+    step: float = 0.05,
+    message: str = "condition",
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    pytest.fail(f"{message} not reached within {timeout}s")
+
+
+def manifest(
+    name: str = "iris", backends: list[dict[str, Any]] | None = None, **settings: Any
+) -> dict[str, Any]:
+    """A router.yaml mapping with test-friendly health timing (fast checks)."""
+    data: dict[str, Any] = {
+        "version": 1,
+        "name": name,
+        "access_log": {"enabled": False},
+        "health": {
+            "active": {
+                "interval": 0.3,
+                "timeout": 0.5,
+                "unhealthy_threshold": 1,
+                "healthy_threshold": 1,
+            },
+            "passive": {"consecutive_failures": 2, "base_ejection": 1.0, "max_ejection": 4.0},
+        },
+        "timeouts": {"connect": 0.5, "request": 10, "total": 20},
+        "backends": backends or [],
+    }
+    return _merge(data, settings)
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of ``name{labels}`` in Prometheus text (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def write_manifest(path: Path, data: Mapping[str, Any]) -> Path:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(yaml.safe_dump(dict(data), sort_keys=False))
+    os.replace(temporary, path)
+    return path
+
+
+# --- real model servers -----------------------------------------------------------------
+
+
+@dataclass
+class ModelBackend:
+    """One real model server that tests may kill and bring back on the same port."""
+
+    name: str
+    settings: dict[str, Any]
+    log_dir: Path
+    server: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings['port']}"
+
+    def alive(self) -> bool:
+        return self.server.alive()
+
+    def kill(self) -> None:
+        self.server.stop(signal.SIGKILL, timeout=10)
+
+    def start(self) -> None:
+        """Start it again (same port); returns at once, see ``wait``."""
+        self.server = spawn_server(self.settings, log_dir=self.log_dir)
+
+    def wait(self) -> None:
+        self.server.wait_for("/ping")
+
+    def restart(self) -> None:
+        self.start()
+        self.wait()
+
+
+def model_entry(backend: ModelBackend, **fields: Any) -> dict[str, Any]:
+    """A manifest backend entry for a model server."""
+    return {"name": backend.name, "provider": "local", "url": backend.url, **fields}
+
+
+# --- the router as a real process ---------------------------------------------------------
+
+
+@dataclass
+class RouterProcess:
+    """``python -m deployer.router serve FILE`` on 127.0.0.1:PORT."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    manifest_path: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def health(self) -> dict[str, Any]:
+        answer = httpx.get(self.url + "/-/router/health", timeout=5)
+        return dict(answer.json())
+
+    def backend_states(self) -> dict[str, dict[str, Any]]:
+        return {b["name"]: b for b in self.health()["backends"]}
+
+    def metrics(self) -> str:
+        return httpx.get(self.url + "/metrics", timeout=5).text
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of /metrics (0 when absent)."""
+        return metric_value(self.metrics(), name, **labels)
+
+    def reload(self) -> None:
+        self.process.send_signal(signal.SIGHUP)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return int(self.process.returncode)
+
+
+def start_router(manifest_path: Path, port: int, log_dir: Path, *extra: str) -> RouterProcess:
+    log_path = log_dir / f"router-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "deployer.router",
+                "serve",
+                str(manifest_path),
+                "--port",
+                str(port),
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=log_dir,
+        )
+    router = RouterProcess(process, port, manifest_path, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"router exited with {process.returncode}:\n{router.log()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(router.url + "/-/router/ready", timeout=1).status_code == 200:
+                return router
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"router did not get ready:\n{router.log()}")
+
+
+# --- the router in this process (plugins registered by monkeypatch reach it) -------------
+
+
+class RouterThread:
+    """deployer.router.app.Router on its own event loop in a thread."""
+
+    def __init__(self, manifest_data: Mapping[str, Any], path: Path | None = None) -> None:
+        from deployer.router.manifest import Manifest
+
+        self.manifest = Manifest.model_validate(dict(manifest_data))
+        self.path = path
+        self.port = 0
+        self.router: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RouterThread:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        import uvloop
+
+        from deployer.router.app import Router
+
+        loop = uvloop.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            self.router = Router(self.manifest, self.path, host="127.0.0.1", port=0)
+            self.port = loop.run_until_complete(self.router.start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.run_until_complete(self.router.stop(1.0))
+        loop.close()
+
+    def call(self, coroutine: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(15)
+
+
+# --- steady load ----------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    """What the clients saw: (monotonic time, status or None, backend or error text)."""
+
+    events: list[tuple[float, int | None, str]] = field(default_factory=list)
+
+    @property
+    def statuses(self) -> Counter[int | None]:
+        return Counter(status for _, status, _ in self.events)
+
+    @property
+    def failures(self) -> list[tuple[float, int | None, str]]:
+        return [e for e in self.events if e[1] is None or not 200 <= e[1] < 300]
+
+    def backends(self, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
+        return Counter(b for t, s, b in self.events if s is not None and since <= t < until)
+
+
+class Load:
+    """``concurrency`` threads, each on one keep-alive connection, POSTing in a loop
+    (with ``pause`` seconds between requests so the machine stays responsive)."""
+
+    def __init__(
+        self,
+        url: str,
+        path: str = "/invocations",
+        body: bytes = JSON_BODY,
+        content_type: str = "application/json",
+        concurrency: int = 4,
+        pause: float = 0.002,
+    ) -> None:
+        self.host, self.port = url.removeprefix("http://").split(":")
+        self.path = path
+        self.body = body
+        self.content_type = content_type
+        self.concurrency = concurrency
+        self.pause = pause
+        self.result = LoadResult()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Load:
+        for _ in range(self.concurrency):
+            thread = threading.Thread(target=self._worker, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> LoadResult:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+        return self.result
+
+    def count(self) -> int:
+        return len(self.result.events)
+
+    def _worker(self) -> None:
+        conn: http.client.HTTPConnection | None = None
+        headers = {"content-type": self.content_type}
+        while not self._stop.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+            try:
+                conn.request("POST", self.path, self.body, headers)
+                answer = conn.getresponse()
+                answer.read()
+                event = (time.monotonic(), answer.status, answer.getheader(BACKEND_HEADER) or "")
+            except (OSError, http.client.HTTPException) as exc:
+                event = (time.monotonic(), None, f"{type(exc).__name__}: {exc}")
+                conn.close()
+                conn = None
+            with self._lock:
+                self.result.events.append(event)
+            if self.pause:
+                time.sleep(self.pause)
+        if conn is not None:
+            conn.close()
+
+
+# --- fake backends ------------------------------------------------------------------------
+
+
+class FakeBackend:
+    """A threaded HTTP/1.1 server that counts requests and answers as told:
+    ``status`` (default 200), an optional ``delay``, ``check`` (a function of
+    (method, path, headers, body) returning an error text or None: 403 with it)."""
+
+    def __init__(
+        self, name: str = "fake", status: int = 200, delay: float = 0.0, body: bytes | None = None
+    ) -> None:
+        self.name = name
+        self.status = status
+        self.delay = delay
+        self.body = body
+        self.check: Callable[[str, str, dict[str, str], bytes], str | None] | None = None
+        self.requests: Counter[str] = Counter()
+        self.seen: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # header and body go out in two writes
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with outer.lock:
+                    outer.requests[self.path] += 1
+                    outer.seen.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "headers": headers,
+                            "body": body,
+                        }
+                    )
+                if outer.delay:
+                    time.sleep(outer.delay)
+                problem = None
+                if outer.check is not None:
+                    problem = outer.check(self.command, self.path, headers, body)
+                status, payload = outer.status, outer.body
+                if problem:
+                    status, payload = 403, json.dumps({"error": problem}).encode()
+                if payload is None:
+                    payload = json.dumps({"backend": outer.name, "path": self.path}).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = _handle
+
+            def do_HEAD(self) -> None:
+                with outer.lock:
+                    outer.requests[self.path] += 1
+                self.send_response(outer.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", "42")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def total(self, exclude: tuple[str, ...] = ("/ping",)) -> int:
+        with self.lock:
+            return sum(n for path, n in self.requests.items() if path not in exclude)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def fake_backends(*specs: dict[str, Any]) -> Iterator[list[FakeBackend]]:
+    backends = [FakeBackend(**spec) for spec in specs]
+    try:
+        yield backends
+    finally:
+        for backend in backends:
+            backend.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -105,6 +106,17 @@ class BearerSigner:
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> Mapping[str, str]:
         return self._headers
+
+
+def refresh_after(expiry: datetime | None) -> float:
+    """Seconds until credentials expiring at ``expiry`` should be renewed: five minutes
+    early, or half-way for short-lived ones. For provider signers' ``refresh``."""
+    if expiry is None:
+        return FOREVER
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=timezone.utc)
+    left = (expiry - datetime.now(timezone.utc)).total_seconds()
+    return left - 300 if left > 600 else max(left / 2, 0.2)
 
 
 def signer_for(backend: BackendConfig) -> Signer:

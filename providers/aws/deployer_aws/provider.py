@@ -11,7 +11,7 @@ boto3 is imported only inside methods, so ``deployer --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from deployer.errors import DeployerError
 from deployer.image.build import Image
@@ -38,6 +38,13 @@ class SageMakerProvider:
     """Deploys one target to a SageMaker endpoint (see the package README)."""
 
     name: ClassVar[str] = "sagemaker"
+
+    @classmethod
+    def router_signer(cls, backend: Any) -> Any:
+        """The built-in router's signer for this provider's backends: SigV4."""
+        from deployer_aws.router_auth import SigV4Signer
+
+        return SigV4Signer(backend.region or "us-east-1", "sagemaker")
 
     def __init__(self, target: Target, project: ProjectInfo) -> None:
         self.options = parse_options(SageMakerOptions, target)

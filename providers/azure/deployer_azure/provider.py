@@ -52,6 +52,14 @@ class AzureMLProvider:
 
     name: ClassVar[str] = "azureml"
 
+    @classmethod
+    def router_signer(cls, backend: Any) -> Any:
+        """The built-in router's signer for this provider's backends: the endpoint key
+        from the environment variable named by the backend's ``auth.key_env``."""
+        from deployer_azure.router_auth import AzureKeySigner
+
+        return AzureKeySigner(backend.auth.options()["key_env"])
+
     def __init__(self, target: Target, project: ProjectInfo) -> None:
         self.options = parse_options(AzureOptions, target)
         self.target = target

@@ -56,6 +56,13 @@ class VertexProvider:
 
     name: ClassVar[str] = "vertex"
 
+    @classmethod
+    def router_signer(cls, backend: Any) -> Any:
+        """The built-in router's signer for this provider's backends: ADC access tokens."""
+        from deployer_gcp.router_auth import GoogleTokenSigner
+
+        return GoogleTokenSigner()
+
     def __init__(self, target: Target, project: ProjectInfo) -> None:
         self.options = parse_options(VertexOptions, target)
         self.target = target

@@ -7,7 +7,6 @@ Exit codes: 0 ok, 1 an operation failed, 2 bad input (config, arguments, model f
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -484,15 +483,4 @@ def version() -> None:
 
 def main() -> None:
     """Console entry point: never show a traceback unless DEPLOYER_DEBUG is set."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except Exception as exc:
-        if os.environ.get("DEPLOYER_DEBUG"):
-            raise
-        output.error(
-            f"unexpected {type(exc).__name__}: {exc}",
-            hint="this is a bug in deployer; rerun with DEPLOYER_DEBUG=1 and report the traceback",
-        )
-        raise SystemExit(EXIT_FAILED) from None
+    output.run_cli(app)

@@ -6,6 +6,8 @@ model file), 3 a required tool or service is missing (Docker, a provider package
 
 from __future__ import annotations
 
+from pathlib import Path
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -49,3 +51,13 @@ class MissingDependencyError(DeployerError):
     """An optional package, tool or service is not available."""
 
     exit_code = EXIT_MISSING_DEPENDENCY
+
+
+def read_config_text(file: Path, create_hint: str) -> str:
+    """A configuration file's text, or a ConfigError saying it is missing or unreadable."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(file), ["file not found"], hint=create_hint) from None
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot read: {exc.strerror}"]) from None

@@ -19,6 +19,26 @@ class Format(str, enum.Enum):
     json = "json"
 
 
+def run_cli(app: Any) -> None:
+    """Run a typer app as a console entry point: no traceback unless DEPLOYER_DEBUG is set."""
+    import os
+
+    from deployer.errors import EXIT_FAILED
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if os.environ.get("DEPLOYER_DEBUG"):
+            raise
+        error(
+            f"unexpected {type(exc).__name__}: {exc}",
+            hint="this is a bug in deployer; rerun with DEPLOYER_DEBUG=1 and report the traceback",
+        )
+        raise SystemExit(EXIT_FAILED) from None
+
+
 def emit_json(payload: Any) -> None:
     """One JSON document on stdout (for CI)."""
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")

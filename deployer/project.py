@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from deployer.errors import ConfigError
+from deployer.errors import ConfigError, read_config_text
 from deployer.flavors import FLAVOR_NAMES
 
 SCHEMA_VERSION = 1
@@ -138,14 +138,7 @@ class ProjectConfig(_Strict):
 def load_config(path: str | Path) -> ProjectConfig:
     """Read and validate a project file; every problem is reported with its line and field."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            str(file), ["file not found"], hint="create one with: deployer init --model MODEL_FILE"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(str(file), [f"cannot read: {exc.strerror}"]) from None
+    text = read_config_text(file, "create one with: deployer init --model MODEL_FILE")
     return parse_config(text, str(file))
 
 

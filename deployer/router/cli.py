@@ -376,22 +376,7 @@ def render(
 def main() -> None:
     """``python -m deployer.router.cli``: the router commands on their own (no traceback
     unless DEPLOYER_DEBUG is set, like ``deployer``)."""
-    import os
-
-    from deployer.errors import EXIT_FAILED
-
-    try:
-        router_app()
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except Exception as exc:
-        if os.environ.get("DEPLOYER_DEBUG"):
-            raise
-        output.error(
-            f"unexpected {type(exc).__name__}: {exc}",
-            hint="this is a bug in deployer; rerun with DEPLOYER_DEBUG=1 and report the traceback",
-        )
-        raise SystemExit(EXIT_FAILED) from None
+    output.run_cli(router_app)
 
 
 if __name__ == "__main__":

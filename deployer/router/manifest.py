@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from deployer.errors import ConfigError
+from deployer.errors import ConfigError, read_config_text
 
 if TYPE_CHECKING:
     from deployer.providers import Backend
@@ -292,15 +292,7 @@ class Manifest(_Strict):
 def load(path: str | Path) -> Manifest:
     """Read and validate router.yaml; every problem is reported with its line and field."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            str(file), ["file not found"], hint="create one with: deployer router init"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(str(file), [f"cannot read: {exc.strerror}"]) from None
-    return parse(text, str(file))
+    return parse(read_config_text(file, "create one with: deployer router init"), str(file))
 
 
 def parse(text: str, source: str = DEFAULT_FILE) -> Manifest:

@@ -121,7 +121,24 @@ def test_missing_signer_plugin_exits_3_naming_the_distribution(tmp_path: Path) -
         "name: iris\nbackends:\n  - {name: gcp, provider: vertex, auth: google-oauth,\n"
         "     url: 'https://x-aiplatform.googleapis.com/v1/e:rawPredict'}\n"
     )
-    result = router_cli("serve", "--port", str(free_port()), cwd=tmp_path)
+    # deployer-gcp is installed in the test venv: hide its entry point, as if it were not
+    hide_vertex = (
+        "import sys\n"
+        "import deployer.providers as providers\n"
+        "installed = providers.available_providers\n"
+        "providers.available_providers = lambda: {\n"
+        "    k: v for k, v in installed().items() if k != 'vertex'}\n"
+        "from deployer.router.cli import main\n"
+        f"sys.argv = ['router', 'serve', '--port', '{free_port()}']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_vertex],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 3, result.stderr
     assert "deployer-gcp" in result.stderr and "Traceback" not in result.stderr
 

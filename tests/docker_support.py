@@ -13,6 +13,7 @@ skips silently.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -120,18 +121,16 @@ def iris_image(iris_project: Any) -> Any:
     return iris_project.build()
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    """Debian's docker-registry on 127.0.0.1 with htpasswd (bcrypt) authentication."""
+@contextlib.contextmanager
+def run_registry(folder: Path, username: str, password: str) -> Iterator[LocalRegistry]:
+    """Debian's docker-registry on 127.0.0.1 with htpasswd (bcrypt) auth for one user."""
     import bcrypt
 
     binary = shutil.which("docker-registry")
     if binary is None:
         unavailable("docker-registry is not installed (apt-get install docker-registry)")
-    credentials = LocalRegistry("", "ci-user", "s3cret-for-tests")
-    folder = tmp_path_factory.mktemp("registry")
-    hashed = bcrypt.hashpw(credentials.password.encode(), bcrypt.gensalt(rounds=5)).decode()
-    (folder / "htpasswd").write_text(f"{credentials.username}:{hashed}\n")
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    (folder / "htpasswd").write_text(f"{username}:{hashed}\n")
     port = free_port()
     (folder / "config.yml").write_text(
         "version: 0.1\nlog: {level: warn}\n"
@@ -141,7 +140,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
         f"auth: {{htpasswd: {{realm: deployer-test, path: {folder / 'htpasswd'}}}}}\n"
     )
     process = subprocess.Popen(
-        [binary, "serve", str(folder / "config.yml")],
+        [str(binary), "serve", str(folder / "config.yml")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -152,6 +151,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
-    yield LocalRegistry(f"127.0.0.1:{port}", credentials.username, credentials.password)
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield LocalRegistry(f"127.0.0.1:{port}", username, password)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """A registry with user ``ci-user`` (see ``run_registry``)."""
+    with run_registry(tmp_path_factory.mktemp("registry"), "ci-user", "s3cret-for-tests") as reg:
+        yield reg

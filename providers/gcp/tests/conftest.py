@@ -12,16 +12,12 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 
@@ -70,7 +66,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no GOAWAY notes when the fak
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import google.auth  # noqa: E402  (google-auth never loads grpc)
-from docker_support import LocalRegistry, free_port, unavailable  # noqa: E402
+from docker_support import LocalRegistry, run_registry  # noqa: E402
 from vertex_fake import FakeVertex  # noqa: E402
 from vertex_support import PROJECT_ID, REGISTRY_USER, TOKEN, FakeCredentials  # noqa: E402
 
@@ -107,36 +103,7 @@ def adc(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture(scope="session")
 def gcp_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    """docker-registry on 127.0.0.1 with htpasswd auth for ``oauth2accesstoken`` / TOKEN,
-    as Artifact Registry accepts an access token (same pattern as docker_support's)."""
-    import bcrypt
-
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        unavailable("docker-registry is not installed (apt-get install docker-registry)")
-    folder = tmp_path_factory.mktemp("gcp-registry")
-    hashed = bcrypt.hashpw(TOKEN.encode(), bcrypt.gensalt(rounds=5)).decode()
-    (folder / "htpasswd").write_text(f"{REGISTRY_USER}:{hashed}\n")
-    port = free_port()
-    (folder / "config.yml").write_text(
-        "version: 0.1\nlog: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, "
-        "delete: {enabled: true}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n"
-        f"auth: {{htpasswd: {{realm: deployer-test, path: {folder / 'htpasswd'}}}}}\n"
-    )
-    process = subprocess.Popen(
-        [binary, "serve", str(folder / "config.yml")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/").status_code == 401:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield LocalRegistry(f"127.0.0.1:{port}", REGISTRY_USER, TOKEN)
-    process.terminate()
-    process.wait(timeout=10)
+    """A registry accepting ``oauth2accesstoken`` / TOKEN, as Artifact Registry accepts an
+    access token."""
+    with run_registry(tmp_path_factory.mktemp("gcp-registry"), REGISTRY_USER, TOKEN) as reg:
+        yield reg

@@ -40,6 +40,8 @@ lint: venv
 bench: setup
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/image.py
+	$(BIN)/python benchmarks/multicloud.py
+	$(BIN)/python benchmarks/router.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

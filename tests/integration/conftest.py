@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -50,7 +46,7 @@ from azure_fake import FakeAzureML  # noqa: E402
 from azure_support import FakeCredential  # noqa: E402
 from azure_support import target_options as azure_options  # noqa: E402
 from azure_tls import TLSCertificate, make_certificate  # noqa: E402
-from docker_support import LocalRegistry, free_port, unavailable  # noqa: E402
+from docker_support import LocalRegistry, run_registry  # noqa: E402
 from vertex_fake import FakeVertex  # noqa: E402
 from vertex_support import PROJECT_ID, REGISTRY_USER, TOKEN, FakeCredentials  # noqa: E402
 from vertex_support import options as vertex_options  # noqa: E402
@@ -70,57 +66,6 @@ POLL = 0.05  # seconds between polls, for every provider
 
 
 # -- registries --------------------------------------------------------------------------
-
-
-@dataclass
-class RunningRegistry:
-    """A docker-registry process on 127.0.0.1 with one htpasswd user."""
-
-    registry: LocalRegistry
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-def start_registry(folder: Path, username: str, password: str) -> RunningRegistry:
-    """Debian's docker-registry with htpasswd (bcrypt) auth, as docker_support starts it."""
-    import bcrypt
-
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        unavailable("docker-registry is not installed (apt-get install docker-registry)")
-    folder.mkdir(parents=True, exist_ok=True)
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
-    (folder / "htpasswd").write_text(f"{username}:{hashed}\n")
-    port = free_port()
-    (folder / "config.yml").write_text(
-        "version: 0.1\nlog: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, "
-        "delete: {enabled: true}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n"
-        f"auth: {{htpasswd: {{realm: deployer-test, path: {folder / 'htpasswd'}}}}}\n"
-    )
-    process = subprocess.Popen(
-        [str(binary), "serve", str(folder / "config.yml")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_for_registry(port)
-    return RunningRegistry(LocalRegistry(f"127.0.0.1:{port}", username, password), process)
-
-
-def _wait_for_registry(port: int, seconds: float = 20.0) -> None:
-    """Until the registry answers 401 (it is up and asks for credentials)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/").status_code == 401:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"docker-registry on 127.0.0.1:{port} did not start")
 
 
 def remove_references(docker: Any, hosts: set[str]) -> None:
@@ -168,14 +113,14 @@ class Clouds:
     certificate: TLSCertificate
     aws: FakeAws
     vertex: FakeVertex
-    registries: dict[str, RunningRegistry]
+    registries: dict[str, LocalRegistry]
     azure: FakeAzureML | None = None
     vertex_runtime: vertex_runtime.DockerRuntime | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def registry(self, cloud: str) -> LocalRegistry:
         """The registry of ``cloud`` (aws: ECR, gcp: Artifact Registry, azure: ACR)."""
-        return self.registries[cloud].registry
+        return self.registries[cloud]
 
     def auth(self, cloud: str) -> dict[str, str]:
         """``cloud``'s registry credentials, as the docker SDK's auth_config."""
@@ -256,23 +201,20 @@ def clouds(
     folder = tmp_path_factory.mktemp("multicloud-registries")
     users = {"aws": ("ecr-user", "ecr-secret"), "gcp": (REGISTRY_USER, TOKEN)}
     users["azure"] = ("acr-user", "acr-secret")
-    registries: dict[str, RunningRegistry] = {}
-    aws = vertex = None
-    try:
+    registries: dict[str, LocalRegistry] = {}
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(lambda: remove_references(docker, {r.host for r in registries.values()}))
         for cloud, (username, password) in users.items():
-            registries[cloud] = start_registry(folder / cloud, username, password)
+            (folder / cloud).mkdir()
+            registries[cloud] = cleanup.enter_context(
+                run_registry(folder / cloud, username, password)
+            )
         aws = FakeAws().start()
+        cleanup.callback(aws.stop)
         vertex = FakeVertex(*vertex_certificate(request.config, cloud_credentials))
         vertex.start()
+        cleanup.callback(vertex.stop)
         yield Clouds(docker, cloud_credentials, aws, vertex, registries)
-    finally:
-        if vertex is not None:
-            vertex.stop()
-        if aws is not None:
-            aws.stop()
-        for running in registries.values():
-            running.stop()
-        remove_references(docker, {r.registry.host for r in registries.values()})
 
 
 ProjectFactory = Callable[[str], Project]

@@ -18,8 +18,10 @@ older ones are deleted.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from deployer.errors import DeployerError, UsageError
 from deployer.image.build import Image
@@ -37,9 +39,10 @@ from deployer.providers import (
     Target,
     parse_options,
 )
-from deployer_azure import client, names, registry, rollout, specs
+from deployer_azure import client, names, registry, rollout, scoring, specs
 from deployer_azure.auth import azure_errors
-from deployer_azure.options import AzureOptions
+from deployer_azure.options import NAME_PATTERN, AzureOptions
+from deployer_azure.scoring import ScoringSecret
 
 SUCCEEDED = "succeeded"
 FAILED_STATES = ("failed", "canceled")
@@ -54,26 +57,29 @@ class AzureMLProvider:
 
     @classmethod
     def router_signer(cls, backend: Any) -> Any:
-        """The built-in router's signer for this provider's backends: the endpoint key
-        from the environment variable named by the backend's ``auth.key_env``."""
-        from deployer_azure.router_auth import AzureKeySigner
+        """The built-in router's signer for this provider's backends (router_auth.py):
+        the endpoint's key or token fetched with ``scoring_secret`` from the workspace
+        named by the backend's ``target`` options, a Microsoft Entra token
+        (``auth.source: entra``), or a key from the variable named by ``auth.key_env``."""
+        from deployer_azure.router_auth import signer_for_backend
 
-        return AzureKeySigner(backend.auth.options()["key_env"])
+        return signer_for_backend(cls, backend)
 
     def __init__(self, target: Target, project: ProjectInfo) -> None:
         self.options = parse_options(AzureOptions, target)
         self.target = target
         self.project = project.name
         self.endpoint = names.endpoint_name(project.name, target.name, self.options.endpoint_name)
-        self.scope = (
+        self.workspace_scope = (
             f"/subscriptions/{self.options.subscription_id}/resourceGroups/"
             f"{self.options.resource_group}/providers/Microsoft.MachineLearningServices/"
-            f"workspaces/{self.options.workspace}/onlineEndpoints/{self.endpoint}"
+            f"workspaces/{self.options.workspace}"
         )
+        self.scope = self._endpoint_scope(self.endpoint)
         self._credential: Any = None
         self._ml: Any = None
         self._pollers: dict[str, Any] = {}
-        self._scoring: tuple[str, str] | None = None  # (scoring uri, key or token)
+        self._scoring: ScoringSecret | None = None  # for invoke: scoring URI, key or token
 
     # -- clients -------------------------------------------------------------------------
 
@@ -90,6 +96,9 @@ class AzureMLProvider:
                 self._ml = client.ml_client(self.options, self.credential)
         return self._ml
 
+    def _endpoint_scope(self, endpoint: str) -> str:
+        return f"{self.workspace_scope}/onlineEndpoints/{endpoint}"
+
     # -- reading the cloud ---------------------------------------------------------------
 
     def _tags(self, **extra: str) -> dict[str, str]:
@@ -102,12 +111,12 @@ class AzureMLProvider:
             and tags.get(names.TAG_TARGET) == self.target.name
         )
 
-    def _get_endpoint(self) -> Any | None:
+    def _get_endpoint(self, name: str | None = None) -> Any | None:
         """The endpoint (with every deployment in its traffic map), or None."""
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return self.ml.online_endpoints.get(self.endpoint)
+            return self.ml.online_endpoints.get(name or self.endpoint)
         except ResourceNotFoundError:
             return None
 
@@ -503,21 +512,48 @@ class AzureMLProvider:
         raise AssertionError("unreachable")
 
     def _scoring_access(self, refresh: bool = False) -> tuple[str, str]:
-        """The scoring URI and a key (auth_mode key) or token (aml_token), cached."""
-        if self._scoring is None or refresh:
-            with azure_errors(f"getting the keys of endpoint {self.endpoint}", self.scope):
-                endpoint = self._get_endpoint()
-                if endpoint is None or not endpoint.scoring_uri:
-                    raise UsageError(
-                        f"endpoint {self.endpoint} does not exist",
-                        hint=f"deployer push --to {self.target.name}",
-                    )
-                keys = self.ml.online_endpoints.get_keys(self.endpoint)
-            secret = getattr(keys, "primary_key", None) or getattr(keys, "access_token", None)
-            if not secret:
-                raise DeployerError(f"endpoint {self.endpoint} gave neither a key nor a token")
-            self._scoring = (str(endpoint.scoring_uri), str(secret))
-        return self._scoring
+        """The scoring URI and a key (auth_mode key) or token (aml_token), cached until
+        the token is about to expire."""
+        secret = self._scoring
+        if secret is None or refresh or secret.expired():
+            secret = self._scoring = self.scoring_secret()
+        return secret.scoring_uri, secret.value
+
+    def scoring_secret(self, endpoint: str | None = None) -> ScoringSecret:
+        """What a client of the endpoint's scoring URI sends as ``Authorization: Bearer``,
+        from ``online_endpoints.get_keys``: the primary key (auth_mode ``key``; keys do
+        not expire but can be regenerated), or an endpoint token (``aml_token``) with its
+        expiry and the service's refresh-after time. ``endpoint`` defaults to this
+        target's endpoint. The secret is kept out of the object's repr."""
+        name = endpoint or self.endpoint
+        with azure_errors(f"getting the keys of endpoint {name}", self._endpoint_scope(name)):
+            found = self._get_endpoint(name)
+            if found is None or not found.scoring_uri:
+                raise UsageError(
+                    f"endpoint {name} does not exist in workspace {self.options.workspace}",
+                    hint=f"deployer push --to {self.target.name}",
+                )
+            keys = self.ml.online_endpoints.get_keys(name)
+        return scoring.from_keys(name, str(found.scoring_uri), keys)
+
+    def find_endpoint(self, scoring_uri: str) -> str | None:
+        """The name of the workspace's online endpoint whose scoring URI is ``scoring_uri``
+        (the router knows a backend by its URL, not by project): ``endpoint_name`` when
+        the options set it, else the endpoint the URL's host names
+        (``NAME.REGION.inference.ml.azure.com``), else the one a listing finds; None when
+        there is none. Only a name is returned: ``scoring_secret`` reports the URI."""
+        if self.options.endpoint_name:
+            return self.options.endpoint_name
+        label = (urlsplit(scoring_uri).hostname or "").split(".")[0]
+        with azure_errors(f"looking for the endpoint of {scoring_uri}", self.workspace_scope):
+            if re.fullmatch(NAME_PATTERN, label):
+                found = self._get_endpoint(label)
+                if found is not None and scoring.same_uri(found.scoring_uri, scoring_uri):
+                    return label
+            for endpoint in self.ml.online_endpoints.list():
+                if scoring.same_uri(endpoint.scoring_uri, scoring_uri):
+                    return str(endpoint.name)
+        return None
 
     def rollback(self, progress: Progress) -> Deployment:
         """All traffic back to the previous deployment (kept at 0% since the promotion)."""

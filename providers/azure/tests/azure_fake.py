@@ -12,7 +12,9 @@ image pulled from the local registry (``azure_runtime.DockerRuntime``).
 
 Scripts for tests: deployments that fail with a message, slow provisioning, throttling
 (429 with Retry-After) and transient 5xx, 403 AuthorizationFailed on chosen actions,
-and a scoring path that breaks for one deployment. Every request is recorded.
+a scoring path that breaks for one deployment, regenerated keys, short-lived endpoint
+tokens and Microsoft Entra tokens (``entra_tokens``, minted by the test's credential).
+Every request is recorded.
 """
 
 from __future__ import annotations
@@ -172,7 +174,11 @@ class FakeAzureML:
         self.environments: dict[tuple[str, str], dict[str, Any]] = {}
         self.operations: dict[str, Operation] = {}
         self.keys: dict[str, tuple[str, str]] = {}
-        self.tokens: dict[str, str] = {}
+        self.tokens: dict[str, dict[str, float]] = {}  # endpoint -> {token: expiry (epoch)}
+        self.token_lifetime = 3600  # seconds an aml_token lives
+        self.token_refresh_after: int | None = 1800  # refreshAfterTimeUtc offset; None: omit
+        self.entra_tokens: dict[str, float] = {}  # Entra token -> expiry, for AADToken auth
+        self.rejected: list[str] = []  # endpoints whose scoring call failed authentication
         self.failed_logs: dict[tuple[str, str], str] = {}
         # scripts
         self.rules: list[Rule] = []
@@ -238,6 +244,15 @@ class FakeAzureML:
 
     def fail_deployment(self, name: str, message: str, logs: str = "") -> None:
         self.failures[name] = Failure(message, logs)
+
+    def regenerate_key(self, endpoint: str, which: str = "primary") -> str:
+        """Replace one key, as ``az ml online-endpoint regenerate-keys`` does: the old one
+        stops working at once. Returns the new key."""
+        with self.lock:
+            primary, secondary = self.keys[endpoint]
+            new = secrets.token_urlsafe(24)
+            self.keys[endpoint] = (new, secondary) if which == "primary" else (primary, new)
+            return new
 
     def requests_to(self, method: str, part: str) -> list[Recorded]:
         with self.lock:
@@ -487,6 +502,7 @@ class FakeAzureML:
                     self.runtime.stop(*key)
                 self.endpoints.pop(ep, None)
                 self.keys.pop(ep, None)
+                self.tokens.pop(ep, None)
 
         operation = self._start_operation(done)
         return _Response(202, None, self._lro_headers(operation, location=True))
@@ -500,17 +516,17 @@ class FakeAzureML:
     def _endpoint_token(self, request: _Request, ep: str, **_: str) -> _Response:
         if ep not in self.endpoints:
             return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")
-        token = self.tokens.setdefault(ep, secrets.token_urlsafe(24))
+        token = secrets.token_urlsafe(24)
         now = int(time.time())
-        return _Response(
-            200,
-            {
-                "accessToken": token,
-                "tokenType": "Bearer",
-                "expiryTimeUtc": now + 3600,
-                "refreshAfterTimeUtc": now + 1800,
-            },
-        )
+        self.tokens.setdefault(ep, {})[token] = now + self.token_lifetime
+        body: dict[str, Any] = {
+            "accessToken": token,
+            "tokenType": "Bearer",
+            "expiryTimeUtc": now + self.token_lifetime,
+        }
+        if self.token_refresh_after is not None:
+            body["refreshAfterTimeUtc"] = now + self.token_refresh_after
+        return _Response(200, body)
 
     # deployments
 
@@ -678,7 +694,12 @@ class FakeAzureML:
             if endpoint is None:
                 return _Response(404, {"message": f"endpoint {ep} not found"})
             mode = endpoint["properties"]["authMode"].lower()
-            allowed = set(self.keys.get(ep, ())) if mode == "key" else {self.tokens.get(ep)}
+            now = time.time()
+            if mode == "key":
+                allowed = set(self.keys.get(ep, ()))
+            else:  # amltoken, aadtoken: tokens that have not expired
+                issued = self.tokens.get(ep, {}) if mode == "amltoken" else self.entra_tokens
+                allowed = {token for token, expiry in issued.items() if expiry > now}
             traffic = dict(endpoint["properties"]["traffic"])
             states = {
                 n: d["properties"]["provisioningState"]
@@ -687,6 +708,8 @@ class FakeAzureML:
             }
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in allowed:
+            with self.lock:
+                self.rejected.append(ep)
             return _Response(401, {"message": "Key based authentication failed."})
         chosen = request.headers.get("azureml-model-deployment")
         if chosen:

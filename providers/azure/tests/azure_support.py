@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -10,17 +11,28 @@ from azure_fake import TOKEN, FakeAzureML
 from deployer.image.build import Image
 from deployer.providers import Release
 
+ML_SCOPE = "https://ml.azure.com/.default"
+
 
 class FakeCredential:
-    """A TokenCredential handing out the token the fake ARM accepts."""
+    """A TokenCredential handing out the token the fake ARM accepts, and for Azure ML's
+    own scope (Microsoft Entra auth of a scoring URI) a new token per call, living
+    ``entra_lifetime`` seconds, recorded in ``entra_tokens`` (token -> expiry)."""
 
     def __init__(self) -> None:
         self.scopes: list[tuple[str, ...]] = []
+        self.entra_lifetime = 3600
+        self.entra_tokens: dict[str, float] = {}
 
     def get_token(self, *scopes: str, **_: Any) -> Any:
         from azure.core.credentials import AccessToken
 
         self.scopes.append(scopes)
+        if scopes == (ML_SCOPE,):
+            token = f"entra-token-{len(self.entra_tokens)}-{secrets.token_hex(8)}"
+            expires = int(time.time()) + self.entra_lifetime
+            self.entra_tokens[token] = expires
+            return AccessToken(token, expires)
         return AccessToken(TOKEN, int(time.time()) + 3600)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 import pytest
@@ -14,7 +12,6 @@ from deployer.errors import ConfigError, DeployerError, MissingDependencyError
 from deployer.providers import ProjectInfo, Strategy, Target
 from deployer_azure import names
 from deployer_azure.auth import AzurePermissionError
-from deployer_azure.auth import make_credential as real_make_credential  # before the fake
 from deployer_azure.provider import AzureMLProvider
 
 EP = "iris-azure"
@@ -29,41 +26,10 @@ def deploy_and_wait(provider: Any, fake: FakeAzureML, number: int = 1) -> Any:
     return provider.wait(deployment, 30, quiet)
 
 
-@pytest.fixture
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any attempt to open a network connection beyond the loopback interface."""
-    original = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in (
-            "127.0.0.1",
-            "::1",
-        ):
-            raise AssertionError(f"the test tried to reach {address}")
-        return original(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-
-
 def test_missing_credentials_name_the_chain(
-    fake: FakeAzureML,
-    make_provider: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Any,
-    loopback_only: None,
+    fake: FakeAzureML, make_provider: Any, no_azure_credentials: None
 ) -> None:
     """The real DefaultAzureCredential on a machine with no credentials at all."""
-    from deployer_azure import auth
-
-    for name in list(os.environ):
-        if name.startswith(("AZURE_", "MSI_", "IDENTITY_", "IMDS_")):
-            monkeypatch.delenv(name)
-    # a managed-identity endpoint that refuses (instead of probing the real IMDS address)
-    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi/token")
-    monkeypatch.setenv("IDENTITY_HEADER", "unused")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("PATH", str(tmp_path))  # no az, azd or pwsh to ask
-    monkeypatch.setattr(auth, "make_credential", real_make_credential)
     provider = make_provider()
     with pytest.raises(MissingDependencyError) as caught:
         provider.status()

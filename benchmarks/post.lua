@@ -1,7 +1,11 @@
 -- wrk script for benchmarks/serving.py: POST one JSON body, count non-2xx answers, and
 -- print the results as one machine-readable line.
 --
---   wrk -t1 -c32 -d10s -s benchmarks/post.lua URL -- BODY_FILE
+--   wrk -t1 -c32 -d10s -s benchmarks/post.lua URL -- BODY_FILE [PACE_MS]
+--
+-- PACE_MS (optional): each connection waits this long after an answer before its next
+-- request (think time), so the offered load stays below saturation (benchmarks/router.py's
+-- `paced` layout); without it every connection sends as fast as answers come.
 --
 -- The last line of output is "WRK_JSON {...}" with requests, duration_us, latency
 -- percentiles in microseconds, non2xx (any status outside 200-299, counted in
@@ -13,7 +17,12 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
+function delay()
+   return pace_ms
+end
+
 function init(args)
+   pace_ms = tonumber(args[2] or "0")
    local path = args[1]
    if path == nil then
       error("usage: wrk ... -s post.lua URL -- BODY_FILE")

@@ -6,7 +6,8 @@ built-in router, and through HAProxy running the config the router renders.
 
 One run measures, side by side and interleaved (the order rotates every point):
 
-* latency and throughput at each concurrency: wrk (benchmarks/post.lua, keep-alive, one
+* latency and throughput at each concurrency, closed loop (layouts ``alone``, ``shared``):
+  wrk (benchmarks/post.lua, keep-alive, one
   JSON body) against the backend directly, the built-in router, and HAProxy, with the same
   backend behind both proxies. Added latency is the proxy's p50/p99 minus the direct p50/p99
   of the same round; throughput is 2xx answers per second;
@@ -21,7 +22,12 @@ Pinning on a 2-core machine (``taskset``): the backend (one worker) is on core 0
 each proxy (HAProxy with one thread, like the router) on core 1. wrk (one thread) runs in
 two layouts, interleaved in every round: ``alone`` puts wrk on core 0 beside the backend,
 so a proxy has a core of its own as in production; ``shared`` puts wrk on core 1, so the
-proxy competes with the load generator. Every point records the CPU the proxy used
+proxy competes with the load generator. In both, every connection sends its next request
+as soon as the answer arrives, so from c=32 the one backend worker is saturated and a
+point's latency is mostly queueing at the backend. ``paced`` is ``alone`` with a think
+time per connection (``--rate``: the offered load, default 2,000 req/s, about 40% of the
+backend's capacity, whatever the concurrency): latency at a load the backend can serve,
+which is what an added-latency figure is for. Every point records the CPU the proxy used
 (µs per request) and what other processes took of the machine meanwhile: a point
 disturbed by the rest of the machine (shared CI hosts) is measured again after a quiet
 second, up to ``--retries`` times. The tables show each point's median over rounds.
@@ -60,7 +66,7 @@ BACKEND_CORE, PROXY_CORE = 0, 1
 # Where wrk runs: "alone" gives each proxy a core of its own (wrk beside the backend, as
 # a proxy runs in production); "shared" puts wrk on the proxy's core (the proxy competes
 # with the load generator). The backend is alone on core 0 for "direct" in "shared".
-LAYOUTS = {"alone": BACKEND_CORE, "shared": PROXY_CORE}
+LAYOUTS = {"alone": BACKEND_CORE, "shared": PROXY_CORE, "paced": BACKEND_CORE}
 TARGETS = ("direct", "router", "haproxy")
 SECTION = "## Router (issue 6)"
 # Loopback only: never let an *_proxy variable route benchmark traffic.
@@ -244,7 +250,9 @@ class Point:
     other_cpu_pct: float  # what other processes took, % of the whole machine's 2 cores
 
 
-def run_wrk(url: str, concurrency: int, seconds: float, body: Path, core: int) -> dict[str, Any]:
+def run_wrk(
+    url: str, concurrency: int, seconds: float, body: Path, core: int, pace_ms: float = 0.0
+) -> dict[str, Any]:
     command = [
         "taskset",
         "-c",
@@ -260,6 +268,7 @@ def run_wrk(url: str, concurrency: int, seconds: float, body: Path, core: int) -
         url,
         "--",
         str(body),
+        f"{pace_ms:g}",
     ]
     done = subprocess.run(command, capture_output=True, text=True)
     for line in done.stdout.splitlines():
@@ -278,11 +287,12 @@ def measure(
     seconds: float,
     body: Path,
     round_: int,
+    pace_ms: float = 0.0,
 ) -> Point:
     cpu = proxy.cpu_seconds() if proxy else 0.0
     ours_before = sum(p.cpu_seconds() for p in ours)
     busy, children, started = busy_seconds(), children_seconds(), time.monotonic()
-    result = run_wrk(url + "/invocations", concurrency, seconds, body, LAYOUTS[layout])
+    result = run_wrk(url + "/invocations", concurrency, seconds, body, LAYOUTS[layout], pace_ms)
     wall = time.monotonic() - started
     ours_used = sum(p.cpu_seconds() for p in ours) - ours_before
     other = (busy_seconds() - busy) - ours_used - (children_seconds() - children)
@@ -542,6 +552,8 @@ LAYOUT_TEXT = {
     "where a proxy has CPU of its own)",
     "shared": "the backend alone on core 0; the proxy under test and wrk share core 1 (the "
     "proxy competes with the load generator for its CPU)",
+    "paced": "as `alone`, with a think time per connection so the offered load is {rate:,} "
+    "req/s at every concurrency (below the backend's capacity: latency, not queueing)",
 }
 
 
@@ -572,7 +584,8 @@ def render_markdown(run: Run) -> str:
     for layout in dict.fromkeys(p.layout for p in run.points):
         table, figures = summarise(run, layout)
         every[layout] = figures
-        lines += [f"**Layout `{layout}`**: {LAYOUT_TEXT[layout]}.", "", table, verdict(figures), ""]
+        text = LAYOUT_TEXT[layout].format(rate=run.machine.get("rate", 0))
+        lines += [f"**Layout `{layout}`**: {text}.", "", table, verdict(figures), ""]
     lines += [reading(every, run.failovers), ""]
     if run.failovers:
         lines += [
@@ -619,7 +632,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=10.0,
         help="%% of the machine others may take before a point is redone",
     )
-    parser.add_argument("--layouts", default="alone,shared", help="alone, shared (see above)")
+    parser.add_argument(
+        "--layouts", default="alone,shared,paced", help="alone, shared, paced (see above)"
+    )
+    parser.add_argument(
+        "--rate", type=int, default=2000, help="paced: offered load in req/s at any concurrency"
+    )
     parser.add_argument(
         "--quiet-wait",
         type=float,
@@ -674,6 +692,7 @@ def main(argv: list[str]) -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     command = "python benchmarks/router.py " + " ".join(argv)
     run = Run(command.strip(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine())
+    run.machine["rate"] = args.rate
     procs: list[Proc] = []
     with cleanup(procs):
         backend = start_backend("backend", model)
@@ -689,9 +708,11 @@ def main(argv: list[str]) -> int:
             for layout in layouts:
                 for c in levels:
                     order = order[1:] + order[:1]
+                    # wrk's delay() counts whole milliseconds
+                    pace = float(round(c * 1000 / args.rate)) if layout == "paced" else 0.0
                     for target in order:
                         core = LAYOUTS[layout]
-                        run_wrk(urls[target] + "/invocations", c, args.warmup, body, core)
+                        run_wrk(urls[target] + "/invocations", c, args.warmup, body, core, pace)
                         for attempt in range(args.retries + 1):
                             quiet_second(procs, args.max_other_cpu, args.quiet_wait)
                             point = measure(
@@ -704,6 +725,7 @@ def main(argv: list[str]) -> int:
                                 args.duration,
                                 body,
                                 round_,
+                                pace,
                             )
                             run.points.append(point)
                             print(

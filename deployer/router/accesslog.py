@@ -44,8 +44,8 @@ class AccessLog:
         self._task: asyncio.Task[None] | None = None
 
     def write(self, record: tuple[Any, ...]) -> None:
-        """One request: a tuple of FIELDS' values (turned into JSON when flushed, off the
-        request's path)."""
+        """One request: a tuple of FIELDS' values, method and path as received bytes
+        (turned into JSON when flushed, off the request's path)."""
         self._lines.append(record)
         if len(self._lines) >= FLUSH_LINES:
             self.flush()
@@ -58,6 +58,8 @@ class AccessLog:
         lines = []
         for values in records:
             record = dict(zip(FIELDS, values, strict=True))
+            record["method"] = record["method"].decode("latin-1")
+            record["path"] = record["path"].split(b"?", 1)[0].decode("latin-1")
             record["ts"] = round(record["ts"], 3)
             record["ms"] = round(record["ms"], 2)
             if record["error"] is None:

@@ -52,6 +52,9 @@ WATCH_SECONDS = 1.0
 CREDENTIAL_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)
 MIN_REFRESH_SECONDS = 1.0
 MAX_REFRESH_SECONDS = 3600.0
+# A backend that rejects the router's credentials (401/403) gets them refreshed at once,
+# at most this often (a key rotated in the cloud is picked up without waiting).
+REJECTED_REFRESH_GAP = 5.0
 _JSON = [(b"content-type", b"application/json")]
 # Libraries that print credentials at DEBUG (botocore logs the canonical request, session
 # token included): capped at INFO in a router, whatever the root level.
@@ -396,8 +399,12 @@ class Router:
         return float(seconds)
 
     async def _refresh_loop(self, upstream: Upstream) -> None:
+        """Refresh on the signer's schedule, and early when the backend rejects the
+        credentials (``Upstream.rejected``)."""
         failures = 0
+        rejected = upstream.rejected
         while True:
+            refreshed = time.monotonic()
             seconds = await self._refresh_once(upstream)
             if seconds is None:
                 delay = CREDENTIAL_RETRY[min(failures, len(CREDENTIAL_RETRY) - 1)]
@@ -405,7 +412,15 @@ class Router:
             else:
                 failures = 0
                 delay = min(max(seconds, MIN_REFRESH_SECONDS), MAX_REFRESH_SECONDS)
-            await asyncio.sleep(delay)
+            rejected.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(rejected.wait(), delay)
+                log.warning(
+                    "backend rejected the router's credentials: refreshing them now",
+                    extra={"backend": upstream.name},
+                )
+                gap = REJECTED_REFRESH_GAP - (time.monotonic() - refreshed)
+                await asyncio.sleep(max(0.0, min(gap, delay)))
 
     # -- the router's own routes -------------------------------------------------------
 

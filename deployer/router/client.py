@@ -3,7 +3,9 @@
 General-purpose clients (httpx, aiohttp) cost 4 to 8 times more CPU per proxied request
 than this (see benchmarks/RESULTS.md, "Router (issue 6)"): here a request is one
 ``transport.write`` of pre-built bytes and the response is parsed by httptools (llhttp)
-in C. It speaks what backends need: Content-Length and chunked responses, keep-alive,
+in C. Requests complete by callback (``Pool.send``), with no task or future per
+request; ``Pool.request`` is the awaitable form for health checks. It speaks what
+backends need: Content-Length and chunked responses, keep-alive,
 TLS (the system trust store), and the ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``
 variables (CONNECT tunnels for https). Loopback addresses never go through a proxy.
 
@@ -21,7 +23,7 @@ import time
 import urllib.request
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 import httptools
@@ -55,6 +57,10 @@ class Response:
         self.body = body
 
 
+Outcome: TypeAlias = "Response | UpstreamError"
+Done = Callable[[Outcome], None]
+
+
 class _Connection(asyncio.Protocol):
     """One connection to a backend, used by one request at a time."""
 
@@ -65,20 +71,22 @@ class _Connection(asyncio.Protocol):
         "_tunnel_buffer",
         "answered",
         "closed",
+        "done",
         "head_only",
         "last_used",
         "parser",
         "pool",
+        "sent_at",
         "status",
         "transport",
-        "waiter",
     )
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.transport: Any = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[Response] | None = None
+        self.done: Done | None = None  # the request in flight's completion
+        self.sent_at = 0.0
         self.closed = False
         self.head_only = False
         self.answered = False
@@ -98,7 +106,7 @@ class _Connection(asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel_data(data)
             return
-        if self.waiter is None:  # nothing asked: the backend misbehaves
+        if self.done is None:  # nothing asked: the backend misbehaves
             self.close()
             return
         self.answered = True
@@ -108,7 +116,7 @@ class _Connection(asyncio.Protocol):
             self._fail(UpstreamError("protocol", f"unparsable answer: {exc}", answered=True))
             self.close()
             return
-        if self.head_only and self.waiter is None:
+        if self.head_only and self.done is None:
             # a HEAD answer ends with its headers: start the next one with a fresh parser
             self.parser = httptools.HttpResponseParser(self)
 
@@ -119,8 +127,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._tunnel is not None and not self._tunnel.done():
             self._tunnel.set_exception(ConnectionError("the proxy closed the connection"))
-        waiter = self.waiter
-        if waiter is None or waiter.done():
+        if self.done is None:
             return
         if self.status >= 200 and not any(
             n.lower() in (b"content-length", b"transfer-encoding") for n, _ in self._headers
@@ -152,31 +159,26 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        waiter = self.waiter
-        if waiter is None:
+        if self.done is None:
             return
         if self.status < 200:  # 1xx interim answer: the real one follows
             self._headers = []
             return
-        self.waiter = None
         if not self.parser.should_keep_alive():
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        if not waiter.done():
-            waiter.set_result(Response(self.status, self._headers, body))
+        self.pool.finished(self, Response(self.status, self._headers, body))
 
     # -- use ---------------------------------------------------------------------------
 
-    def send(self, data: bytes, head_only: bool) -> asyncio.Future[Response]:
-        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self.waiter = waiter
+    def send(self, data: bytes, head_only: bool, done: Done) -> None:
+        self.done = done
         self.head_only = head_only
         self.answered = False
         self.status = 0
         self.transport.write(data)
-        return waiter
 
     def timed_out(self, seconds: float) -> None:
         self._fail(
@@ -187,9 +189,9 @@ class _Connection(asyncio.Protocol):
         self.close()
 
     def _fail(self, error: UpstreamError) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
+        if self.done is not None:
+            self.close()  # a failed exchange leaves the connection in an unknown state
+            self.pool.finished(self, error)
 
     def close(self) -> None:
         self.closed = True
@@ -299,6 +301,7 @@ class Pool:
             self.ssl = ssl_context or ssl.create_default_context()
         self.idle: list[_Connection] = []
         self._deadlines: _Deadlines | None = None
+        self._connecting: set[asyncio.Task[None]] = set()  # strong references
         self.closed = False
         self.connections = 0  # opened so far (for tests and metrics)
         # through a proxy: http targets in absolute form; https through a CONNECT tunnel
@@ -355,22 +358,14 @@ class Pool:
         self.connections += 1
         return conn
 
-    async def request(
-        self, method: bytes, target: bytes, headers: bytes, body: bytes, timeout: float
-    ) -> Response:
-        """Send one request; ``headers`` are complete ``name: value\\r\\n`` lines without
-        host and content-length. Raises UpstreamError."""
+    def send(
+        self, method: bytes, target: bytes, headers: bytes, body: bytes, timeout: float, done: Done
+    ) -> None:
+        """Send one request; ``done`` gets the Response or an UpstreamError (possibly
+        before this returns). ``headers`` are complete ``name: value\\r\\n`` lines
+        without host and content-length."""
         now = time.monotonic()
         deadline = now + timeout
-        idle = self.idle
-        conn: _Connection | None = None
-        while idle:
-            candidate = idle.pop()
-            if candidate.closed or now - candidate.last_used > self.idle_timeout:
-                candidate.close()
-                continue
-            conn = candidate
-            break
         data = b"".join(
             (
                 method,
@@ -388,42 +383,105 @@ class Pool:
             )
         )
         head_only = method == b"HEAD"
-        if conn is not None:
-            try:
-                return await self._exchange(conn, data, head_only, deadline, timeout)
-            except UpstreamError as exc:
-                if exc.kind != "reset" or exc.answered:
-                    raise
-                # an idle connection the backend had closed: once more on a fresh one
-        conn = await self._connect(min(self.connect_timeout, max(deadline - now, 0.001)))
-        return await self._exchange(conn, data, head_only, deadline, timeout)
+        conn = self._checkout(now)
+        if conn is None:
+            self._connect_and_send(data, head_only, deadline, timeout, done)
+            return
 
-    async def _exchange(
-        self, conn: _Connection, data: bytes, head_only: bool, deadline: float, timeout: float
+        def reused(outcome: Outcome) -> None:
+            if (
+                isinstance(outcome, UpstreamError)
+                and outcome.kind == "reset"
+                and not (outcome.answered)
+            ):  # an idle connection the backend had closed: once more on a fresh one
+                self._connect_and_send(data, head_only, deadline, timeout, done)
+            else:
+                done(outcome)
+
+        self._exchange(conn, data, head_only, deadline, timeout, reused)
+
+    async def request(
+        self, method: bytes, target: bytes, headers: bytes, body: bytes, timeout: float
     ) -> Response:
+        """``send`` as a coroutine: the Response, or raises UpstreamError."""
+        answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+
+        def done(outcome: Outcome) -> None:
+            if not answer.done():
+                answer.set_result(outcome)
+
+        self.send(method, target, headers, body, timeout, done)
+        outcome = await answer
+        if isinstance(outcome, UpstreamError):
+            raise outcome
+        return outcome
+
+    def _checkout(self, now: float) -> _Connection | None:
+        """An idle connection that is still open and fresh, if there is one."""
+        idle = self.idle
+        while idle:
+            candidate = idle.pop()
+            if candidate.closed or now - candidate.last_used > self.idle_timeout:
+                candidate.close()
+                continue
+            return candidate
+        return None
+
+    def _connect_and_send(
+        self, data: bytes, head_only: bool, deadline: float, timeout: float, done: Done
+    ) -> None:
+        async def connect() -> None:
+            try:
+                left = max(deadline - time.monotonic(), 0.001)
+                conn = await self._connect(min(self.connect_timeout, left))
+            except UpstreamError as exc:
+                done(exc)
+                return
+            except asyncio.CancelledError:  # the router is stopping
+                done(UpstreamError("connect-failure", "the router is stopping"))
+                raise
+            self._exchange(conn, data, head_only, deadline, timeout, done)
+
+        task = asyncio.get_running_loop().create_task(connect())
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    def _exchange(
+        self,
+        conn: _Connection,
+        data: bytes,
+        head_only: bool,
+        deadline: float,
+        timeout: float,
+        done: Done,
+    ) -> None:
         now = time.monotonic()
         if deadline <= now:
             conn.close()
-            raise UpstreamError("timeout", "no time left for this attempt")
+            done(UpstreamError("timeout", "no time left for this attempt"))
+            return
         deadlines = self._deadlines
         if deadlines is None or deadlines.task.done():
             deadlines = self._deadlines = _deadlines_here()
-        busy = deadlines.busy
-        waiter = conn.send(data, head_only)
-        busy[conn] = (deadline, timeout)
-        try:
-            response = await waiter
-        except asyncio.CancelledError:
-            conn.close()
-            raise
-        finally:
-            busy.pop(conn, None)
-        if not conn.closed and not self.closed and len(self.idle) < self.max_idle:
-            conn.last_used = now  # when it was sent: it may close a little early, never late
-            self.idle.append(conn)
-        elif not conn.closed:
-            conn.close()
-        return response
+        deadlines.busy[conn] = (deadline, timeout)
+        conn.sent_at = now
+        conn.send(data, head_only, done)
+
+    def finished(self, conn: _Connection, outcome: Outcome) -> None:
+        """A connection's request ended: pool the connection if it can serve again, then
+        tell the sender."""
+        done, conn.done = conn.done, None
+        deadlines = self._deadlines
+        if deadlines is not None:
+            deadlines.busy.pop(conn, None)
+        if not conn.closed:
+            if not self.closed and len(self.idle) < self.max_idle:
+                conn.last_used = conn.sent_at  # it may close a little early, never late
+                self.idle.append(conn)
+            else:
+                conn.close()
+        if done is not None:
+            done(outcome)
 
     def close(self) -> None:
         """Close idle connections now; busy ones close when their request ends."""

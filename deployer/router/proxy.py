@@ -21,9 +21,10 @@ got an answer from a backend (a 500 from the model, say) that answer is returned
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -36,7 +37,7 @@ from deployer.router.health import HealthState
 from deployer.router.metrics import BackendStats, RouterStats
 from deployer.router.policy import FAILURE_PENALTY, Balancer, observe_latency
 from deployer.router.retry import RetryBudget, status_retryable
-from deployer.router.server import Request, Response
+from deployer.router.server import Request, Respond, Response
 
 if TYPE_CHECKING:
     from deployer.router.accesslog import AccessLog
@@ -98,6 +99,7 @@ class Upstream:
         "name",
         "origin",
         "pool",
+        "rejected",
         "signer",
         "state",
         "stats",
@@ -120,6 +122,8 @@ class Upstream:
         timeouts = manifest.timeouts
         self.pool = Pool(config.url, connect_timeout=timeouts.connect, idle_timeout=timeouts.idle)
         self.signer = None if config.auth.kind == "none" else signer
+        # set when the backend answers 401/403 to signed requests: refresh credentials now
+        self.rejected = asyncio.Event()
         self.strip_authorization = config.auth.kind != "none"
         self.state = HealthState(config.weight, manifest.health.passive)
         self.available = self.state.available
@@ -196,7 +200,8 @@ class Snapshot:
 
 
 class Proxy:
-    """The request handler: internal routes, else forward with retries."""
+    """The request handler: internal routes, else an ``Exchange`` that forwards with
+    retries (``deployer.router.server.Handler``)."""
 
     def __init__(
         self, snapshot: Snapshot, stats: RouterStats, access_log: AccessLog | None, internal: Any
@@ -205,134 +210,206 @@ class Proxy:
         self.stats = stats
         self.access_log = access_log
         self.internal = internal  # async (Request, Snapshot) -> Response | None
+        self._tasks: set[asyncio.Task[None]] = set()  # internal routes in progress
 
-    async def __call__(self, request: Request) -> Response:
+    def start(self, request: Request, respond: Respond) -> None:
         snap = self.snapshot
         target = request.target
         if target[:3] == b"/-/" or target.startswith(snap.metrics_path):
+            task = asyncio.get_running_loop().create_task(self._internal(request, snap, respond))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        Exchange(self, snap, request, respond).begin()
+
+    async def __call__(self, request: Request) -> Response:
+        """One request as a coroutine (for embedders and tests)."""
+        answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+        def respond(response: Response) -> None:
+            if not answer.done():
+                answer.set_result(response)
+
+        self.start(request, respond)
+        return await answer
+
+    async def _internal(self, request: Request, snap: Snapshot, respond: Respond) -> None:
+        try:
             answer: Response | None = await self.internal(request, snap)
-            if answer is not None:
-                return answer
-        started = now = monotonic()
-        snap.budget.record_request(started)
-        upstream = snap.balancer.pick(started)
-        response: Response | None = None
-        if upstream is None:
-            self.stats.no_backend += 1
-            response, error = _unavailable(snap, [], [], "every backend is unavailable", now), None
-            tried: list[Upstream] = []
+        except Exception:
+            log.exception("internal route failed")
+            answer = Response(500, _JSON, b'{"error":"internal router error"}')
+        if answer is None:  # not one of ours: a path like any other
+            Exchange(self, snap, request, respond).begin()
         else:
-            tried = [upstream]
-            response, error, now = await self._forward(request, snap, tried, started)
-        self.stats.finished(response.status, now - started)
-        if self.access_log is not None:
-            backend = tried[-1].name if tried and error is None else None
-            self._log(request, response, backend, len(tried), now - started, error)
-        return response
+            respond(answer)
 
-    async def _forward(
-        self, request: Request, snap: Snapshot, tried: list[Upstream], started: float
-    ) -> tuple[Response, str | None, float]:
-        """Attempts until an answer that is not retried, or a reason to stop:
-        (response, why the router gave up or None, time of the end)."""
-        headers = _forwarded_headers(request)
-        upstream = tried[0]
-        failures: list[dict[str, str]] = []
-        last: Answer | None = None  # the last retryable answer of a backend
-        now = started
-        while True:
-            timeout = min(snap.timeout_request, snap.timeout_total - (now - started))
-            outcome = await attempt(upstream, request, headers, timeout, now)
-            now = monotonic()
-            if not isinstance(outcome, UpstreamError):
-                last = outcome
-                status = outcome.status
-                if status < 429 or not status_retryable(status, snap.retry_on):
-                    return _answer(outcome, upstream, len(tried), request.method), None, now
-                failures.append({"backend": upstream.name, "error": f"HTTP {status}"})
-            else:
-                last = None
-                failures.append({"backend": upstream.name, "error": f"{outcome.kind}: {outcome}"})
-                if not _error_retryable(outcome, snap.retry_on):
-                    reason = f"{outcome.kind} is not retried"
-                    break
-            if len(tried) >= snap.attempts:
-                reason = f"all {snap.attempts} attempts failed"
-                break
-            if now - started >= snap.timeout_total:
-                reason = f"the total timeout ({snap.timeout_total:g}s) is reached"
-                break
-            upstream = snap.balancer.pick(now, tried)  # type: ignore[assignment]
-            if upstream is None:
-                reason = "no other backend is available to retry on"
-                break
-            if not snap.budget.try_retry(now):
-                self.stats.budget_exhausted += 1
-                reason = "retry budget exhausted"
-                break
-            self.stats.retries += 1
-            tried.append(upstream)
+
+class Exchange:
+    """One client request on its way through the router: attempts on backends chosen by
+    the policy, retries within the budget, then one answer. Driven by callbacks (no task
+    per request); every request keeps the snapshot it started with."""
+
+    __slots__ = (
+        "attempt_started",
+        "failures",
+        "headers",
+        "last",
+        "proxy",
+        "request",
+        "respond",
+        "snap",
+        "started",
+        "tried",
+    )
+
+    def __init__(self, proxy: Proxy, snap: Snapshot, request: Request, respond: Respond) -> None:
+        self.proxy = proxy
+        self.snap = snap
+        self.request = request
+        self.respond = respond
+        self.tried: list[Upstream] = []
+        self.failures: list[dict[str, str]] = []
+        self.last: Answer | None = None  # the last retryable answer of a backend
+        self.headers = b""
+        self.started = self.attempt_started = 0.0
+
+    def begin(self) -> None:
+        snap = self.snap
+        self.started = now = monotonic()
+        snap.budget.record_request(now)
+        upstream = snap.balancer.pick(now)
+        if upstream is None:
+            self.proxy.stats.no_backend += 1
+            reason = "every backend is unavailable"
+            self._finish(_unavailable(snap, [], [], reason, now), reason, now)
+            return
+        self.headers = _forwarded_headers(self.request)
+        self._try(upstream, now)
+
+    def _try(self, upstream: Upstream, now: float) -> None:
+        snap = self.snap
+        self.tried.append(upstream)
+        self.attempt_started = now
+        timeout = min(snap.timeout_request, snap.timeout_total - (now - self.started))
+        error = send_attempt(upstream, self.request, self.headers, timeout, self._answered)
+        if error is not None:
+            self._decide(error, now)
+
+    def _answered(self, outcome: Answer | UpstreamError) -> None:
+        """The pool's callback for the attempt in flight."""
+        now = monotonic()
+        try:
+            record_outcome(self.tried[-1], outcome, self.attempt_started, now)
+            self._decide(outcome, now)
+        except Exception:  # a bug must not leave the client waiting
+            log.exception("request handling failed")
+            self._finish(Response(500, _JSON, b'{"error":"internal router error"}'), "bug", now)
+
+    def _decide(self, outcome: Answer | UpstreamError, now: float) -> None:
+        """Answer, or try another backend, or give up."""
+        snap = self.snap
+        upstream = self.tried[-1]
+        if not isinstance(outcome, UpstreamError):
+            status = outcome.status
+            if status < 429 or not status_retryable(status, snap.retry_on):
+                self._finish(_answer(outcome, upstream, len(self.tried), self.request.method))
+                return
+            self.last = outcome
+            self.failures.append({"backend": upstream.name, "error": f"HTTP {status}"})
+        else:
+            self.last = None
+            self.failures.append({"backend": upstream.name, "error": f"{outcome.kind}: {outcome}"})
+            if not _error_retryable(outcome, snap.retry_on):
+                self._give_up(f"{outcome.kind} is not retried", now)
+                return
+        if len(self.tried) >= snap.attempts:
+            self._give_up(f"all {snap.attempts} attempts failed", now)
+            return
+        if now - self.started >= snap.timeout_total:
+            self._give_up(f"the total timeout ({snap.timeout_total:g}s) is reached", now)
+            return
+        following = snap.balancer.pick(now, self.tried)
+        if following is None:
+            self._give_up("no other backend is available to retry on", now)
+            return
+        if not snap.budget.try_retry(now):
+            self.proxy.stats.budget_exhausted += 1
+            self._give_up("retry budget exhausted", now)
+            return
+        self.proxy.stats.retries += 1
+        self._try(following, now)
+
+    def _give_up(self, reason: str, now: float) -> None:
+        last = self.last
         if last is not None:  # the backend's own answer says more than ours would
-            return _answer(last, tried[-1], len(tried), request.method), None, now
-        return _unavailable(snap, tried, failures, reason, now), reason, now
+            self._finish(_answer(last, self.tried[-1], len(self.tried), self.request.method))
+        else:
+            self._finish(_unavailable(self.snap, self.tried, self.failures, reason, now), reason)
 
-    def _log(
-        self,
-        request: Request,
-        response: Response,
-        backend: str | None,
-        attempts: int,
-        seconds: float,
-        error: str | None,
-    ) -> None:
-        assert self.access_log is not None
-        self.access_log.write(
-            (
-                time.time(),
-                request.method.decode("latin-1"),
-                request.target.split(b"?", 1)[0].decode("latin-1"),
-                response.status,
-                backend,
-                attempts,
-                seconds * 1e3,
-                len(request.body),
-                len(response.body),
-                request.client,
-                error,
+    def _finish(self, response: Response, error: str | None = None, now: float = 0.0) -> None:
+        """Count, log, answer. ``error``: why the router answered itself (None when a
+        backend's answer is returned)."""
+        end = now or monotonic()
+        seconds = end - self.started
+        proxy = self.proxy
+        proxy.stats.finished(response.status, seconds)
+        if proxy.access_log is not None:
+            request = self.request
+            tried = self.tried
+            proxy.access_log.write(
+                (
+                    time.time(),
+                    request.method,
+                    request.target,
+                    response.status,
+                    tried[-1].name if tried and error is None else None,
+                    len(tried),
+                    seconds * 1e3,
+                    len(request.body),
+                    len(response.body),
+                    request.client,
+                    error,
+                )
             )
-        )
+        self.respond(response)
 
 
-async def attempt(
-    upstream: Upstream, request: Request, headers: bytes, timeout: float, started: float
-) -> Answer | UpstreamError:
-    """One try on one backend: sign, send, record the outcome in its health and counters."""
+def send_attempt(
+    upstream: Upstream,
+    request: Request,
+    headers: bytes,
+    timeout: float,
+    done: Callable[[Answer | UpstreamError], None],
+) -> UpstreamError | None:
+    """Start one try on one backend: sign, send; ``done`` gets the outcome (pass it to
+    ``record_outcome``). Returns the error instead when nothing could be sent."""
     target = upstream.target(request.target)
     if upstream.signer is not None:
         try:
             headers = _signed(upstream, request, target, headers)
         except Exception as exc:  # a signer bug or missing credentials: this backend fails
-            error = UpstreamError("connect-failure", f"signing failed: {type(exc).__name__}")
-            return error
+            return UpstreamError("connect-failure", f"signing failed: {type(exc).__name__}")
     upstream.inflight += 1
+    upstream.stats.requests += 1
+    upstream.pool.send(request.method, target, headers, request.body, timeout, done)
+    return None
+
+
+def record_outcome(
+    upstream: Upstream, outcome: Answer | UpstreamError, started: float, now: float
+) -> None:
+    """Fold one attempt's outcome into the backend's health, latency and counters."""
+    upstream.inflight -= 1
     stats = upstream.stats
-    stats.requests += 1
-    try:
-        response = await upstream.pool.request(
-            request.method, target, headers, request.body, timeout
-        )
-    except UpstreamError as exc:
-        now = monotonic()
-        stats.error(exc.kind)
+    if isinstance(outcome, UpstreamError):
+        stats.error(outcome.kind)
         if upstream.state.record_failure(now):
-            _ejected(upstream, f"{exc.kind}: {exc}")
+            _ejected(upstream, f"{outcome.kind}: {outcome}")
         observe_latency(upstream, FAILURE_PENALTY, now)
-        return exc
-    finally:
-        upstream.inflight -= 1
-    now = monotonic()
+        return
     elapsed = now - started
-    status = response.status
+    status = outcome.status
     stats.answered(status, elapsed)
     if status >= 500:
         stats.error("5xx")
@@ -342,11 +419,28 @@ async def attempt(
     else:
         if status == 429:
             stats.error("429")
+        elif (status == 401 or status == 403) and upstream.signer is not None:
+            upstream.rejected.set()
         state = upstream.state
         if state.consecutive_failures or state.ejections:
             state.record_success()
         observe_latency(upstream, elapsed, now)
-    return response
+
+
+async def attempt(
+    upstream: Upstream, request: Request, headers: bytes, timeout: float, started: float
+) -> Answer | UpstreamError:
+    """One try on one backend as a coroutine, recorded like a client request's (the
+    synthetic health check uses it)."""
+    answer: asyncio.Future[Answer | UpstreamError] = asyncio.get_running_loop().create_future()
+
+    def done(outcome: Answer | UpstreamError) -> None:
+        record_outcome(upstream, outcome, started, monotonic())
+        if not answer.done():
+            answer.set_result(outcome)
+
+    error = send_attempt(upstream, request, headers, timeout, done)
+    return error if error is not None else await answer
 
 
 def _unavailable(

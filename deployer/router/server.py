@@ -16,9 +16,9 @@ import collections
 import contextlib
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 import httptools
 
@@ -64,11 +64,29 @@ class Response:
         self.body = body
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+Respond = Callable[[Response], None]
+
+
+class Handler(Protocol):
+    """Answers requests by callback: ``start`` must lead to exactly one ``respond`` call
+    (now or later). No task per request: the router's hot path is callbacks end to end."""
+
+    def start(self, request: Request, respond: Respond) -> None: ...
+
+
+_INTERNAL_ERROR = Response(500, [(b"content-type", b"text/plain")], b"internal router error\n")
+
+
+_STATUS_LINES: dict[int, bytes] = {}
 
 
 def status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+        if 100 <= status <= 999:
+            _STATUS_LINES[status] = line
+    return line
 
 
 def serialize(response: Response, keep_alive: bool, head: bool) -> bytes:
@@ -99,7 +117,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: Any = None
         self.client = ""
         self.queue: collections.deque[Request] = collections.deque()
-        self.task: asyncio.Task[None] | None = None
+        self.current: Request | None = None  # the request being answered
         self.paused = False
         self.closing = False
         self.last_active = time.monotonic()
@@ -142,7 +160,7 @@ class _Protocol(asyncio.Protocol):
 
     def _abort_raw(self, data: bytes) -> None:
         # answer after the requests already queued, then close
-        if self.task is None and not self.queue:
+        if self.current is None and not self.queue:
             self._write_and_close(data)
         else:
             self.closing = True
@@ -211,41 +229,48 @@ class _Protocol(asyncio.Protocol):
     # -- answering ---------------------------------------------------------------------
 
     def _kick(self) -> None:
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._run())
+        if self.current is None and self.queue:
+            self._next()
 
-    async def _run(self) -> None:
-        handler = self.server.handler
+    def _next(self) -> None:
+        """Start the next queued request (one at a time: answers go out in order)."""
+        request = self.queue.popleft()
+        if request.client == "!":  # a rejection queued behind earlier requests
+            self._write_and_close(request.body)
+            return
+        self.current = request
         try:
-            while self.queue:
-                request = self.queue.popleft()
-                if request.client == "!":  # a rejection queued behind earlier requests
-                    self._write_and_close(request.body)
-                    return
-                try:
-                    response = await handler(request)
-                except Exception:  # a handler bug must not hang the client
-                    self.server.log_error()
-                    response = Response(
-                        500, [(b"content-type", b"text/plain")], b"internal router error\n"
-                    )
-                keep_alive = request.keep_alive and not self.server.draining
-                if not self.transport.is_closing():
-                    self.transport.write(serialize(response, keep_alive, request.method == b"HEAD"))
-                self.last_active = time.monotonic()
-                if not keep_alive:
-                    self.transport.close()
-                    self.closing = True
-                    return
-                if self.paused and len(self.queue) <= MAX_PIPELINE // 2:
-                    self.paused = False
-                    self.transport.resume_reading()
-        finally:
-            self.task = None
+            self.server.handler.start(request, self._respond)
+        except Exception:  # a handler bug must not hang the client
+            self.server.log_error()
+            if self.current is request:
+                self._respond(_INTERNAL_ERROR)
+
+    def _respond(self, response: Response) -> None:
+        """The handler's answer to the current request: write it, start the next."""
+        request = self.current
+        if request is None:  # answered already (a handler bug): ignore
+            return
+        self.current = None
+        keep_alive = request.keep_alive and not self.server.draining
+        transport = self.transport
+        if not transport.is_closing():
+            transport.write(serialize(response, keep_alive, request.method == b"HEAD"))
+        self.last_active = time.monotonic()
+        if not keep_alive:
+            transport.close()
+            self.closing = True
+            self.queue.clear()
+            return
+        if self.paused and len(self.queue) <= MAX_PIPELINE // 2:
+            self.paused = False
+            transport.resume_reading()
+        if self.queue:
+            self._next()
 
     @property
     def idle(self) -> bool:
-        return self.task is None and not self.queue
+        return self.current is None and not self.queue
 
     def close_if_idle(self) -> None:
         if self.idle and not self.closing:

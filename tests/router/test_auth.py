@@ -389,3 +389,43 @@ def test_signer_refresh_failure_keeps_the_last_credentials(
             assert azure.seen[-1]["headers"]["authorization"] == "Bearer key-a"
     finally:
         azure.close()
+
+
+def test_credentials_rejected_by_the_backend_are_refreshed_at_once(tmp_path: Path) -> None:
+    """A token rotated where it is read (a file here; a regenerated cloud key likewise)
+    and refused with 403 by the backend is fetched again within seconds, not at the
+    signer's next scheduled refresh (60 s for a token file)."""
+    token_file = tmp_path / "token"
+    token_file.write_text("token-1\n")
+    backend = FakeBackend("k8s")
+    accepted = {"value": "Bearer token-1"}
+    backend.check = lambda method, path, headers, body: (
+        None if headers.get("authorization") == accepted["value"] else "wrong credentials"
+    )
+    data = manifest(
+        backends=[
+            {
+                "name": "k8s",
+                "provider": "kubernetes",
+                "url": backend.url,
+                "auth": {"kind": "bearer", "token_file": str(token_file)},
+                "health": {"source": "none"},
+            }
+        ],
+    )
+    try:
+        with RouterThread(data) as router, httpx.Client(timeout=10) as client:
+            assert client.post(router.url + "/invocations", content=JSON_BODY).status_code == 200
+            token_file.write_text("token-2\n")  # rotated: the backend now wants token-2
+            accepted["value"] = "Bearer token-2"
+            assert client.post(router.url + "/invocations", content=JSON_BODY).status_code == 403
+            deadline = time.monotonic() + 15
+            statuses = []
+            while time.monotonic() < deadline:
+                statuses.append(client.post(router.url + "/invocations", content=JSON_BODY))
+                if statuses[-1].status_code == 200:
+                    break
+                time.sleep(0.2)
+            assert statuses[-1].status_code == 200, [s.status_code for s in statuses]
+    finally:
+        backend.close()

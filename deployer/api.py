@@ -7,6 +7,7 @@ report = project.validate()
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -432,6 +433,97 @@ class Project:
         say = progress or (lambda _line: None)
         return [provider.rollback(say) for provider in self.providers(to).values()]
 
-    def destroy(self, to: list[str], *, progress: Progress | None = None) -> dict[str, list[str]]:
+    def destroy(
+        self,
+        to: list[str],
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        router_file: str | Path | None = "router.yaml",
+    ) -> DestroyResult:
+        """Remove everything deployer created on each target in ``to``, then the targets'
+        backends from ``router_file`` (relative to the project; None to skip) when it
+        exists. The result maps each target to what was removed.
+
+        ``dry_run`` destroys nothing and says which backends would leave router.yaml. When
+        a target fails, router.yaml is left as it was (like push, it changes only when
+        every target succeeded); an invalid router.yaml fails before anything is removed.
+        """
+        providers = self.providers(to)
+        file = None if router_file is None else self.root / router_file
+        routed = self._routed(providers, file)
+        if dry_run:
+            return DestroyResult(
+                {name: [] for name in providers}, _changed_file(file, routed), routed, dry_run=True
+            )
         say = progress or (lambda _line: None)
-        return {name: provider.destroy(say) for name, provider in self.providers(to).items()}
+        removed = {name: provider.destroy(say) for name, provider in providers.items()}
+        if routed and file is not None:
+            routed = self._unroute(routed, file)
+            if routed:
+                say(f"removed {', '.join(routed)} from {file}")
+        return DestroyResult(removed, _changed_file(file, routed), routed)
+
+    def _routed(self, providers: dict[str, Provider], file: Path | None) -> list[str]:
+        """The backends of router.yaml that are these targets (same name and provider)."""
+        from deployer.router import manifest
+
+        if file is None or not file.exists():
+            return []
+        kinds = {name: self.config.targets[name].provider for name in providers}
+        return [b.name for b in manifest.load(file).backends if kinds.get(b.name) == b.provider]
+
+    def _unroute(self, names: list[str], file: Path) -> list[str]:
+        """Take ``names`` out of router.yaml as it is now (it may have been edited meanwhile);
+        the names actually removed. A running router reloads the file by itself."""
+        from deployer.router import manifest
+
+        current = manifest.load(file)
+        gone = [b.name for b in current.backends if b.name in names]
+        if gone:
+            kept = [b for b in current.backends if b.name not in gone]
+            manifest.write(manifest.replace_backends(current, kept), file)
+        return gone
+
+
+def _changed_file(file: Path | None, routed: list[str]) -> str | None:
+    """router.yaml's path when backends left it (or would), else None."""
+    return str(file) if file is not None and routed else None
+
+
+class DestroyResult(Mapping[str, list[str]]):
+    """What ``Project.destroy`` did: a mapping of each target to the resources removed,
+    plus the backends taken out of (or, in a dry run, that would leave) router.yaml."""
+
+    def __init__(
+        self,
+        removed: dict[str, list[str]],
+        router_manifest: str | None = None,
+        router_backends: list[str] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        self.removed = removed
+        self.router_manifest = router_manifest  # the file changed, or that would change
+        self.router_backends = list(router_backends or [])
+        self.dry_run = dry_run
+
+    def __getitem__(self, target: str) -> list[str]:
+        return self.removed[target]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.removed)
+
+    def __len__(self) -> int:
+        return len(self.removed)
+
+    def __repr__(self) -> str:
+        return f"DestroyResult({self.to_dict()!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "removed": self.removed,
+            "router_manifest": self.router_manifest,
+            "router_backends": self.router_backends,
+            "dry_run": self.dry_run,
+        }

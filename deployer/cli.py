@@ -445,24 +445,43 @@ def destroy(
     to: ToOption,
     file: FileOption = Path("deployer.yaml"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Say which backends would leave router.yaml; remove nothing."
+        ),
+    ] = False,
     output_format: OutputOption = Format.text,
 ) -> None:
-    """Remove everything deployer created on each target (found by its labels)."""
+    """Remove everything deployer created on each target (found by its labels), then the
+    targets' backends from router.yaml when every target is gone."""
     from deployer.api import Project
 
     names = split_targets(to) or []
     project = Project.load(file)
-    if not yes and output_format == Format.text:
+    if not yes and not dry_run and output_format == Format.text:
         typer.confirm(f"destroy {', '.join(names)} of project {project.name}?", abort=True)
-    removed = project.destroy(
-        names, progress=None if output_format == Format.json else output.progress_line
+    result = project.destroy(
+        names,
+        dry_run=dry_run,
+        progress=None if output_format == Format.json else output.progress_line,
     )
     if output_format == Format.json:
-        output.emit_json({"ok": True, "removed": removed})
+        output.emit_json({"ok": True, **result.to_dict()})
         return
-    for name, items in removed.items():
+    for name, items in result.items():
+        if dry_run:
+            output.ok(f"{name}: would be destroyed (dry run)")
+        else:
+            output.ok(
+                f"{name}: removed {len(items)} resource(s)"
+                if items
+                else f"{name}: nothing to remove"
+            )
+    if result.router_backends:
+        verb = "would remove" if dry_run else "removed"
         output.ok(
-            f"{name}: removed {len(items)} resource(s)" if items else f"{name}: nothing to remove"
+            f"{result.router_manifest}: {verb} backend(s) {', '.join(result.router_backends)}"
         )
 
 

@@ -373,6 +373,112 @@ def render(
         output.err.print(f"[dim]note:[/] {note}")
 
 
+@router_app.command("image")
+@handles_errors
+def image_(
+    with_: Annotated[
+        str | None,
+        typer.Option(
+            "--with",
+            help="Providers the router signs for and asks for endpoint status, comma-separated: "
+            "sagemaker, vertex, azureml. Without it: the default image (none and bearer auth).",
+        ),
+    ] = None,
+    tag: Annotated[
+        str | None, typer.Option(help="Also tag the image as this, e.g. team/router:1.")
+    ] = None,
+    push: Annotated[
+        str | None,
+        typer.Option(help="Push to this registry, e.g. registry.example.com/team; prints the ref."),
+    ] = None,
+    registry_username_env: Annotated[
+        str | None,
+        typer.Option(help="--push: environment variable holding the user (else docker login)."),
+    ] = None,
+    registry_password_env: Annotated[
+        str | None, typer.Option(help="--push: environment variable holding the password.")
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="Base image (default: DEPLOYER_BASE_IMAGE, else python:3.11-slim)."),
+    ] = None,
+    platform: Annotated[str, typer.Option(help="linux/amd64 or linux/arm64.")] = "linux/amd64",
+    python: Annotated[str, typer.Option(help="The base image's Python version.")] = "3.11",
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say what would be built (tag, contents); build nothing."),
+    ] = False,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Build the router image, once per content: the default one, or --with providers so the
+    router signs for those clouds (the image `render --format kubernetes` names).
+
+    Wheels are built and downloaded on this machine and installed in the image with no
+    network. An unchanged rebuild does nothing. Prints the image ref on stdout."""
+    from deployer.errors import DeployerError
+    from deployer.image.engine import docker_client
+    from deployer.image.router_image import make
+    from deployer.image.router_providers import parse_providers
+
+    providers = parse_providers((with_ or "").split(","))  # bad names: exit 2, before Docker
+    auth = _registry_auth(registry_username_env, registry_password_env)
+    try:
+        client = docker_client()  # no engine: exit 3, before any wheel is built
+    except DeployerError:
+        if not dry_run:
+            raise
+        client = None  # a dry run says what would be built all the same
+    quiet = output_format == Format.json
+    result = make(
+        client,
+        providers,
+        base=base,
+        platform=platform,
+        python=python,
+        tag=tag,
+        push=push,
+        auth=auth,
+        dry_run=dry_run,
+        progress=(lambda _line: None) if quiet else output.progress_line,
+    )
+    if quiet:
+        output.emit_json({"ok": True, **result.to_dict()})
+        return
+    size = f"{result.size / 1e6:.1f} MB" if result.size is not None else "size unknown"
+    what = f"signs for {', '.join(result.providers)}" if result.providers else "none/bearer auth"
+    if result.dry_run:
+        state = f"already built, {size}" if result.id else "would be built"
+        output.ok(f"{result.tag} ({what}): {state}")
+    else:
+        verb = "built" if result.built else "up to date:"
+        output.ok(f"{verb} {result.tag} ({size}, {what})")
+    for name, version in result.distributions.items():
+        output.progress_line(f"  {name} {version}")
+    output.progress_line(f"  requirements: {', '.join(result.requirements)}")
+    for extra in result.tags:
+        output.ok(f"tagged {extra}")
+    if result.pushed:
+        output.ok(f"pushed {result.pushed}")
+    output.out.print(result.ref)
+
+
+def _registry_auth(username_env: str | None, password_env: str | None) -> Any:
+    """RegistryAuth from the named environment variables; None: the engine's own."""
+    import os
+
+    from deployer.errors import MissingDependencyError, UsageError
+    from deployer.image.registry import RegistryAuth
+
+    if username_env is None and password_env is None:
+        return None
+    if username_env is None or password_env is None:
+        raise UsageError("--registry-username-env and --registry-password-env go together")
+    missing = [f"${n}" for n in (username_env, password_env) if not os.environ.get(n)]
+    if missing:
+        raise MissingDependencyError(f"registry credentials missing: {', '.join(missing)} unset")
+    return RegistryAuth(os.environ[username_env], os.environ[password_env])
+
+
 def main() -> None:
     """``python -m deployer.router.cli``: the router commands on their own (no traceback
     unless DEPLOYER_DEBUG is set, like ``deployer``)."""

@@ -183,14 +183,6 @@ def test_port_in_use_is_a_clear_error(iris_project: Project, tmp_path: Path) -> 
         holder.close()
 
 
-def test_destroy_removes_everything_it_created(deployed: Project, docker: Any) -> None:
-    removed = deployed.destroy(["local"])["local"]
-    assert any(name.startswith("network ") for name in removed)
-    assert docker.containers.list(all=True, filters=OURS) == []
-    assert deployed.status(["local"])[0].state == "absent"
-    assert deployed.destroy(["local"])["local"] == []  # idempotent
-
-
 def test_successful_push_writes_the_router_manifest(deployed: Project) -> None:
     from deployer.router import manifest
 
@@ -198,3 +190,18 @@ def test_successful_push_writes_the_router_manifest(deployed: Project) -> None:
     (backend,) = router.backends
     assert (backend.name, backend.provider, backend.url) == ("local", "local", front_url(deployed))
     assert router.name == deployed.name
+
+
+def test_destroy_removes_everything_it_created(deployed: Project, docker: Any) -> None:
+    from deployer.router import manifest
+
+    result = deployed.destroy(["local"])
+    removed = result["local"]
+    assert any(name.startswith("network ") for name in removed)
+    assert docker.containers.list(all=True, filters=OURS) == []
+    assert deployed.status(["local"])[0].state == "absent"
+    # push put the target in router.yaml; destroy takes it out (the file stays)
+    assert result.router_backends == ["local"]
+    assert manifest.load(deployed.root / "router.yaml").backends == ()
+    again = deployed.destroy(["local"])  # idempotent
+    assert again["local"] == [] and again.router_backends == []

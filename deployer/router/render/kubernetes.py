@@ -3,20 +3,21 @@ router image, restricted security context), Service, HorizontalPodAutoscaler and
 PodDisruptionBudget, from ``templates/router/kubernetes.yaml.tmpl``.
 
 Every backend is kept (the router signs for managed endpoints itself), but cloud auth
-kinds need the provider distributions in the image: the default router image carries
-only ``none`` and ``bearer`` (noted when the manifest needs more).
+kinds and control-plane health need the provider distributions in the image: the default
+router image carries only ``none`` and ``bearer`` and active/passive health. When the
+manifest needs providers, the default image is the one ``deployer router image --with
+PROVIDERS`` builds, and a note names that command and the tag.
 """
 
 from __future__ import annotations
 
-import os
 import textwrap
 from string import Template
 from typing import Any
 
 import yaml
 
-from deployer.errors import UsageError
+from deployer.errors import DeployerError, UsageError
 from deployer.resources import read_template
 from deployer.router.manifest import PLUGIN_AUTH, Manifest, dump
 from deployer.router.render import Rendered
@@ -25,10 +26,48 @@ KINDS = ("ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDi
 
 
 def default_image() -> str:
-    """The router image tag this deployer builds (``deployer-router:VERSION-HASH``)."""
+    """The default router image tag this deployer builds (``deployer-router:VERSION-HASH``)."""
     from deployer.image.router_image import router_image_tag
+    from deployer.image.router_providers import default_base
 
-    return router_image_tag(os.environ.get("DEPLOYER_BASE_IMAGE", "python:3.11-slim"))
+    return router_image_tag(default_base())
+
+
+def needed_providers(manifest: Manifest) -> list[str]:
+    """Providers whose plugin the router needs: cloud auth kinds, control-plane health."""
+    return sorted(
+        {
+            b.provider
+            for b in manifest.backends
+            if b.auth.kind in PLUGIN_AUTH or b.health_source == "control-plane"
+        }
+    )
+
+
+def recommended_image(providers: list[str], image: str | None) -> tuple[str, str]:
+    """The image to run (``image``, else the one built ``--with`` the providers) and a note
+    naming the command that builds it."""
+    from deployer.image.router_providers import providers_tag
+
+    command = f"deployer router image --with {','.join(providers)}"
+    names = " and ".join(
+        [", ".join(providers[:-1]), providers[-1]] if providers[:-1] else providers
+    )
+    plural = "s" if len(providers) > 1 else ""
+    why = f"backends need the {names} provider plugin{plural} in the router image"
+    if image is not None:
+        return image, f"{why}: {image} must be built with `{command}` (or contain them)"
+    try:
+        tag = providers_tag(providers)
+    except DeployerError as exc:
+        return default_image(), (
+            f"{why}, which the default image lacks: build one with `{command}` and pass it "
+            f"as --image ({exc.message})"
+        )
+    return tag, (
+        f"{why}: the image is {tag}; build it with `{command}`, add `--push REGISTRY` and pass "
+        "the pushed ref as --image when the cluster pulls from a registry"
+    )
 
 
 def render(
@@ -48,12 +87,15 @@ def render(
     in_cluster = manifest.model_copy(
         update={"listen": manifest.listen.model_copy(update={"host": "0.0.0.0", "port": 8080})}
     )
+    providers = needed_providers(manifest)
+    if providers:
+        image, note = recommended_image(providers, image)
+        notes.append(note)
     cloud = sorted({b.auth.kind for b in manifest.backends if b.auth.kind in PLUGIN_AUTH})
     if cloud:
         notes.append(
-            f"backends use {', '.join(cloud)} auth: build the router image with the provider "
-            "distributions and give the pods cloud credentials (IRSA, Workload Identity, "
-            "Azure workload identity) through --service-account"
+            f"backends use {', '.join(cloud)} auth: give the pods cloud credentials (IRSA, "
+            "Workload Identity, Azure workload identity) through --service-account"
         )
     app = f"{manifest.name}-router"
     text = Template(read_template("router/kubernetes.yaml.tmpl")).substitute(

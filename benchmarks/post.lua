@@ -3,9 +3,13 @@
 --
 --   wrk -t1 -c32 -d10s -s benchmarks/post.lua URL -- BODY_FILE [PACE_MS]
 --
--- PACE_MS (optional): each connection waits this long after an answer before its next
--- request (think time), so the offered load stays below saturation (benchmarks/router.py's
--- `paced` layout); without it every connection sends as fast as answers come.
+-- PACE_MS (optional): after each answer a connection waits a random think time, drawn
+-- from an exponential distribution with this mean, before its next request: arrivals are
+-- then close to a Poisson stream of concurrency / PACE_MS requests per ms, below the
+-- backend's saturation (benchmarks/router.py's `paced` layout). Random, not fixed: with
+-- a fixed think time the connections answered in one micro-batch would send again
+-- together, forever, in bursts of the whole concurrency. Without PACE_MS every
+-- connection sends as soon as its answer arrives (closed loop).
 --
 -- The last line of output is "WRK_JSON {...}" with requests, duration_us, latency
 -- percentiles in microseconds, non2xx (any status outside 200-299, counted in
@@ -18,11 +22,16 @@ function setup(thread)
 end
 
 function delay()
-   return pace_ms
+   if pace_ms <= 0 then
+      return 0
+   end
+   -- wrk counts whole milliseconds
+   return math.floor(-pace_ms * math.log(1 - math.random()) + 0.5)
 end
 
 function init(args)
    pace_ms = tonumber(args[2] or "0")
+   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
    local path = args[1]
    if path == nil then
       error("usage: wrk ... -s post.lua URL -- BODY_FILE")

@@ -24,11 +24,13 @@ two layouts, interleaved in every round: ``alone`` puts wrk on core 0 beside the
 so a proxy has a core of its own as in production; ``shared`` puts wrk on core 1, so the
 proxy competes with the load generator. In both, every connection sends its next request
 as soon as the answer arrives, so from c=32 the one backend worker is saturated and a
-point's latency is mostly queueing at the backend. ``paced`` is ``alone`` with a think
-time per connection (``--rate``: the offered load, default 2,000 req/s, about 40% of the
-backend's capacity, whatever the concurrency): latency at a load the backend can serve,
-which is what an added-latency figure is for. Every point records the CPU the proxy used
-(µs per request) and what other processes took of the machine meanwhile: a point
+point's latency is mostly queueing at the backend. ``paced`` is ``alone`` with a random
+(exponential) think time per connection, so requests arrive about as a Poisson stream of
+``--rate`` req/s whatever the concurrency (default 1,000: the one backend worker answers
+about 1,500 a second when requests come one or two at a time): latency at a load the
+backend can serve, which is what an added-latency figure is for. Every point records the
+CPU the proxy used (µs per request) and what other processes took of the machine
+meanwhile: a point
 disturbed by the rest of the machine (shared CI hosts) is measured again after a quiet
 second, up to ``--retries`` times. The tables show each point's median over rounds.
 ``--from-json`` renders a saved run again.
@@ -535,11 +537,24 @@ def reading(every: dict[str, dict[int, dict[str, float]]], failovers: list[Failo
     )
     if single:
         text += f" One request at a time, it adds {statistics.median(single):.2f} ms at p50."
+    at32 = {name: layout[32] for name, layout in every.items() if 32 in layout}
+    if at32:
+        pairs = ", ".join(
+            f"`{name}` {f['added_p99_ms']:+.1f} ms (HAProxy {f['haproxy_added_p99_ms']:+.1f})"
+            for name, f in at32.items()
+        )
+        met = [name for name, f in at32.items() if f["added_p99_ms"] <= 2]
+        haproxy_met = [name for name, f in at32.items() if f["haproxy_added_p99_ms"] <= 2]
+        text += (
+            f" Added p99 at c=32 by layout: {pairs}; the 2 ms target is met by the router "
+            f"in {len(met)} of {len(at32)} layouts and by HAProxy in {len(haproxy_met)}."
+        )
     text += (
-        " From c=32 the single backend worker is saturated, so the added latency there is "
-        "mostly throughput lost to the extra hop on two shared cores: HAProxy shows the same "
-        "effect where wrk shares the backend's core (layout `alone`), and the router more "
-        "than HAProxy where it shares wrk's (layout `shared`)."
+        " In the closed-loop layouts the single backend worker is saturated from c=32, so "
+        "the added latency there is mostly throughput lost to the extra hop on two shared "
+        "cores; in `paced` the backend is not saturated and the p99 of every target, HAProxy "
+        "included, moves by milliseconds between rounds with the scheduling of three "
+        "processes on two cores."
     )
     if failovers:
         errors = sum(f.client_errors for f in failovers)
@@ -552,8 +567,9 @@ LAYOUT_TEXT = {
     "where a proxy has CPU of its own)",
     "shared": "the backend alone on core 0; the proxy under test and wrk share core 1 (the "
     "proxy competes with the load generator for its CPU)",
-    "paced": "as `alone`, with a think time per connection so the offered load is {rate:,} "
-    "req/s at every concurrency (below the backend's capacity: latency, not queueing)",
+    "paced": "as `alone`, but each connection waits a random (exponential) think time after "
+    "each answer, so requests arrive about as a Poisson stream of {rate:,} req/s at every "
+    "concurrency (below the backend's capacity: latency, not queueing)",
 }
 
 
@@ -636,7 +652,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--layouts", default="alone,shared,paced", help="alone, shared, paced (see above)"
     )
     parser.add_argument(
-        "--rate", type=int, default=2000, help="paced: offered load in req/s at any concurrency"
+        "--rate", type=int, default=1000, help="paced: offered load in req/s at any concurrency"
     )
     parser.add_argument(
         "--quiet-wait",
@@ -708,8 +724,7 @@ def main(argv: list[str]) -> int:
             for layout in layouts:
                 for c in levels:
                     order = order[1:] + order[:1]
-                    # wrk's delay() counts whole milliseconds
-                    pace = float(round(c * 1000 / args.rate)) if layout == "paced" else 0.0
+                    pace = c * 1000 / args.rate if layout == "paced" else 0.0
                     for target in order:
                         core = LAYOUTS[layout]
                         run_wrk(urls[target] + "/invocations", c, args.warmup, body, core, pace)

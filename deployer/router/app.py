@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -476,6 +477,10 @@ async def serve(
     """Run the router for the manifest at ``source`` until SIGTERM or SIGINT."""
     router = Router(load(source), source, host=host, port=port, access_log=access_log)
     bound = await router.start()
+    # What exists now (modules, manifest, pools) lives as long as the process: keep it out
+    # of the collector's full passes, which otherwise pause the loop under load.
+    gc.collect()
+    gc.freeze()
     if ready is not None:
         ready(bound)
     loop = asyncio.get_running_loop()

@@ -226,7 +226,7 @@ class Proxy:
         """One request as a coroutine (for embedders and tests)."""
         answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
-        def respond(response: Response) -> None:
+        def respond(_: Request, response: Response) -> None:
             if not answer.done():
                 answer.set_result(response)
 
@@ -242,7 +242,7 @@ class Proxy:
         if answer is None:  # not one of ours: a path like any other
             Exchange(self, snap, request, respond).begin()
         else:
-            respond(answer)
+            respond(request, answer)
 
 
 class Exchange:
@@ -372,7 +372,7 @@ class Exchange:
                     error,
                 )
             )
-        self.respond(response)
+        self.respond(self.request, response)
 
 
 def send_attempt(

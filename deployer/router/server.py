@@ -64,12 +64,13 @@ class Response:
         self.body = body
 
 
-Respond = Callable[[Response], None]
+Respond = Callable[[Request, Response], None]
 
 
 class Handler(Protocol):
-    """Answers requests by callback: ``start`` must lead to exactly one ``respond`` call
-    (now or later). No task per request: the router's hot path is callbacks end to end."""
+    """Answers requests by callback: ``start`` must lead to one ``respond(request,
+    response)`` call, now or later (another for the same request is ignored). No task per
+    request: the router's hot path is callbacks end to end."""
 
     def start(self, request: Request, respond: Respond) -> None: ...
 
@@ -142,6 +143,7 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.queue.clear()  # nobody to answer: the request in flight finishes on its own
         self.server.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
@@ -243,13 +245,11 @@ class _Protocol(asyncio.Protocol):
             self.server.handler.start(request, self._respond)
         except Exception:  # a handler bug must not hang the client
             self.server.log_error()
-            if self.current is request:
-                self._respond(_INTERNAL_ERROR)
+            self._respond(request, _INTERNAL_ERROR)
 
-    def _respond(self, response: Response) -> None:
-        """The handler's answer to the current request: write it, start the next."""
-        request = self.current
-        if request is None:  # answered already (a handler bug): ignore
+    def _respond(self, request: Request, response: Response) -> None:
+        """The handler's answer to ``request``: write it, start the next."""
+        if request is not self.current:  # answered already (a handler bug): ignore
             return
         self.current = None
         keep_alive = request.keep_alive and not self.server.draining

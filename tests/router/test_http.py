@@ -150,3 +150,61 @@ def test_backend_closing_idle_connections_is_not_a_failure() -> None:
             assert "x-deployer-retries" not in answer.headers
             time.sleep(0.1)  # the backend closed the pooled connection meanwhile
     assert backend.requests == 5
+
+
+def test_server_keeps_answers_in_order_whether_a_handler_answers_now_later_or_fails() -> None:
+    """The callback contract of deployer.router.server: a handler that raises gets a 500,
+    an answer given later still goes out in order, a second answer to one request is
+    ignored, and the connection serves on."""
+    from deployer.router.server import HttpServer, Request, Respond, Response
+
+    class Handler:
+        def start(self, request: Request, respond: Respond) -> None:
+            if request.target == b"/bug":
+                raise RuntimeError("a handler bug")
+            if request.target == b"/twice":
+                respond(request, Response(200, [], b"first"))
+                respond(request, Response(200, [], b"second"))
+                return
+            later = Response(200, [], request.target)
+            asyncio.get_running_loop().call_later(0.05, respond, request, later)
+
+    loop = asyncio.new_event_loop()
+    server = HttpServer(Handler(), max_body=1024)
+    errors: list[str] = []
+    server.log_error = lambda: errors.append("logged")
+    started = threading.Event()
+    port: list[int] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        port.append(loop.run_until_complete(server.start("127.0.0.1", 0)))
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        requests = b"".join(
+            f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode()
+            for path in ("/later-1", "/bug", "/twice", "/later-2")
+        )
+        answers = exchange(port[0], requests, answers=4)
+        assert [a.split(b"\r\n", 1)[0] for a in answers] == [
+            b"HTTP/1.1 200 OK",
+            b"HTTP/1.1 500 Internal Server Error",
+            b"HTTP/1.1 200 OK",
+            b"HTTP/1.1 200 OK",
+        ]
+        assert [a.split(b"\r\n\r\n", 1)[1] for a in answers] == [
+            b"/later-1",
+            b"internal router error\n",
+            b"first",
+            b"/later-2",
+        ]
+        assert errors == ["logged"]
+    finally:
+        asyncio.run_coroutine_threadsafe(server.shutdown(1), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

@@ -6,7 +6,6 @@ Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import json
@@ -27,6 +26,8 @@ import httpx
 import pytest
 import yaml
 from serving_support import ServerProcess, spawn_server
+
+from deployer.router.background import BackgroundRouter
 
 REPO = Path(__file__).resolve().parents[2]
 JSON_BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'
@@ -219,62 +220,13 @@ def start_router(manifest_path: Path, port: int, log_dir: Path, *extra: str) -> 
 # --- the router in this process (plugins registered by monkeypatch reach it) -------------
 
 
-class RouterThread:
-    """deployer.router.app.Router on its own event loop in a thread."""
+class RouterThread(BackgroundRouter):
+    """deployer.router.background.BackgroundRouter from manifest data (a mapping)."""
 
     def __init__(self, manifest_data: Mapping[str, Any], path: Path | None = None) -> None:
         from deployer.router.manifest import Manifest
 
-        self.manifest = Manifest.model_validate(dict(manifest_data))
-        self.path = path
-        self.port = 0
-        self.router: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> RouterThread:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def _run(self) -> None:
-        import uvloop
-
-        from deployer.router.app import Router
-
-        loop = uvloop.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            self.router = Router(self.manifest, self.path, host="127.0.0.1", port=0)
-            self.port = loop.run_until_complete(self.router.start())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        loop.run_forever()
-        loop.run_until_complete(self.router.stop(1.0))
-        loop.close()
-
-    def call(self, coroutine: Any) -> Any:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(15)
+        super().__init__(Manifest.model_validate(dict(manifest_data)), path, startup_timeout=30)
 
 
 # --- steady load ----------------------------------------------------------------------

@@ -45,8 +45,8 @@ from aws_fake import FakeAws  # noqa: E402
 from azure_fake import FakeAzureML  # noqa: E402
 from azure_support import FakeCredential  # noqa: E402
 from azure_support import target_options as azure_options  # noqa: E402
-from azure_tls import TLSCertificate, make_certificate  # noqa: E402
 from docker_support import LocalRegistry, run_registry  # noqa: E402
+from tls_support import TLSCertificate, make_certificate  # noqa: E402
 from vertex_fake import FakeVertex  # noqa: E402
 from vertex_support import PROJECT_ID, REGISTRY_USER, TOKEN, FakeCredentials  # noqa: E402
 from vertex_support import options as vertex_options  # noqa: E402

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from azure_tls import TLSCertificate
+from tls_support import TLSCertificate
 
 TOKEN = "fake-arm-token"
 LOCATION = "westeurope"

@@ -20,7 +20,7 @@ with warnings.catch_warnings():  # the SDK's schemas warn about marshmallow 4 at
 
 from azure_fake import FakeAzureML
 from azure_support import FakeCredential, target_options
-from azure_tls import TLSCertificate, make_certificate
+from tls_support import TLSCertificate, make_certificate
 
 from deployer.providers import ProjectInfo, Target
 from deployer_azure.auth import make_credential as REAL_MAKE_CREDENTIAL  # before any fake

@@ -13,8 +13,8 @@ import pytest
 from azure_fake import FakeAzureML
 from azure_runtime import DockerRuntime
 from azure_support import target_options
-from azure_tls import TLSCertificate
 from docker_support import LocalRegistry
+from tls_support import TLSCertificate
 
 from deployer import Project
 from deployer.providers import ProjectInfo, Target

@@ -17,7 +17,7 @@ import pytest
 from azure_fake import FakeAzureML
 from azure_router import RouterInProcess, pushed_manifest, register_azure_plugin
 from azure_support import ML_SCOPE, FakeCredential, image_ref, release, target_options
-from azure_tls import TLSCertificate
+from tls_support import TLSCertificate
 
 from deployer.errors import ConfigError, DeployerError, MissingDependencyError, UsageError
 from deployer.providers import Strategy

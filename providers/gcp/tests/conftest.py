@@ -9,8 +9,6 @@ at import, before any test creates a channel.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import sys
 import tempfile
@@ -19,48 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tls_support import make_certificate
 
-
-def _make_certificate(folder: Path) -> tuple[bytes, bytes]:
-    """A self-signed certificate for 127.0.0.1 and localhost (also its own CA)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-vertex.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    (folder / "ca.pem").write_bytes(cert_pem)
-    return cert_pem, key_pem
-
-
-_TLS = Path(tempfile.mkdtemp(prefix="deployer-gcp-tls-"))
-CERTIFICATE, KEY = _make_certificate(_TLS)
-os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = str(_TLS / "ca.pem")
+_TLS = make_certificate(Path(tempfile.mkdtemp(prefix="deployer-gcp-tls-")))
+CERTIFICATE, KEY = _TLS.cert.read_bytes(), _TLS.key.read_bytes()
+os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = str(_TLS.cert)
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no GOAWAY notes when the fake stops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,7 +1,9 @@
-"""A throwaway self-signed certificate for 127.0.0.1, for the fake Azure servers.
+"""A throwaway self-signed certificate for 127.0.0.1 and localhost, for the fake cloud
+servers (Azure ARM and scoring over HTTPS, Vertex AI over gRPC).
 
-The certificate is its own CA, so pointing REQUESTS_CA_BUNDLE (the Azure SDK's
-requests transport) at it makes the real SDK trust the fake over real TLS.
+The certificate is its own CA, so pointing the SDK's trust setting at it
+(REQUESTS_CA_BUNDLE for the Azure SDK's requests transport,
+GRPC_DEFAULT_SSL_ROOTS_FILE_PATH for gRPC) makes the real SDK trust the fake over real TLS.
 """
 
 from __future__ import annotations

@@ -47,7 +47,11 @@ import httpx
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-for _folder in ("examples/iris", *(f"providers/{p}/tests" for p in ("aws", "gcp", "azure"))):
+for _folder in (
+    "examples/iris",
+    "tests",
+    *(f"providers/{p}/tests" for p in ("aws", "gcp", "azure")),
+):
     sys.path.insert(0, str(REPO / _folder))
 os.environ.setdefault("DEPLOYER_BASE_IMAGE", "deployer-base:bookworm-py311")
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
@@ -62,15 +66,6 @@ TARGET_RATIO = 1.15
 WORK = REPO / "benchmarks" / ".work" / "multicloud"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 TIMEOUT = 300.0
-AWS_VARIABLES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_ENDPOINT_URL",
-)
 
 
 @dataclass(frozen=True)
@@ -347,22 +342,16 @@ def use_test_credentials(cert: Path) -> None:
     Must run before any TLS channel exists: gRPC reads its roots once per process.
     """
     import google.auth
+    from aws_test_env import CREDENTIAL_VARIABLES, fake_aws_environment
     from azure_support import FakeCredential
     from vertex_support import PROJECT_ID, TOKEN, FakeCredentials
 
     import deployer_azure.auth
 
-    for name in AWS_VARIABLES:
+    for name in CREDENTIAL_VARIABLES:
         os.environ.pop(name, None)
-    missing = WORK / "no-aws-config"
+    os.environ.update(fake_aws_environment(WORK / "no-aws-config"))
     os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_SESSION_TOKEN="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=str(missing / "config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(missing / "credentials"),
         REQUESTS_CA_BUNDLE=str(cert),
         GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=str(cert),
     )

@@ -42,6 +42,7 @@ import azure_runtime  # noqa: E402
 import google.auth  # noqa: E402
 import vertex_runtime  # noqa: E402
 from aws_fake import FakeAws  # noqa: E402
+from aws_test_env import CREDENTIAL_VARIABLES, fake_aws_environment  # noqa: E402
 from azure_fake import FakeAzureML  # noqa: E402
 from azure_support import FakeCredential  # noqa: E402
 from azure_support import target_options as azure_options  # noqa: E402
@@ -53,15 +54,6 @@ from vertex_support import options as vertex_options  # noqa: E402
 
 from deployer import Project  # noqa: E402
 
-AWS_VARIABLES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_ENDPOINT_URL",
-)
 POLL = 0.05  # seconds between polls, for every provider
 
 
@@ -172,16 +164,10 @@ def cloud_credentials(
     azure_credential = FakeCredential()
     google_credentials = FakeCredentials(TOKEN)
     with pytest.MonkeyPatch.context() as patch:
-        for name in AWS_VARIABLES:
+        for name in CREDENTIAL_VARIABLES:
             patch.delenv(name, raising=False)
         for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": str(missing / "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(missing / "credentials"),
+            **fake_aws_environment(missing),
             "REQUESTS_CA_BUNDLE": str(certificate.cert),
         }.items():
             patch.setenv(name, value)

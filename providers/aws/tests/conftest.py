@@ -8,20 +8,9 @@ from typing import Any
 import pytest
 from aws_fake import FakeAws
 from aws_support import Recorder
+from aws_test_env import CREDENTIAL_VARIABLES, fake_aws_environment
 
 from deployer.providers import ProjectInfo, Target
-
-CREDENTIAL_VARIABLES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_ENDPOINT_URL",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -30,14 +19,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFa
     for name in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     missing = tmp_path_factory.getbasetemp() / "no-aws-config"
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(missing / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing / "credentials"))
-    monkeypatch.setenv("BOTO_CONFIG", str(missing / "boto.cfg"))
+    for name, value in fake_aws_environment(missing).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")

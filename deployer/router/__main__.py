@@ -2,6 +2,7 @@
 image runs it (no typer, no rich: only what ROUTER_REQUIREMENTS installs).
 
     python -m deployer.router serve router.yaml [--host H] [--port P] [--no-access-log]
+        [--busy-poll | --no-busy-poll]
     python -m deployer.router validate router.yaml
 
 Exit codes: 0 ok, 2 the manifest is invalid, 3 a provider plugin is missing.
@@ -24,6 +25,12 @@ def main(argv: list[str]) -> int:
     serve.add_argument("--host", default=None, help="default: listen.host")
     serve.add_argument("--port", type=int, default=None, help="default: listen.port")
     serve.add_argument("--no-access-log", action="store_true")
+    serve.add_argument(
+        "--busy-poll",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="poll without sleeping while requests flow (default: busy_poll.enabled)",
+    )
     serve.add_argument("--grace", type=float, default=20.0, help="seconds to drain on SIGTERM")
     check = commands.add_parser("validate", help="check a manifest")
     check.add_argument("manifest", type=Path)
@@ -42,6 +49,7 @@ def main(argv: list[str]) -> int:
             host=args.host,
             port=args.port,
             access_log=False if args.no_access_log else None,
+            busy_poll=args.busy_poll,
             grace=args.grace,
         )
     except DeployerError as exc:

@@ -29,6 +29,7 @@ import orjson
 from deployer.errors import DeployerError
 from deployer.router import auth, health
 from deployer.router.accesslog import AccessLog, open_log
+from deployer.router.busypoll import BusyPoller
 from deployer.router.client import UpstreamError, stop_timeouts
 from deployer.router.manifest import Manifest, load
 from deployer.router.metrics import CONTENT_TYPE, Collector, RouterStats, exposition
@@ -116,8 +117,11 @@ class Router:
         host: str | None = None,
         port: int | None = None,
         access_log: bool | None = None,
+        busy_poll: bool | None = None,
     ) -> None:
         self.source = source
+        self._busy_poll_override = busy_poll
+        self.poller: BusyPoller | None = None
         self.host = host or manifest.listen.host
         self.port = manifest.listen.port if port is None else port
         self.stats = RouterStats()
@@ -147,6 +151,9 @@ class Router:
         manifest = self._initial
         self.server = HttpServer(self.proxy, max_body=int(manifest.max_body_mb * 1024 * 1024))
         self.server.log_error = lambda: log.exception("request handler failed")
+        self.poller = BusyPoller(self.server, manifest.busy_poll.idle_ms / 1000)
+        self._configure_polling(manifest)
+        self.server.on_request = self.poller.wake
         self.port = await self.server.start(self.host, self.port, sock)
         if self.access_log is not None:
             self.access_log.start()
@@ -164,6 +171,8 @@ class Router:
 
     async def stop(self, grace: float = 20.0) -> None:
         """Stop accepting, finish requests in flight (up to ``grace`` s), stop tasks."""
+        if self.poller is not None:
+            self.poller.enabled = False
         if self.server is not None:
             await self.server.shutdown(grace)
         for tasks in self._tasks.values():
@@ -213,6 +222,7 @@ class Router:
                     health.cancel_all(self._tasks.pop(upstream.key, []))
                     upstream.pool.close()
             self.stats.reloads["ok"] += 1
+            self._configure_polling(manifest)
             if (manifest.listen.host, manifest.listen.port) != (
                 self._initial.listen.host,
                 self._initial.listen.port,
@@ -220,6 +230,24 @@ class Router:
                 log.warning("listen changed in the manifest; restart the router to apply it")
             log.info("manifest reloaded", extra={"backends": [u.name for u in snapshot.upstreams]})
             return True
+
+    def _polling(self) -> dict[str, Any]:
+        poller = self.poller
+        if poller is None:
+            return {"enabled": False, "spinning": False, "spins": 0}
+        return {"enabled": poller.enabled, "spinning": poller.running, "spins": poller.spins}
+
+    def _configure_polling(self, manifest: Manifest) -> None:
+        """Busy polling follows the manifest (and reloads) unless the command line set it."""
+        if self.poller is None:
+            return
+        enabled = manifest.busy_poll.enabled
+        if self._busy_poll_override is not None:
+            enabled = self._busy_poll_override
+        self.poller.enabled = enabled
+        self.poller.idle_seconds = manifest.busy_poll.idle_ms / 1000
+        if not enabled:
+            self.poller.stop()
 
     async def _watch(self) -> None:
         assert self.source is not None
@@ -445,6 +473,7 @@ class Router:
                 "policy": snap.manifest.policy,
                 "ok": ok,
                 "retry_budget_remaining": snap.budget.remaining(now),
+                "busy_poll": self._polling(),
                 "backends": backends,
             }
             return Response(200 if ok else 503, _JSON, orjson.dumps(body))
@@ -471,11 +500,14 @@ async def serve(
     host: str | None = None,
     port: int | None = None,
     access_log: bool | None = None,
+    busy_poll: bool | None = None,
     grace: float = 20.0,
     ready: Callable[[int], None] | None = None,
 ) -> None:
     """Run the router for the manifest at ``source`` until SIGTERM or SIGINT."""
-    router = Router(load(source), source, host=host, port=port, access_log=access_log)
+    router = Router(
+        load(source), source, host=host, port=port, access_log=access_log, busy_poll=busy_poll
+    )
     bound = await router.start()
     # What exists now (modules, manifest, pools) lives as long as the process: keep it out
     # of the collector's full passes, which otherwise pause the loop under load.

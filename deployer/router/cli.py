@@ -299,6 +299,14 @@ def serve(
         bool | None,
         typer.Option("--access-log/--no-access-log", help="Default: access_log.enabled."),
     ] = None,
+    busy_poll: Annotated[
+        bool | None,
+        typer.Option(
+            "--busy-poll/--no-busy-poll",
+            help="Poll without sleeping while requests flow: lower latency on VMs, one core "
+            "busy under load. Default: busy_poll.enabled.",
+        ),
+    ] = None,
     grace: Annotated[float, typer.Option(help="Seconds to finish requests on SIGTERM.")] = 20.0,
 ) -> None:
     """Run the built-in router. SIGHUP (or editing the file) reloads the manifest without
@@ -308,7 +316,7 @@ def serve(
     from deployer.router.manifest import load
 
     load(file)  # a bad file fails here with exit 2, before anything starts
-    run(file, host=host, port=port, access_log=access_log, grace=grace)
+    run(file, host=host, port=port, access_log=access_log, busy_poll=busy_poll, grace=grace)
 
 
 @router_app.command()

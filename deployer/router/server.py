@@ -223,6 +223,10 @@ class _Protocol(asyncio.Protocol):
             self.client,
         )
         self.queue.append(request)
+        server = self.server
+        server.requests += 1
+        if server.on_request is not None:
+            server.on_request()
         if len(self.queue) > MAX_PIPELINE and not self.paused:
             self.paused = True
             self.transport.pause_reading()
@@ -241,6 +245,7 @@ class _Protocol(asyncio.Protocol):
             self._write_and_close(request.body)
             return
         self.current = request
+        self.server.in_flight += 1
         try:
             self.server.handler.start(request, self._respond)
         except Exception:  # a handler bug must not hang the client
@@ -252,6 +257,7 @@ class _Protocol(asyncio.Protocol):
         if request is not self.current:  # answered already (a handler bug): ignore
             return
         self.current = None
+        self.server.in_flight -= 1
         keep_alive = request.keep_alive and not self.server.draining
         transport = self.transport
         if not transport.is_closing():
@@ -290,6 +296,9 @@ class HttpServer:
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.log_error: Callable[[], None] = lambda: None
+        self.requests = 0  # requests parsed so far
+        self.in_flight = 0  # requests handed to the handler and not yet answered
+        self.on_request: Callable[[], None] | None = None  # called as each request arrives
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
         """Listen; returns the port (useful with port 0)."""

@@ -166,6 +166,8 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
     notes.append(
         "Envoy's retry budget counts retries in flight (min_retry_concurrency), not per second"
     )
+    if manifest.busy_poll.enabled:
+        notes.append("busy_poll is not rendered: Envoy has no busy-polling setting")
     doc["static_resources"]["clusters"] = [cluster]
     header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
     rendered = header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)

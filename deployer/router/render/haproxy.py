@@ -82,6 +82,10 @@ def render(
             "    http-check expect rstatus ^2\n"
         )
     backups = sum(1 for e in endpoints if ranks[e.config.tier] >= 1)
+    if manifest.busy_poll.enabled:
+        # HAProxy's busy-polling spins all the time, not only while requests flow
+        global_extra = "    busy-polling\n" + global_extra
+        notes.append("busy_poll: HAProxy's busy-polling keeps a core busy even when idle")
     text = Template(read_template("router/haproxy.cfg.tmpl")).substitute(
         name=server_name(manifest.name),
         global_extra=global_extra,

@@ -97,6 +97,11 @@ def render(
             f"backends use {', '.join(cloud)} auth: give the pods cloud credentials (IRSA, "
             "Workload Identity, Azure workload identity) through --service-account"
         )
+    if manifest.busy_poll.enabled:
+        notes.append(
+            "busy_poll keeps each pod's core busy while requests flow, so the CPU-based HPA "
+            "reads the pods as saturated: give them --cpu 1 and fixed replicas, or turn it off"
+        )
     app = f"{manifest.name}-router"
     text = Template(read_template("router/kubernetes.yaml.tmpl")).substitute(
         name=manifest.name,

@@ -53,6 +53,8 @@ def render(
         notes.append("NGINX has two levels (normal and backup): tiers 2 and lower join the backup")
     if manifest.policy == "least-latency":
         notes.append("least-latency is rendered as least_conn (no latency balancing in OSS NGINX)")
+    if manifest.busy_poll.enabled:
+        notes.append("busy_poll is not rendered: NGINX has no busy-polling setting")
     passive = manifest.health.passive
     servers, names = [], []
     for endpoint in endpoints:

@@ -178,6 +178,15 @@ def test_manifest_rejects_a_bad_idle_window() -> None:
         parse("name: iris\nbusy_poll: {enabled: true, idle_ms: 0}\nbackends: []\n")
 
 
+def test_push_keeps_the_setting() -> None:
+    from deployer.router.manifest import dump, from_backends
+
+    old = parse("name: iris\nbusy_poll: {enabled: true, idle_ms: 20}\nbackends: []\n")
+    kept = from_backends("iris", [], old)
+    assert kept.busy_poll.enabled and kept.busy_poll.idle_ms == 20
+    assert parse(dump(kept)).busy_poll == old.busy_poll
+
+
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 

@@ -246,8 +246,6 @@ class Router:
             enabled = self._busy_poll_override
         self.poller.enabled = enabled
         self.poller.idle_seconds = manifest.busy_poll.idle_ms / 1000
-        if not enabled:
-            self.poller.stop()
 
     async def _watch(self) -> None:
         assert self.source is not None

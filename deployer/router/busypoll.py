@@ -58,12 +58,10 @@ class BusyPoller:
         self._loop = loop
         loop.call_soon(self._spin)
 
-    def stop(self) -> None:
-        """Stop spinning now (the next request starts it again if still enabled)."""
-        self.running = False
-
     def _spin(self) -> None:
-        if not self.running or not self.enabled:
+        # Only this callback ends a spin (``running`` is True while one is scheduled), so
+        # ``wake`` never starts a second one; turning ``enabled`` off ends it next turn.
+        if not self.enabled:
             self.running = False
             return
         self.spins += 1

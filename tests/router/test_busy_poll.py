@@ -24,6 +24,7 @@ from router_support import (
     wait_until,
     write_manifest,
 )
+from serving_support import free_port
 
 from deployer.router.busypoll import BusyPoller
 from deployer.router.manifest import Manifest, parse
@@ -104,7 +105,7 @@ def test_router_process_spins_while_a_request_is_in_flight_and_sleeps_when_idle(
             busy_poll={"idle_ms": 100},
         )
         path = write_manifest(tmp_path / "router.yaml", data)
-        router = start_router(path, _port(), tmp_path, flag)
+        router = start_router(path, free_port(), tmp_path, flag)
         pid = router.process.pid
         try:
 
@@ -135,13 +136,13 @@ def test_the_command_line_overrides_the_manifest(tmp_path: Path) -> None:
     try:
         backend = [{"name": "fake", "url": fake.url, "health": {"source": "none"}}]
         on = manifest(backends=backend, busy_poll={"enabled": True})
-        router = start_router(write_manifest(tmp_path / "on.yaml", on), _port(), tmp_path)
+        router = start_router(write_manifest(tmp_path / "on.yaml", on), free_port(), tmp_path)
         try:
             httpx.post(router.url + "/invocations", content=b"{}", timeout=10)
             assert _polling(router.url)["enabled"] is True
         finally:
             router.stop()
-        router = start_router(tmp_path / "on.yaml", _port(), tmp_path, "--no-busy-poll")
+        router = start_router(tmp_path / "on.yaml", free_port(), tmp_path, "--no-busy-poll")
         try:
             httpx.post(router.url + "/invocations", content=b"{}", timeout=10)
             assert _polling(router.url) == {"enabled": False, "spinning": False, "spins": 0}
@@ -204,11 +205,3 @@ def test_haproxy_renders_busy_polling_and_accepts_it(tmp_path: Path) -> None:
     assert "busy-polling" not in plain.text
     for fmt in ("nginx", "envoy", "kubernetes"):
         assert any("busy_poll" in note for note in render(parse(text), fmt).notes), fmt
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

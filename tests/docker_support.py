@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,8 +64,36 @@ class LocalRegistry:
     password: str = field(repr=False)
 
 
+def remove_tags(docker: Any, matches: Callable[[str], bool]) -> list[str]:
+    """Remove every image tag and digest reference for which ``matches(ref)`` is true
+    (``noprune``: the untagged layers stay as build cache). Returns what was removed."""
+    removed = []
+    for image in docker.images.list():
+        for ref in [*image.tags, *image.attrs.get("RepoDigests", [])]:
+            if matches(ref):
+                with contextlib.suppress(Exception):  # already gone is fine
+                    docker.images.remove(ref, noprune=True)
+                    removed.append(ref)
+    return removed
+
+
+def repository_of(ref: str) -> str:
+    """``host:port/team/name:tag`` or ``...@sha256:...`` -> ``host:port/team/name``."""
+    name = ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name[: len(name) - len(last)] + last.split(":", 1)[0]
+
+
+def remove_repository(docker: Any, repository: str) -> list[str]:
+    """Remove the tags of one repository (a test project's images, for example)."""
+    return remove_tags(docker, lambda ref: repository_of(ref) == repository)
+
+
 @pytest.fixture(scope="session")
-def docker() -> Any:
+def docker() -> Iterator[Any]:
+    """The engine's client. At the end of the session it removes the router images
+    (``deployer-router:*``) that the tests built through the product (the local target's
+    front, ``deployer router image``) and that were not there before."""
     from deployer.errors import MissingDependencyError
     from deployer.image.engine import docker_client
 
@@ -77,7 +105,9 @@ def docker() -> Any:
         client.images.get(BASE_IMAGE)
     except Exception:
         unavailable(f"base image {BASE_IMAGE} is missing: run scripts/base-image.sh")
-    return client
+    before = {tag for image in client.images.list() for tag in image.tags}
+    yield client
+    remove_tags(client, lambda ref: repository_of(ref) == "deployer-router" and ref not in before)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -114,6 +144,7 @@ def iris_project(
     project = Project.load(write_project(folder, "iris-test", free_port()))
     yield project
     project.destroy(["local"])
+    remove_repository(docker, "iris-test")
 
 
 @pytest.fixture(scope="session")
@@ -151,11 +182,24 @@ def run_registry(folder: Path, username: str, password: str) -> Iterator[LocalRe
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
+    host = f"127.0.0.1:{port}"
     try:
-        yield LocalRegistry(f"127.0.0.1:{port}", username, password)
+        yield LocalRegistry(host, username, password)
     finally:
         process.terminate()
         process.wait(timeout=10)
+        engine = _docker_or_none()
+        if engine is not None:  # what tests pushed there, or pulled from it
+            remove_tags(engine, lambda ref: ref.split("/", 1)[0] == host)
+
+
+def _docker_or_none() -> Any:
+    from deployer.image.engine import docker_client
+
+    try:
+        return docker_client()
+    except Exception:
+        return None
 
 
 @pytest.fixture(scope="session")

@@ -71,12 +71,16 @@ def test_check_fails_an_image_that_does_not_serve(
     docker: Any, iris_project: Project, iris_image: Any
 ) -> None:
     """An image whose server cannot start fails every contract, with its logs in the detail."""
-    broken = docker.api.commit(
-        docker.containers.create(iris_image.id).id,
-        repository="deployer-test-broken",
-        tag="latest",
-        changes=["ENV DEPLOYER_SERVING_CONFIG=/nonexistent.json"],
-    )
+    source = docker.containers.create(iris_image.id)
+    try:
+        docker.api.commit(
+            source.id,
+            repository="deployer-test-broken",
+            tag="latest",
+            changes=["ENV DEPLOYER_SERVING_CONFIG=/nonexistent.json"],
+        )
+    finally:
+        source.remove(force=True)
     try:
         report = iris_project.check("deployer-test-broken:latest")
         assert not report.passed
@@ -84,7 +88,6 @@ def test_check_fails_an_image_that_does_not_serve(
         assert "cannot read serving settings" in report.results[0].detail
     finally:
         docker.images.remove("deployer-test-broken:latest", force=True)
-        del broken
 
 
 def test_failing_build_step_is_named_with_its_output(

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from docker_support import free_port, write_project
+from docker_support import free_port, remove_repository, write_project
 
 from deployer import Project
 
@@ -38,7 +38,10 @@ def retrain(project: Project, c: float) -> None:
 
 @pytest.fixture(scope="module")
 def deployed(
-    iris_project: Project, iris_image: Any, tmp_path_factory: pytest.TempPathFactory
+    iris_project: Project,
+    iris_image: Any,
+    docker: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Project]:
     """A copy of the session's iris project (these tests retrain its model in place)."""
     folder = tmp_path_factory.mktemp("local-target")
@@ -48,6 +51,7 @@ def deployed(
     assert result.ok, result.targets[0].error
     yield project
     project.destroy(["local"])
+    remove_repository(docker, "iris-local-test")
 
 
 def test_push_serves_predictions_through_the_real_endpoint(deployed: Project) -> None:
@@ -164,7 +168,7 @@ def test_container_that_fails_at_start_is_reported_and_the_old_one_keeps_serving
     assert after.healthy and after.version == before.version
 
 
-def test_port_in_use_is_a_clear_error(iris_project: Project, tmp_path: Path) -> None:
+def test_port_in_use_is_a_clear_error(iris_project: Project, docker: Any, tmp_path: Path) -> None:
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
@@ -181,6 +185,7 @@ def test_port_in_use_is_a_clear_error(iris_project: Project, tmp_path: Path) -> 
         project.destroy(["local"])
     finally:
         holder.close()
+        remove_repository(docker, "busy-port")
 
 
 def test_successful_push_writes_the_router_manifest(deployed: Project) -> None:

@@ -46,7 +46,7 @@ from aws_test_env import CREDENTIAL_VARIABLES, fake_aws_environment  # noqa: E40
 from azure_fake import FakeAzureML  # noqa: E402
 from azure_support import FakeCredential  # noqa: E402
 from azure_support import target_options as azure_options  # noqa: E402
-from docker_support import LocalRegistry, run_registry  # noqa: E402
+from docker_support import LocalRegistry, remove_tags, run_registry  # noqa: E402
 from tls_support import TLSCertificate, make_certificate  # noqa: E402
 from vertex_fake import FakeVertex  # noqa: E402
 from vertex_support import PROJECT_ID, REGISTRY_USER, TOKEN, FakeCredentials  # noqa: E402
@@ -58,15 +58,6 @@ POLL = 0.05  # seconds between polls, for every provider
 
 
 # -- registries --------------------------------------------------------------------------
-
-
-def remove_references(docker: Any, hosts: set[str]) -> None:
-    """Remove the tags and digests that publishing to ``hosts`` left (the layers stay)."""
-    for image in docker.images.list():
-        for ref in [*image.tags, *image.attrs.get("RepoDigests", [])]:
-            if ref.split("/")[0] in hosts:
-                with contextlib.suppress(Exception):
-                    docker.images.remove(ref, noprune=True)
 
 
 # -- TLS for the fake Vertex -------------------------------------------------------------
@@ -189,7 +180,8 @@ def clouds(
     users["azure"] = ("acr-user", "acr-secret")
     registries: dict[str, LocalRegistry] = {}
     with contextlib.ExitStack() as cleanup:
-        cleanup.callback(lambda: remove_references(docker, {r.host for r in registries.values()}))
+        hosts = {r.host for r in registries.values()}
+        cleanup.callback(lambda: remove_tags(docker, lambda ref: ref.split("/", 1)[0] in hosts))
         for cloud, (username, password) in users.items():
             (folder / cloud).mkdir()
             registries[cloud] = cleanup.enter_context(

@@ -177,7 +177,7 @@ def test_sagemaker_bind_to_port(
     server = start_server(settings, {"SAGEMAKER_BIND_TO_PORT": str(bind_port)})
     assert server.port == bind_port != settings["port"]
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{settings['port']}/ping", timeout=2)
+        httpx.get(f"http://127.0.0.1:{settings['port']}/ping", timeout=30)  # refused at once
 
     local = load_example("custom/predictor.py").Predictor()
     local.load(str(custom_example_dir))
@@ -205,7 +205,7 @@ def test_vertex_port_and_routes_from_aip_variables(sklearn_server: SklearnServer
     assert server.port == int(sklearn_server.env["AIP_HTTP_PORT"])
     assert server.port != sklearn_server.settings["port"]
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{sklearn_server.settings['port']}/ping", timeout=2)
+        httpx.get(f"http://127.0.0.1:{sklearn_server.settings['port']}/ping", timeout=30)
     assert server.client.get(VERTEX_HEALTH).status_code == 200
     # The default routes give way to the ones AIP_* name.
     assert server.client.get(routes.VERTEX_HEALTH).status_code == 404

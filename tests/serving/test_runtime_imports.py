@@ -76,7 +76,7 @@ def call(path, body=None):
     with urllib.request.urlopen(request, timeout=5) as answer:
         return answer.status, answer.read()
 
-deadline = time.monotonic() + 60
+deadline = time.monotonic() + 180  # four probes start at once on a busy machine
 while True:
     try:
         if call("/ping")[0] == 200:
@@ -203,33 +203,40 @@ def imported(
         ),
     }
     base_env = {k: v for k, v in os.environ.items() if k not in PLATFORM_VARIABLES}
-    processes = {}
-    for flavor, flavor_settings in settings.items():
-        flavor_settings.update(model_name="probe", port=free_port())
-        allowed = installed_closure([*RUNTIME_REQUIREMENTS, *FLAVOR_REQUIREMENTS[flavor]])
-        env = {
-            **base_env,
-            "DEPLOYER_SERVING_SETTINGS": json.dumps(flavor_settings),
-            "DEPLOYER_TEST_BLOCKED": json.dumps(not_in_the_image(allowed)),
-        }
-        processes[flavor] = subprocess.Popen(
-            [sys.executable, "-c", PROBE],
-            env=env,
-            cwd=tmp_path_factory.mktemp(f"probe-{flavor}"),  # not the repo: no stray imports
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    processes: dict[str, subprocess.Popen[str]] = {}
     results = {}
-    for flavor, process in processes.items():
-        try:
-            out, err = process.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            out, err = process.communicate()
-        lines = [line for line in out.splitlines() if line.startswith("MODULES ")]
-        assert lines, f"the {flavor} probe failed ({process.returncode}):\n{out}\n{err}"
-        results[flavor] = json.loads(lines[-1].removeprefix("MODULES "))
+    try:
+        for flavor, flavor_settings in settings.items():
+            flavor_settings.update(model_name="probe", port=free_port())
+            allowed = installed_closure([*RUNTIME_REQUIREMENTS, *FLAVOR_REQUIREMENTS[flavor]])
+            env = {
+                **base_env,
+                "DEPLOYER_SERVING_SETTINGS": json.dumps(flavor_settings),
+                "DEPLOYER_TEST_BLOCKED": json.dumps(not_in_the_image(allowed)),
+            }
+            processes[flavor] = subprocess.Popen(
+                [sys.executable, "-c", PROBE],
+                env=env,
+                # not the repository: no stray imports
+                cwd=tmp_path_factory.mktemp(f"probe-{flavor}"),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        for flavor, process in processes.items():
+            try:
+                out, err = process.communicate(timeout=300)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+            lines = [line for line in out.splitlines() if line.startswith("MODULES ")]
+            assert lines, f"the {flavor} probe failed ({process.returncode}):\n{out}\n{err}"
+            results[flavor] = json.loads(lines[-1].removeprefix("MODULES "))
+    finally:  # a failed probe must not leave the others running
+        for process in processes.values():
+            if process.returncode is None:
+                process.kill()
+                process.communicate()
     return results
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,38 @@ class CountingModel:
 
 def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine, timeout=10))
+
+
+class ManualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock moves only when the test says so: ``call_later`` timers
+    (the batcher's max_wait) fire after ``advance``, never because the machine was slow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def run_on_manual_clock(scenario: Callable[[ManualClockLoop], Coroutine[Any, Any, Any]]) -> Any:
+    loop = ManualClockLoop()
+    try:
+        return loop.run_until_complete(scenario(loop))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def turns(count: int, until: Callable[[], bool] = lambda: False) -> None:
+    """Let the loop run ``count`` turns (or fewer, once ``until()`` holds)."""
+    for _ in range(count):
+        if until():
+            return
+        await asyncio.sleep(0)
 
 
 def row(value: float, count: int = 1) -> np.ndarray:
@@ -148,14 +180,18 @@ def test_max_wait_collects_requests_that_arrive_a_little_later() -> None:
     model = CountingModel()
     batcher = MicroBatcher(model, max_batch_size=64, max_wait_s=0.5)
 
-    async def scenario() -> list[Any]:
+    async def scenario(loop: ManualClockLoop) -> list[Any]:
         first = asyncio.ensure_future(batcher.submit(row(1), "predict"))
-        await asyncio.sleep(0.01)  # several loop turns: without max_wait, first would run alone
-        assert not first.done()
+        await turns(50)  # without max_wait, first would have run alone by now
+        assert not first.done() and model.calls == []
         second = asyncio.ensure_future(batcher.submit(row(2), "predict"))
+        loop.advance(0.4)
+        await turns(50)
+        assert model.calls == []  # 0.4 s after the first request: still collecting
+        loop.advance(0.1)
         return await gather_settled(first, second)
 
-    results = run(scenario())
+    results = run_on_manual_clock(scenario)
     assert model.calls == [("predict", 2)]
     assert [r.tolist() for r in results] == [[2.0], [4.0]]
 
@@ -164,13 +200,13 @@ def test_without_max_wait_requests_in_different_turns_are_not_merged() -> None:
     model = CountingModel()
     batcher = MicroBatcher(model, max_batch_size=64)
 
-    async def scenario() -> list[Any]:
+    async def scenario(loop: ManualClockLoop) -> list[Any]:
         first = asyncio.ensure_future(batcher.submit(row(1), "predict"))
-        await asyncio.sleep(0.01)
+        await turns(50, until=first.done)  # the clock stands still: no timer is waited for
         assert first.done()
         return await gather_settled(first, batcher.submit(row(2), "predict"))
 
-    run(scenario())
+    run_on_manual_clock(scenario)
     assert model.calls == [("predict", 1), ("predict", 1)]
 
 

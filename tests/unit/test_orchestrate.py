@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any, ClassVar
 
 import orjson
@@ -35,11 +34,17 @@ class MemoryTarget:
 
     name: ClassVar[str] = "memory"
 
-    def __init__(self, target: str, live: str | None = None, fail_at: str | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        live: str | None = None,
+        fail_at: str | None = None,
+        together: threading.Barrier | None = None,
+    ) -> None:
         self.target = target
         self.history: list[str] = [live] if live else []
         self.fail_at = fail_at
-        self.intervals: list[tuple[float, float]] = []
+        self.together = together  # deploy waits there until every target's deploy has begun
         self.calls: list[str] = []
 
     @property
@@ -61,9 +66,8 @@ class MemoryTarget:
 
     def deploy(self, release: Release, ref: str, strategy: Strategy, progress: Any) -> Deployment:
         self.calls.append(f"deploy {strategy}")
-        started = time.monotonic()
-        time.sleep(0.2)
-        self.intervals.append((started, time.monotonic()))
+        if self.together is not None:
+            self.together.wait()  # BrokenBarrierError after its timeout: deploys ran one by one
         previous = self.live
         if previous == release.version:
             return Deployment(self.target, release.version, previous, changed=False)
@@ -110,13 +114,13 @@ def run(targets: list[MemoryTarget], policy: str = "rollback") -> tuple[list[Any
 
 
 def test_targets_deploy_in_parallel_and_all_succeed() -> None:
-    targets = [MemoryTarget(n, live="old") for n in ("aws", "gcp", "azure")]
+    # every deploy waits for the other two to begin: only parallel deploys can all pass
+    together = threading.Barrier(3, timeout=60)
+    targets = [MemoryTarget(n, "old", together=together) for n in ("aws", "gcp", "azure")]
     results, journal = run(targets)
-    assert [r.outcome for r in results] == ["updated"] * 3
+    assert [r.outcome for r in results] == ["updated"] * 3, [r.error for r in results]
     assert all(t.live == NEW for t in targets)
-    starts = [t.intervals[0][0] for t in targets]
-    ends = [t.intervals[0][1] for t in targets]
-    assert max(starts) < min(ends)  # every deploy was running at the same moment
+    assert not together.broken
     assert [r.previous_version for r in results] == ["old"] * 3
     assert any(e.step == "smoke test passed" for e in journal.for_target("gcp"))
 

@@ -17,7 +17,7 @@ V1, V2, V3 = release("one"), release("two"), release("three")
 
 def push(provider: Any, rel: Any, progress: Recorder, strategy: str = "all-at-once") -> Any:
     deployment = provider.deploy(rel, image_ref(rel), Strategy.parse(strategy), progress)
-    return deployment, provider.wait(deployment, 10, progress)
+    return deployment, provider.wait(deployment, 120, progress)
 
 
 def config_names(fake: FakeAws) -> set[str]:
@@ -64,7 +64,7 @@ def test_redeploy_of_the_live_version_changes_nothing(fake, provider, progress):
     writes_before = _writes(fake)
     again = p.deploy(V1, image_ref(V1), Strategy(), progress)
     assert again == Deployment("prod", V1.version, V1.version, False, again.details)
-    assert p.wait(again, 5, progress).healthy
+    assert p.wait(again, 120, progress).healthy
     assert _writes(fake) == writes_before
     assert "already serves" in progress.text
 

@@ -66,15 +66,35 @@ def test_access_denied_on_ecr(fake: FakeAws, provider: Any, progress: Recorder) 
         registry.registry_login(provider().aws, "iris")
 
 
+class SdkSleeps:
+    """Stands in for ``time`` in botocore.endpoint, where the SDK sleeps before a retry:
+    records each sleep with the number of CreateEndpoint calls made so far."""
+
+    def __init__(self, fake: FakeAws) -> None:
+        self.fake = fake
+        self.sleeps: list[tuple[float, int]] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append((seconds, len(self.fake.calls("CreateEndpoint"))))
+        time.sleep(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
 def test_throttling_is_retried_with_backoff(
-    fake: FakeAws, provider: Any, progress: Recorder
+    fake: FakeAws, provider: Any, progress: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import botocore.endpoint
+
+    sdk = SdkSleeps(fake)
+    monkeypatch.setattr(botocore.endpoint, "time", sdk)
     fake.fail("CreateEndpoint", "ThrottlingException", 400, times=2, message="Rate exceeded")
-    started = time.monotonic()
     deployment = provider().deploy(V1, image_ref(V1), Strategy(), progress)
     assert deployment.changed
     assert len(fake.calls("CreateEndpoint")) == 3  # two throttled, then through
-    assert time.monotonic() - started > 0.01  # the SDK slept between attempts
+    # the SDK backed off after each throttled attempt, before sending the next one
+    assert [calls for _, calls in sdk.sleeps] == [1, 2]
     assert fake.endpoint("iris-prod").endpoint_name == "iris-prod"
 
 
@@ -117,7 +137,7 @@ def test_unreachable_api(provider: Any) -> None:
 def test_invoke_goes_through_the_runtime(fake: FakeAws, provider: Any, progress: Recorder) -> None:
     p = provider()
     deployment = p.deploy(V1, image_ref(V1), Strategy(), progress)
-    p.wait(deployment, 5, progress)
+    p.wait(deployment, 120, progress)
     fake.model_answers.append((200, b'{"predictions": [0, 0]}', "application/json"))
     answer = p.invoke(b"[[0,0,0,0],[0,0,0,0]]", "application/json", "application/json")
     assert (answer.status, answer.body, answer.content_type) == (
@@ -133,7 +153,7 @@ def test_model_error_carries_the_containers_answer(
     fake: FakeAws, provider: Any, progress: Recorder
 ) -> None:
     p = provider()
-    p.wait(p.deploy(V1, image_ref(V1), Strategy(), progress), 5, progress)
+    p.wait(p.deploy(V1, image_ref(V1), Strategy(), progress), 120, progress)
     fake.model_answers.append((500, b'{"error": "ValueError: boom"}', "application/json"))
     answer = p.invoke(b"[[1,2,3,4]]", "application/json")
     assert answer.status == 500

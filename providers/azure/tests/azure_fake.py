@@ -10,15 +10,18 @@ endpoint's traffic (or the ``azureml-model-deployment`` header) and forwards to 
 runtime: a stub answering in the image's response format, or a real container of the
 image pulled from the local registry (``azure_runtime.DockerRuntime``).
 
-Scripts for tests: deployments that fail with a message, slow provisioning, throttling
+Scripts for tests: deployments that fail with a message, slow or held provisioning
+(``hold_provisioning()``), throttling
 (429 with Retry-After) and transient 5xx, 403 AuthorizationFailed on chosen actions,
 a scoring path that breaks for one deployment, regenerated keys, short-lived endpoint
 tokens and Microsoft Entra tokens (``entra_tokens``, minted by the test's credential).
-Every request is recorded.
+Every request is recorded, and so is the bearer secret of every scoring call
+(``scoring_secrets``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -178,12 +181,14 @@ class FakeAzureML:
         self.token_lifetime = 3600  # seconds an aml_token lives
         self.token_refresh_after: int | None = 1800  # refreshAfterTimeUtc offset; None: omit
         self.entra_tokens: dict[str, float] = {}  # Entra token -> expiry, for AADToken auth
+        self.scoring_secrets: list[str] = []  # the bearer secret of each scoring call
         self.rejected: list[str] = []  # endpoints whose scoring call failed authentication
         self.failed_logs: dict[tuple[str, str], str] = {}
         # scripts
         self.rules: list[Rule] = []
         self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
         self.provisioning_seconds = 0.0
+        self.provisioning_gate: threading.Event | None = None
         self.retry_after = "0.02"  # seconds the SDK's LRO poller waits between polls
         self.admin_enabled = True
         self._threads: list[threading.Thread] = []
@@ -215,6 +220,8 @@ class FakeAzureML:
         )
 
     def close(self) -> None:
+        if self.provisioning_gate is not None:
+            self.provisioning_gate.set()  # let held provisioning threads end
         for server in (self.arm, self.scoring):
             server.shutdown()
             server.server_close()
@@ -241,6 +248,12 @@ class FakeAzureML:
         )
         body = {"error": {"code": "AuthorizationFailed", "message": message}}
         self.rules.append(Rule(method, part, 10_000, 403, {}, body))
+
+    def hold_provisioning(self) -> threading.Event:
+        """Deployments created from now on stay ``Creating``/``Updating`` until the returned
+        event is set (``close()`` sets it)."""
+        self.provisioning_gate = threading.Event()
+        return self.provisioning_gate
 
     def fail_deployment(self, name: str, message: str, logs: str = "") -> None:
         self.failures[name] = Failure(message, logs)
@@ -573,9 +586,12 @@ class FakeAzureML:
         self.deployments[(ep, d)] = resource
         failure = self.failures.pop(d, None) or self.failures.pop("*", None)
         delay = self.provisioning_seconds
+        gate = self.provisioning_gate
 
         def provision() -> dict[str, Any] | None:
             time.sleep(delay)
+            if gate is not None:
+                gate.wait()
             if failure is not None:
                 self.failed_logs[(ep, d)] = failure.logs
                 raise RuntimeFailed(failure.message, failure.logs)
@@ -707,6 +723,8 @@ class FakeAzureML:
                 if e == ep
             }
         auth = request.headers.get("authorization", "")
+        with self.lock:
+            self.scoring_secrets.append(auth.removeprefix("Bearer "))
         if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in allowed:
             with self.lock:
                 self.rejected.append(ep)
@@ -762,11 +780,42 @@ def _error(status: int, code: str, message: str) -> _Response:
 
 
 class _TLSServer(ThreadingHTTPServer):
+    """One thread per connection; ``server_close`` also ends the threads of keep-alive
+    connections clients left open (the SDKs' connection pools), and waits for them."""
+
     daemon_threads = True
 
     def __init__(self, certificate: TLSCertificate, handler: type[BaseHTTPRequestHandler]):
         super().__init__(("127.0.0.1", 0), handler)
         self.context = certificate.server_context()
+        self._guard = threading.Lock()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
+        with self._guard:
+            self._connections[request] = thread
+        thread.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._guard:
+                self._connections.pop(request, None)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._guard:
+            connections = list(self._connections.items())
+        for sock, _ in connections:
+            # the plain socket's shutdown: the handler's TLS read sees the end of the stream
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        for _, thread in connections:
+            thread.join(timeout=30)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()

@@ -17,11 +17,14 @@ ML_SCOPE = "https://ml.azure.com/.default"
 class FakeCredential:
     """A TokenCredential handing out the token the fake ARM accepts, and for Azure ML's
     own scope (Microsoft Entra auth of a scoring URI) a new token per call, living
-    ``entra_lifetime`` seconds, recorded in ``entra_tokens`` (token -> expiry)."""
+    ``entra_lifetime`` seconds, recorded in ``entra_tokens`` (token -> expiry). The expiry
+    recorded (what the fake scoring URI enforces) is ``entra_grace`` seconds later than the
+    one the token says (what the router plans its renewal by)."""
 
     def __init__(self) -> None:
         self.scopes: list[tuple[str, ...]] = []
         self.entra_lifetime = 3600
+        self.entra_grace = 0
         self.entra_tokens: dict[str, float] = {}
 
     def get_token(self, *scopes: str, **_: Any) -> Any:
@@ -31,7 +34,7 @@ class FakeCredential:
         if scopes == (ML_SCOPE,):
             token = f"entra-token-{len(self.entra_tokens)}-{secrets.token_hex(8)}"
             expires = int(time.time()) + self.entra_lifetime
-            self.entra_tokens[token] = expires
+            self.entra_tokens[token] = expires + self.entra_grace
             return AccessToken(token, expires)
         return AccessToken(TOKEN, int(time.time()) + 3600)
 

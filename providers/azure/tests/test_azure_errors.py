@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ def quiet(_message: str) -> None:
 
 def deploy_and_wait(provider: Any, fake: FakeAzureML, number: int = 1) -> Any:
     deployment = provider.deploy(release(number), image_ref(fake, number), Strategy(), quiet)
-    return provider.wait(deployment, 30, quiet)
+    return provider.wait(deployment, 120, quiet)
 
 
 def test_missing_credentials_name_the_chain(
@@ -66,20 +67,54 @@ def test_missing_permission_names_the_action_and_the_scope(
     assert fake.requests_to("PUT", f"/onlineEndpoints/{EP}")[0].status == 403
 
 
-def test_throttling_is_retried_after_retry_after(fake: FakeAzureML, make_provider: Any) -> None:
+class SdkSleeps:
+    """Stands in for azure-core's ``HttpTransport.sleep`` (retries and LRO polling sleep
+    there): records each sleep with the request the fake answered just before it."""
+
+    def __init__(self, fake: FakeAzureML) -> None:
+        self.fake = fake
+        self.sleeps: list[tuple[float, str, str, int]] = []
+
+    def sleep(self, seconds: float) -> None:
+        with self.fake.lock:
+            last = self.fake.requests[-1]
+            self.sleeps.append((float(seconds), last.method, last.path, last.status))
+        time.sleep(seconds)
+
+    def after(self, method: str, part: str, status: int) -> list[float]:
+        """The sleeps right after ``method`` on a path containing ``part`` got ``status``."""
+        return [
+            s for s, m, path, code in self.sleeps if (m, code) == (method, status) and part in path
+        ]
+
+
+@pytest.fixture
+def sdk_sleeps(fake: FakeAzureML, monkeypatch: pytest.MonkeyPatch) -> SdkSleeps:
+    from azure.core.pipeline.transport import HttpTransport
+
+    recorder = SdkSleeps(fake)
+    monkeypatch.setattr(HttpTransport, "sleep", lambda _transport, s: recorder.sleep(s))
+    return recorder
+
+
+def test_throttling_is_retried_after_retry_after(
+    fake: FakeAzureML, make_provider: Any, sdk_sleeps: SdkSleeps
+) -> None:
     fake.throttle("GET", f"/onlineEndpoints/{EP}", times=2, retry_after="0.3")
     fake.throttle("PUT", "/deployments/", times=1, retry_after="0.2")
     status = deploy_and_wait(make_provider(), fake)
     assert status.healthy, status.reason
     gets = fake.requests_to("GET", f"/onlineEndpoints/{EP}")
     assert [r.status for r in gets[:3]] == [429, 429, 404]
-    assert gets[1].at - gets[0].at >= 0.29 and gets[2].at - gets[1].at >= 0.29
     puts = fake.requests_to("PUT", "/deployments/")
-    assert [r.status for r in puts] == [429, 201] and puts[1].at - puts[0].at >= 0.19
+    assert [r.status for r in puts] == [429, 201]
+    # the SDK waited as long as Retry-After asked, after each 429, before trying again
+    assert sdk_sleeps.after("GET", f"/onlineEndpoints/{EP}", 429) == [0.3, 0.3]
+    assert sdk_sleeps.after("PUT", "/deployments/", 429) == [0.2]
 
 
 def test_transient_server_errors_are_retried_with_backoff(
-    fake: FakeAzureML, make_provider: Any
+    fake: FakeAzureML, make_provider: Any, sdk_sleeps: SdkSleeps
 ) -> None:
     fake.transient("GET", f"/onlineEndpoints/{EP}", times=2, status=503)
     fake.transient("PUT", f"/onlineEndpoints/{EP}", times=1, status=500)
@@ -88,7 +123,7 @@ def test_transient_server_errors_are_retried_with_backoff(
     gets = fake.requests_to("GET", f"/onlineEndpoints/{EP}")
     assert [r.status for r in gets[:3]] == [503, 503, 404]
     # azure-core: the first retry is immediate, the next waits backoff * 2
-    assert gets[2].at - gets[1].at >= 0.15
+    assert sdk_sleeps.after("GET", f"/onlineEndpoints/{EP}", 503) == [0.2]
     assert [r.status for r in fake.requests_to("PUT", f"/onlineEndpoints/{EP}")][:2] == [500, 201]
 
 

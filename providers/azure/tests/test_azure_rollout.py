@@ -30,7 +30,7 @@ def push(
     number: int,
     strategy: str = "all-at-once",
     bake: float = 0.0,
-    timeout: float = 30,
+    timeout: float = 120,
 ) -> Any:
     deployment = provider.deploy(
         release(number), image_ref(fake, number), Strategy.parse(strategy, bake), quiet
@@ -205,7 +205,7 @@ def test_a_timeout_while_provisioning_names_the_last_state(
     fake: FakeAzureML, make_provider: Any
 ) -> None:
     provider = make_provider()
-    fake.provisioning_seconds = 1.5
+    fake.hold_provisioning()  # the deployment stays Creating whatever the wait does
     _, status = push(provider, fake, 1, timeout=0.3)
     assert status.state == "unhealthy"
     assert "timed out after 0.3s waiting for deployment" in (status.reason or "")

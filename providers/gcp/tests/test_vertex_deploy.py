@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 from vertex_fake import FakeVertex
@@ -10,8 +13,49 @@ from vertex_support import PROJECT, TARGET, TOKEN, provider, push, release
 
 from deployer.errors import UsageError
 from deployer.serving import routes
+from deployer_gcp import rollout
 
 V1, V2, V3 = (release(n).version for n in (1, 2, 3))
+
+
+@dataclass
+class Bakes:
+    """Stands in for ``time`` in deployer_gcp.rollout: a bake is recorded, with the traffic
+    split and the number of predictions at that moment, and returns at once."""
+
+    vertex: FakeVertex
+    sleeps: list[tuple[float, dict[str, int], int]] = field(default_factory=list)
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(
+            (seconds, self.vertex.traffic(), len(self.vertex.requests("RawPredict")))
+        )
+
+
+@pytest.fixture
+def bakes(vertex: FakeVertex, monkeypatch: pytest.MonkeyPatch) -> Bakes:
+    recorder = Bakes(vertex)
+    monkeypatch.setattr(rollout, "time", recorder)
+    return recorder
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g}s"
+        time.sleep(0.02)
+
+
+def waited_seconds(reason: str) -> float:
+    """The N of ``timed out after Ns`` in a status reason."""
+    found = re.search(r"timed out after (\d+(?:\.\d+)?)s", reason)
+    assert found, reason
+    return float(found.group(1))
 
 
 def deployed_ids(vertex: FakeVertex) -> dict[str, str]:
@@ -115,13 +159,14 @@ def test_all_at_once_moves_all_traffic_then_undeploys_the_old_model(vertex, adc)
     assert (labels["deployer-version"], labels["deployer-previous"]) == (V2, V1)
 
 
-def test_canary_sends_a_share_bakes_checks_then_promotes(vertex, adc) -> None:
+def test_canary_sends_a_share_bakes_checks_then_promotes(vertex, adc, bakes) -> None:
     target = provider(vertex.address)
     push(target, release(1))
     old = id_of(vertex, V1)
-    started = time.monotonic()
+    predictions = len(vertex.requests("RawPredict"))
     _, status, notes = push(target, release(2), "canary:10", bake=0.3)
-    assert time.monotonic() - started >= 0.3
+    # one bake of 0.3 s, with 10% on the new version, before the health check's predictions
+    assert bakes.sleeps == [(0.3, {V1: 90, V2: 10}, predictions)]
     assert status.healthy and status.version == V2
     assert dict(vertex.requests("DeployModel")[-1].traffic_split) == {"0": 10, old: 90}
     (update,) = [
@@ -130,7 +175,7 @@ def test_canary_sends_a_share_bakes_checks_then_promotes(vertex, adc) -> None:
     new = next(k for k in update.endpoint.traffic_split if k != old)
     assert dict(update.endpoint.traffic_split) == {new: 100, old: 0}
     # Ten smoke predictions at 10%: the new model answered at least one of them.
-    assert len(vertex.requests("RawPredict")) >= 10
+    assert len(vertex.requests("RawPredict")) >= predictions + 10
     assert any("baking" in n for n in notes)
     assert vertex.traffic() == {V2: 100}
 
@@ -188,16 +233,15 @@ def test_a_failed_deploy_operation_reports_vertex_reason_and_keeps_the_old_versi
 def test_a_timeout_while_waiting_says_so_and_the_old_version_serves(vertex, adc) -> None:
     target = provider(vertex.address)
     push(target, release(1))
-    vertex.delays["DeployModel"] = 1.5
-    started = time.monotonic()
+    deploying = vertex.hold("DeployModel")  # the operation runs until the test lets it end
     _, status, _ = push(target, release(2), timeout=0.3)
-    assert time.monotonic() - started < 1.5
     assert status.state == "updating" and status.version == V1
-    assert status.reason.startswith("timed out after 0.3s waiting for Vertex AI to deploy")
+    assert re.match(r"timed out after \S+ waiting for Vertex AI to deploy", status.reason)
+    assert waited_seconds(status.reason) >= 0.3
     assert "still running" in status.reason
-    deadline = time.monotonic() + 5
-    while vertex.traffic() != {V1: 0, V2: 100} and time.monotonic() < deadline:
-        time.sleep(0.05)  # Vertex finishes the operation on its own
+    assert vertex.traffic() == {V1: 100}  # the split changes when the operation ends
+    deploying.set()  # Vertex finishes the operation on its own
+    eventually(lambda: vertex.traffic() == {V1: 0, V2: 100}, "the DeployModel operation")
     # Pushing the same version again finishes the job: the old deployed model goes.
     deployment, status, _ = push(target, release(2))
     assert deployment.changed and status.healthy
@@ -207,10 +251,13 @@ def test_a_timeout_while_waiting_says_so_and_the_old_version_serves(vertex, adc)
     assert target.rollback(lambda _m: None).version == V1
 
 
-def test_a_timeout_during_a_rollout_names_the_step_and_the_split(vertex, adc) -> None:
+def test_a_timeout_during_a_rollout_names_the_step_and_the_split(vertex, adc, bakes) -> None:
     target = provider(vertex.address)
     push(target, release(1))
-    _, status, _ = push(target, release(2), "canary:10", bake=5.0, timeout=0.3)
+    _, status, _ = push(target, release(2), "canary:10", bake=3600.0, timeout=30.0)
+    # the bake was cut to what was left of the 30 s, then the wait gave up
+    ((baked, split, _),) = bakes.sleeps
+    assert 0 < baked < 30 and split == {V1: 90, V2: 10}
     assert status.state == "updating"
     assert "timed out after" in status.reason and "while baking step 1/2" in status.reason
     assert f"{V1} 90%" in status.reason and f"{V2} 10%" in status.reason
@@ -297,11 +344,13 @@ def test_route_names_the_raw_predict_url(vertex, adc) -> None:
     assert default.api.host == "us-central1-aiplatform.googleapis.com"
 
 
-def test_destroy_removes_exactly_this_targets_resources(vertex, adc) -> None:
+def test_destroy_removes_exactly_this_targets_resources(vertex, adc, bakes) -> None:
     target = provider(vertex.address)
     other = provider(vertex.address, target="staging")
     push(target, release(1))
-    push(target, release(2), "canary:50", bake=5.0, timeout=0.2)  # two deployed models
+    # a rollout that times out while baking at 50%: two deployed models
+    _, status, _ = push(target, release(2), "canary:50", bake=3600.0, timeout=30.0)
+    assert status.state == "updating" and set(deployed_ids(vertex).values()) == {V1, V2}
     push(other, release(1))
     removed = target.destroy(lambda _m: None)
     assert [r.split()[0] for r in removed] == ["deployed", "deployed", "endpoint", "model", "model"]

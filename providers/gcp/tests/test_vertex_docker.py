@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from docker_support import remove_repository
 from vertex_runtime import DockerRuntime
 from vertex_support import REGISTRY_USER, TOKEN, FakeCredentials, provider
 
@@ -102,3 +103,4 @@ def test_project_push_to_vertex_serves_the_real_model(
         assert not runtime.running
     finally:
         runtime.close()
+        remove_repository(docker, "iris-gcp")  # the image the push built

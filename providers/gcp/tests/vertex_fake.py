@@ -16,8 +16,9 @@ an endpoint or model that is still deployed; routes predictions by the traffic s
 
 Tests script it: ``fail(method, code, message, times)`` answers errors (throttling,
 permission denied), ``fail_deploy(message)`` makes the next DeployModel operation end in
-an error, ``delays[method]`` slows operations down, ``broken`` makes a version's
-predictions fail, and ``requests(method)`` returns what the SDK sent.
+an error, ``delays[method]`` slows operations down, ``hold(method)`` keeps its operations
+running until the returned event is set, ``broken`` makes a version's predictions fail,
+and ``requests(method)`` returns what the SDK sent.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class FakeVertex:
         self.key = key
         self.lock = threading.RLock()
         self.server: grpc.Server | None = None
+        self.pool: futures.ThreadPoolExecutor | None = None
         self.address = ""
         self.default_runtime: Runtime = runtime or StubRuntime()
         self.reset()
@@ -116,6 +118,8 @@ class FakeVertex:
 
     def reset(self) -> None:
         with self.lock:
+            for gate in getattr(self, "gates", {}).values():
+                gate.set()  # no operation thread stays blocked after a test
             self.generation = getattr(self, "generation", 0) + 1
             self.models: dict[str, Any] = {}
             self.endpoints: dict[str, Any] = {}
@@ -124,6 +128,7 @@ class FakeVertex:
             self.faults: list[Fault] = []
             self.deploy_failures: list[str] = []
             self.delays: dict[str, float] = {}
+            self.gates: dict[str, threading.Event] = {}
             self.broken: set[str] = set()
             self.runtime: Runtime = self.default_runtime
             self.expected_token: str | None = None
@@ -139,6 +144,13 @@ class FakeVertex:
         """The next DeployModel operation ends with this error."""
         with self.lock:
             self.deploy_failures.append(message)
+
+    def hold(self, method: str) -> threading.Event:
+        """Operations of ``method`` started from now on stay running (``done: false``) until
+        the returned event is set; ``reset()`` sets it."""
+        with self.lock:
+            gate = self.gates[method] = threading.Event()
+            return gate
 
     def requests(self, method: str) -> list[Any]:
         with self.lock:
@@ -163,7 +175,8 @@ class FakeVertex:
     # -- server ------------------------------------------------------------------------
 
     def start(self) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        self.pool = futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="fake-vertex")
+        server = grpc.server(self.pool)
         server.add_generic_rpc_handlers(tuple(self._handlers()))
         credentials = grpc.ssl_server_credentials([(self.key, self.certificate)])
         port = server.add_secure_port("127.0.0.1:0", credentials)
@@ -173,8 +186,13 @@ class FakeVertex:
         return self.address
 
     def stop(self) -> None:
+        with self.lock:
+            for gate in self.gates.values():
+                gate.set()
         if self.server is not None:
-            self.server.stop(grace=None)
+            self.server.stop(grace=None).wait(30)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
     def _handlers(self) -> list[grpc.GenericRpcHandler]:
         v1 = "google.cloud.aiplatform.v1"
@@ -259,9 +277,12 @@ class FakeVertex:
         generation = self.generation
         self.operations[name] = operation
         delay = self.delays.get(method, 0.0)
+        gate = self.gates.get(method)
 
         def run() -> None:
             time.sleep(delay)
+            if gate is not None:
+                gate.wait()
             try:
                 result = work() if generation == self.generation else None
             except DeployFailure as exc:

@@ -71,7 +71,7 @@ def push(
     vertex_provider: VertexProvider,
     rel: Release,
     strategy: str = "all-at-once",
-    timeout: float = 30.0,
+    timeout: float = 120.0,
     bake: float = 0.0,
 ) -> tuple[Any, Any, list[str]]:
     """deploy + wait, as the orchestrator does; returns (deployment, status, progress)."""

@@ -56,14 +56,16 @@ def apply(api: Any, body: dict[str, Any], manager: str = "tester", **kw: Any) ->
     )
 
 
-def wait_for(check: Any, timeout: float = 5.0) -> Any:
+def wait_for(check: Any, timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy (the fake's controllers run in
+    their own thread); fail if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.02)
-    raise AssertionError("condition not reached")
+    raise AssertionError(f"condition not reached within {timeout:g}s")
 
 
 def test_discovery_and_version(api: Any, fake: FakeKube) -> None:

@@ -14,6 +14,8 @@ import yaml
 from k8s_support import ADMIN_TOKEN, ProviderFactory, image_ref, quiet, release
 from k8sfake import FakeKube
 
+import deployer_kubernetes.deploy
+import deployer_kubernetes.provider
 from deployer.errors import ConfigError, DeployerError, MissingDependencyError, UsageError
 from deployer.providers import ProjectInfo, Strategy, Target, provider_class
 from deployer_kubernetes.provider import KubernetesProvider
@@ -27,7 +29,7 @@ def push(
     n: int,
     strategy: str = "all-at-once",
     bake: float = 0.0,
-    timeout: float = 20,
+    timeout: float = 120,
 ) -> Any:
     """deploy + wait, as the orchestrator runs them."""
     lines: list[str] = []
@@ -51,6 +53,41 @@ def applies(fake: FakeKube, plural: str = "deployments") -> list[dict[str, Any]]
 
 def image_of(deployment: dict[str, Any]) -> str:
     return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+class VirtualClock:
+    """Stands in for ``time`` in the provider's modules: the clock starts at 0 and moves only
+    when they sleep, so a wait's deadline depends on how often it polled, not on how busy the
+    machine is. A wait still sleeping an hour past its start never honoured its timeout."""
+
+    LIMIT = 3600.0
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0, "a poll loop that does not sleep spins"
+        self.now += seconds
+        assert self.now < self.LIMIT, "still waiting an hour later: the timeout was ignored"
+
+
+class RetrySleeps:
+    """Stands in for ``time`` in urllib3.util.retry (the kubernetes client's retries):
+    records each sleep with the request that was answered just before it, and returns."""
+
+    def __init__(self, fake: FakeKube) -> None:
+        self.fake = fake
+        self.sleeps: list[tuple[float, str, str]] = []
+
+    def sleep(self, seconds: float) -> None:
+        last = self.fake.requests[-1]
+        self.sleeps.append((seconds, last.method, last.path))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 # -- discovery and first deploy ------------------------------------------------------------
@@ -102,7 +139,7 @@ def test_redeploying_the_live_version_changes_nothing(
     assert not deployment.changed
     assert deployment.previous_version == release(1).version
     assert len(fake.writes()) == writes  # only dry runs
-    assert provider.wait(deployment, 5, quiet).healthy
+    assert provider.wait(deployment, 120, quiet).healthy
     after = {
         o["metadata"]["name"]: o["metadata"]["resourceVersion"]
         for o in fake.objects(*APPS) + fake.objects(*CORE_SERVICES)
@@ -277,8 +314,8 @@ def test_crash_loop_shows_the_containers_last_log_lines(
 def test_unschedulable_pods_fail_at_the_progress_deadline(
     fake: FakeKube, make_provider: ProviderFactory
 ) -> None:
+    push(make_provider(), 1)  # the default deadline: a busy machine cannot fail this rollout
     provider = make_provider(progress_deadline_seconds=1)
-    push(provider, 1)
     fake.fail_image(
         image_ref(2), "Unschedulable", "0/3 nodes are available: 3 Insufficient memory."
     )
@@ -328,16 +365,18 @@ def test_a_canary_failing_its_smoke_call_is_rolled_back(
 
 
 def test_a_timeout_says_how_long_and_the_last_state(
-    fake: FakeKube, make_provider: ProviderFactory
+    fake: FakeKube, make_provider: ProviderFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = make_provider()
     push(provider, 1)
     fake.fail_image(image_ref(2), "Pending")
     lines: list[str] = []
     deployment = provider.deploy(release(2), image_ref(2), Strategy(), lines.append)
-    started = time.monotonic()
+    clock = VirtualClock()
+    monkeypatch.setattr(deployer_kubernetes.provider, "time", clock)
+    monkeypatch.setattr(deployer_kubernetes.deploy, "time", clock)
     status = provider.wait(deployment, 1.0, lines.append)
-    assert time.monotonic() - started < 5
+    assert 1.0 <= clock.now < 1.1  # polled until the deadline, and not longer
     assert not status.healthy and status.state == "updating"
     assert status.reason.startswith("timed out after 1s waiting for deployment/iris-k8s")
     assert 'last state: Waiting for deployment "iris-k8s" rollout to finish' in status.reason
@@ -549,15 +588,23 @@ def test_missing_permissions_name_the_action_and_resource(
 
 
 def test_throttling_and_transient_errors_are_retried_with_backoff(
-    fake: FakeKube, make_provider: ProviderFactory
+    fake: FakeKube, make_provider: ProviderFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import urllib3.util.retry
+
+    retries = RetrySleeps(fake)
+    monkeypatch.setattr(urllib3.util.retry, "time", retries)
     fake.fault("PATCH", "/deployments/iris-k8s$", 429, times=2, retry_after=1)
     fake.fault("GET", "/deployments/iris-k8s$", 503, times=2)
     provider = make_provider(retry_backoff=0.05)
-    started = time.monotonic()
     _, status, _ = push(provider, 1)
     assert status.healthy
-    assert time.monotonic() - started >= 2.0  # Retry-After: 1, twice
+    # Retry-After: 1 was honoured after each throttled apply; the 503s backed off
+    deployment = "/apis/apps/v1/namespaces/default/deployments/iris-k8s"
+    after_patch = [s for s, m, path in retries.sleeps if (m, path) == ("PATCH", deployment)]
+    assert after_patch == [1.0, 1.0]
+    after_get = [s for s, m, path in retries.sleeps if (m, path) == ("GET", deployment)]
+    assert after_get and all(0 < s < 1 for s in after_get)
     patches = [
         r
         for r in fake.requests

@@ -55,12 +55,15 @@ class DockerRuntime:
         self.urls: dict[str, str | None] = {}  # image -> url once started (None: starting)
         self.containers: list[Any] = []
         self.errors: dict[str, str] = {}
+        self._starting: list[threading.Thread] = []
 
     def ready(self, image: str, pod: dict[str, Any]) -> bool:
         with self.lock:
             if image not in self.urls:
                 self.urls[image] = None
-                threading.Thread(target=self._start, args=(image, pod), daemon=True).start()
+                thread = threading.Thread(target=self._start, args=(image, pod), daemon=True)
+                self._starting.append(thread)
+                thread.start()
                 return False
             url = self.urls[image]
         if url is None:
@@ -112,6 +115,9 @@ class DockerRuntime:
         return response.status_code, dict(response.headers), response.content
 
     def close(self) -> None:
+        # a container still being started would be created after the clean-up below
+        for thread in self._starting:
+            thread.join(timeout=300)
         for container in self.containers:
             with contextlib.suppress(Exception):
                 container.remove(force=True)

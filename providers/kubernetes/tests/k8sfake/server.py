@@ -165,6 +165,8 @@ class FakeKube:
         self._stop.set()
         self.server.shutdown()
         self.server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=30)
         self.runtime.close()
 
     # -- internals ------------------------------------------------------------------------

@@ -78,6 +78,15 @@ class AccessLog:
             await asyncio.sleep(FLUSH_SECONDS)
             self.flush()
 
+    async def stop(self) -> None:
+        """Stop the flusher (and wait for it), then flush and close."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.close()
+
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -170,20 +170,28 @@ class Router:
         return self.port
 
     async def stop(self, grace: float = 20.0) -> None:
-        """Stop accepting, finish requests in flight (up to ``grace`` s), stop tasks."""
+        """Stop accepting, finish requests in flight (up to ``grace`` s), then cancel every
+        task the router started and wait for them: none is left pending."""
         if self.poller is not None:
             self.poller.enabled = False
         if self.server is not None:
             await self.server.shutdown(grace)
-        for tasks in self._tasks.values():
-            health.cancel_all(tasks)
-        health.cancel_all(self._background)
+        tasks = [task for tasks in self._tasks.values() for task in tasks]
+        tasks += self._background
+        if self.proxy is not None:
+            tasks += self.proxy.tasks()
         if self.snapshot is not None:
             for upstream in self.snapshot.upstreams:
                 upstream.pool.close()
+                tasks += upstream.pool.cancel_connects()
+        sweeper = stop_timeouts()
+        if sweeper is not None:
+            tasks.append(sweeper)
+        await health.stop_tasks(tasks)
+        self._tasks.clear()
+        self._background.clear()
         if self.access_log is not None:
-            self.access_log.close()
-        stop_timeouts()
+            await self.access_log.stop()
         self.stopped.set()
 
     # -- reload ------------------------------------------------------------------------
@@ -217,10 +225,12 @@ class Router:
             self.snapshot = snapshot
             self.proxy.snapshot = snapshot
             kept = {u.key for u in snapshot.upstreams}
+            retired: list[asyncio.Task[None]] = []
             for upstream in old.upstreams if old else ():
                 if upstream.key not in kept:
-                    health.cancel_all(self._tasks.pop(upstream.key, []))
+                    retired += self._tasks.pop(upstream.key, [])
                     upstream.pool.close()
+            await health.stop_tasks(retired)
             self.stats.reloads["ok"] += 1
             self._configure_polling(manifest)
             if (manifest.listen.host, manifest.listen.port) != (
@@ -515,11 +525,21 @@ async def serve(
         ready(bound)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(router.reload()))
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(router.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     await stopping.wait()
     log.info("stopping: finishing requests in flight", extra={"grace_seconds": grace})
+    if reloads:  # let a reload in progress finish (within the grace), then stop
+        await asyncio.wait(set(reloads), timeout=grace)
+        await health.stop_tasks(reloads)
     await router.stop(grace)
 
 

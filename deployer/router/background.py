@@ -8,6 +8,8 @@ beside other work (release scripts, notebooks) and for tests::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from deployer.router.manifest import Manifest
 
 T = TypeVar("T")
+log = logging.getLogger("deployer.router")
+EXECUTOR_SECONDS = 10.0  # how long closing waits for worker threads (credential refresh)
 
 
 class BackgroundRouter:
@@ -51,8 +55,10 @@ class BackgroundRouter:
         self._thread = threading.Thread(target=self._run, name="deployer-router", daemon=True)
         self._thread.start()
         if not self._ready.wait(self.startup_timeout):
+            self.__exit__()  # stops the loop: start() fails, and the thread cleans up
             raise TimeoutError(f"the router did not start within {self.startup_timeout:g}s")
         if self._error is not None:
+            self._thread.join(30)  # the loop is closed when this returns
             raise self._error
         return self
 
@@ -63,16 +69,22 @@ class BackgroundRouter:
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
-            self.router = Router(self.manifest, self.source, host=self.host, port=self.port)
-            self.port = loop.run_until_complete(self.router.start())
-        except BaseException as exc:  # handed to __enter__'s caller
-            self._error = exc
+            try:
+                self.router = Router(self.manifest, self.source, host=self.host, port=self.port)
+                self.port = loop.run_until_complete(self.router.start())
+            except BaseException as exc:  # handed to __enter__'s caller
+                self._error = exc
+                if self.router is not None:  # it may have started tasks before failing
+                    with contextlib.suppress(Exception):
+                        loop.run_until_complete(self.router.stop(0.0))
+                self._ready.set()
+                return
             self._ready.set()
-            return
-        self._ready.set()
-        loop.run_forever()
-        loop.run_until_complete(self.router.stop(1.0))
-        loop.close()
+            loop.run_forever()
+            loop.run_until_complete(self.router.stop(1.0))
+        finally:
+            _close(loop)
+            asyncio.set_event_loop(None)
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         """Run ``coroutine`` on the router's loop (``router.reload()``, say); its result."""
@@ -81,9 +93,32 @@ class BackgroundRouter:
 
     def __exit__(self, *exc: object) -> None:
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: stopped already
+                self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
-            self._thread.join(15)
+            self._thread.join(30)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close ``loop`` cleanly: cancel and await whatever tasks remain, finish async
+    generators and the default executor's threads, then close it."""
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "cancelling tasks left running when the router stopped",
+                extra={"tasks": [repr(task) for task in pending]},
+            )
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        with contextlib.suppress(asyncio.TimeoutError):
+            loop.run_until_complete(
+                asyncio.wait_for(loop.shutdown_default_executor(), EXECUTOR_SECONDS)
+            )
+    finally:
+        loop.close()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

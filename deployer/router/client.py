@@ -253,11 +253,14 @@ def _deadlines_here() -> _Deadlines:
     return found
 
 
-def stop_timeouts() -> None:
-    """Stop this event loop's timeout sweeper (when the router stops)."""
+def stop_timeouts() -> asyncio.Task[None] | None:
+    """Stop this event loop's timeout sweeper (when the router stops); the cancelled task,
+    for the caller to await."""
     found = _deadlines.pop(asyncio.get_running_loop(), None)
-    if found is not None:
-        found.task.cancel()
+    if found is None:
+        return None
+    found.task.cancel()
+    return found.task
 
 
 def proxy_for(scheme: str, host: str) -> str | None:
@@ -482,6 +485,13 @@ class Pool:
                 conn.close()
         if done is not None:
             done(outcome)
+
+    def cancel_connects(self) -> list[asyncio.Task[None]]:
+        """Cancel connections being opened (when the router stops); the tasks, to await."""
+        tasks = list(self._connecting)
+        for task in tasks:
+            task.cancel()
+        return tasks
 
     def close(self) -> None:
         """Close idle connections now; busy ones close when their request ends."""

@@ -72,6 +72,8 @@ class FrontProxy:
             elif message["type"] == "lifespan.shutdown":
                 if watcher:
                     watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
                 if self._client:
                     await self._client.aclose()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -222,6 +222,10 @@ class Proxy:
             return
         Exchange(self, snap, request, respond).begin()
 
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """Internal routes still being answered (the router awaits them when it stops)."""
+        return list(self._tasks)
+
     async def __call__(self, request: Request) -> Response:
         """One request as a coroutine (for embedders and tests)."""
         answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()

@@ -329,6 +329,8 @@ class HttpServer:
             self._server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         deadline = time.monotonic() + grace
         while self.connections and time.monotonic() < deadline:
             for conn in list(self.connections):

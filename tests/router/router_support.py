@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,11 +17,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -36,10 +37,12 @@ BACKEND_HEADER = "x-deployer-backend"
 
 def wait_until(
     condition: Callable[[], Any],
-    timeout: float = 20.0,
+    timeout: float = 30.0,
     step: float = 0.05,
     message: str = "condition",
 ) -> Any:
+    """Poll ``condition`` until it is truthy and return its value; fail the test when it
+    never is (the timeout is a generous bound for an event, not a measurement)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -47,6 +50,35 @@ def wait_until(
             return value
         time.sleep(step)
     pytest.fail(f"{message} not reached within {timeout}s")
+
+
+class LogRecords(logging.Handler):
+    """Records of one logger, whatever its level and propagation (``with`` attaches it)::
+
+    with LogRecords("deployer.router") as logs: ...; logs.messages()
+    """
+
+    def __init__(self, name: str, level: int = logging.DEBUG) -> None:
+        super().__init__(level)
+        self.logger = logging.getLogger(name)
+        self.records: list[logging.LogRecord] = []
+        self._level = self.logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in list(self.records)]
+
+    def __enter__(self) -> LogRecords:
+        self.logger.addHandler(self)
+        if self.logger.getEffectiveLevel() > self.level:
+            self.logger.setLevel(self.level)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self._level)
 
 
 def manifest(
@@ -232,22 +264,76 @@ class RouterThread(BackgroundRouter):
 # --- steady load ----------------------------------------------------------------------
 
 
+class Event(NamedTuple):
+    """One client request: when it ended (monotonic), its status (None: no answer), the
+    backend header (or the error text), and its place in the order requests were sent."""
+
+    at: float
+    status: int | None
+    backend: str
+    sent: int
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A moment of a load run, as positions in its two orders: requests ``done`` (answered
+    or failed) and requests ``sent`` before it. Tests cut a run into phases with marks
+    taken when the event that starts a phase has been observed, never with clock offsets."""
+
+    done: int
+    sent: int
+
+
 @dataclass
 class LoadResult:
-    """What the clients saw: (monotonic time, status or None, backend or error text)."""
+    """What the clients saw, in the order requests ended."""
 
-    events: list[tuple[float, int | None, str]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    # backend header -> name: NGINX names backends by address, and lists every backend a
+    # retried request went through ("a, b"); the last one answered
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def answerer(self, event: Event) -> str:
+        """The backend that answered ``event`` (by name when an alias is known)."""
+        last = event.backend.rsplit(", ", 1)[-1]
+        return self.aliases.get(last, last)
 
     @property
     def statuses(self) -> Counter[int | None]:
-        return Counter(status for _, status, _ in self.events)
+        return Counter(e.status for e in self.events)
 
     @property
-    def failures(self) -> list[tuple[float, int | None, str]]:
-        return [e for e in self.events if e[1] is None or not 200 <= e[1] < 300]
+    def failures(self) -> list[Event]:
+        return failures(self.events)
 
-    def backends(self, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
-        return Counter(b for t, s, b in self.events if s is not None and since <= t < until)
+    def between(
+        self, since: Mark | None = None, until: Mark | None = None, *, whole: bool = False
+    ) -> list[Event]:
+        """Requests that ended between two marks; ``whole=True``: only those also sent
+        after ``since`` (so they started after its event had been observed)."""
+        events = self.events[since.done if since else 0 : until.done if until else None]
+        if whole and since is not None:  # a request sent after a mark ends after it too
+            events = [e for e in events if e.sent >= since.sent]
+        return events
+
+    def backends(
+        self, since: Mark | None = None, until: Mark | None = None, *, whole: bool = False
+    ) -> Counter[str]:
+        """Answers per backend (any status) between two marks, see ``between``."""
+        events = self.between(since, until, whole=whole)
+        return Counter(self.answerer(e) for e in events if e.status is not None)
+
+    def steady(self, names: Collection[str], count: int) -> bool:
+        """The last ``count`` requests were all answered 200 by one of ``names``."""
+        tail = self.events[-count:]
+        return len(tail) == count and all(
+            e.status == 200 and self.answerer(e) in names for e in tail
+        )
+
+
+def failures(events: list[Event]) -> list[Event]:
+    """The requests that got no answer or a status other than 2xx."""
+    return [e for e in events if e.status is None or not 200 <= e.status < 300]
 
 
 class Load:
@@ -270,6 +356,7 @@ class Load:
         self.concurrency = concurrency
         self.pause = pause
         self.result = LoadResult()
+        self._sent = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -287,11 +374,29 @@ class Load:
     def stop(self) -> LoadResult:
         self._stop.set()
         for thread in self._threads:
-            thread.join(30)
+            thread.join(60)
         return self.result
 
     def count(self) -> int:
         return len(self.result.events)
+
+    def mark(self) -> Mark:
+        """This moment of the run (see ``Mark``)."""
+        with self._lock:
+            return Mark(len(self.result.events), self._sent)
+
+    def wait_for(
+        self, condition: Callable[[LoadResult], object], message: str, timeout: float = 60.0
+    ) -> Mark:
+        """Wait until ``condition(result)`` holds; the mark of that moment."""
+        wait_until(lambda: condition(self.result), timeout=timeout, message=message)
+        return self.mark()
+
+    def wait_steady(
+        self, names: Collection[str], message: str, count: int = 100, timeout: float = 60.0
+    ) -> Mark:
+        """Wait until the last ``count`` requests were all answered 200 by ``names``."""
+        return self.wait_for(lambda r: r.steady(names, count), message, timeout)
 
     def _worker(self) -> None:
         conn: http.client.HTTPConnection | None = None
@@ -299,13 +404,18 @@ class Load:
         while not self._stop.is_set():
             if conn is None:
                 conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+            with self._lock:
+                sent = self._sent
+                self._sent += 1
             try:
                 conn.request("POST", self.path, self.body, headers)
                 answer = conn.getresponse()
                 answer.read()
-                event = (time.monotonic(), answer.status, answer.getheader(BACKEND_HEADER) or "")
+                event = Event(
+                    time.monotonic(), answer.status, answer.getheader(BACKEND_HEADER) or "", sent
+                )
             except (OSError, http.client.HTTPException) as exc:
-                event = (time.monotonic(), None, f"{type(exc).__name__}: {exc}")
+                event = Event(time.monotonic(), None, f"{type(exc).__name__}: {exc}", sent)
                 conn.close()
                 conn = None
             with self._lock:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from router_support import FakeBackend, RouterThread, manifest
+from router_support import FakeBackend, RouterThread, manifest, wait_until
 
 
 @pytest.fixture
@@ -19,9 +19,11 @@ def echo() -> Iterator[tuple[RouterThread, FakeBackend]]:
     fake = FakeBackend("echo")
     data = manifest(backends=[{"name": "echo", "url": fake.url, "health": {"source": "none"}}],
                     max_body_mb=1)  # fmt: skip
-    with RouterThread(data) as router:
-        yield router, fake
-    fake.close()
+    try:
+        with RouterThread(data) as router:
+            yield router, fake
+    finally:
+        fake.close()
 
 
 def exchange(
@@ -105,11 +107,14 @@ def test_http10_and_head(echo: Any) -> None:
 
 class ClosingBackend:
     """Answers each request, then closes the connection without saying so (like a server
-    whose keep-alive timeout just expired): the router must not fail the next request."""
+    whose keep-alive timeout just expired): the router must not fail the next request.
+    ``closed`` counts the connections it has closed (a context manager: stops on exit)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.requests = 0
+        self.closed = 0
+        self._stop: asyncio.Event | None = None
         ready = threading.Event()
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -122,34 +127,47 @@ class ClosingBackend:
             await writer.drain()
             await asyncio.sleep(0.05)
             writer.close()
+            await writer.wait_closed()
+            self.closed += 1
 
         async def main() -> None:
+            self._stop = asyncio.Event()
             server = await asyncio.start_server(handle, "127.0.0.1", 0)
             self.port = server.sockets[0].getsockname()[1]
             ready.set()
-            await server.serve_forever()
+            async with server:
+                await self._stop.wait()
 
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(main(),),
                                        daemon=True)  # fmt: skip
         self.thread.start()
-        ready.wait(5)
+        assert ready.wait(30), "the closing backend did not start"
+
+    def __enter__(self) -> ClosingBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self.loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(30)
+        self.loop.close()
 
 
 def test_backend_closing_idle_connections_is_not_a_failure() -> None:
-    import time
-
     import httpx
 
-    backend = ClosingBackend()
-    data = manifest(backends=[{"name": "c", "url": f"http://127.0.0.1:{backend.port}",
-                               "health": {"source": "none"}}])  # fmt: skip
-    with RouterThread(data) as router, httpx.Client(timeout=10) as client:
-        for _ in range(5):
-            answer = client.post(router.url + "/x", content=b"{}")
-            assert answer.status_code == 200 and answer.content == b"ok"
-            assert "x-deployer-retries" not in answer.headers
-            time.sleep(0.1)  # the backend closed the pooled connection meanwhile
-    assert backend.requests == 5
+    with ClosingBackend() as backend:
+        data = manifest(backends=[{"name": "c", "url": f"http://127.0.0.1:{backend.port}",
+                                   "health": {"source": "none"}}])  # fmt: skip
+        with RouterThread(data) as router, httpx.Client(timeout=10) as client:
+            for sent in range(1, 6):
+                answer = client.post(router.url + "/x", content=b"{}")
+                assert answer.status_code == 200 and answer.content == b"ok"
+                assert "x-deployer-retries" not in answer.headers
+                # the backend closed the pooled connection before the next request
+                closed = lambda n=sent: backend.closed >= n  # noqa: E731
+                wait_until(closed, message="the backend closed the connection")
+        assert backend.requests == 5
 
 
 def test_server_keeps_answers_in_order_whether_a_handler_answers_now_later_or_fails() -> None:
@@ -205,6 +223,7 @@ def test_server_keeps_answers_in_order_whether_a_handler_answers_now_later_or_fa
         ]
         assert errors == ["logged"]
     finally:
-        asyncio.run_coroutine_threadsafe(server.shutdown(1), loop).result(10)
+        asyncio.run_coroutine_threadsafe(server.shutdown(1), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+        thread.join(30)
+        loop.close()

@@ -86,28 +86,42 @@ def test_kill_a_backend_under_load_no_client_fails_and_it_comes_back(
     models: Any, router_factory: Any
 ) -> None:
     entries = [model_entry(m) for m in models[:3]]
-    router = router_factory(manifest(backends=entries))
+    data = manifest(backends=entries)
+    ejection = data["health"]["passive"]["base_ejection"]
+    router = router_factory(data)
     victim = models[1]
     with Load(router.url, concurrency=6) as load:
-        wait_until(lambda: load.result.backends()["m1"] >= 50, message="traffic on m1")
+        load.wait_for(lambda r: r.backends()["m1"] >= 50, message="traffic on m1")
         victim.kill()
         # passive ejection and the active check take it out; traffic moves to the others
         wait_until(lambda: not router.backend_states()["m1"]["available"], message="m1 out")
+        out = load.mark()
         out_at = time.monotonic()
         attempts_when_out = router.metric("deployer_router_backend_requests_total", backend="m1")
-        time.sleep(1.5)  # more than the ejection time: it must stay out while it is dead
+
+        def stayed_out() -> bool:
+            """It stays out while dead, also past its ejection (the active check keeps it
+            out): the others serve, and more than the ejection time has gone by (a lower
+            bound: a slow machine only waits longer)."""
+            assert not router.backend_states()["m1"]["available"], "a dead backend came back"
+            served = load.result.backends(out)
+            return (
+                min(served["m0"], served["m2"]) >= 30 and time.monotonic() - out_at > 2 * ejection
+            )
+
+        wait_until(stayed_out, message="the others serve while m1 is out")
         attempts_while_dead = router.metric("deployer_router_backend_requests_total", backend="m1")
         victim.start()
         victim.wait()
         wait_until(lambda: router.backend_states()["m1"]["available"], message="m1 back")
-        back_at = time.monotonic()
-        wait_until(lambda: load.result.backends(since=back_at)["m1"] >= 20, message="m1 again")
+        back = load.mark()
+        load.wait_for(lambda r: r.backends(back)["m1"] >= 20, message="m1 again")
     result = load.result
     assert not result.failures, result.failures[:5]
     # no request was even attempted on it once it was out (the health window)
     assert attempts_while_dead == attempts_when_out
-    assert result.backends(since=out_at, until=back_at)["m0"] > 0
-    assert result.backends(since=out_at, until=back_at)["m2"] > 0
+    assert result.backends(out, back)["m0"] > 0
+    assert result.backends(out, back)["m2"] > 0
     # requests in flight when it died failed (reset or refused) and were retried elsewhere
     metrics = router.metrics()
     errors = [
@@ -127,25 +141,24 @@ def test_lower_tier_serves_only_while_the_higher_is_down_then_fails_back(
         manifest(backends=[model_entry(primary, tier=0), model_entry(backup, tier=1)])
     )
     with Load(router.url, concurrency=4) as load:
-        wait_until(lambda: load.count() >= 100, message="100 requests")
+        load.wait_for(lambda r: len(r.events) >= 100, message="100 requests")
         assert set(load.result.backends()) == {"m0"}
         primary.kill()
         wait_until(lambda: not router.backend_states()["m0"]["available"], message="m0 out")
-        failed_over = time.monotonic()
-        wait_until(lambda: load.result.backends(since=failed_over)["m1"] >= 50, message="tier 1")
-        restarted = time.monotonic()
+        failed_over = load.mark()
+        load.wait_for(lambda r: r.backends(failed_over)["m1"] >= 50, message="tier 1")
+        restarted = load.mark()
         primary.start()
         primary.wait()
         wait_until(lambda: router.backend_states()["m0"]["available"], message="m0 back")
-        back = time.monotonic()
-        wait_until(lambda: load.result.backends(since=back)["m0"] >= 50, message="failback")
-        settled = time.monotonic()
-        wait_until(lambda: load.result.backends(since=settled)["m0"] >= 50, message="on m0")
+        settled = load.wait_steady({"m0"}, message="failback", count=50)
+        load.wait_for(lambda r: r.backends(settled)["m0"] >= 50, message="on m0")
     result = load.result
     assert not result.failures, result.failures[:5]
-    assert result.backends(since=failed_over, until=restarted)["m0"] == 0
-    # failback: once m0 is back, the lower tier gets nothing (it only served the outage)
-    assert result.backends(since=settled)["m1"] == 0
+    # requests sent while m0 was out (and answered before it restarted) all went to tier 1
+    assert result.backends(failed_over, restarted, whole=True)["m0"] == 0
+    # failback: once m0 serves again, the lower tier gets nothing (it only served the outage)
+    assert result.backends(settled, whole=True)["m1"] == 0
     assert router.metric("deployer_router_backend_requests_total", backend="m1") > 0
 
 
@@ -175,29 +188,32 @@ def test_reload_under_load_drops_nothing(models: Any, router_factory: Any, tmp_p
     data = manifest(backends=[model_entry(a), model_entry(b)])
     router = router_factory(data)
     with Load(router.url, concurrency=6) as load:
-        wait_until(lambda: load.count() >= 200, message="load")
+        load.wait_for(lambda r: len(r.events) >= 200, message="load")
         # 1. by SIGHUP: drop m1, add m2 with a big weight
         data["backends"] = [model_entry(a, weight=1), model_entry(c, weight=4)]
         write_manifest(router.manifest_path, data)
         router.reload()
         wait_until(lambda: set(router.backend_states()) == {"m0", "m2"}, message="reload 1")
-        first = time.monotonic()
-        wait_until(lambda: load.result.backends(since=first)["m2"] >= 100, message="m2 traffic")
+        first = load.mark()
+        load.wait_for(lambda r: r.backends(first)["m2"] >= 100, message="m2 traffic")
         # 2. by editing the file (the router watches it)
         data["backends"] = [model_entry(b), model_entry(c)]
-        before_second = time.monotonic()
+        before_second = load.mark()
         write_manifest(router.manifest_path, data)
         wait_until(lambda: set(router.backend_states()) == {"m1", "m2"}, message="reload 2")
-        second = time.monotonic()
-        wait_until(lambda: load.result.backends(since=second)["m1"] >= 50, message="m1 again")
+        second = load.mark()
+        load.wait_for(lambda r: r.backends(second)["m1"] >= 50, message="m1 again")
         # 3. a broken file is refused and the router keeps serving
         router.manifest_path.write_text("name: iris\nbackends: [{name: x}]\n")
         wait_until(lambda: "reload failed" in router.log(), message="refused reload")
-        wait_until(lambda: load.count() >= 800, message="more load")
+        refused = load.mark()
+        load.wait_for(lambda r: len(r.between(refused)) >= 200, message="more load")
     result = load.result
     assert not result.failures, result.failures[:5]
-    assert result.backends(since=first + 0.2, until=before_second)["m1"] == 0
-    assert result.backends(since=second + 0.2)["m0"] == 0
+    # requests sent after a swap was observed go by the new manifest only
+    assert result.backends(first, before_second, whole=True)["m1"] == 0
+    assert result.backends(second, whole=True)["m0"] == 0
+    assert set(result.backends(refused, whole=True)) == {"m1", "m2"}
     assert "backends.0.url: required field is missing" in router.log()
     assert 'deployer_router_reloads_total{result="ok"} 2.0' in router.metrics()
 

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,21 @@ from router_support import FakeBackend, wait_until
 from serving_support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s; reaped and its pipes
+    closed either way."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def router_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -177,18 +191,17 @@ def test_serve_drains_on_sigterm(tmp_path: Path) -> None:
             except httpx.TransportError:
                 return False
 
-        wait_until(ready, timeout=30, message="router ready")
+        wait_until(ready, timeout=60, message="router ready")
         assert httpx.post(url + "/invocations", content=b"{}").status_code == 200
         process.send_signal(signal.SIGTERM)
-        assert process.wait(20) == 0
+        assert process.wait(30) == 0
         events = [json.loads(line) for line in process.stderr.read().decode().splitlines()]  # type: ignore[union-attr]
         assert [e["event"] for e in events if e["event"].startswith(("router", "stopping"))] == [
             "router listening",
             "stopping: finishing requests in flight",
         ]
     finally:
-        if process.poll() is None:
-            process.kill()
+        stop(process)
         fake.close()
 
 
@@ -243,20 +256,20 @@ def test_the_router_runs_on_what_the_router_image_installs(tmp_path: Path) -> No
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.post(url + "/invocations", content=b"{}", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+
+    def answers() -> bool:
         assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+        try:
+            return httpx.post(url + "/invocations", content=b"{}", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(answers, timeout=60, message="the router answers")
         assert "deployer_router_backend_requests_total" in httpx.get(url + "/metrics").text
         assert httpx.get(url + "/-/router/health").json()["ok"] is True
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(20)
+        stop(process)
         fake.close()
     assert process.returncode == 0
 

@@ -190,6 +190,7 @@ def test_aml_tokens_are_refreshed_before_they_expire(
     issued = fake.tokens[EP]
     assert used() <= set(issued)  # every call carried a token the endpoint had issued
     assert fake.rejected == []
+    assert "router listening" in caplog.text  # the router's records were captured
     assert not any(token in caplog.text for token in issued)
 
 
@@ -275,6 +276,7 @@ def test_entra_tokens_from_the_credential_chain(
         fake.requests_to("POST", "/token")
     )
     assert keys_after == keys_before
+    assert "router listening" in caplog.text  # the router's records were captured
     assert not any(token in caplog.text for token in credential.entra_tokens)
 
 

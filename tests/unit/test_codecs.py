@@ -358,11 +358,22 @@ def test_decode_tensor_rejects(payload: Any, fragment: str) -> None:
 
 
 def test_encode_tensor() -> None:
-    encoded = encode_tensor("predict", np.array([[1.5, 2.5]], dtype=np.float32))
+    encoded, raw = encode_tensor("predict", np.array([[1.5, 2.5]], dtype=np.float32))
+    assert raw == b""
     assert (encoded["name"], encoded["shape"], encoded["datatype"]) == ("predict", [1, 2], "FP32")
     assert orjson.loads(dumps(encoded))["data"] == [1.5, 2.5]
-    labels = encode_tensor("predict", np.array(["setosa", "virginica"], dtype=object))
+    labels, _ = encode_tensor("predict", np.array(["setosa", "virginica"], dtype=object))
     assert labels["datatype"] == "BYTES"
     assert orjson.loads(dumps(labels))["data"] == ["setosa", "virginica"]
-    assert encode_tensor("predict", [1, 0])["datatype"] == "INT64"
-    assert encode_tensor("predict", np.array([True]))["datatype"] == "BOOL"
+    assert encode_tensor("predict", [1, 0])[0]["datatype"] == "INT64"
+    assert encode_tensor("predict", np.array([True]))[0]["datatype"] == "BOOL"
+
+
+def test_encode_tensor_binary() -> None:
+    encoded, raw = encode_tensor("p", np.array([[1.5, 2.5]], dtype=np.float32), binary=True)
+    assert "data" not in encoded
+    assert encoded["parameters"] == {"binary_data_size": 8}
+    assert np.frombuffer(raw, "<f4").tolist() == [1.5, 2.5]
+    labels, raw = encode_tensor("p", np.array(["ab", "c"], dtype=object), binary=True)
+    assert labels["datatype"] == "BYTES"
+    assert raw == b"\x02\x00\x00\x00ab\x01\x00\x00\x00c"

@@ -310,9 +310,11 @@ def decode_tensor(tensor: Any) -> np.ndarray:
     except (ValueError, TypeError) as exc:
         raise BadRequest(f"data is not a regular array: {exc}") from None
     kind = raw.dtype.kind
-    if kind == "O" and datatype in _INTEGER_TYPES and _all_ints(raw):
-        kind = "i"  # integers too large for int64/uint64: narrow() names them
-    elif datatype != "BYTES" and kind in "USO":
+    if kind in "fO" and datatype in _INTEGER_TYPES and not isinstance(tensor["data"], np.ndarray):
+        exact = np.asarray(tensor["data"], dtype=object)
+        if _all_ints(exact):  # integers past int64 (numpy made floats or objects of them)
+            raw, kind = exact, "i"  # narrow() names the one out of range
+    if datatype != "BYTES" and kind in "USO":
         raise BadRequest(f"data of a {datatype} tensor must be numbers, got strings")
     if datatype in _INTEGER_TYPES and kind == "f":
         raise BadRequest(f"data of a {datatype} tensor must be integers, got floats")

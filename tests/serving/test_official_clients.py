@@ -71,9 +71,10 @@ def test_tritonclient_sees_a_400_for_what_the_model_rejects(sklearn_server: Skle
 
 @pytest.fixture(scope="module")
 def batching_server(start_server: ServerFactory, sklearn_model_path: Path) -> ServerProcess:
-    """Micro-batching that waits a few ms for company: tritonclient paces its requests
-    (each greenlet encodes and connects in turn), so a 0-ms flush sees them one by one."""
-    settings = serving_settings("sklearn", sklearn_model_path, max_batch_wait_ms=10.0)
+    """Micro-batching that waits for company: tritonclient paces its requests (each
+    greenlet encodes and connects in turn), so a 0-ms flush sees them one at a time. A
+    200-ms wait gathers them even on a loaded machine; nothing here is asserted on time."""
+    settings = serving_settings("sklearn", sklearn_model_path, max_batch_wait_ms=200.0)
     return start_server(settings)
 
 
@@ -89,8 +90,9 @@ def test_tritonclient_requests_share_predict_calls(
     assert seen["answers"] == count
     expected = sklearn_model.predict(MODEL_INPUT["FP32"]).tolist()
     assert seen["distinct_labels"] == [json.dumps(expected)]
-    # No outputs named: two outputs (two methods) a request, so 2 * count calls unbatched.
-    assert calls < count, f"{calls:.0f} predict calls for {count} concurrent requests"
+    # No outputs named: two outputs (two methods) a request, so 2 * count calls unbatched;
+    # at most 64 rows a call, so 2 * ceil(count / 64) at best.
+    assert calls <= count // 4, f"{calls:.0f} predict calls for {count} concurrent requests"
     batching_server.assert_alive()
 
 

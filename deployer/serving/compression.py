@@ -13,6 +13,9 @@ from deployer.serving.errors import BadRequest, PayloadTooLarge, UnsupportedMedi
 # wbits: gzip framing; zlib framing (what "deflate" means in HTTP); raw deflate.
 _GZIP, _ZLIB, _RAW = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS
 _CHUNK = 64 * 1024
+# Smaller answers are not worth the CPU (httpx and others send Accept-Encoding: gzip on
+# every request): they go out as they are, which Accept-Encoding allows.
+MIN_COMPRESS_BYTES = 1024
 
 
 def decode_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:

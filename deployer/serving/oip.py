@@ -10,7 +10,7 @@ from deployer._version import __version__
 from deployer.flavors.base import oip_datatype
 from deployer.serving import oip_binary, routes
 from deployer.serving.codecs import decode_tensor, dumps, parse_json, to_rows
-from deployer.serving.compression import encode_body, response_encoding
+from deployer.serving.compression import MIN_COMPRESS_BYTES, encode_body, response_encoding
 from deployer.serving.errors import BadRequest, NotFound
 from deployer.serving.http import Request, Response, Route, health_response, json_response
 from deployer.serving.runner import ModelRunner
@@ -175,7 +175,7 @@ def _infer_response(head: bytes, chunks: list[bytes]) -> Response:
 
 def _compressed(response: Response, accept_encoding: str | None) -> Response:
     coding = response_encoding(accept_encoding)
-    if coding is None:
+    if coding is None or len(response.body) < MIN_COMPRESS_BYTES:
         return response
     response.body = encode_body(response.body, coding)
     response.headers = (*response.headers, (b"content-encoding", coding.encode()))

@@ -17,9 +17,9 @@ from tritonclient.utils import InferenceServerException
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
 
 
-def _input(datatype: str, binary: bool) -> Any:
+def _input(datatype: str, binary: bool, repeat: int = 1) -> Any:
     dtype = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64}[datatype]
-    array = np.array(ROWS, dtype=np.float64).astype(dtype)
+    array = np.tile(np.array(ROWS, dtype=np.float64), (repeat, 1)).astype(dtype)
     tensor = httpclient.InferInput("input-0", list(array.shape), datatype)
     tensor.set_data_from_numpy(array, binary_data=binary)
     return tensor
@@ -64,10 +64,10 @@ def infer(client: Any, model: str) -> dict[str, Any]:
                 seen[f"{datatype}-in{int(binary_in)}-out{int(binary_out)}"] = _outputs(result)
     # No outputs named: the client asks for every output, in binary (binary_data_output).
     seen["all-outputs"] = _outputs(client.infer(model, [_input("FP64", True)]))
-    for algorithm in ("gzip", "deflate"):
+    for algorithm in ("gzip", "deflate"):  # ROWS 64 times: an answer worth compressing
         result = client.infer(
             model,
-            [_input("FP32", True)],
+            [_input("FP32", False, repeat=64)],
             request_compression_algorithm=algorithm,
             response_compression_algorithm=algorithm,
         )

@@ -195,17 +195,26 @@ def test_corrupt_gzip_gets_400(client: httpx.Client) -> None:
 def test_oip_answers_compressed_when_asked(
     client: httpx.Client, sklearn_model: Any, coding: str
 ) -> None:
+    rows = np.tile(ROWS, (16, 1))  # an answer worth compressing
     request = httpx.Request(
         "POST",
         client.base_url.join(INFER),
-        json=oip_request(ROWS, "FP64"),
+        json=oip_request(rows, "FP64"),
         headers={"accept-encoding": coding},
     )
     answer = client.send(request, stream=True)
     raw = answer.read()  # httpx decodes gzip/deflate: compare with what was on the wire
     assert answer.headers["content-encoding"] == coding
     assert int(answer.headers["content-length"]) < len(raw)
-    assert json.loads(raw)["outputs"][0]["data"] == sklearn_model.predict(ROWS).tolist()
+    assert json.loads(raw)["outputs"][0]["data"] == sklearn_model.predict(rows).tolist()
+
+
+def test_small_oip_answers_go_out_uncompressed(client: httpx.Client) -> None:
+    answer = client.post(
+        INFER, json=oip_request(ROWS[:1], "FP64"), headers={"accept-encoding": "gzip"}
+    )
+    assert answer.status_code == 200
+    assert "content-encoding" not in answer.headers
 
 
 # --- values that do not fit, and values the model rejects -----------------------------

@@ -63,7 +63,10 @@ def client_python(name: str) -> Path:
 
 
 def _build(name: str, folder: Path) -> None:
-    venv.EnvBuilder(clear=True, with_pip=True).create(folder)
+    try:
+        venv.EnvBuilder(clear=True, with_pip=True).create(folder)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        _unavailable(f"cannot create a venv for {name}: {exc}")
     command = [str(_python(folder)), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     try:
         result = subprocess.run(

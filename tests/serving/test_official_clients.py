@@ -21,6 +21,8 @@ MODEL_INPUT = {
     "INT64": ROWS.astype(np.int64).astype(np.float64),
 }
 BATCHES = ("deployer_batch_requests_count", ())
+# The first run builds the clients' venvs from PyPI (a minute or two; cached afterwards).
+pytestmark = pytest.mark.timeout(1200)
 
 
 def host_port(sklearn_server: SklearnServer) -> str:

@@ -167,6 +167,8 @@ def serve(
 
     project = Project.load(file)
     settings = project.serving_settings(host=host, port=port, workers=workers)
+    if port is None:  # as the server binds: SAGEMAKER_BIND_TO_PORT, AIP_HTTP_PORT, config
+        settings = settings.with_platform_port()
     output.ok(
         f"serving {project.name} ({project.flavor}) on http://{host}:{settings.port} "
         f"with {settings.workers} worker(s)"

@@ -133,3 +133,49 @@ def test_model_that_does_not_load_names_file_and_flavour(tmp_path: Path) -> None
 def test_unknown_option_is_a_usage_error() -> None:
     result = deployer("validate", "--bogus")
     assert result.returncode == 2
+
+
+def test_serve_banner_names_the_port_the_platform_dictates(tmp_path: Path) -> None:
+    """AIP_HTTP_PORT (or SAGEMAKER_BIND_TO_PORT) moves the server: the banner says so."""
+    import signal
+    import time
+
+    import httpx
+    from serving_support import PLATFORM_VARIABLES, free_port
+
+    subprocess.run(
+        [sys.executable, str(REPO / "examples/iris/train.py"), str(tmp_path / "model.joblib")],
+        check=True,
+        capture_output=True,
+    )
+    assert deployer("init", "--model", "model.joblib", cwd=tmp_path).returncode == 0
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in PLATFORM_VARIABLES}
+    env.update({"AIP_HTTP_PORT": str(port), "COLUMNS": "200", "NO_COLOR": "1"})
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deployer", "serve"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # wait for the event: the server answers on the platform's port
+            assert process.poll() is None, stderr_path.read_text()
+            assert time.monotonic() < deadline, stderr_path.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    banner = stderr_path.read_text()
+    assert f"on http://127.0.0.1:{port} with" in banner, banner
+    assert "127.0.0.1:8080" not in banner

@@ -11,6 +11,7 @@ from typing import Any
 
 from deployer.serving import metrics, routes
 from deployer.serving.azure import azure_routes
+from deployer.serving.compression import decode_body
 from deployer.serving.errors import HTTPError, MethodNotAllowed, PayloadTooLarge
 from deployer.serving.http import Request, Response, Route, error_response
 from deployer.serving.oip import OIPRoutes
@@ -77,7 +78,10 @@ class ServingApp:
                     headers={"allow": allowed},
                 )
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            body = await self._read_body(headers, receive) if scope["method"] == "POST" else b""
+            body = b""
+            if scope["method"] == "POST":
+                body = await self._read_body(headers, receive)
+                body = decode_body(body, headers.get("content-encoding"), self.max_body)
             request = Request(scope["method"], path, scope["query_string"].decode(), headers, body)
             response = await handler(request)
         except HTTPError as exc:

@@ -1,6 +1,7 @@
 """Request bodies to rows of features, and predictions to response bodies.
 
-Content types: application/json, text/csv, application/x-npy, in and out.
+Content types: application/json, text/csv, application/x-npy and application/jsonlines
+(one row, or one request object, per line), in and out.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from deployer.serving.errors import BadRequest, NotAcceptable, UnsupportedMediaT
 JSON = "application/json"
 CSV = "text/csv"
 NPY = "application/x-npy"
-SUPPORTED = (JSON, CSV, NPY)
+JSONL = "application/jsonlines"  # SageMaker batch transform's JSON Lines
+SUPPORTED = (JSON, CSV, NPY, JSONL)
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 _INTEGER_TYPES = frozenset(k for k in OIP_TO_NUMPY if k.startswith(("INT", "UINT")))
 
@@ -85,7 +87,33 @@ def cast(array: np.ndarray, signature: Signature) -> np.ndarray:
         )
     if not np.can_cast(array.dtype, target, casting="same_kind"):
         raise BadRequest(f"wrong dtype: cannot cast {array.dtype} input to {signature.datatype}")
-    return array.astype(target)
+    return narrow(array, target, "input", signature.datatype)
+
+
+def narrow(raw: np.ndarray, target: np.dtype[Any], name: str, datatype: str) -> np.ndarray:
+    """``raw`` as ``target``, refusing values that do not fit (no wrapping, no overflow
+    to infinity): 400 naming the tensor, the value and the datatype's range."""
+    if target.kind in "iu" and raw.dtype.kind in "iuO" and raw.size:
+        info = np.iinfo(target)
+        low, high = raw.min(), raw.max()
+        bad = low if low < info.min else high if high > info.max else None
+        if bad is not None:
+            raise BadRequest(
+                f"value {bad} of tensor {name!r} is out of range for {datatype} "
+                f"({info.min} to {info.max})"
+            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = raw.astype(target)
+    if target.kind == "f" and raw.dtype.kind in "fiu" and array.size:
+        overflow = np.isinf(array) & np.isfinite(raw)
+        if overflow.any():
+            value = float(raw[np.unravel_index(int(np.argmax(overflow)), raw.shape)])
+            limit = float(np.finfo(target).max)
+            raise BadRequest(
+                f"value {value!r} of tensor {name!r} does not fit {datatype} "
+                f"(magnitude at most {limit:.7g})"
+            )
+    return array
 
 
 def _kind_name(array: np.ndarray) -> str:
@@ -97,8 +125,10 @@ def _kind_name(array: np.ndarray) -> str:
 
 def decode_rows(body: bytes, content_type: str) -> tuple[Any, dict[str, Any]]:
     """Decode a SageMaker/Azure body into (raw rows, parameters). JSON accepts several shapes."""
-    if content_type in (JSON, "", "application/jsonlines"):
+    if content_type in (JSON, ""):
         return _json_rows(parse_json(body))
+    if content_type == JSONL:
+        return _jsonlines_rows(body)
     if content_type == CSV:
         return _csv_rows(body), {}
     if content_type == NPY:
@@ -128,6 +158,44 @@ def _json_rows(payload: Any) -> tuple[Any, dict[str, Any]]:
     raise BadRequest(
         "expected a JSON array of rows, or an object with 'instances' (and optional 'parameters')"
     )
+
+
+def _jsonlines_rows(body: bytes) -> tuple[Any, dict[str, Any]]:
+    """Each line: one row (an array), or an object as the JSON body takes it (or with
+    SageMaker's ``features``). Rows of every line in order; parameters of the first."""
+    rows: list[Any] = []
+    parameters: dict[str, Any] = {}
+    for number, line in enumerate(body.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON on line {number}: {exc}") from None
+        if isinstance(item, dict) and "features" in item:
+            item = [item["features"]]
+        elif isinstance(item, list):
+            item = [item]
+        raw, own = _json_rows(item)
+        parameters = parameters or own
+        try:
+            block = raw if isinstance(raw, np.ndarray) else np.asarray(raw, dtype=object)
+        except ValueError:
+            raise BadRequest(f"line {number} holds rows of unequal length") from None
+        if block.ndim == 3 and block.shape[0] == 1:  # [[row, row]] from a line of rows
+            block = block[0]
+        rows.extend(_as_rows(block, number))
+    if not rows:
+        raise BadRequest("empty batch: the JSON Lines body has no rows")
+    return rows, parameters
+
+
+def _as_rows(block: np.ndarray, line: int) -> list[Any]:
+    if block.ndim == 1:
+        return [block.tolist()]
+    if block.ndim == 2:
+        return [row.tolist() for row in block]
+    raise BadRequest(f"line {line} must hold one row or a list of rows")
 
 
 def _single_tensor(inputs: list[Any]) -> np.ndarray:
@@ -195,6 +263,8 @@ def encode_predictions(result: Any, accept: str) -> bytes:
     if accept == JSON:
         return dumps({"predictions": result})
     array = np.asarray(result)
+    if accept == JSONL:  # one line per row, in the order of the rows
+        return b"".join(dumps(row) + b"\n" for row in array)
     if accept == CSV:
         out = io.StringIO()
         if array.ndim == 1:
@@ -240,10 +310,19 @@ def decode_tensor(tensor: Any) -> np.ndarray:
     except (ValueError, TypeError) as exc:
         raise BadRequest(f"data is not a regular array: {exc}") from None
     kind = raw.dtype.kind
+    if kind in "fO" and datatype in _INTEGER_TYPES and not isinstance(tensor["data"], np.ndarray):
+        exact = np.asarray(tensor["data"], dtype=object)
+        if _all_ints(exact):  # integers past int64 (numpy made floats or objects of them)
+            raw, kind = exact, "i"  # narrow() names the one out of range
     if datatype != "BYTES" and kind in "USO":
         raise BadRequest(f"data of a {datatype} tensor must be numbers, got strings")
     if datatype in _INTEGER_TYPES and kind == "f":
         raise BadRequest(f"data of a {datatype} tensor must be integers, got floats")
     if raw.size != math.prod(shape):
         raise BadRequest(f"data has {raw.size} elements but shape {shape} needs {math.prod(shape)}")
-    return raw.astype(OIP_TO_NUMPY[datatype]).reshape(shape)
+    target = np.dtype(OIP_TO_NUMPY[datatype])
+    return narrow(raw, target, str(tensor["name"]), datatype).reshape(shape)
+
+
+def _all_ints(raw: np.ndarray) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in raw.ravel())

@@ -46,8 +46,12 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return Response(status, dumps({"error": message}), JSON, extra)
 
 
-def health_response(ready: bool, reason: str | None = None) -> Response:
-    """The status code carries readiness; the body only explains it."""
+def health_response(
+    ready: bool, reason: str | None = None, ready_body: dict[str, object] | None = None
+) -> Response:
+    """The status code carries readiness; the body explains it (``ready_body`` replaces
+    the ``{"status": "ready"}`` the cloud probes get, e.g. OIP's ``{"ready": true}``)."""
     if ready:
-        return Response(200, b'{"status":"ready"}')
-    return json_response({"status": "not ready", "reason": reason or "loading"}, 503)
+        return Response(200, dumps(ready_body) if ready_body else b'{"status":"ready"}')
+    extra = {**ready_body, "ready": False} if ready_body else {}
+    return json_response({**extra, "status": "not ready", "reason": reason or "loading"}, 503)

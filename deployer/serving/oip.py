@@ -8,24 +8,51 @@ import numpy as np
 
 from deployer._version import __version__
 from deployer.flavors.base import oip_datatype
-from deployer.serving import routes
-from deployer.serving.codecs import decode_tensor, parse_json, to_rows
+from deployer.serving import oip_binary, routes
+from deployer.serving.codecs import decode_tensor, dumps, parse_json, to_rows
+from deployer.serving.compression import MIN_COMPRESS_BYTES, encode_body, response_encoding
 from deployer.serving.errors import BadRequest, NotFound
 from deployer.serving.http import Request, Response, Route, health_response, json_response
 from deployer.serving.runner import ModelRunner
 
+EXTENSIONS = [oip_binary.EXTENSION]
 
-def encode_tensor(name: str, result: Any) -> dict[str, Any]:
+
+def encode_tensor(name: str, result: Any, binary: bool = False) -> tuple[dict[str, Any], bytes]:
+    """An output tensor as JSON, and its raw bytes when the client asked for binary data."""
     array = np.asarray(result)
+    datatype = oip_datatype(array.dtype)
+    tensor: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": datatype}
+    if binary:
+        raw = oip_binary.to_bytes(array, datatype)
+        tensor["parameters"] = {"binary_data_size": len(raw)}
+        return tensor, raw
     data = array.ravel()
     if array.dtype.kind in "USO":
         data = data.astype(str)
-    return {
-        "name": name,
-        "shape": list(array.shape),
-        "datatype": oip_datatype(array.dtype),
-        "data": data,
-    }
+    tensor["data"] = data
+    return tensor, b""
+
+
+def _requested_outputs(payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+    requested = payload.get("outputs")
+    if requested is None or requested == []:
+        return None
+    if not isinstance(requested, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
+    ):
+        raise BadRequest("'outputs' must be a list of objects with a 'name'")
+    return requested
+
+
+def _request_id(payload: dict[str, Any]) -> str | None:
+    """The spec's ``id`` is a string; tritonclient and kserve send and expect one."""
+    if "id" not in payload:
+        return None
+    value = payload["id"]
+    if not isinstance(value, str):
+        raise BadRequest(f"'id' must be a string, got {type(value).__name__} {value!r}")
+    return value
 
 
 class OIPRoutes:
@@ -47,15 +74,18 @@ class OIPRoutes:
             return Response(200, b'{"live":true}')
 
         async def ready(request: Request) -> Response:
-            return health_response(self.runner.ready, self.runner.load_error)
+            return health_response(self.runner.ready, self.runner.load_error, {"ready": True})
 
         async def server(request: Request) -> Response:
-            return json_response({"name": "deployer", "version": __version__, "extensions": []})
+            return json_response(
+                {"name": "deployer", "version": __version__, "extensions": EXTENSIONS}
+            )
 
         return [
             Route(routes.OIP_LIVE, "oip_live", {"GET": live}),
             Route(routes.OIP_READY, "oip_ready", {"GET": ready}),
             Route(routes.OIP_SERVER, "oip_server", {"GET": server}),
+            Route(routes.OIP_SERVER_SLASH, "oip_server", {"GET": server}),
         ]
 
     def resolve(self, path: str) -> Route:
@@ -91,10 +121,13 @@ class OIPRoutes:
         return json_response(body)
 
     async def model_ready(self, request: Request) -> Response:
-        return health_response(self.runner.ready, self.runner.load_error)
+        body = {"name": self.model_name, "ready": True}
+        return health_response(self.runner.ready, self.runner.load_error, body)
 
     async def infer(self, request: Request) -> Response:
-        payload = parse_json(request.body)
+        headers = request.headers
+        head, tail = oip_binary.split_body(request.body, headers.get(oip_binary.HEADER))
+        payload = parse_json(head)
         if not isinstance(payload, dict):
             raise BadRequest("expected a JSON object with 'inputs'")
         inputs = payload.get("inputs")
@@ -102,27 +135,48 @@ class OIPRoutes:
             raise BadRequest("'inputs' must be a non-empty list of tensors")
         if len(inputs) != 1:
             raise BadRequest(f"this model takes 1 input tensor, got {len(inputs)}")
-        runner = self.runner
-        signature = runner.signature
-        rows = to_rows(decode_tensor(inputs[0]), signature)
+        oip_binary.attach_binary(inputs, tail)
         parameters = payload.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise BadRequest("'parameters' must be a JSON object")
-        requested = payload.get("outputs")
-        if requested:
-            if not isinstance(requested, list) or not all(
-                isinstance(o, dict) and "name" in o for o in requested
-            ):
-                raise BadRequest("'outputs' must be a list of objects with a 'name'")
-            methods = [o["name"] for o in requested]
+        request_id = _request_id(payload)
+        requested = _requested_outputs(payload)
+        runner = self.runner
+        rows = to_rows(decode_tensor(inputs[0]), runner.signature)
+        if requested is None:  # the spec: every output the model has
+            wanted: list[tuple[str, dict[str, Any] | None]] = [
+                (m, None) for m in runner.signature.methods
+            ]
         else:
-            methods = [str(parameters.get("method") or runner.default_method())]
-        outputs = [encode_tensor(m, await runner.predict(rows, m, parameters)) for m in methods]
-        body: dict[str, Any] = {
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "outputs": outputs,
-        }
-        if "id" in payload:
-            body["id"] = payload["id"]
-        return json_response(body)
+            wanted = [(o["name"], o) for o in requested]
+        for method, _ in wanted:
+            runner.check_method(method)
+        outputs: list[dict[str, Any]] = []
+        chunks: list[bytes] = []
+        for method, output in wanted:
+            result = await runner.predict(rows, method, parameters)
+            tensor, raw = encode_tensor(method, result, oip_binary.wants_binary(output, parameters))
+            outputs.append(tensor)
+            chunks.append(raw)
+        body: dict[str, Any] = {"model_name": self.model_name, "model_version": self.model_version}
+        if request_id is not None:
+            body["id"] = request_id
+        body["outputs"] = outputs
+        return _compressed(_infer_response(dumps(body), chunks), headers.get("accept-encoding"))
+
+
+def _infer_response(head: bytes, chunks: list[bytes]) -> Response:
+    """JSON alone, or JSON then the binary outputs with Inference-Header-Content-Length."""
+    if not any(chunks):
+        return Response(200, head)
+    extra = ((oip_binary.HEADER.encode(), str(len(head)).encode()),)
+    return Response(200, b"".join([head, *chunks]), oip_binary.OCTET_STREAM, extra)
+
+
+def _compressed(response: Response, accept_encoding: str | None) -> Response:
+    coding = response_encoding(accept_encoding)
+    if coding is None or len(response.body) < MIN_COMPRESS_BYTES:
+        return response
+    response.body = encode_body(response.body, coding)
+    response.headers = (*response.headers, (b"content-encoding", coding.encode()))
+    return response

@@ -23,6 +23,7 @@ AZURE_SCORING = "/score"
 OIP_LIVE = "/v2/health/live"
 OIP_READY = "/v2/health/ready"
 OIP_SERVER = "/v2"
+OIP_SERVER_SLASH = "/v2/"
 OIP_MODELS_PREFIX = "/v2/models/"
 
 METRICS = "/metrics"

@@ -18,6 +18,7 @@ from deployer.flavors.base import Signature
 from deployer.serving import metrics
 from deployer.serving.batching import MicroBatcher
 from deployer.serving.errors import BadRequest, NotReady
+from deployer.serving.rejections import is_input_rejection, rejection
 from deployer.serving.settings import ServingSettings
 
 log = logging.getLogger("deployer.serving")
@@ -26,6 +27,9 @@ log = logging.getLogger("deployer.serving")
 # A custom predictor may block for long (I/O, big models): run it on a worker thread so
 # health probes keep answering.
 _INLINE_FLAVORS = frozenset({"sklearn", "onnx", "xgboost"})
+# Request parameters that only shape the encoding of the answer (OIP's binary tensor
+# extension): they never change the prediction, so such requests still share a batch.
+ENCODING_PARAMETERS = frozenset({"method", "binary_data_output", "binary_data", "binary_data_size"})
 
 
 class ModelRunner:
@@ -98,7 +102,12 @@ class ModelRunner:
     def _predict_now(
         self, rows: np.ndarray, method: str, parameters: Mapping[str, Any] = {}
     ) -> Any:
-        return self.require_model().predict(rows, method, parameters)
+        try:
+            return self.require_model().predict(rows, method, parameters)
+        except ValueError as exc:
+            if is_input_rejection(exc):
+                raise rejection(exc, rows) from None
+            raise
 
     def check_method(self, method: str) -> None:
         methods = self.signature.methods
@@ -115,9 +124,9 @@ class ModelRunner:
         return await loop.run_in_executor(None, self._predict_now, rows, method, parameters or {})
 
     async def predict(self, rows: np.ndarray, method: str, parameters: Mapping[str, Any]) -> Any:
-        """Predict ``rows`` with ``method``; extra parameters bypass batching."""
+        """Predict ``rows`` with ``method``; parameters the model may read bypass batching."""
         self.check_method(method)
-        other = {k: v for k, v in parameters.items() if k != "method"}
+        other = {k: v for k, v in parameters.items() if k not in ENCODING_PARAMETERS}
         if self._batcher is not None and not other:
             return await self._batcher.submit(rows, method)
         metrics.BATCH_SIZE.observe(1)

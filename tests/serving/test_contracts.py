@@ -305,14 +305,17 @@ def test_oip_infer_default_output(client: httpx.Client, sklearn_model: Any, path
     assert body["model_name"] == "iris"
     assert body["model_version"] == "1"
     assert body["id"] == "req-7"
-    assert body["outputs"] == [
-        {
-            "name": "predict",
-            "shape": [len(ROWS)],
-            "datatype": "INT64",
-            "data": sklearn_model.predict(ROWS_VIA_FP32).tolist(),
-        }
-    ]
+    labels, proba = body["outputs"]  # no 'outputs' in the request: every output (the spec)
+    assert labels == {
+        "name": "predict",
+        "shape": [len(ROWS)],
+        "datatype": "INT64",
+        "data": sklearn_model.predict(ROWS_VIA_FP32).tolist(),
+    }
+    assert proba["name"] == "predict_proba"
+    assert proba["shape"] == [len(ROWS), 3]
+    expected = sklearn_model.predict_proba(ROWS_VIA_FP32)
+    np.testing.assert_allclose(np.reshape(proba["data"], proba["shape"]), expected)
 
 
 def test_oip_infer_requested_outputs(client: httpx.Client, sklearn_model: Any) -> None:

@@ -40,6 +40,10 @@ def test_not_ready_until_the_model_is_loaded(
         assert answer.json()["status"] == "not ready"
     for path in LIVENESS:
         assert client.get(path).status_code == 200, path
+    # OIP's readiness bodies say it in the spec's own fields too.
+    assert client.get(routes.OIP_READY).json()["ready"] is False
+    model_ready = client.get("/v2/models/iris/ready").json()
+    assert (model_ready["name"], model_ready["ready"]) == ("iris", False)
     answer = client.post(routes.SAGEMAKER_INVOCATIONS, json=ROW)
     assert answer.status_code == 503
     assert "loading" in answer.json()["error"]

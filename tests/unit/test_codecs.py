@@ -358,11 +358,81 @@ def test_decode_tensor_rejects(payload: Any, fragment: str) -> None:
 
 
 def test_encode_tensor() -> None:
-    encoded = encode_tensor("predict", np.array([[1.5, 2.5]], dtype=np.float32))
+    encoded, raw = encode_tensor("predict", np.array([[1.5, 2.5]], dtype=np.float32))
+    assert raw == b""
     assert (encoded["name"], encoded["shape"], encoded["datatype"]) == ("predict", [1, 2], "FP32")
     assert orjson.loads(dumps(encoded))["data"] == [1.5, 2.5]
-    labels = encode_tensor("predict", np.array(["setosa", "virginica"], dtype=object))
+    labels, _ = encode_tensor("predict", np.array(["setosa", "virginica"], dtype=object))
     assert labels["datatype"] == "BYTES"
     assert orjson.loads(dumps(labels))["data"] == ["setosa", "virginica"]
-    assert encode_tensor("predict", [1, 0])["datatype"] == "INT64"
-    assert encode_tensor("predict", np.array([True]))["datatype"] == "BOOL"
+    assert encode_tensor("predict", [1, 0])[0]["datatype"] == "INT64"
+    assert encode_tensor("predict", np.array([True]))[0]["datatype"] == "BOOL"
+
+
+def test_encode_tensor_binary() -> None:
+    encoded, raw = encode_tensor("p", np.array([[1.5, 2.5]], dtype=np.float32), binary=True)
+    assert "data" not in encoded
+    assert encoded["parameters"] == {"binary_data_size": 8}
+    assert np.frombuffer(raw, "<f4").tolist() == [1.5, 2.5]
+    labels, raw = encode_tensor("p", np.array(["ab", "c"], dtype=object), binary=True)
+    assert labels["datatype"] == "BYTES"
+    assert raw == b"\x02\x00\x00\x00ab\x01\x00\x00\x00c"
+
+
+@pytest.mark.parametrize(
+    ("rows", "signature", "fragment"),
+    [
+        ([[1e39, 1.0, 1.0, 1.0]], FP32, "value 1e+39 of tensor 'input' does not fit FP32"),
+        ([[-3.5e38, 1.0, 1.0, 1.0]], FP32, "value -3.5e+38 of tensor 'input' does not fit FP32"),
+    ],
+)
+def test_to_rows_refuses_values_the_model_dtype_cannot_hold(
+    rows: Any, signature: Signature, fragment: str
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        to_rows(rows, signature)
+    assert fragment in caught.value.message
+
+
+def test_to_rows_keeps_nan_for_the_model_to_judge() -> None:
+    """XGBoost and HistGradientBoosting take NaN as missing: the codec passes it on."""
+    rows = to_rows([[float("nan"), 1.0, 2.0, 3.0]], FP32)
+    assert np.isnan(rows[0, 0]) and rows.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("body", "rows", "parameters"),
+    [
+        (b"[1,2,3,4]\n[5,6,7,8]\n", [[1, 2, 3, 4], [5, 6, 7, 8]], {}),
+        (b'{"features": [1,2,3,4]}\r\n\n[5,6,7,8]', [[1, 2, 3, 4], [5, 6, 7, 8]], {}),
+        (
+            b'{"instances": [[1,2,3,4]], "parameters": {"method": "p"}}',
+            [[1, 2, 3, 4]],
+            {"method": "p"},
+        ),
+        (b"[[1,2,3,4],[5,6,7,8]]\n", [[1, 2, 3, 4], [5, 6, 7, 8]], {}),
+    ],
+)
+def test_json_lines(body: bytes, rows: Any, parameters: dict[str, Any]) -> None:
+    assert decode_rows(body, "application/jsonlines") == (rows, parameters)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"", "no rows"),
+        (b"[1,2]\n{bad\n", "line 2"),
+        (b'"text"\n', "expected a JSON array of rows"),
+    ],
+)
+def test_json_lines_errors(body: bytes, fragment: str) -> None:
+    with pytest.raises(BadRequest, match=fragment):
+        decode_rows(body, "application/jsonlines")
+
+
+def test_json_lines_answer_one_line_per_row() -> None:
+    assert encode_predictions(np.array([0, 2]), "application/jsonlines") == b"0\n2\n"
+    proba = encode_predictions(np.array([[0.25, 0.75]]), "application/jsonlines")
+    assert proba == b"[0.25,0.75]\n"
+    assert choose_accept("application/jsonlines", JSON) == "application/jsonlines"
+    assert choose_accept(None, "application/jsonlines") == "application/jsonlines"

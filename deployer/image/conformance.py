@@ -3,6 +3,8 @@
 Each contract is checked twice: as root (SageMaker's expectation) and as an arbitrary
 non-root uid with a read-only root filesystem, a tmpfs /tmp and no capabilities
 (Kubernetes' restricted profile). SIGTERM must end the server cleanly well within 30 s.
+The SageMaker container has an empty folder mounted at /opt/ml/model, as SageMaker mounts
+the model artifact there: an image that keeps its model in that folder fails.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ VERTEX_ENV = {
     "AIP_ENDPOINT_ID": "1234",
 }
 MODES = {"root": False, "non-root, read-only": True}
+# SageMaker mounts the model artifact's folder here, over whatever the image keeps there;
+# the SageMaker container runs with an empty folder mounted at this path.
+SAGEMAKER_ARTIFACT_MOUNT = {"/opt/ml/model": "rw,size=1m"}
 STARTUP_TIMEOUT_S = 240.0  # SageMaker's default container start-up health budget
 PING_BUDGET_S = 2.0
 SHUTDOWN_BUDGET_S = 30.0
@@ -209,7 +214,9 @@ def _attempt(contract: str, mode: str, probe: Callable[[], str]) -> ContractResu
 def check_mode(client: Any, image: str, model: str, mode: str) -> list[ContractResult]:
     """All contracts for one user mode: a default container, a Vertex-style container."""
     restricted = MODES[mode]
-    main = run_container(client, image, command=["serve"], restricted=restricted)
+    main = run_container(
+        client, image, command=["serve"], restricted=restricted, tmpfs=SAGEMAKER_ARTIFACT_MOUNT
+    )
     vertex = run_container(
         client, image, container_port=VERTEX_PORT, environment=VERTEX_ENV, restricted=restricted
     )

@@ -75,10 +75,14 @@ def run_container(
     restricted: bool = False,
     network: str | None = None,
     restart: bool = False,
+    tmpfs: dict[str, str] | None = None,
 ) -> RunningContainer:
-    """Start ``image`` detached, publishing ``container_port`` on 127.0.0.1 only."""
+    """Start ``image`` detached, publishing ``container_port`` on 127.0.0.1 only.
+    ``tmpfs`` mounts empty folders (path -> options) over the image's own."""
     port = host_port or free_port()
     options: dict[str, Any] = dict(RESTRICTED) if restricted else {}
+    if tmpfs:
+        options["tmpfs"] = {**options.get("tmpfs", {}), **tmpfs}
     if network:
         options["network"] = network
     if restart:

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 # The part of the deployer package the image runs (see deployer/serving/__init__.py).
 RUNTIME_PACKAGES = ("serving", "flavors")
 RUNTIME_MODULES = ("__init__.py", "_version.py", "errors.py")
-MODEL_DIR = "/opt/ml/model"
+# Not /opt/ml/model: SageMaker mounts the model artifact's folder there, hiding the image's
+# own files (see deployer/serving/artifacts.py).
+MODEL_DIR = "/opt/deployer/model"
 CODE_DIR = "/opt/deployer/code"
 LABEL_PREFIX = "dev.deployer"
 

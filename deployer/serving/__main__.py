@@ -11,6 +11,7 @@ import signal
 import sys
 from types import FrameType
 
+from deployer.serving.artifacts import artifact_notices
 from deployer.serving.server import run
 from deployer.serving.settings import ServingSettings
 
@@ -36,6 +37,8 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"cannot read serving settings: {exc}", file=sys.stderr)
         return 2
+    for notice in artifact_notices(settings.model_path):
+        print(notice, file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, _exit_cleanly)
     run(settings)
     return 0

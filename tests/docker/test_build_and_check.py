@@ -142,3 +142,37 @@ def test_cli_without_a_docker_engine_exits_3(iris_project: Project) -> None:
     assert result.returncode == 3
     assert "cannot reach a Docker engine at unix:///nonexistent/docker.sock" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_image_serves_its_own_model_under_sagemakers_artifact_mount(
+    iris_image: Any, docker: Any, tmp_path: Path
+) -> None:
+    """SageMaker mounts the model artifact's folder at /opt/ml/model (its SDK's local mode
+    too). The image's model is not there, so it still serves, and says what it ignored."""
+    from deployer.image.containers import RunningContainer, free_port, wait_healthy
+
+    artifact = tmp_path / "model-data"
+    artifact.mkdir()
+    (artifact / "model.tar.gz").write_bytes(b"someone else's model")
+    artifact.chmod(0o755)
+    port = free_port()
+    container = docker.containers.run(
+        iris_image.id,
+        command=["serve"],
+        detach=True,
+        ports={"8080/tcp": ("127.0.0.1", port)},
+        volumes={str(artifact): {"bind": "/opt/ml/model", "mode": "ro"}},
+        labels={"dev.deployer.test": "artifact-mount"},
+    )
+    running = RunningContainer(container, f"http://127.0.0.1:{port}")
+    try:
+        wait_healthy(running, "/ping", timeout=120)
+        import httpx
+
+        answer = httpx.post(running.url + "/invocations", json=[[5.1, 3.5, 1.4, 0.2]], timeout=30)
+        assert answer.status_code == 200, answer.text
+        logs = running.logs(200)
+        assert "not using SageMaker's model data at /opt/ml/model" in logs, logs
+        assert "(/opt/deployer/model/model.joblib)" in logs, logs
+    finally:
+        running.remove()

@@ -125,3 +125,23 @@ def test_bad_settings_exit_with_a_message(start_server: ServerFactory) -> None:
     server = start_server(settings, wait_path=None)
     assert wait_for_exit(server) == 2
     assert "unknown serving settings: colour" in server.stderr()
+
+
+def test_a_platform_artifact_is_named_and_the_baked_model_serves(
+    start_server: ServerFactory, sklearn_model_path: Path, tmp_path: Path
+) -> None:
+    """Azure ML and Vertex AI hand the container an artifact of their own: the server says
+    it does not use them, and answers with the model in its settings."""
+    azure = tmp_path / "azureml-models"
+    (azure / "other").mkdir(parents=True)
+    (azure / "other" / "model.pkl").write_bytes(b"not ours")
+    env = {"AZUREML_MODEL_DIR": str(azure), "AIP_STORAGE_URI": "gs://bucket/artifact"}
+    server = start_server(serving_settings("sklearn", sklearn_model_path), env)
+    answer = httpx.post(server.url + routes.SAGEMAKER_INVOCATIONS, json=ROW, timeout=30)
+    assert answer.status_code == 200, answer.text
+    stderr = server.stderr()
+    served = f"this image serves the model built into it ({sklearn_model_path})"
+    assert f"not using Azure ML's model at AZUREML_MODEL_DIR={azure}: {served}" in stderr
+    assert f"not using Vertex AI's artifact at AIP_STORAGE_URI=gs://bucket/artifact: {served}" in (
+        stderr
+    )

@@ -9,6 +9,9 @@ the model artifact there: an image that keeps its model in that folder fails.
 
 from __future__ import annotations
 
+import gzip
+import json
+import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -142,13 +145,19 @@ def check_azure(http: httpx.Client, url: str, sample: Sample) -> str:
     return f"{routes.AZURE_LIVENESS}, {routes.AZURE_READINESS}, {routes.AZURE_SCORING}"
 
 
-def check_oip(http: httpx.Client, url: str, sample: Sample) -> str:
-    model = sample.model
-    for path in (routes.OIP_LIVE, routes.OIP_READY, f"/v2/models/{model}/ready", "/v2"):
-        status = http.get(url + path).status_code
-        expect(status == 200, f"{path} answered {status}")
+NUMERIC_FORMATS = {"FP32": "f", "FP64": "d", "INT32": "i", "INT64": "q", "BOOL": "?"}
+
+
+def _json_body(response: httpx.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise Failure(f"{what} answered no JSON: {response.text[:200]}") from None
+
+
+def _infer_request(sample: Sample) -> dict[str, Any]:
     flat = [v for row in sample.rows for v in row]
-    request = {
+    return {
         "inputs": [
             {
                 "name": "input-0",
@@ -158,21 +167,76 @@ def check_oip(http: httpx.Client, url: str, sample: Sample) -> str:
             }
         ]
     }
-    response = http.post(f"{url}/v2/models/{model}/infer", json=request)
+
+
+def binary_infer_body(sample: Sample) -> tuple[bytes, int]:
+    """The sample as OIP's binary tensor data extension: (body, JSON header length)."""
+    flat = [v for row in sample.rows for v in row]
+    if sample.datatype == "BYTES":
+        raw = b"".join(struct.pack("<I", len(str(v))) + str(v).encode() for v in flat)
+    else:
+        code = NUMERIC_FORMATS.get(sample.datatype, "d")
+        raw = struct.pack(f"<{len(flat)}{code}", *flat)
+    request = _infer_request(sample)
+    tensor = request["inputs"][0]
+    del tensor["data"]
+    tensor["parameters"] = {"binary_data_size": len(raw)}
+    request["parameters"] = {"binary_data_output": False}
+    header = json.dumps(request).encode()
+    return header + raw, len(header)
+
+
+def _infer_output(response: httpx.Response, what: str) -> None:
     expect(
-        response.status_code == 200, f"infer answered {response.status_code}: {response.text[:200]}"
+        response.status_code == 200,
+        f"{what} answered {response.status_code}: {response.text[:200]}",
     )
-    output = response.json()["outputs"][0]
+    output = _json_body(response, what)["outputs"][0]
     expect(
         output["shape"][0] == 2 and len(output["data"]) >= 2,
-        f"infer output has shape {output['shape']}",
+        f"{what} output has shape {output['shape']}",
     )
+
+
+def check_oip(http: httpx.Client, url: str, sample: Sample) -> str:
+    """Health bodies as the spec gives them, metadata, and infer as JSON, as the binary
+    tensor extension (tritonclient, kserve) and gzip-compressed (tritonclient)."""
+    model = sample.model
+    for path in (routes.OIP_LIVE, routes.OIP_READY, f"/v2/models/{model}/ready", "/v2"):
+        status = http.get(url + path).status_code
+        expect(status == 200, f"{path} answered {status}")
+    bodies = {
+        routes.OIP_LIVE: {"live": True},
+        routes.OIP_READY: {"ready": True},
+        f"/v2/models/{model}/ready": {"name": model, "ready": True},
+    }
+    for path, wanted in bodies.items():
+        body = _json_body(http.get(url + path), path)
+        expect(body == wanted, f"{path} answered {body}, the spec's body is {wanted}")
+    infer = f"{url}/v2/models/{model}/infer"
+    _infer_output(http.post(infer, json=_infer_request(sample)), "infer")
+    body, header_length = binary_infer_body(sample)
+    binary = http.post(
+        infer,
+        content=body,
+        headers={
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": str(header_length),
+        },
+    )
+    _infer_output(binary, "infer with binary tensor data")
+    compressed = http.post(
+        infer,
+        content=gzip.compress(json.dumps(_infer_request(sample)).encode()),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    _infer_output(compressed, "infer with a gzip body")
     metrics = http.get(url + routes.METRICS)
     expect(
         metrics.status_code == 200 and "deployer_request_duration_seconds" in metrics.text,
         "/metrics has no request histogram",
     )
-    return "health, metadata, infer; /metrics"
+    return "health bodies, metadata, infer (JSON, binary tensors, gzip); /metrics"
 
 
 def check_vertex(http: httpx.Client, url: str, sample: Sample) -> str:

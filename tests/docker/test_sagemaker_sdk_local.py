@@ -27,6 +27,7 @@ What the SDK (2.257) does, read in sagemaker/local/image.py and checked here:
 
 from __future__ import annotations
 
+import socket
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,16 +85,7 @@ def seen(docker: Any, iris_image: Any, tmp_path_factory: pytest.TempPathFactory)
     home = folder / "home"  # no ~/.sagemaker or ~/.aws of the user's
     root.mkdir()
     home.mkdir()
-    env = {
-        "HOME": str(home),
-        "AWS_ACCESS_KEY_ID": "AKIADEPLOYERTEST0000",
-        "AWS_SECRET_ACCESS_KEY": "dummy-secret-for-local-mode",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-    }
+    env = sdk_environment(home)
     networks_before = {network.name for network in docker.networks.list()}
     result: dict[str, Any] = {}
     try:
@@ -109,7 +101,27 @@ def seen(docker: Any, iris_image: Any, tmp_path_factory: pytest.TempPathFactory)
         )
     finally:
         result["removed_by_test"] = remove_compose_leftovers(docker, root, networks_before)
+    if "error" in result:
+        pytest.fail(f"SageMaker local mode failed:\n{result['error']}")
     yield result
+
+
+def sdk_environment(home: Path) -> dict[str, str]:
+    """Dummy credentials and region, no user config, no instance metadata service.
+
+    Without credentials in the environment, ``import sagemaker`` alone (it builds a
+    default JumpStart session) would walk boto's credential chain to the EC2 instance
+    metadata service, 169.254.169.254."""
+    return {
+        "HOME": str(home),
+        "AWS_ACCESS_KEY_ID": "AKIADEPLOYERTEST0000",
+        "AWS_SECRET_ACCESS_KEY": "dummy-secret-for-local-mode",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +131,28 @@ def expected(iris_project: Any, seen: Any) -> dict[str, np.ndarray]:
     return {"predict": model.predict(rows), "predict_proba": model.predict_proba(rows)}
 
 
+def test_a_taken_port_fails_at_once(tmp_path: Path) -> None:
+    """The SDK would poll /ping for two minutes on a port it could not publish (or trust
+    whatever answers there): the driver refuses a taken port before deploying."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "home").mkdir()
+        seen = run_client(
+            "sagemaker",
+            "sagemaker_local.py",
+            "deployer-test-never-run:none",
+            str(tmp_path / "model.tar.gz"),
+            str(port),
+            str(tmp_path),
+            env=sdk_environment(tmp_path / "home"),
+            timeout=120,
+        )
+    assert seen["error"] == f"port {port} on 127.0.0.1 is taken: cannot publish on it"
+
+
 def test_deploys_offline_on_loopback(seen: Any, iris_image: Any) -> None:
-    assert "error" not in seen, seen["error"]
     assert seen["sdk_version"].startswith("2.")
     assert seen["blocked"] == []  # not one connection beyond 127.0.0.1 (and the engine)
     assert (seen["deploy_returned"], seen["endpoint_status"]) == ("Predictor", "InService")

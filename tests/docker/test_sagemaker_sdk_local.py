@@ -101,6 +101,7 @@ def seen(docker: Any, iris_image: Any, tmp_path_factory: pytest.TempPathFactory)
         )
     finally:
         result["removed_by_test"] = remove_compose_leftovers(docker, root, networks_before)
+        result["network_existed_before"] = NETWORK in networks_before
     if "error" in result:
         pytest.fail(f"SageMaker local mode failed:\n{result['error']}")
     yield result
@@ -214,3 +215,5 @@ def test_teardown_leaves_nothing(seen: Any) -> None:
     assert sorted(r for r in removed if r.startswith("container")) == [
         f"container {c['name']}" for c in after["containers"]
     ]
+    assert after["networks"] == [NETWORK]
+    assert (f"network {NETWORK}" in removed) is not seen["network_existed_before"]

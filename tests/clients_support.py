@@ -1,9 +1,10 @@
-"""Official protocol clients, each in its own cached virtual environment.
+"""Official protocol clients and cloud SDKs, each in its own cached virtual environment.
 
-tritonclient and kserve pin conflicting dependencies, so neither goes into the project's
-venv: ``client_python(name)`` builds ``.venv-clients/<name>-<hash of its requirements>``
-once (a later run installs nothing) and returns its interpreter. The tests run a script
-from tests/clients with it, against a server on 127.0.0.1, and read its JSON output.
+tritonclient, kserve and the SageMaker Python SDK pin conflicting dependencies, so none
+goes into the project's venv: ``client_python(name)`` builds
+``.venv-clients/<name>-<hash of its requirements>`` once (a later run installs nothing)
+and returns its interpreter. The tests run a script from tests/clients with it, against
+a server or a container on 127.0.0.1, and read its JSON output.
 
 Without PyPI the build fails: the tests skip, unless DEPLOYER_REQUIRE_CLIENTS=1 (CI).
 """
@@ -17,6 +18,7 @@ import os
 import subprocess
 import sys
 import venv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ REQUIRE_ENV = "DEPLOYER_REQUIRE_CLIENTS"
 REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "tritonclient": ("tritonclient[http]>=2.50,<3", "numpy>=1.26,<3"),
     "kserve": ("kserve>=0.14,<0.22", "numpy>=1.26,<3"),
+    # SageMaker Python SDK v2 (v3 dropped sagemaker.local's Model/LocalSession API)
+    "sagemaker": ("sagemaker>=2.200,<3", "numpy>=1.26,<3"),
 }
 INSTALL_TIMEOUT_S = 900.0
 
@@ -84,16 +88,25 @@ def _build(name: str, folder: Path) -> None:
         _unavailable(f"cannot install {' '.join(REQUIREMENTS[name])}:\n{tail}")
 
 
-def run_client(name: str, script: str, *args: str, timeout: float = 300.0) -> Any:
-    """Run tests/clients/``script`` with ``name``'s interpreter; its JSON output, parsed."""
+def run_client(
+    name: str,
+    script: str,
+    *args: str,
+    timeout: float = 300.0,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """Run tests/clients/``script`` with ``name``'s interpreter; its JSON output, parsed.
+    ``env``: variables to set (or override) for it."""
     python = client_python(name)
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment.update(env or {})
     result = subprocess.run(
         [str(python), str(SCRIPTS / script), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        env=environment,
     )
     assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -29,24 +29,32 @@ class Slow:
 """
 
 
+def loaded_runner(
+    tmp_path: Path, module: str, source: str, class_name: str
+) -> tuple[ModelRunner, Any]:
+    """A runner whose python-flavour predictor is ``class_name`` from ``source``, loaded;
+    and the predictor's module (what the test reads from it)."""
+    (tmp_path / f"{module}.py").write_text(source)
+    settings = ServingSettings(
+        model_name=module,
+        flavor="python",
+        model_path=None,
+        flavor_options={"predictor": f"{module}:{class_name}", "code_paths": [str(tmp_path)]},
+    )
+    runner = ModelRunner(settings)
+    runner.start(exit_on_failure=False).join(timeout=30)
+    assert runner.ready, runner.load_error
+    return runner, sys.modules[module]
+
+
 @pytest.mark.parametrize("batchable", [True, False])
 def test_slow_custom_predictor_does_not_block_the_event_loop(
     tmp_path: Path, batchable: bool
 ) -> None:
     module = f"slow_{str(batchable).lower()}"  # a fresh module per case (sys.modules caches)
-    (tmp_path / f"{module}.py").write_text(SLOW_PREDICTOR.replace("{batchable}", str(batchable)))
-    settings = ServingSettings(
-        model_name="slow",
-        flavor="python",
-        model_path=None,
-        flavor_options={"predictor": f"{module}:Slow", "code_paths": [str(tmp_path)]},
-    )
-    runner = ModelRunner(settings)
-    runner.start(exit_on_failure=False).join(timeout=30)
-    assert runner.ready, runner.load_error
+    source = SLOW_PREDICTOR.replace("{batchable}", str(batchable))
+    runner, predictor = loaded_runner(tmp_path, module, source, "Slow")
     assert (runner._batcher is not None) is batchable
-
-    predictor = sys.modules[module]
 
     async def unblock() -> None:
         """On the event loop: once predict is running, let it finish. A predict running on
@@ -78,17 +86,8 @@ class Counting:
 
 
 def counting_runner(tmp_path: Path, module: str) -> tuple[ModelRunner, list[Any]]:
-    (tmp_path / f"{module}.py").write_text(COUNTING_PREDICTOR)
-    settings = ServingSettings(
-        model_name="counting",
-        flavor="python",
-        model_path=None,
-        flavor_options={"predictor": f"{module}:Counting", "code_paths": [str(tmp_path)]},
-    )
-    runner = ModelRunner(settings)
-    runner.start(exit_on_failure=False).join(timeout=30)
-    assert runner.ready, runner.load_error
-    return runner, sys.modules[module].calls
+    runner, predictor = loaded_runner(tmp_path, module, COUNTING_PREDICTOR, "Counting")
+    return runner, predictor.calls
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from deployer.router.metrics import CONTENT_TYPE, Collector, RouterStats, exposi
 from deployer.router.proxy import Proxy, Snapshot, Upstream, attempt, describe, identity
 from deployer.router.retry import RetryBudget
 from deployer.router.server import HttpServer, Request, Response
+from deployer.router.tasks import stop_tasks
 
 log = logging.getLogger("deployer.router")
 
@@ -187,7 +188,7 @@ class Router:
         sweeper = stop_timeouts()
         if sweeper is not None:
             tasks.append(sweeper)
-        await health.stop_tasks(tasks)
+        await stop_tasks(tasks)
         self._tasks.clear()
         self._background.clear()
         if self.access_log is not None:
@@ -230,7 +231,7 @@ class Router:
                 if upstream.key not in kept:
                     retired += self._tasks.pop(upstream.key, [])
                     upstream.pool.close()
-            await health.stop_tasks(retired)
+            await stop_tasks(retired)
             self.stats.reloads["ok"] += 1
             self._configure_polling(manifest)
             if (manifest.listen.host, manifest.listen.port) != (
@@ -539,7 +540,7 @@ async def serve(
     log.info("stopping: finishing requests in flight", extra={"grace_seconds": grace})
     if reloads:  # let a reload in progress finish (within the grace), then stop
         await asyncio.wait(set(reloads), timeout=grace)
-        await health.stop_tasks(reloads)
+        await stop_tasks(reloads)
     await router.stop(grace)
 
 

@@ -15,6 +15,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from deployer.router.tasks import stop_tasks
+
 if TYPE_CHECKING:
     from deployer.router.app import Router
     from deployer.router.manifest import Manifest
@@ -100,18 +102,16 @@ class BackgroundRouter:
 
 
 def _close(loop: asyncio.AbstractEventLoop) -> None:
-    """Close ``loop`` cleanly: cancel and await whatever tasks remain, finish async
+    """Close ``loop`` cleanly: stop whatever tasks remain, finish async
     generators and the default executor's threads, then close it."""
     try:
         pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in pending:
-            task.cancel()
         if pending:
             log.warning(
                 "cancelling tasks left running when the router stopped",
                 extra={"tasks": [repr(task) for task in pending]},
             )
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(stop_tasks(pending))
         loop.run_until_complete(loop.shutdown_asyncgens())
         with contextlib.suppress(asyncio.TimeoutError):
             loop.run_until_complete(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import glob
-import ipaddress
 import json
 import os
 import socket
@@ -27,54 +26,13 @@ import traceback
 from typing import Any
 
 import numpy as np
+from loopback_guard import BLOCKED, install  # this folder is sys.path[0]
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
 ENDPOINT = "deployer-iris-local"
 ROLE = "arn:aws:iam::111111111111:role/Dummy"
-LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
-BLOCKED: list[str] = []  # every refused non-loopback connection or name lookup
 
-
-# ---------------------------------------------------------------- network guard
-def _loopback(address: Any) -> bool:
-    try:
-        return ipaddress.ip_address(str(address).split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-_connect = socket.socket.connect
-_connect_ex = socket.socket.connect_ex
-_getaddrinfo = socket.getaddrinfo
-
-
-def _check(sock: socket.socket, address: Any) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
-        BLOCKED.append(f"connect {address[0]}:{address[1]}")
-        raise OSError(f"sagemaker_local.py: refused a connection to {address[0]}")
-
-
-def _guarded_connect(sock: socket.socket, address: Any) -> None:
-    _check(sock, address)
-    _connect(sock, address)
-
-
-def _guarded_connect_ex(sock: socket.socket, address: Any) -> int:
-    _check(sock, address)
-    return _connect_ex(sock, address)
-
-
-def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-    name = host.decode() if isinstance(host, bytes) else host
-    if name is not None and name not in LOCAL_NAMES and not _loopback(name):
-        BLOCKED.append(f"resolve {name}")
-        raise socket.gaierror(socket.EAI_NONAME, f"sagemaker_local.py: refused to resolve {name}")
-    return _getaddrinfo(host, *args, **kwargs)
-
-
-socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
-socket.getaddrinfo = _guarded_getaddrinfo
+install("sagemaker_local.py")
 
 import boto3  # noqa: E402  (after the guard: nothing may connect before it is in place)
 import docker  # noqa: E402

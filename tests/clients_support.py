@@ -34,6 +34,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "kserve": ("kserve>=0.14,<0.22", "numpy>=1.26,<3"),
     # SageMaker Python SDK v2 (v3 dropped sagemaker.local's Model/LocalSession API)
     "sagemaker": ("sagemaker>=2.200,<3", "numpy>=1.26,<3"),
+    # Vertex AI SDK with LocalModel/LocalEndpoint (the extra brings docker, fastapi, uvicorn)
+    "vertexai": ("google-cloud-aiplatform[prediction]>=1.100,<3", "numpy>=1.26,<3"),
 }
 INSTALL_TIMEOUT_S = 900.0
 

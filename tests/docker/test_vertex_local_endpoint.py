@@ -19,10 +19,13 @@ checked here:
   on a free port, and the test checks the container's binding is 127.0.0.1 only.
 - artifact: each file under ``artifact_uri`` is bind-mounted under
   /tmp_cpr_local_model, which ``AIP_STORAGE_URI`` names.
-- credentials: ``serve()`` reads the project from ``aiplatform.init`` (else
-  ``google.auth.default`` and Resource Manager: network) and sets
+- credentials: ``serve()`` reads the project from ``aiplatform.init`` (without it,
+  ``google.auth.default()``, which probes the GCE metadata server, and with
+  ``GOOGLE_CLOUD_PROJECT`` set a Resource Manager lookup) and sets
   ``GOOGLE_CLOUD_PROJECT`` in the container; a key is mounted only if
   ``credential_path`` or ``GOOGLE_APPLICATION_CREDENTIALS`` names one (neither here).
+  The driver inits with a project and anonymous credentials; ``NO_GCE_CHECK`` and an
+  empty HOME and gcloud config keep any other path offline too.
 - teardown: ``stop()`` (and leaving the ``with`` block) stops the container with
   SIGTERM but never removes it: the test removes it.
 """

@@ -17,6 +17,7 @@ from numpy.lib import format as npy_format
 
 from deployer.flavors.base import OIP_TO_NUMPY, Signature
 from deployer.serving.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from deployer.serving.rejections import where
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -84,6 +85,7 @@ def cast(array: np.ndarray, signature: Signature) -> np.ndarray:
     if array.dtype.kind in "USO":
         raise BadRequest(
             f"wrong dtype: the model takes {signature.datatype} numbers, got {_kind_name(array)}"
+            f" ({_first_non_number(array)})"
         )
     if not np.can_cast(array.dtype, target, casting="same_kind"):
         raise BadRequest(f"wrong dtype: cannot cast {array.dtype} input to {signature.datatype}")
@@ -114,6 +116,32 @@ def narrow(raw: np.ndarray, target: np.dtype[Any], name: str, datatype: str) -> 
                 f"(magnitude at most {limit:.7g})"
             )
     return array
+
+
+def _first_non_number(array: np.ndarray) -> str:
+    """Where the first value that is not a usable number is, and the value: what to fix.
+    (numpy turns a row mixing numbers and text into all text, so text that reads as a
+    number is named only when no other value is to blame.)"""
+    for index, value in np.ndenumerate(array):
+        if isinstance(value, (bytes, str)):
+            try:
+                float(value)
+            except ValueError:
+                return f"{where(index)}: {_shown(value)}"
+        elif isinstance(value, int) and not -(2**63) <= value < 2**64:
+            return f"{where(index)}: {_shown(value)} does not fit 64 bits"
+        elif not isinstance(value, (int, float, np.number)):
+            return f"{where(index)}: {_shown(value)}"
+    index = next(iter(np.ndindex(array.shape)))
+    return f"{where(index)}: {_shown(array[index])} is text, not a number"
+
+
+def _shown(value: Any) -> str:
+    """A value's repr, short enough for an error message."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _kind_name(array: np.ndarray) -> str:

@@ -38,12 +38,13 @@ def _culprit(rows: np.ndarray) -> str:
     if len(bad):
         index = tuple(int(i) for i in bad[0])
         kind = "a missing value (NaN)" if np.isnan(values[index]) else "an infinite value"
-        return f"{kind} {float(values[index])!r} in {_where(index)}"
+        return f"{kind} {float(values[index])!r} in {where(index)}"
     index = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(values)), values.shape))
-    return f"value {float(values[index])!r} in {_where(index)} is too large for the model"
+    return f"value {float(values[index])!r} in {where(index)} is too large for the model"
 
 
-def _where(index: tuple[int, ...]) -> str:
+def where(index: tuple[int, ...]) -> str:
+    """``row R, feature F`` for a 2-D index, else ``element (i, j, ...)``."""
     if len(index) == 2:
         return f"row {index[0]}, feature {index[1]}"
     return f"element {index}"

@@ -120,9 +120,14 @@ def test_to_rows_text_model_takes_strings() -> None:
         (5, "2-D batch of rows; got 0 dimensions"),
         ({"a": 1}, "2-D batch of rows; got 0 dimensions"),
         ([[1, 2, 3, 4], [1, 2]], "rows of equal length"),
-        ([["1", "2", "3", "4"]], "wrong dtype: the model takes FP64 numbers, got strings"),
-        ([[1, 2, 3, None]], "values of type NoneType, int"),
-        ([[1, 2, 3, 2**70]], "values of type int"),
+        (
+            [["1", "2", "3", "4"]],
+            "the model takes FP64 numbers, got strings (row 0, feature 0: '1' is text",
+        ),
+        ([[1, 2, "abc", 4], [1, 2, 3, 4]], "got strings (row 0, feature 2: 'abc')"),
+        ([[1, 2, 3, 4], [1, None, 3, 4]], "values of type NoneType, int (row 1, feature 1: None)"),
+        ([[1, 2, 3, 2**70]], "values of type int (row 0, feature 3: 1180591620717411303424 does"),
+        ([[1, 2, 3, "x" * 100]], "(row 0, feature 3: 'xxxxxxxxxxxx"),
         (np.ones((1, 4), dtype=complex), "cannot cast complex128 input to FP64"),
     ],
 )

@@ -34,6 +34,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "kserve": ("kserve>=0.14,<0.22", "numpy>=1.26,<3"),
     # SageMaker Python SDK v2 (v3 dropped sagemaker.local's Model/LocalSession API)
     "sagemaker": ("sagemaker>=2.200,<3", "numpy>=1.26,<3"),
+    # azure-ai-ml's local endpoints drive the engine through the docker package
+    "azureml": ("azure-ai-ml>=1.20,<2", "docker>=7,<8"),
 }
 INSTALL_TIMEOUT_S = 900.0
 

@@ -231,6 +231,13 @@ def _invoke(client: MLClient, endpoint: str, folder: Path) -> dict[str, Any]:
         answers[key] = client.online_endpoints.invoke(
             endpoint_name=endpoint, request_file=request_file, local=True
         )
+    # naming the deployment adds the azureml-model-deployment header
+    answers["rows_to_deployment"] = client.online_endpoints.invoke(
+        endpoint_name=endpoint,
+        request_file=str(folder / "request-rows.json"),
+        deployment_name=DEPLOYMENT,
+        local=True,
+    )
     return answers
 
 
@@ -250,9 +257,9 @@ def _plain_http(port: str, config: dict[str, Any], scoring_uri: str) -> dict[str
 
 
 def _home_tree() -> list[str]:
-    """Every path the SDK left under ~/.azureml (relative to HOME)."""
+    """Every path under HOME (a folder of the test's own), relative to it."""
     home = Path.home()
-    return sorted(str(p.relative_to(home)) for p in (home / ".azureml").rglob("*"))
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*"))
 
 
 def run(image: str, config: dict[str, Any], model_folder: str, work: str, name: str) -> Any:

@@ -169,6 +169,7 @@ def test_the_sdk_uses_the_declared_routes(seen: Any, config: Any) -> None:
 def test_predictions_through_invoke(seen: Any, expected: Any) -> None:
     invoke = seen["invoke"]
     assert json.loads(invoke["rows"]) == {"predictions": expected["predict"].tolist()}
+    assert invoke["rows_to_deployment"] == invoke["rows"]
     np.testing.assert_allclose(
         json.loads(invoke["proba"])["predictions"], expected["predict_proba"]
     )
@@ -208,5 +209,5 @@ def test_teardown_leaves_nothing(seen: Any) -> None:
     assert seen["after_delete"]["containers"] == []
     name = seen["name"]
     assert f".azureml/inferencing/{name}/blue" in seen["home_while_up"]
-    # only the SDK's empty cache folder stays (in the test's HOME, a temporary folder)
-    assert seen["after_delete"]["home"] == [".azureml/inferencing"]
+    # only the SDK's empty cache folders stay in HOME (the test's temporary folder)
+    assert seen["after_delete"]["home"] == [".azureml", ".azureml/inferencing"]

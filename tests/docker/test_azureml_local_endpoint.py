@@ -25,6 +25,11 @@ What the SDK (1.35.2) does, checked here:
   anonymous volume: the SDK binds the model folder as ``SRC:DST:z`` and docker-py
   (``_host_volume_from_bind``) declares ``DST:z`` as a container volume too, which
   ``container.remove()`` (no ``v=True``) leaves behind. The test removes it.
+
+Two SDK defects on this path are worked around in the driver, narrowly and documented
+there: a deployment without ``code_configuration`` fails (``str(None)`` taken for a
+code folder, Azure/azure-sdk-for-python#42995), and an ``inference_config`` given as a
+dict fails (the local path wants the typed routes the SDK's YAML loader makes).
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "sagemaker": ("sagemaker>=2.200,<3", "numpy>=1.26,<3"),
     # Vertex AI SDK with LocalModel/LocalEndpoint (the extra brings docker, fastapi, uvicorn)
     "vertexai": ("google-cloud-aiplatform[prediction]>=1.100,<3", "numpy>=1.26,<3"),
+    # azure-ai-ml's local endpoints drive the engine through the docker package
+    "azureml": ("azure-ai-ml>=1.20,<2", "docker>=7,<8"),
 }
 INSTALL_TIMEOUT_S = 900.0
 

@@ -34,6 +34,9 @@ VERTEX_ENV = {
     "AIP_FRAMEWORK": "CUSTOM_CONTAINER",
     "AIP_DEPLOYED_MODEL_ID": "5678",
     "AIP_ENDPOINT_ID": "1234",
+    # Vertex names the endpoint's artifact copy whenever a model has an artifact_uri; the
+    # image must start with it set (ours notes it and serves the model built into it).
+    "AIP_STORAGE_URI": "gs://deployer-check/artifact",
 }
 MODES = {"root": False, "non-root, read-only": True}
 # SageMaker mounts the model artifact's folder here, over whatever the image keeps there;

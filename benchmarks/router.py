@@ -204,7 +204,7 @@ def start_router(name: str, manifest: Path, *extra: str) -> Proc:
         [
             str(PYTHON),
             "-m",
-            "deployer.router",
+            "deployer_router",
             "serve",
             str(manifest),
             "--port",
@@ -223,7 +223,7 @@ def start_haproxy(name: str, manifest: Path, busy_poll: bool = False) -> tuple[P
     ``busy_poll`` renders the manifest with ``busy_poll.enabled`` (HAProxy's busy-polling)."""
     sys.path.insert(0, str(ROOT))
     from deployer.router.manifest import BusyPoll, load
-    from deployer.router.render import render
+    from deployer_router.render import render
 
     port, stats = free_port(), free_port()
     config = load(manifest)

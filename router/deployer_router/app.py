@@ -1,13 +1,14 @@
-"""The built-in router's life: start, health checks, credential refresh, reload, stop.
+"""The built-in router's life: start, reload, stop (and ``serve``/``run`` for a process).
 
 ``Router`` owns the HTTP server, the current ``Snapshot`` and one set of background tasks
-per backend (credential refresh, active checks, control-plane polls, synthetic
-predictions). A reload (SIGHUP, the manifest file changing, or ``Router.reload``)
-validates the new manifest, builds the new backends (keeping pools, health and counters
-of backends whose identity did not change), runs one round of checks on the new ones,
-then swaps the snapshot in one assignment. Requests in flight finish on the snapshot
-they started with; pools of removed backends close when their last request ends.
-A manifest that fails to load leaves the router as it was, and says why.
+per backend: credential refresh (credentials.py) and the health checks (probes.py, run
+by health.py). Its own routes are admin.py's; its event logs, logs.py's. A reload
+(SIGHUP, the manifest file changing, or ``Router.reload``) validates the new manifest,
+builds the new backends (keeping pools, health and counters of backends whose identity
+did not change), runs one round of checks on the new ones, then swaps the snapshot in
+one assignment. Requests in flight finish on the snapshot they started with; pools of
+removed backends close when their last request ends. A manifest that fails to load
+leaves the router as it was, and says why.
 """
 
 from __future__ import annotations
@@ -18,94 +19,30 @@ import gc
 import logging
 import os
 import signal
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import orjson
+from typing import Any
 
 from deployer.errors import DeployerError
 from deployer.router import auth
 from deployer.router.manifest import Manifest, load
 from deployer_router import health
 from deployer_router.accesslog import AccessLog, open_log
+from deployer_router.admin import admin_response
 from deployer_router.busypoll import BusyPoller
-from deployer_router.client import UpstreamError, stop_timeouts
-from deployer_router.metrics import CONTENT_TYPE, Collector, RouterStats, exposition
-from deployer_router.proxy import Proxy, Snapshot, Upstream, attempt, describe, identity
+from deployer_router.client import stop_timeouts
+from deployer_router.credentials import refresh_loop, refresh_once
+from deployer_router.logs import configure_logging, quiet_credential_loggers
+from deployer_router.metrics import RouterStats
+from deployer_router.probes import Check, checks_for
+from deployer_router.proxy import Proxy, Snapshot, Upstream, identity
 from deployer_router.retry import RetryBudget
+from deployer_router.scrape import Collector
 from deployer_router.server import HttpServer, Request, Response
 from deployer_router.tasks import stop_tasks
 
 log = logging.getLogger("deployer.router")
-
-
-class Check(NamedTuple):
-    """One health check of one backend: its probe, and its interval and thresholds (read
-    each round, so a reload changes them)."""
-
-    name: str
-    probe: health.Probe
-    interval: Callable[[], float]
-    threshold: Callable[[], tuple[int, int]]
-
-
 WATCH_SECONDS = 1.0
-CREDENTIAL_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)
-MIN_REFRESH_SECONDS = 1.0
-MAX_REFRESH_SECONDS = 3600.0
-# A backend that rejects the router's credentials (401/403) gets them refreshed at once,
-# at most this often (a key rotated in the cloud is picked up without waiting).
-REJECTED_REFRESH_GAP = 5.0
-_JSON = [(b"content-type", b"application/json")]
-# Libraries that print credentials at DEBUG (botocore logs the canonical request, session
-# token included): capped at INFO in a router, whatever the root level.
-CREDENTIAL_LOGGERS = (
-    "botocore",
-    "boto3",
-    "google.auth",
-    "urllib3",
-    "requests_oauthlib",
-    "azure",
-    "msal",
-)
-
-
-class JsonFormatter(logging.Formatter):
-    """Event logs as JSON lines: time, level, message and the record's extra fields."""
-
-    _standard = frozenset(vars(logging.makeLogRecord({})))
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "event": record.getMessage(),
-        }
-        data.update({k: v for k, v in vars(record).items() if k not in self._standard})
-        if record.exc_info and os.environ.get("DEPLOYER_DEBUG"):
-            data["traceback"] = self.formatException(record.exc_info)
-        return orjson.dumps(data, default=str).decode()
-
-
-def quiet_credential_loggers() -> None:
-    for name in CREDENTIAL_LOGGERS:
-        logger = logging.getLogger(name)
-        if logger.level < logging.INFO:
-            logger.setLevel(logging.INFO)
-
-
-def configure_logging() -> None:
-    logger = logging.getLogger("deployer.router")
-    if not any(getattr(h, "_deployer", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        handler._deployer = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 class Router:
@@ -300,7 +237,7 @@ class Router:
     async def _first_checks(self, upstream: Upstream, manifest: Manifest) -> None:
         """Credentials and one round of checks before the backend takes traffic."""
         if upstream.signer is not None:
-            await self._refresh_once(upstream)
+            await refresh_once(upstream, self._settings().health.control_plane.timeout)
         for check in self._checks(upstream, manifest):
             with contextlib.suppress(Exception):
                 ok, reason = await asyncio.wait_for(
@@ -313,7 +250,7 @@ class Router:
         loop = asyncio.get_running_loop()
         tasks = []
         if upstream.signer is not None:
-            tasks.append(loop.create_task(self._refresh_loop(upstream)))
+            tasks.append(loop.create_task(refresh_loop(upstream, self._refresh_timeout)))
         for check in self._checks(upstream, manifest):
             tasks.append(
                 loop.create_task(
@@ -327,167 +264,17 @@ class Router:
     def _settings(self) -> Manifest:
         return self.snapshot.manifest if self.snapshot is not None else self._initial
 
+    def _refresh_timeout(self) -> float:
+        return self._settings().health.control_plane.timeout
+
     def _checks(self, upstream: Upstream, manifest: Manifest) -> list[Check]:
-        """The checks this backend has; intervals and thresholds follow reloads."""
-        config = upstream.config
-        checks: list[Check] = []
-
-        def active() -> Any:
-            return self._settings().health.active
-
-        if config.health_source == "active":
-            checks.append(
-                Check(
-                    "active",
-                    lambda: self._active_probe(upstream),
-                    lambda: active().interval,
-                    lambda: (active().healthy_threshold, active().unhealthy_threshold),
-                )
-            )
-        elif config.health_source == "control-plane":
-            project = manifest.name
-
-            def control_plane() -> Any:
-                return self._settings().health.control_plane
-
-            checks.append(
-                Check(
-                    "control-plane",
-                    lambda: health.control_plane_probe(
-                        upstream.config, project, control_plane().timeout
-                    ),
-                    lambda: control_plane().interval,
-                    lambda: (1, 1),
-                )
-            )
-        if config.synthetic is not None:
-            synthetic = config.synthetic
-            checks.append(
-                Check(
-                    "synthetic",
-                    lambda: self._synthetic_probe(upstream, synthetic.body, synthetic.content_type),
-                    lambda: synthetic.interval,
-                    lambda: (1, 2),
-                )
-            )
-        return checks
-
-    async def _active_probe(self, upstream: Upstream) -> tuple[bool, str]:
-        config = upstream.config
-        path = config.health_path.encode()
-        target = upstream.base_path + path if config.mode == "base" else path
-        timeout = self._settings().health.active.timeout
-        try:
-            answer = await upstream.pool.request(
-                b"GET", target, b"user-agent: deployer-router\r\n", b"", timeout
-            )
-        except UpstreamError as exc:
-            return False, f"GET {config.health_path}: {exc.kind}: {exc}"
-        if 200 <= answer.status < 300:
-            return True, ""
-        return False, f"GET {config.health_path} answered {answer.status}"
-
-    async def _synthetic_probe(
-        self, upstream: Upstream, body: str, content_type: str
-    ) -> tuple[bool, str]:
-        request = Request(
-            b"POST",
-            upstream.fixed_target or b"/invocations",
-            [(b"content-type", content_type.encode())],
-            body.encode(),
-            True,
-            "synthetic",
-        )
-        outcome = await attempt(
-            upstream,
-            request,
-            b"content-type: " + content_type.encode() + b"\r\n",
-            self._settings().timeouts.request,
-            time.monotonic(),
-        )
-        if isinstance(outcome, UpstreamError):
-            return False, f"synthetic prediction: {outcome.kind}: {outcome}"
-        if 200 <= outcome.status < 300:
-            return True, ""
-        return False, f"synthetic prediction answered {outcome.status}"
-
-    # -- credentials -------------------------------------------------------------------
-
-    async def _refresh_once(self, upstream: Upstream) -> float | None:
-        """Refresh in a worker thread; seconds until the next refresh, None on failure."""
-        assert upstream.signer is not None
-        loop = asyncio.get_running_loop()
-        try:
-            seconds = await asyncio.wait_for(
-                loop.run_in_executor(None, upstream.signer.refresh),
-                self._settings().health.control_plane.timeout,
-            )
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            failing_before = upstream.state.credentials_ok
-            # keep serving with the last good credentials; only a signer that never worked
-            # keeps the backend out
-            if not upstream.state.credentials_seen:
-                upstream.state.set_credentials(False, reason)
-            if failing_before:
-                log.warning(
-                    "credential refresh failed", extra={"backend": upstream.name, "error": reason}
-                )
-            return None
-        upstream.state.set_credentials(True)
-        return float(seconds)
-
-    async def _refresh_loop(self, upstream: Upstream) -> None:
-        """Refresh on the signer's schedule, and early when the backend rejects the
-        credentials (``Upstream.rejected``)."""
-        failures = 0
-        rejected = upstream.rejected
-        while True:
-            refreshed = time.monotonic()
-            seconds = await self._refresh_once(upstream)
-            if seconds is None:
-                delay = CREDENTIAL_RETRY[min(failures, len(CREDENTIAL_RETRY) - 1)]
-                failures += 1
-            else:
-                failures = 0
-                delay = min(max(seconds, MIN_REFRESH_SECONDS), MAX_REFRESH_SECONDS)
-            rejected.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(rejected.wait(), delay)
-                log.warning(
-                    "backend rejected the router's credentials: refreshing them now",
-                    extra={"backend": upstream.name},
-                )
-                gap = REJECTED_REFRESH_GAP - (time.monotonic() - refreshed)
-                await asyncio.sleep(max(0.0, min(gap, delay)))
-
-    # -- the router's own routes -------------------------------------------------------
+        return checks_for(upstream, manifest, self._settings)
 
     async def _internal(self, request: Request, snap: Snapshot) -> Response | None:
-        path = request.path
-        if path == snap.metrics_path:
-            return Response(
-                200, [(b"content-type", CONTENT_TYPE.encode())], exposition(self.collector)
-            )
-        if path == b"/-/router/live":
-            return Response(200, _JSON, b'{"live":true}')
-        if path == b"/-/router/ready":
-            ready = self.server is not None and not self.server.draining
-            return Response(200 if ready else 503, _JSON, orjson.dumps({"ready": ready}))
-        if path == b"/-/router/health":
-            now = time.monotonic()
-            backends = describe(snap.upstreams, now)
-            ok = any(b["available"] for b in backends)
-            body = {
-                "name": snap.manifest.name,
-                "policy": snap.manifest.policy,
-                "ok": ok,
-                "retry_budget_remaining": snap.budget.remaining(now),
-                "busy_poll": self._polling(),
-                "backends": backends,
-            }
-            return Response(200 if ok else 503, _JSON, orjson.dumps(body))
-        return None
+        return admin_response(request, snap, self.collector, self._ready, self._polling)
+
+    def _ready(self) -> bool:
+        return self.server is not None and not self.server.draining
 
 
 def _same_budget(a: Manifest, b: Manifest) -> bool:

@@ -21,6 +21,7 @@ from cloud_signers import AWS, PROVIDERS, verify_sigv4
 from router_support import JSON_BODY, FakeBackend, LogRecords, RouterThread, manifest, wait_until
 
 from deployer.router import plugins
+from deployer_router.credentials import refresh_once
 
 AUDIENCE = "https://oauth2.googleapis.com/token"  # what google-auth signs for
 
@@ -340,7 +341,7 @@ def test_signer_refresh_failure_keeps_the_last_credentials(
         with RouterThread(data) as router:
             upstream = router.router.snapshot.upstreams[0]
             monkeypatch.delenv("ROUTER_TEST_AZURE_KEY")
-            router.call(router.router._refresh_once(upstream))
+            router.call(refresh_once(upstream, timeout=10))
             answer = httpx.post(router.url + "/score", content=JSON_BODY, timeout=10)
             assert answer.status_code == 200
             assert azure.seen[-1]["headers"]["authorization"] == "Bearer key-a"

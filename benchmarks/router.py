@@ -221,7 +221,7 @@ def start_router(name: str, manifest: Path, *extra: str) -> Proc:
 def start_haproxy(name: str, manifest: Path, busy_poll: bool = False) -> tuple[Proc, str]:
     """HAProxy on the rendered config (one thread) plus a stats page; (proc, stats url).
     ``busy_poll`` renders the manifest with ``busy_poll.enabled`` (HAProxy's busy-polling)."""
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "router")]
     from deployer.router.manifest import BusyPoll, load
     from deployer_router.render import render
 

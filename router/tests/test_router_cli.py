@@ -16,6 +16,7 @@ import httpx
 import yaml
 from router_support import FakeBackend, wait_until
 from serving_support import free_port
+from test_cli import imported_by
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -289,3 +290,52 @@ def test_importing_the_cli_imports_no_cloud_sdk() -> None:
     assert "deployer_router.cli" in loaded
     heavy = {"boto3", "botocore", "google", "azure", "docker", "kubernetes", "pydantic"}
     assert sorted(m for m in loaded if m.split(".")[0] in heavy) == []
+
+
+def test_deployer_router_is_the_entry_point_mount_and_found_only_when_asked() -> None:
+    """`deployer router` comes from the deployer.commands entry point; `deployer validate
+    --help` never imports the router."""
+    result = subprocess.run(
+        [sys.executable, "-m", "deployer", "router", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "120", "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "render" in result.stdout and "image" in result.stdout
+    probe = (
+        "import sys\nsys.argv = ['deployer', 'validate', '--help']\n"
+        "from deployer.cli import app\ntry:\n    app()\nexcept SystemExit:\n    pass"
+    )
+    loaded = imported_by(probe)
+    assert "deployer.cli" in loaded
+    assert sorted(m for m in loaded if m.startswith("deployer_router")) == []
+
+
+def test_without_the_distribution_deployer_router_names_it() -> None:
+    """As if deployer-router were not installed: exit 3 and the pip install that brings it."""
+    code = (
+        "import sys\nimport deployer.commands as commands\n"
+        "commands.command_entry_points = dict\n"
+        "sys.argv = ['deployer', *sys.argv[1:]]\n"
+        "from deployer.cli import main\nmain()"
+    )
+    for args in (["router", "serve", "router.yaml"], ["router", "--help"]):
+        result = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "120", "NO_COLOR": "1"},
+        )
+        assert result.returncode == 3, result.stderr
+        assert "deployer-router" in result.stderr and "pip install deployer-router" in result.stderr
+    listed = subprocess.run(
+        [sys.executable, "-c", code, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "120", "NO_COLOR": "1"},
+    )
+    assert listed.returncode == 0 and "pip install deployer-router" in listed.stdout

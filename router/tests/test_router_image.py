@@ -27,6 +27,9 @@ def test_router_image_runs_the_rendered_deployment(
     from deployer_router.image import ensure_router_image
 
     tag = ensure_router_image(docker, BASE_IMAGE, "linux/amd64", "3.11", lambda line: None)
+    config_of_image = docker.api.inspect_image(tag)["Config"]
+    assert config_of_image["Entrypoint"][-2:] == ["-m", "deployer_router"]  # the router itself
+    assert config_of_image["Cmd"][0] == "serve"
     data = manifest(backends=[model_entry(models[0]), model_entry(models[1])])
     rendered = render(Manifest.model_validate(data), "kubernetes", image=tag)
     config_map, deployment = list(yaml.safe_load_all(rendered.text))[:2]

@@ -187,7 +187,7 @@ def test_the_command_reports_the_image_and_an_unchanged_rebuild_is_a_no_op(
 ) -> None:
     assert image["ok"] is True and image["providers"] == ["sagemaker"]
     assert image["tag"].startswith("deployer-router:") and "-sagemaker-" in image["tag"]
-    assert set(image["distributions"]) == {"deployer", "deployer-aws"}
+    assert set(image["distributions"]) == {"deployer", "deployer-router", "deployer-aws"}
     assert any(r.startswith("boto3") for r in image["requirements"])
     assert 0 < image["size"] < 400e6 and image["size_mb"] == round(image["size"] / 1e6, 1)
     labels = docker.api.inspect_image(image["tag"])["Config"]["Labels"]

@@ -26,15 +26,15 @@ machine:
 
 venv: $(BIN)/deployer
 
-# The core and every provider in one resolve (pip then picks versions that agree).
+# The core, the router and every provider in one resolve (pip then picks versions that agree).
 PROVIDERS := $(patsubst %/pyproject.toml,%,$(wildcard providers/*/pyproject.toml))
-$(BIN)/deployer: pyproject.toml $(wildcard providers/*/pyproject.toml)
+$(BIN)/deployer: pyproject.toml router/pyproject.toml $(wildcard providers/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]' $(foreach p,$(PROVIDERS),-e '$(p)[test]')
+	$(BIN)/pip install -q -e '.[dev]' -e 'router[test]' $(foreach p,$(PROVIDERS),-e '$(p)[test]')
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check deployer tests benchmarks examples providers
+	$(BIN)/ruff check deployer router tests benchmarks examples providers
 	$(BIN)/mypy
 
 bench: setup

@@ -204,7 +204,7 @@ def start_router(name: str, manifest: Path, *extra: str) -> Proc:
         [
             str(PYTHON),
             "-m",
-            "deployer.router",
+            "deployer_router",
             "serve",
             str(manifest),
             "--port",
@@ -221,9 +221,9 @@ def start_router(name: str, manifest: Path, *extra: str) -> Proc:
 def start_haproxy(name: str, manifest: Path, busy_poll: bool = False) -> tuple[Proc, str]:
     """HAProxy on the rendered config (one thread) plus a stats page; (proc, stats url).
     ``busy_poll`` renders the manifest with ``busy_poll.enabled`` (HAProxy's busy-polling)."""
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "router")]
     from deployer.router.manifest import BusyPoll, load
-    from deployer.router.render import render
+    from deployer_router.render import render
 
     port, stats = free_port(), free_port()
     config = load(manifest)

@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 an operation failed, 2 bad input (config, arguments, model f
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,11 +14,13 @@ import typer
 
 from deployer import output
 from deployer._version import __version__
-from deployer.errors import EXIT_FAILED, ConfigError, DeployerError, UsageError
-from deployer.output import Format
+from deployer.commands import CommandGroup
+from deployer.errors import EXIT_FAILED, UsageError
+from deployer.output import Format, handles_errors
 
 app = typer.Typer(
     name="deployer",
+    cls=CommandGroup,  # plus plugins' commands (deployer router), found when asked for
     help=(
         "Package one trained model into one container image and deploy it to SageMaker, "
         "Vertex AI, Azure ML, Kubernetes or this machine's Docker.\n\n"
@@ -55,27 +56,6 @@ def split_targets(value: str | None) -> list[str] | None:
     if not names:
         raise UsageError("--to needs at least one target name")
     return names
-
-
-def handles_errors(command: F) -> F:
-    """Turn DeployerError into a message (or a JSON error document) and its exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        fmt = kwargs.get("output_format", Format.text)
-        try:
-            return command(*args, **kwargs)
-        except DeployerError as exc:
-            if fmt == Format.json:
-                problems = exc.problems if isinstance(exc, ConfigError) else [exc.message]
-                output.emit_json(
-                    {"ok": False, "error": exc.message, "problems": problems, "hint": exc.hint}
-                )
-            else:
-                output.error(exc.message, exc.hint)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()
@@ -485,15 +465,6 @@ def destroy(
         output.ok(
             f"{result.router_manifest}: {verb} backend(s) {', '.join(result.router_backends)}"
         )
-
-
-def _mount_router() -> None:
-    from deployer.router.cli import router_app
-
-    app.add_typer(router_app, name="router")
-
-
-_mount_router()
 
 
 @app.command()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -37,6 +40,34 @@ def run_cli(app: Any) -> None:
             hint="this is a bug in deployer; rerun with DEPLOYER_DEBUG=1 and report the traceback",
         )
         raise SystemExit(EXIT_FAILED) from None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(command: F) -> F:
+    """Turn DeployerError into a message (or a JSON error document, when the command's
+    ``output_format`` is json) and its exit code. Every command of the CLI uses it,
+    plugins' (``deployer router ...``) included."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from deployer.errors import ConfigError, DeployerError
+
+        fmt = kwargs.get("output_format", Format.text)
+        try:
+            return command(*args, **kwargs)
+        except DeployerError as exc:
+            if fmt == Format.json:
+                problems = exc.problems if isinstance(exc, ConfigError) else [exc.message]
+                emit_json(
+                    {"ok": False, "error": exc.message, "problems": problems, "hint": exc.hint}
+                )
+            else:
+                error(exc.message, exc.hint)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def emit_json(payload: Any) -> None:

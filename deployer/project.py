@@ -157,10 +157,11 @@ def parse_config(text: str, source: str) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(e, root) for e in exc.errors()]) from None
+        raise ConfigError(source, [describe_error(e, root) for e in exc.errors()]) from None
 
 
-def _describe(error: Any, root: yaml.Node | None) -> str:
+def describe_error(error: Any, root: yaml.Node | None) -> str:
+    """A pydantic error as 'line N: field: message' (router.yaml uses it too)."""
     loc = tuple(error["loc"])
     field = ".".join(str(p) for p in loc) or "(top level)"
     message = _humanise(error)

@@ -91,9 +91,10 @@ def remove_repository(docker: Any, repository: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def docker() -> Iterator[Any]:
-    """The engine's client. At the end of the session it removes the router images
-    (``deployer-router:*``) that the tests built through the product (the local target's
-    front, ``deployer router image``) and that were not there before."""
+    """The engine's client. At the end of the session it removes the router and front
+    images (``deployer-router:*``, ``deployer-front:*``) that the tests built through the
+    product (``deployer router image``, the local target's front) and that were not there
+    before."""
     from deployer.errors import MissingDependencyError
     from deployer.image.engine import docker_client
 
@@ -107,7 +108,8 @@ def docker() -> Iterator[Any]:
         unavailable(f"base image {BASE_IMAGE} is missing: run scripts/base-image.sh")
     before = {tag for image in client.images.list() for tag in image.tags}
     yield client
-    remove_tags(client, lambda ref: repository_of(ref) == "deployer-router" and ref not in before)
+    built = ("deployer-router", "deployer-front")
+    remove_tags(client, lambda ref: repository_of(ref) in built and ref not in before)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,4 +1,5 @@
-"""What the serving image installs: the single source for the image builder and the tests."""
+"""What the serving image (and the local target's front image) installs: the single source
+for the image builders and the tests."""
 
 from __future__ import annotations
 
@@ -13,17 +14,14 @@ RUNTIME_REQUIREMENTS: tuple[str, ...] = (
     "prometheus-client>=0.20,<1",
 )
 
-# The router image: the local target's front proxy (uvicorn, httpx) and the built-in
-# router (httptools, uvloop, orjson; pydantic and PyYAML for router.yaml; /metrics).
-ROUTER_REQUIREMENTS: tuple[str, ...] = (
+# The local target's front image (deployer/local_front.py: uvicorn serving, httpx
+# forwarding). The router image's requirements live in the deployer-router distribution.
+FRONT_REQUIREMENTS: tuple[str, ...] = (
     "orjson>=3.9,<4",
     "uvicorn>=0.30,<1",
     "httptools>=0.6,<1",
     "uvloop>=0.19,<1",
     "httpx>=0.27,<1",
-    "pydantic>=2.6,<3",
-    "pyyaml>=6.0,<7",
-    "prometheus-client>=0.20,<1",
 )
 
 # Extra requirements per model flavour.

@@ -1,4 +1,4 @@
-"""The built-in router (deployer.router.app.Router) in this process, on its own event
+"""The built-in router (deployer_router.app.Router) in this process, on its own event
 loop in a thread, with the azureml plugin registered the way the router looks plugins up,
 and the manifest ``deployer push`` would write for a provider's live endpoint."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from deployer.router import manifest as router_manifest
 from deployer.router import plugins
-from deployer.router.background import BackgroundRouter
+from deployer_router.background import BackgroundRouter
 
 
 def register_azure_plugin(monkeypatch: pytest.MonkeyPatch) -> None:

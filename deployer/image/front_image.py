@@ -1,0 +1,60 @@
+"""The local target's front image (``deployer-front:VERSION-HASH``): deployer/local_front.py
+and FRONT_REQUIREMENTS on the same base as the model image, no model.
+
+The tag carries a hash of what goes in, so the image is built once per deployer version
+and an unchanged rebuild is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from deployer._version import __version__
+from deployer.image import wheelhouse
+from deployer.image.build import Progress, docker_build, ensure_base_image
+from deployer.image.context import LABEL_PREFIX, copy_runtime, copy_wheels, render_dockerfile
+from deployer.resources import template_path
+from deployer.serving.requirements import FRONT_REQUIREMENTS
+
+REPOSITORY = "deployer-front"
+TEMPLATE = "Dockerfile.front.tmpl"
+_MODULE = Path(__file__).resolve().parent.parent / "local_front.py"
+
+
+def front_image_tag(base: str) -> str:
+    """The front image's tag for ``base``."""
+    digest = hashlib.sha256(base.encode())
+    for source in (_MODULE, template_path(TEMPLATE), template_path("dependencies.Dockerfile")):
+        digest.update(source.read_bytes())
+    digest.update("\n".join(FRONT_REQUIREMENTS).encode())
+    return f"{REPOSITORY}:{__version__}-{digest.hexdigest()[:10]}"
+
+
+def ensure_front_image(
+    client: Any, base: str, platform: str, python: str, progress: Progress
+) -> str:
+    """The front image's tag, building it first if this engine does not have it."""
+    from docker.errors import ImageNotFound
+
+    tag = front_image_tag(base)
+    try:
+        client.api.inspect_image(tag)
+        return tag
+    except ImageNotFound:
+        pass
+    progress(f"building the local front image {tag} (once per deployer version)")
+    ensure_base_image(client, base, progress)
+    wheels = wheelhouse.download(list(FRONT_REQUIREMENTS), platform, python)
+    labels = {f"{LABEL_PREFIX}.version": __version__, f"{LABEL_PREFIX}.role": "front"}
+    with tempfile.TemporaryDirectory(prefix="deployer-front-") as folder:
+        context = Path(folder)
+        copy_wheels(wheels, context / "wheels")
+        copy_runtime(context / "runtime", ())
+        shutil.copy2(_MODULE, context / "runtime" / "deployer" / _MODULE.name)
+        (context / "Dockerfile").write_text(render_dockerfile(TEMPLATE, base, labels))
+        docker_build(client, folder, tag, platform, progress)
+    return tag

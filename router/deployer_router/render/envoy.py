@@ -1,0 +1,322 @@
+"""router.yaml as an Envoy static configuration, and a structural check of it.
+
+Envoy maps closest of the three engines: tiers → endpoint ``priority`` (with the
+overprovisioning factor raised so a tier takes all traffic while any of its endpoints is
+healthy, and panic routing off, as the built-in router does); weights →
+``load_balancing_weight``; active health → ``health_checks``; passive ejection →
+``outlier_detection``; retries → the route's ``retry_policy`` (another host each time)
+with the cluster's ``retry_budget``; ``least-latency`` → ``LEAST_REQUEST``.
+
+Envoy cannot be installed on the machine the tests run on, so the rendered file is not
+run there: ``validate`` parses it back and checks the fields and types Envoy requires for
+what we render (see README). Run ``envoy --mode validate -c envoy.yaml`` where Envoy is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from string import Template
+from typing import Any
+
+import yaml
+
+from deployer.router.manifest import Manifest
+from deployer_router.render import Rendered, health_path, plain_http, tier_ranks
+from deployer_router.resources import read_template
+
+HCM = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+    "HttpConnectionManager"
+)
+ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+PREVIOUS_HOSTS = (
+    "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+)
+OVERPROVISIONING = 100_000  # a tier keeps all traffic while 0.1% of it is healthy
+_DURATION = re.compile(r"^\d+(\.\d{1,9})?s$")
+_RETRY_ON = {
+    "connect-failure": "connect-failure",
+    "reset": "reset",
+    "timeout": "reset",  # Envoy's "reset" covers read (per-try) timeouts
+    "5xx": "5xx",
+    "502": "retriable-status-codes",
+    "503": "retriable-status-codes",
+    "504": "retriable-status-codes",
+    "429": "retriable-status-codes",
+}
+LB_POLICIES = {"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"}
+
+
+def duration(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
+    endpoints, skipped = plain_http(manifest)
+    notes = ["Envoy is not installed on the test machine: this file is checked structurally"]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", manifest.name)
+    text = Template(read_template("envoy.yaml.tmpl")).substitute(
+        name=name,
+        host=manifest.listen.host,
+        port=manifest.listen.port,
+        admin_port=admin_port,
+    )
+    doc = yaml.safe_load(text)
+    retries = manifest.retries
+    conditions = []
+    for condition in retries.retry_on:
+        keyword = _RETRY_ON[condition]
+        if keyword not in conditions:
+            conditions.append(keyword)
+    statuses = sorted({int(c) for c in retries.retry_on if c.isdigit()})
+    retry_policy: dict[str, Any] = {
+        "retry_on": ",".join(conditions),
+        "num_retries": retries.attempts - 1,
+        "per_try_timeout": duration(manifest.timeouts.request),
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": PREVIOUS_HOSTS},
+            }
+        ],
+        "host_selection_retry_max_attempts": 5,
+    }
+    if statuses:
+        retry_policy["retriable_status_codes"] = statuses
+    route = {
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": name,
+            "timeout": duration(manifest.timeouts.total),
+            "retry_policy": retry_policy,
+        },
+        "response_headers_to_add": [
+            {"header": {"key": "x-deployer-backend", "value": "%UPSTREAM_HOST%"}}
+        ],
+    }
+    listener = doc["static_resources"]["listeners"][0]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["route_config"]["virtual_hosts"][0]["routes"] = [route]
+
+    ranks = tier_ranks(endpoints)
+    by_priority: dict[int, list[dict[str, Any]]] = {}
+    for endpoint in endpoints:
+        if endpoint.config.weight == 0:
+            skipped.append((endpoint.name, "weight 0 (drained)"))
+            continue
+        by_priority.setdefault(ranks[endpoint.config.tier], []).append(
+            {
+                "endpoint": {
+                    "address": {
+                        "socket_address": {"address": endpoint.host, "port_value": endpoint.port}
+                    },
+                    "hostname": endpoint.name,
+                },
+                "load_balancing_weight": endpoint.config.weight,
+            }
+        )
+    static = all(_is_ip(e.host) for e in endpoints)
+    passive = manifest.health.passive
+    cluster: dict[str, Any] = {
+        "name": name,
+        "type": "STATIC" if static else "STRICT_DNS",
+        "connect_timeout": duration(manifest.timeouts.connect),
+        "lb_policy": "LEAST_REQUEST" if manifest.policy == "least-latency" else "ROUND_ROBIN",
+        "common_lb_config": {"healthy_panic_threshold": {"value": 0.0}},
+        "load_assignment": {
+            "cluster_name": name,
+            "policy": {"overprovisioning_factor": OVERPROVISIONING},
+            "endpoints": [
+                {"priority": p, "lb_endpoints": by_priority[p]} for p in sorted(by_priority)
+            ],
+        },
+        "outlier_detection": {
+            "consecutive_5xx": passive.consecutive_failures,
+            "consecutive_gateway_failure": passive.consecutive_failures,
+            "interval": "1s",
+            "base_ejection_time": duration(passive.base_ejection),
+            "max_ejection_time": duration(passive.max_ejection),
+            "max_ejection_percent": 100,
+        },
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "retry_budget": {
+                        "budget_percent": {"value": float(retries.budget_percent)},
+                        "min_retry_concurrency": max(1, round(retries.min_per_second)),
+                    },
+                }
+            ]
+        },
+    }
+    path = health_path(endpoints, notes)
+    if path is not None:
+        active = manifest.health.active
+        cluster["health_checks"] = [
+            {
+                "timeout": duration(active.timeout),
+                "interval": duration(active.interval),
+                "healthy_threshold": active.healthy_threshold,
+                "unhealthy_threshold": active.unhealthy_threshold,
+                "http_health_check": {"path": path},
+            }
+        ]
+    notes.append(
+        "Envoy's retry budget counts retries in flight (min_retry_concurrency), not per second"
+    )
+    if manifest.busy_poll.enabled:
+        notes.append("busy_poll is not rendered: Envoy has no busy-polling setting")
+    doc["static_resources"]["clusters"] = [cluster]
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    rendered = header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    problems = validate(yaml.safe_load(rendered))
+    if problems:  # a bug in this renderer, not in the manifest
+        raise AssertionError("rendered Envoy config is invalid: " + "; ".join(problems))
+    return Rendered("envoy", rendered, "envoy.yaml", skipped, notes)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+# -- structural validation -------------------------------------------------------------
+
+
+def validate(doc: Any) -> list[str]:
+    """Problems with an Envoy v3 static bootstrap, for the fields this renderer writes:
+    presence, types, enums, durations, and that routes name existing clusters."""
+    problems: list[str] = []
+
+    def need(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            problems.append(f"{where}.{key}: required")
+            return None
+        value = obj[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            problems.append(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}")
+            return None
+        return value
+
+    def check_duration(obj: Any, key: str, where: str, required: bool = True) -> None:
+        if not isinstance(obj, dict) or (key not in obj and not required):
+            return
+        value = need(obj, key, str, where)
+        if value is not None and not _DURATION.match(value):
+            problems.append(f"{where}.{key}: expected a duration like '1.5s' (got {value!r})")
+
+    def check_address(obj: Any, where: str) -> None:
+        socket = need(
+            need(obj, "address", dict, where) or {}, "socket_address", dict, f"{where}.address"
+        )
+        if socket is not None:
+            need(socket, "address", str, f"{where}.address.socket_address")
+            port = need(socket, "port_value", int, f"{where}.address.socket_address")
+            if port is not None and not 0 < port < 65536:
+                problems.append(f"{where}.address.socket_address.port_value: out of range")
+
+    if not isinstance(doc, dict):
+        return ["the document is not a mapping"]
+    static = need(doc, "static_resources", dict, "")
+    if static is None:
+        return problems
+    clusters = need(static, "clusters", list, "static_resources") or []
+    names = set()
+    for i, cluster in enumerate(clusters):
+        where = f"static_resources.clusters[{i}]"
+        name = need(cluster, "name", str, where)
+        names.add(name)
+        kind = need(cluster, "type", str, where)
+        if kind is not None and kind not in {"STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS"}:
+            problems.append(f"{where}.type: unknown discovery type {kind!r}")
+        check_duration(cluster, "connect_timeout", where)
+        policy = need(cluster, "lb_policy", str, where)
+        if policy is not None and policy not in LB_POLICIES:
+            problems.append(f"{where}.lb_policy: unknown {policy!r}")
+        assignment = need(cluster, "load_assignment", dict, where)
+        if assignment is not None:
+            if assignment.get("cluster_name") != name:
+                problems.append(f"{where}.load_assignment.cluster_name: must equal the name")
+            groups = need(assignment, "endpoints", list, f"{where}.load_assignment") or []
+            priorities = [g.get("priority", 0) for g in groups if isinstance(g, dict)]
+            if priorities != list(range(len(priorities))):
+                problems.append(f"{where}: endpoint priorities must be 0, 1, 2 ... in order")
+            for j, group in enumerate(groups):
+                gwhere = f"{where}.load_assignment.endpoints[{j}]"
+                for k, lb in enumerate(need(group, "lb_endpoints", list, gwhere) or []):
+                    ewhere = f"{gwhere}.lb_endpoints[{k}]"
+                    check_address(need(lb, "endpoint", dict, ewhere) or {}, f"{ewhere}.endpoint")
+                    weight = lb.get("load_balancing_weight", 1) if isinstance(lb, dict) else 1
+                    if not isinstance(weight, int) or weight < 1:
+                        problems.append(f"{ewhere}.load_balancing_weight: must be >= 1")
+        for k, check in enumerate(cluster.get("health_checks", []) or []):
+            cwhere = f"{where}.health_checks[{k}]"
+            check_duration(check, "timeout", cwhere)
+            check_duration(check, "interval", cwhere)
+            need(check, "healthy_threshold", int, cwhere)
+            need(check, "unhealthy_threshold", int, cwhere)
+            http = need(check, "http_health_check", dict, cwhere)
+            if http is not None:
+                path = need(http, "path", str, f"{cwhere}.http_health_check")
+                if path is not None and not path.startswith("/"):
+                    problems.append(f"{cwhere}.http_health_check.path: must start with '/'")
+        outlier = cluster.get("outlier_detection")
+        if outlier is not None:
+            for key in ("interval", "base_ejection_time", "max_ejection_time"):
+                check_duration(outlier, key, f"{where}.outlier_detection", required=False)
+        for k, threshold in enumerate(
+            (cluster.get("circuit_breakers") or {}).get("thresholds", [])
+        ):
+            budget = threshold.get("retry_budget") if isinstance(threshold, dict) else None
+            if budget is not None:
+                percent = (budget.get("budget_percent") or {}).get("value")
+                if not isinstance(percent, float) or not 0 <= percent <= 100:
+                    problems.append(
+                        f"{where}.circuit_breakers.thresholds[{k}].retry_budget.budget_percent"
+                        ".value: expected a number 0-100"
+                    )
+    for i, listener in enumerate(need(static, "listeners", list, "static_resources") or []):
+        where = f"static_resources.listeners[{i}]"
+        need(listener, "name", str, where)
+        check_address(listener, where)
+        for j, chain in enumerate(need(listener, "filter_chains", list, where) or []):
+            for k, item in enumerate(
+                need(chain, "filters", list, f"{where}.filter_chains[{j}]") or []
+            ):
+                fwhere = f"{where}.filter_chains[{j}].filters[{k}]"
+                need(item, "name", str, fwhere)
+                typed = need(item, "typed_config", dict, fwhere)
+                if typed is None or typed.get("@type") != HCM:
+                    continue
+                need(typed, "stat_prefix", str, f"{fwhere}.typed_config")
+                filters = need(typed, "http_filters", list, f"{fwhere}.typed_config") or []
+                last = filters[-1] if filters else {}
+                if (last.get("typed_config") or {}).get("@type") != ROUTER:
+                    problems.append(f"{fwhere}: the last http filter must be the router")
+                routes_config = need(typed, "route_config", dict, f"{fwhere}.typed_config")
+                for v, host in enumerate((routes_config or {}).get("virtual_hosts", [])):
+                    vwhere = f"{fwhere}.typed_config.route_config.virtual_hosts[{v}]"
+                    need(host, "domains", list, vwhere)
+                    for r, route in enumerate(need(host, "routes", list, vwhere) or []):
+                        rwhere = f"{vwhere}.routes[{r}]"
+                        need(route, "match", dict, rwhere)
+                        action = need(route, "route", dict, rwhere) or {}
+                        cluster_name = action.get("cluster")
+                        if cluster_name not in names:
+                            problems.append(f"{rwhere}.route.cluster: no cluster {cluster_name!r}")
+                        check_duration(action, "timeout", f"{rwhere}.route", required=False)
+                        policy = action.get("retry_policy")
+                        if policy is not None:
+                            pwhere = f"{rwhere}.route.retry_policy"
+                            need(policy, "retry_on", str, pwhere)
+                            need(policy, "num_retries", int, pwhere)
+                            check_duration(policy, "per_try_timeout", pwhere, required=False)
+    admin = doc.get("admin")
+    if admin is not None:
+        check_address(admin, "admin")
+    return problems

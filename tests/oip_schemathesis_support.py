@@ -1,0 +1,205 @@
+"""schemathesis against the published OIP v2 REST spec, for the server and for the image.
+
+Where the spec comes from
+-------------------------
+The Open Inference Protocol's own OpenAPI document is
+``specification/protocol/open_inference_rest.yaml`` in kserve/open-inference-protocol.
+No PyPI or npm package ships it (not ``kserve``, ``tritonclient``, nor the
+``aissemble-open-inference-protocol-*`` wheels), and the repository must not carry
+others' files, so the test takes the OpenAPI document of the same protocol that Seldon
+publishes inside MLServer's wheel on PyPI: ``mlserver/rest/openapi/dataplane.json`` of
+``mlserver==1.7.1`` (``pip download --no-deps`` at test setup, cached under
+.venv-clients/wheels, checked by SHA-256; see clients_support.wheel_member).
+
+How it differs from kserve's open_inference_rest.yaml
+-----------------------------------------------------
+- Paths. kserve's document spells its templates ``/v2/models/${MODEL_NAME}/versions/
+  ${MODEL_VERSION}[/ready|/infer]`` (a literal ``$`` before each OpenAPI template) and
+  has only the versioned model routes; its prose (inference_rest.md) makes the version
+  optional. MLServer's has both ``/v2/models/{model_name}[/versions/{model_version}]``
+  forms of ready, metadata and infer. Server metadata is ``/v2/`` in kserve's, ``/v2``
+  in MLServer's.
+- Extra operations in MLServer's: ``infer_stream``, ``generate`` and ``generate_stream``
+  (generate is kserve's separate generate_rest.yaml extension; streaming is MLServer's).
+- Responses. Health routes: both declare a bare ``200`` with no body (the bodies are in
+  the prose, and tests/serving/test_oip_spec.py holds them). Model metadata: kserve's
+  declares only ``200``; MLServer's adds ``404`` with ``{"error"}``. Infer: kserve's
+  declares ``200`` and ``400``; MLServer's adds ``404`` and ``500``, all ``{"error"}``.
+  Model ready: only ``200`` in both.
+- Schemas. kserve's ``datatype`` is any string; MLServer's is an enum of the thirteen
+  datatypes. kserve's ``tensor_data`` is a (nested) array of numbers, strings and
+  booleans; MLServer's ``TensorData`` is ``oneOf: [array, {type: bytes}]``, which is not
+  valid JSON Schema (schemathesis refuses the operations that use it). MLServer's
+  ``Parameters`` names ``content_type`` and ``headers``; model metadata has
+  ``parameters`` where kserve's has a string map ``properties``.
+
+What the test changes in it (``adapt``), and why
+-----------------------------------------------
+1. Keeps the protocol's core operations only: ``infer_stream``, ``generate`` and
+   ``generate_stream`` are not in kserve's OIP v2 spec, and this server answers 404.
+2. Adds kserve's ``/v2/`` spelling of server metadata beside MLServer's ``/v2``.
+3. Fills the path parameters: ``model_name`` and ``model_version`` become enums of the
+   one model the server serves, so positive cases reach it (negative cases still send
+   other names, which must be a documented 404).
+4. Documents ``404 {"error"}`` on the two model-ready operations, as MLServer documents
+   it on metadata and infer: an unknown model name is a 404 on every model route (our
+   deliberate choice; the spec names no status for it). No other status is added, so
+   a 400 or 5xx there still fails.
+5. Replaces MLServer's invalid ``TensorData`` with kserve's ``tensor_data``.
+6. Gives the infer operations valid iris requests as examples (the spec's own
+   ``x-examples`` are for another model), so the 200 answers are checked against the
+   response schema on every run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clients_support import run_client, wheel_member
+
+SPEC_WHEEL = "mlserver==1.7.1"
+SPEC_MEMBER = "mlserver/rest/openapi/dataplane.json"
+SPEC_SHA256 = "7e7e5c1acc538233bb125ee3dd50cb46063e191d83d82ce1a556e2b13cc1d97b"
+NOT_OIP = ("infer_stream", "generate", "generate_stream")
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
+# Bounded and derandomized: the same cases on every run.
+MAX_EXAMPLES = 60
+# kserve's tensor_data (open_inference_rest.yaml), under MLServer's name.
+TENSOR_DATA = {
+    "title": "TensorData",
+    "type": "array",
+    "items": {
+        "anyOf": [
+            {"$ref": "#/components/schemas/TensorData"},
+            {"type": "number"},
+            {"type": "string"},
+            {"type": "boolean"},
+        ]
+    },
+}
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
+
+
+def _tensor(datatype: str, data: list[Any]) -> dict[str, Any]:
+    return {"name": "input-0", "shape": [len(ROWS), 4], "datatype": datatype, "data": data}
+
+
+FLAT = [v for row in ROWS for v in row]
+INFER_EXAMPLES = {
+    "every-output": {"inputs": [_tensor("FP32", FLAT)]},
+    "named-output": {
+        "id": "st-1",
+        "inputs": [_tensor("FP64", ROWS)],
+        "outputs": [{"name": "predict_proba"}],
+    },
+    "integers": {"inputs": [_tensor("INT64", [round(v) for v in FLAT])], "parameters": {}},
+}
+
+
+def published_spec() -> dict[str, Any]:
+    """MLServer's OpenAPI document of the OIP v2 data plane, as published."""
+    path = wheel_member(SPEC_WHEEL, SPEC_MEMBER, SPEC_SHA256)
+    spec: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return spec
+
+
+def adapt(spec: dict[str, Any], model: str, version: str) -> dict[str, Any]:
+    """The published spec, changed as the module docstring lists (1 to 6)."""
+    spec = copy.deepcopy(spec)
+    paths: dict[str, Any] = spec["paths"]
+    for path in [p for p in paths if p.rsplit("/", 1)[-1] in NOT_OIP]:  # 1
+        del paths[path]
+    paths["/v2/"] = copy.deepcopy(paths["/v2"])  # 2
+    not_found = paths["/v2/models/{model_name}"]["get"]["responses"]["404"]
+    for path, item in paths.items():
+        for parameter in item.get("parameters", []):  # 3
+            value = {"model_name": model, "model_version": version}[parameter["name"]]
+            parameter["schema"] = {"type": "string", "enum": [value]}
+        if path.startswith("/v2/models/") and path.endswith("/ready"):  # 4
+            item["get"]["responses"]["404"] = copy.deepcopy(not_found)
+        if path.endswith("/infer"):  # 6
+            content = item["post"]["requestBody"]["content"]["application/json"]
+            content["examples"] = {k: {"value": v} for k, v in INFER_EXAMPLES.items()}
+    spec["components"]["schemas"]["TensorData"] = TENSOR_DATA  # 5
+    return spec
+
+
+@dataclass
+class Outcome:
+    """What one schemathesis run reported."""
+
+    driver: dict[str, Any]
+    problems: list[str]  # one line per failing check or error: operation, check, example
+    report: dict[str, Any]  # the JSON run report
+
+
+def junit_problems(path: Path) -> list[str]:
+    """Each failing test case or error in schemathesis's JUnit XML: the operation, the
+    checks that failed and the request that made them fail (its curl line)."""
+    problems = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        operation = case.get("name", "?")
+        for failure in case.iter("failure"):
+            text = failure.text or ""
+            for found in re.split(r"^\d+\. Test Case ID: ", text, flags=re.MULTILINE)[1:]:
+                lines = [line.strip() for line in found.splitlines()]
+                checks = [line[2:] for line in lines if line.startswith("- ST")]
+                example = next((line for line in lines if line.startswith("curl ")), "?")
+                problems.append(f"{operation}: {'; '.join(checks)}; example: {example}")
+        for error in case.iter("error"):
+            problems.append(f"{operation}: error: {(error.text or '').strip()[:2000]}")
+    return problems
+
+
+def run_schemathesis(base_url: str, model: str, version: str, work: Path) -> Outcome:
+    """schemathesis (its own venv) against ``base_url`` with the adapted spec."""
+    spec = work / "oip-v2-openapi.json"
+    spec.write_text(json.dumps(adapt(published_spec(), model, version), indent=1))
+    junit, report = work / "junit.xml", work / "report.json"
+    args = [
+        "run",
+        str(spec),
+        f"--url={base_url}",
+        f"--checks={','.join(CHECKS)}",
+        "--phases=examples,coverage,fuzzing",  # stateful: no links, no state (one model)
+        "--mode=all",
+        f"--max-examples={MAX_EXAMPLES}",
+        "--generation-deterministic",
+        "--request-timeout=30",
+        "--report=junit,json",
+        f"--report-junit-path={junit}",
+        f"--report-json-path={report}",
+        "--no-color",
+    ]
+    driver = run_client("schemathesis", "schemathesis_run.py", *args, timeout=600)
+    assert junit.exists() and report.exists(), f"no report from schemathesis: {driver}"
+    return Outcome(driver, junit_problems(junit), json.loads(report.read_text()))
+
+
+def assert_clean(outcome: Outcome, operations: int) -> None:
+    """No failing check and no error; every operation tested, and answered 2xx at least
+    once (the infer operations for each valid example); no traffic off loopback."""
+    assert outcome.driver["blocked"] == [], outcome.driver
+    problems = "\n".join(outcome.problems)
+    assert outcome.problems == [], f"schemathesis found {len(outcome.problems)}:\n{problems}"
+    assert outcome.driver["exit_code"] == 0, outcome.driver
+    counts = outcome.report["operations"]
+    assert counts["selected"] == counts["tested"] == operations, counts
+    assert outcome.report["warnings"]["missing_test_data"] == [], outcome.report["warnings"]
+    rates: dict[str, dict[str, dict[str, int]]] = outcome.report["valid_rates"]
+    assert len(rates) == operations, sorted(rates)
+    for operation, phases in rates.items():
+        assert sum(phase["accepted"] for phase in phases.values()) > 0, (operation, phases)
+        if operation.endswith("/infer"):
+            assert phases["examples"]["accepted"] >= len(INFER_EXAMPLES), (operation, phases)

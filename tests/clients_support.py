@@ -139,9 +139,11 @@ def run_client(
     *args: str,
     timeout: float = 300.0,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Any:
     """Run tests/clients/``script`` with ``name``'s interpreter; its JSON output, parsed.
-    ``env``: variables to set (or override) for it."""
+    ``env``: variables to set (or override) for it; ``cwd``: where it runs (for tools
+    that leave files in their working folder)."""
     python = client_python(name)
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     environment.update(env or {})
@@ -152,6 +154,7 @@ def run_client(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
         env=environment,
+        cwd=cwd,
     )
     assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout.strip().splitlines()[-1])

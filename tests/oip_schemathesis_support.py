@@ -182,7 +182,8 @@ def run_schemathesis(base_url: str, model: str, version: str, work: Path) -> Out
         f"--report-json-path={report}",
         "--no-color",
     ]
-    driver = run_client("schemathesis", "schemathesis_run.py", *args, timeout=600)
+    # in ``work``: schemathesis keeps a crash cache in ./.schemathesis
+    driver = run_client("schemathesis", "schemathesis_run.py", *args, timeout=600, cwd=work)
     assert junit.exists() and report.exists(), f"no report from schemathesis: {driver}"
     return Outcome(driver, junit_problems(junit), json.loads(report.read_text()))
 

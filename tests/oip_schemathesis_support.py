@@ -1,54 +1,8 @@
-"""schemathesis against the published OIP v2 REST spec, for the server and for the image.
+"""schemathesis against the published OIP v2 REST spec, for the server and for the image:
+the spec from PyPI, adapted in code, one bounded derandomized run, its reports read.
 
-Where the spec comes from
--------------------------
-The Open Inference Protocol's own OpenAPI document is
-``specification/protocol/open_inference_rest.yaml`` in kserve/open-inference-protocol.
-No PyPI or npm package ships it (not ``kserve``, ``tritonclient``, nor the
-``aissemble-open-inference-protocol-*`` wheels), and the repository must not carry
-others' files, so the test takes the OpenAPI document of the same protocol that Seldon
-publishes inside MLServer's wheel on PyPI: ``mlserver/rest/openapi/dataplane.json`` of
-``mlserver==1.7.1`` (``pip download --no-deps`` at test setup, cached under
-.venv-clients/wheels, checked by SHA-256; see clients_support.wheel_member).
-
-How it differs from kserve's open_inference_rest.yaml
------------------------------------------------------
-- Paths. kserve's document spells its templates ``/v2/models/${MODEL_NAME}/versions/
-  ${MODEL_VERSION}[/ready|/infer]`` (a literal ``$`` before each OpenAPI template) and
-  has only the versioned model routes; its prose (inference_rest.md) makes the version
-  optional. MLServer's has both ``/v2/models/{model_name}[/versions/{model_version}]``
-  forms of ready, metadata and infer. Server metadata is ``/v2/`` in kserve's, ``/v2``
-  in MLServer's.
-- Extra operations in MLServer's: ``infer_stream``, ``generate`` and ``generate_stream``
-  (generate is kserve's separate generate_rest.yaml extension; streaming is MLServer's).
-- Responses. Health routes: both declare a bare ``200`` with no body (the bodies are in
-  the prose, and tests/serving/test_oip_spec.py holds them). Model metadata: kserve's
-  declares only ``200``; MLServer's adds ``404`` with ``{"error"}``. Infer: kserve's
-  declares ``200`` and ``400``; MLServer's adds ``404`` and ``500``, all ``{"error"}``.
-  Model ready: only ``200`` in both.
-- Schemas. kserve's ``datatype`` is any string; MLServer's is an enum of the thirteen
-  datatypes. kserve's ``tensor_data`` is a (nested) array of numbers, strings and
-  booleans; MLServer's ``TensorData`` is ``oneOf: [array, {type: bytes}]``, which is not
-  valid JSON Schema (schemathesis refuses the operations that use it). MLServer's
-  ``Parameters`` names ``content_type`` and ``headers``; model metadata has
-  ``parameters`` where kserve's has a string map ``properties``.
-
-What the test changes in it (``adapt``), and why
------------------------------------------------
-1. Keeps the protocol's core operations only: ``infer_stream``, ``generate`` and
-   ``generate_stream`` are not in kserve's OIP v2 spec, and this server answers 404.
-2. Adds kserve's ``/v2/`` spelling of server metadata beside MLServer's ``/v2``.
-3. Fills the path parameters: ``model_name`` and ``model_version`` become enums of the
-   one model the server serves, so positive cases reach it (negative cases still send
-   other names, which must be a documented 404).
-4. Documents ``404 {"error"}`` on the two model-ready operations, as MLServer documents
-   it on metadata and infer: an unknown model name is a 404 on every model route (our
-   deliberate choice; the spec names no status for it). No other status is added, so
-   a 400 or 5xx there still fails.
-5. Replaces MLServer's invalid ``TensorData`` with kserve's ``tensor_data``.
-6. Gives the infer operations valid iris requests as examples (the spec's own
-   ``x-examples`` are for another model), so the 200 answers are checked against the
-   response schema on every run.
+Where the spec comes from, how it differs from kserve's and what ``adapt`` changes in
+it, and why: the docstring of tests/serving/test_oip_schemathesis.py.
 """
 
 from __future__ import annotations
@@ -115,7 +69,7 @@ def published_spec() -> dict[str, Any]:
 
 
 def adapt(spec: dict[str, Any], model: str, version: str) -> dict[str, Any]:
-    """The published spec, changed as the module docstring lists (1 to 6)."""
+    """The published spec, changed as tests/serving/test_oip_schemathesis.py lists (1-6)."""
     spec = copy.deepcopy(spec)
     paths: dict[str, Any] = spec["paths"]
     for path in [p for p in paths if p.rsplit("/", 1)[-1] in NOT_OIP]:  # 1

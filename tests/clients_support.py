@@ -6,6 +6,10 @@ goes into the project's venv: ``client_python(name)`` builds
 and returns its interpreter. The tests run a script from tests/clients with it, against
 a server or a container on 127.0.0.1, and read its JSON output.
 
+``wheel_member(requirement, member, sha256)`` brings one file of a pinned wheel from PyPI
+(``pip download --no-deps``, once, into ``.venv-clients/wheels``), for documents another
+project publishes that the repository must not carry (the OIP v2 OpenAPI spec).
+
 Without PyPI the build fails: the tests skip, unless DEPLOYER_REQUIRE_CLIENTS=1 (CI).
 """
 
@@ -18,6 +22,7 @@ import os
 import subprocess
 import sys
 import venv
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "vertexai": ("google-cloud-aiplatform[prediction]>=1.100,<3", "numpy>=1.26,<3"),
     # azure-ai-ml's local endpoints drive the engine through the docker package
     "azureml": ("azure-ai-ml>=1.20,<2", "docker>=7,<8"),
+    # pins its own hypothesis, jsonschema and requests
+    "schemathesis": ("schemathesis>=4.30,<5",),
 }
 INSTALL_TIMEOUT_S = 900.0
 
@@ -92,15 +99,55 @@ def _build(name: str, folder: Path) -> None:
         _unavailable(f"cannot install {' '.join(REQUIREMENTS[name])}:\n{tail}")
 
 
+def wheel_member(requirement: str, member: str, sha256: str) -> Path:
+    """``member`` of the wheel ``requirement`` (``name==version``), extracted once under
+    .venv-clients/wheels; its SHA-256 must be ``sha256`` (a changed file fails the test
+    rather than silently testing against another document)."""
+    folder = CLIENTS_DIR / "wheels" / requirement.replace("==", "-")
+    target = folder / member
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _extract(requirement, member, folder)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    assert digest == sha256, f"{member} of {requirement} has SHA-256 {digest}, not {sha256}"
+    return target
+
+
+def _extract(requirement: str, member: str, folder: Path) -> None:
+    command = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check"]
+    command += ["--no-deps", "--only-binary=:all:", "-d", str(folder), requirement]
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        _unavailable(f"downloading {requirement} took over {INSTALL_TIMEOUT_S:.0f}s")
+        return
+    wheels = sorted(folder.glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        _unavailable(f"cannot download {requirement}:\n{tail}")
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        wheel.extract(member, folder)
+
+
 def run_client(
     name: str,
     script: str,
     *args: str,
     timeout: float = 300.0,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Any:
     """Run tests/clients/``script`` with ``name``'s interpreter; its JSON output, parsed.
-    ``env``: variables to set (or override) for it."""
+    ``env``: variables to set (or override) for it; ``cwd``: where it runs (for tools
+    that leave files in their working folder)."""
     python = client_python(name)
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     environment.update(env or {})
@@ -111,6 +158,7 @@ def run_client(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
         env=environment,
+        cwd=cwd,
     )
     assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout.strip().splitlines()[-1])

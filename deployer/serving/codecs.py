@@ -331,7 +331,7 @@ def decode_tensor(tensor: Any) -> np.ndarray:
         raise BadRequest(
             f"unknown datatype {datatype!r}; expected one of {', '.join(OIP_TO_NUMPY)}"
         )
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise BadRequest(f"shape must be a list of non-negative integers, got {shape!r}")
     try:
         raw = np.asarray(tensor["data"])
@@ -349,8 +349,17 @@ def decode_tensor(tensor: Any) -> np.ndarray:
     if raw.size != math.prod(shape):
         raise BadRequest(f"data has {raw.size} elements but shape {shape} needs {math.prod(shape)}")
     target = np.dtype(OIP_TO_NUMPY[datatype])
-    return narrow(raw, target, str(tensor["name"]), datatype).reshape(shape)
+    array = narrow(raw, target, str(tensor["name"]), datatype)
+    try:  # an empty tensor can declare a dimension past what numpy can index
+        return array.reshape(shape)
+    except ValueError as exc:
+        raise BadRequest(f"shape {shape} cannot be made: {exc}") from None
+
+
+def _is_int(value: Any) -> bool:
+    """A JSON integer: ``true`` is not a 1."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _all_ints(raw: np.ndarray) -> bool:
-    return all(isinstance(v, int) and not isinstance(v, bool) for v in raw.ravel())
+    return all(_is_int(v) for v in raw.ravel())

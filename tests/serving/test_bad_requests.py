@@ -130,6 +130,24 @@ def test_oip_bad_tensors(client: httpx.Client, payload: Any, fragment: str) -> N
 
 
 @pytest.mark.parametrize(
+    ("shape", "data", "fragment"),
+    [
+        ([True, 4], [1, 2, 3, 4], "shape must be a list of non-negative integers"),
+        ([1, True, 4], [1, 2, 3, 4], "shape must be a list of non-negative integers"),
+        ([False], [], "shape must be a list of non-negative integers"),
+        ([0, 2**63 - 1], [], "shape [0, 9223372036854775807] cannot be made"),
+    ],
+)
+def test_oip_shapes_numpy_cannot_make(
+    client: httpx.Client, shape: list[Any], data: list[int], fragment: str
+) -> None:
+    """Found by schemathesis (test_oip_schemathesis.py): a boolean dimension, or an empty
+    tensor with a dimension past numpy's index range, was a 500 with a traceback."""
+    answer = client.post("/v2/models/iris/infer", json=tensor(data, shape))
+    assert_error(answer, 400, fragment)
+
+
+@pytest.mark.parametrize(
     ("path", "body", "headers"),
     [
         (routes.SAGEMAKER_INVOCATIONS, b"[]", {"content-type": "application/json"}),

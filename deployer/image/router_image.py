@@ -40,7 +40,7 @@ from deployer.image.router_providers import (
 from deployer.resources import template_path
 from deployer.serving.requirements import ROUTER_REQUIREMENTS
 
-ROUTER_PACKAGES = ("router",)
+ROUTER_PACKAGES = ("router", "providers")  # the router signs through the provider SDK
 _NAME = r"[a-z0-9]+([._:/-][a-z0-9]+)*"  # registry[:port]/path (docker's, simplified)
 
 
@@ -51,7 +51,7 @@ def router_image_tag(base: str) -> str:
     """The default router image's tag."""
     digest = hashlib.sha256(base.encode())
     package = Path(__file__).resolve().parent.parent
-    sources = sorted((package / "router").rglob("*.py"))
+    sources = sorted(p for sub in ROUTER_PACKAGES for p in (package / sub).rglob("*.py"))
     sources += [template_path("Dockerfile.router.tmpl"), template_path("dependencies.Dockerfile")]
     for source in sources:
         digest.update(source.read_bytes())

@@ -69,15 +69,16 @@ _declared: dict[str, tuple[object, Declared]] = {}
 def declared(provider: str) -> Declared:
     """What the installed ``provider`` plugin declares: whether its endpoints are managed
     and its default router auth kind. A provider that is not installed (or fails to load)
-    declares nothing: not managed, no default auth. Cached per lookup function."""
+    declares nothing: not managed, no default auth. Cached while the lookup functions
+    stay the same (tests replace them)."""
     import deployer.providers as sdk
 
-    lookup = sdk.provider_class
+    lookup = (sdk.provider_class, sdk.available_providers)
     cached = _declared.get(provider)
-    if cached is not None and cached[0] is lookup:
+    if cached is not None and cached[0] == lookup:
         return cached[1]
     try:
-        cls: Any = lookup(provider)
+        cls: Any = sdk.provider_class(provider)
     except Exception:  # not installed, or broken: the router names the cause when it signs
         facts = Declared()
     else:

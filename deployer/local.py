@@ -18,30 +18,29 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployer.errors import DeployerError, UsageError
-from deployer.image.build import Image
-from deployer.image.containers import (
-    ContainerFailed,
-    RunningContainer,
-    port_in_use,
-    run_container,
-    wait_healthy,
-)
 from deployer.providers import (
     Backend,
     Change,
+    ContainerFailed,
+    DeployerError,
     Deployment,
+    Image,
     Invocation,
     Plan,
     Progress,
     ProjectInfo,
     Release,
+    RunningContainer,
     Status,
     Strategy,
     Target,
+    UsageError,
     parse_options,
+    port_in_use,
+    routes,
+    run_container,
+    wait_healthy,
 )
-from deployer.serving import routes
 
 LABEL_PROJECT = "deployer-project"
 LABEL_TARGET = "deployer-target"
@@ -67,6 +66,8 @@ class LocalProvider:
     """Deploys to the local Docker engine (see the module docstring)."""
 
     name: ClassVar[str] = "local"
+    managed: ClassVar[bool] = False  # the router checks its health route itself
+    default_router_auth: ClassVar[str | None] = None
 
     def __init__(self, target: Target, project: ProjectInfo) -> None:
         self.options = parse_options(LocalOptions, target)
@@ -81,7 +82,7 @@ class LocalProvider:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from deployer.image.engine import docker_client
+            from deployer.providers import docker_client
 
             self._client = docker_client()
         return self._client

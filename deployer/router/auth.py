@@ -1,59 +1,32 @@
-"""Signing requests to backends: the ``Signer`` interface, the built-in ``none`` and
-``bearer`` signers, and the plugin lookup for cloud auth kinds.
+"""Signing requests to backends: the built-in ``none`` and ``bearer`` signers, and the
+lookup of a cloud auth kind's signer from the backend's provider plugin.
 
-A signer has two halves, so the hot path never waits on the network:
-
-- ``refresh()`` fetches or renews credentials. It may block (it runs in a worker thread)
-  and returns how many seconds from now it wants to be called again: before the
-  credentials expire, with a margin. The router calls it once before the backend takes
-  traffic, then on that schedule; a failure is retried with backoff while the last good
-  credentials stay in use.
-- ``sign(method, url, headers, body)`` returns the headers to add to one request. It runs
-  on the event loop for every request: no I/O, no blocking, cheap.
-
-Cloud auth kinds (``sigv4``, ``google-oauth``, ``azure-key``, ``azure-token``) come from the
-backend's provider plugin: ``router_signer(backend) -> Signer``, a classmethod of the class
-registered under the ``deployer.providers`` entry point. The core never imports a cloud SDK.
-Credentials are never logged: errors carry the exception type and message of the
-credential source, never header values.
+The ``Signer`` interface (``refresh`` may block and says when to call it again; ``sign``
+runs per request, no I/O) is the provider SDK's: ``deployer.providers.signing``. Cloud
+auth kinds (``sigv4``, ``google-oauth``, ``azure-key``, ``azure-token``) come from the
+backend's provider plugin: its ``router_signer(backend) -> Signer`` classmethod (the
+``SignsRouterRequests`` capability). The core never imports a cloud SDK. Credentials are
+never logged: errors carry the exception type and message of the credential source,
+never header values.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from deployer.errors import ConfigError, MissingDependencyError
+from deployer.providers.signing import FOREVER, Signer, refresh_after
 from deployer.router import plugins
 
 if TYPE_CHECKING:
     from deployer.router.manifest import BackendConfig
 
-FOREVER = math.inf
+__all__ = ["FOREVER", "BearerSigner", "NoSigner", "Signer", "refresh_after", "signer_for"]
+
 FILE_RECHECK_SECONDS = 60.0  # projected service-account tokens rotate; re-read files
-
-
-@runtime_checkable
-class Signer(Protocol):
-    """Adds credentials to requests for one backend."""
-
-    def refresh(self) -> float:
-        """Fetch or renew credentials (may block). Seconds until the next call."""
-        ...
-
-    def sign(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes
-    ) -> Mapping[str, str]:
-        """Headers to add to this request (lower-case names). No I/O: runs per request.
-
-        ``url`` is the full URL sent to, ``headers`` the request headers already decided
-        (lower-case names, ``host`` included), ``body`` the exact bytes sent.
-        """
-        ...
 
 
 class NoSigner:
@@ -108,17 +81,6 @@ class BearerSigner:
         return self._headers
 
 
-def refresh_after(expiry: datetime | None) -> float:
-    """Seconds until credentials expiring at ``expiry`` should be renewed: five minutes
-    early, or half-way for short-lived ones. For provider signers' ``refresh``."""
-    if expiry is None:
-        return FOREVER
-    if expiry.tzinfo is None:
-        expiry = expiry.replace(tzinfo=timezone.utc)
-    left = (expiry - datetime.now(timezone.utc)).total_seconds()
-    return left - 300 if left > 600 else max(left / 2, 0.2)
-
-
 def signer_for(backend: BackendConfig) -> Signer:
     """The signer for ``backend``'s auth kind (plugin lookup for cloud kinds)."""
     kind = backend.auth.kind
@@ -127,7 +89,7 @@ def signer_for(backend: BackendConfig) -> Signer:
     if kind == "bearer":
         return BearerSigner(backend.auth.token_env, backend.auth.token_file)
     cls = plugins.lookup(backend.provider)
-    factory = getattr(cls, "router_signer", None)
+    factory = plugins.router_signer(cls)
     if factory is None:
         raise MissingDependencyError(
             f"backend {backend.name}: auth {kind!r} needs the {backend.provider} provider's "

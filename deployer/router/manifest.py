@@ -2,7 +2,9 @@
 the backends a push left live.
 
 Errors name the file, the line and the field, like deployer.yaml's. The module imports
-only pydantic, PyYAML and ``deployer.errors``, so it runs in the router image too.
+only pydantic, PyYAML, ``deployer.errors`` and the provider SDK's registry (what a
+provider declares: managed endpoints, default auth kind), so it runs in the router image
+too.
 """
 
 from __future__ import annotations
@@ -23,13 +25,9 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 DEFAULT_FILE = "router.yaml"
-# Managed endpoints: one fixed invoke URL, no public health route, cloud signing.
-MANAGED_PROVIDERS = frozenset({"sagemaker", "vertex", "azureml"})
 BUILTIN_AUTH = frozenset({"none", "bearer"})
 PLUGIN_AUTH = frozenset({"sigv4", "google-oauth", "azure-key", "azure-token"})
 AUTH_KINDS = BUILTIN_AUTH | PLUGIN_AUTH
-# Which auth kind each known provider uses when push does not say.
-DEFAULT_AUTH = {"sagemaker": "sigv4", "vertex": "google-oauth", "azureml": "azure-key"}
 RETRY_CONDITIONS = ("connect-failure", "reset", "timeout", "429", "5xx", "502", "503", "504")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 # Option names that would hold a secret: the manifest names where to find one instead.
@@ -243,7 +241,9 @@ class BackendConfig(_Strict):
 
     @property
     def managed(self) -> bool:
-        return self.provider in MANAGED_PROVIDERS
+        """A managed endpoint (one fixed invoke URL, no public health route), as the
+        provider plugin declares (``managed``); False when it is not installed here."""
+        return is_managed(self.provider)
 
     @property
     def mode(self) -> Literal["base", "fixed"]:
@@ -407,8 +407,22 @@ def replace_backends(manifest: Manifest, backends: Iterable[BackendConfig]) -> M
     return Manifest.model_validate(data)
 
 
+def is_managed(provider: str) -> bool:
+    """Whether ``provider``'s plugin declares its endpoints managed."""
+    from deployer.providers.registry import declared
+
+    return declared(provider).managed
+
+
+def default_auth(provider: str) -> str:
+    """The auth kind ``provider``'s plugin declares for its backends (``none`` if none)."""
+    from deployer.providers.registry import declared
+
+    return declared(provider).default_router_auth or "none"
+
+
 def default_health(provider: str) -> BackendHealth:
-    return BackendHealth(source="control-plane" if provider in MANAGED_PROVIDERS else "active")
+    return BackendHealth(source="control-plane" if is_managed(provider) else "active")
 
 
 def from_backends(
@@ -431,7 +445,7 @@ def from_backends(
     fresh: dict[str, BackendConfig] = {}
     for live in backends:
         old = previous.get(live.name)
-        auth_kind = live.auth or DEFAULT_AUTH.get(live.provider, "none")
+        auth_kind = live.auth or default_auth(live.provider)
         data: dict[str, Any] = {
             "name": live.name,
             "provider": live.provider,

@@ -1,40 +1,30 @@
 """Where the router finds provider plugins: signers for cloud auth kinds and control-plane
 status. One lookup, so tests (and embedders) can register plugins by replacing
-``provider_class`` in this module.
-
-``deployer.providers`` is imported lazily: the router image may ship without it, and then
-only the built-in auth kinds (``none``, ``bearer``) and ``active``/passive health work.
+``provider_class`` in this module. The plugins come from the provider SDK's registry
+(``deployer.providers``), which also names the distribution to install.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from deployer.errors import MissingDependencyError
+from deployer.providers import registry
+from deployer.providers.protocol import router_signer as _router_signer
 
-# The distribution that ships each provider (kept here too: the router image has no
-# deployer.providers to ask).
-DISTRIBUTIONS = {
-    "sagemaker": "deployer-aws",
-    "vertex": "deployer-gcp",
-    "azureml": "deployer-azure",
-    "kubernetes": "deployer-kubernetes",
-}
+if TYPE_CHECKING:
+    from deployer.providers.signing import RouterBackend, Signer
 
 
 def distribution(provider: str) -> str:
-    return DISTRIBUTIONS.get(provider, f"the distribution providing {provider!r}")
+    """The distribution that ships ``provider`` (for hints)."""
+    return registry.distribution(provider)
 
 
 def _provider_class(name: str) -> Any:
-    try:
-        from deployer.providers import provider_class as lookup
-    except ImportError:  # pragma: no cover - the router image without the provider API
-        raise MissingDependencyError(
-            f"provider {name!r} is needed but deployer.providers is not installed here",
-            hint=f"install deployer and {distribution(name)} where the router runs",
-        ) from None
-    return lookup(name)
+    import deployer.providers as sdk  # through the package: tests may replace its lookup
+
+    return sdk.provider_class(name)
 
 
 # Replaced in tests to register fake providers.
@@ -45,3 +35,8 @@ def lookup(name: str) -> Any:
     """The provider plugin class called ``name`` (raises a DeployerError naming what to
     install when it is missing)."""
     return provider_class(name)
+
+
+def router_signer(cls: Any) -> Callable[[RouterBackend], Signer] | None:
+    """The plugin class's ``router_signer`` (the SignsRouterRequests capability), or None."""
+    return _router_signer(cls)

@@ -114,9 +114,9 @@ def add(
     output_format: OutputOption = Format.text,
 ) -> None:
     """Add a backend by hand. It is pinned: push keeps it even when no target lists it."""
-    from deployer.router.manifest import DEFAULT_AUTH, default_health, with_backend
+    from deployer.router.manifest import default_auth, default_health, with_backend
 
-    kind = auth or DEFAULT_AUTH.get(provider, "none")
+    kind = auth or default_auth(provider)
     entry: dict[str, Any] = {
         "name": name,
         "provider": provider,

@@ -44,7 +44,9 @@ from deployer_router.requirements import ROUTER_REQUIREMENTS
 from deployer_router.resources import template_path
 
 TEMPLATE = "Dockerfile.router.tmpl"
-CORE_PACKAGES = ("router",)  # deployer.router: the router.yaml schema, signer lookup
+# deployer.router: the router.yaml schema and signer lookup; deployer.providers: the
+# provider SDK the router signs through
+CORE_PACKAGES = ("router", "providers")
 _PACKAGE = Path(__file__).resolve().parent
 _NAME = r"[a-z0-9]+([._:/-][a-z0-9]+)*"  # registry[:port]/path (docker's, simplified)
 
@@ -57,8 +59,9 @@ def router_image_tag(base: str) -> str:
     import deployer.router
 
     digest = hashlib.sha256(base.encode())
-    core = Path(deployer.router.__file__).resolve().parent
-    sources = sorted(core.rglob("*.py")) + sorted(_PACKAGE.rglob("*.py"))
+    core = Path(deployer.router.__file__).resolve().parent.parent
+    sources = sorted(p for sub in CORE_PACKAGES for p in (core / sub).rglob("*.py"))
+    sources += sorted(_PACKAGE.rglob("*.py"))
     sources += [template_path(TEMPLATE), core_template_path("dependencies.Dockerfile")]
     for source in sources:
         digest.update(source.read_bytes())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.errors import DeployerError, MissingDependencyError, UsageError
+from deployer.providers import DeployerError, MissingDependencyError, UsageError
 from deployer_aws.options import SageMakerOptions
 
 # The IAM action prefix of each API we call.

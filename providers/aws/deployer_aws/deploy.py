@@ -11,8 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.errors import DeployerError, UsageError
-from deployer.providers import Change, Deployment, Progress, Strategy
+from deployer.providers import Change, DeployerError, Deployment, Progress, Strategy, UsageError
 from deployer_aws import autoscaling, names
 from deployer_aws.aws import Aws
 from deployer_aws.options import SageMakerOptions

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.errors import DeployerError
-from deployer.providers import Invocation
+from deployer.providers import DeployerError, Invocation
 from deployer_aws.aws import Aws, client_error, translate
 
 SERVICE = "sagemaker-runtime"

@@ -11,19 +11,21 @@ boto3 is imported only inside methods, so ``deployer --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from deployer.errors import DeployerError
-from deployer.image.build import Image
 from deployer.providers import (
     Backend,
     Change,
+    DeployerError,
     Deployment,
+    Image,
     Invocation,
     Plan,
     Progress,
     ProjectInfo,
     Release,
+    RouterBackend,
+    Signer,
     Status,
     Strategy,
     Target,
@@ -38,9 +40,12 @@ class SageMakerProvider:
     """Deploys one target to a SageMaker endpoint (see the package README)."""
 
     name: ClassVar[str] = "sagemaker"
+    # a managed endpoint: one fixed invoke URL, health from the control plane
+    managed: ClassVar[bool] = True
+    default_router_auth: ClassVar[str | None] = "sigv4"
 
     @classmethod
-    def router_signer(cls, backend: Any) -> Any:
+    def router_signer(cls, backend: RouterBackend) -> Signer:
         """The built-in router's signer for this provider's backends: SigV4."""
         from deployer_aws.router_auth import SigV4Signer
 

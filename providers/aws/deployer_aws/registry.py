@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import urlparse
 
-from deployer.errors import DeployerError
-from deployer.image.build import Image
-from deployer.image.registry import RegistryAuth
-from deployer.providers import Progress
+from deployer.providers import DeployerError, Image, Progress, RegistryAuth
 from deployer_aws import names
 from deployer_aws.aws import Aws
 
@@ -60,8 +57,7 @@ def publish(
     aws: Aws, image: Image, repository: str, project: str, target: str, progress: Progress
 ) -> str:
     """Push ``image`` to ECR as ``HOST/REPOSITORY:VERSION``; return ``HOST/REPOSITORY@sha256:``."""
-    from deployer.image.engine import docker_client
-    from deployer.image.registry import push_image
+    from deployer.providers import docker_client, push_image
 
     ensure_repository(aws, repository, project, target, progress)
     host, auth = registry_login(aws, repository)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from deployer.errors import DeployerError, MissingDependencyError
+from deployer.providers import DeployerError, MissingDependencyError
 
 CHAIN = (
     "environment variables (AZURE_CLIENT_ID with AZURE_TENANT_ID and AZURE_CLIENT_SECRET or "

@@ -23,20 +23,23 @@ import time
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from deployer.errors import DeployerError, UsageError
-from deployer.image.build import Image
 from deployer.providers import (
     Backend,
     Change,
+    DeployerError,
     Deployment,
+    Image,
     Invocation,
     Plan,
     Progress,
     ProjectInfo,
     Release,
+    RouterBackend,
+    Signer,
     Status,
     Strategy,
     Target,
+    UsageError,
     parse_options,
 )
 from deployer_azure import client, names, registry, rollout, scoring, specs
@@ -54,9 +57,12 @@ class AzureMLProvider:
     """Deploys to an Azure ML managed online endpoint (see the module docstring)."""
 
     name: ClassVar[str] = "azureml"
+    # a managed endpoint: one fixed invoke URL, health from the control plane
+    managed: ClassVar[bool] = True
+    default_router_auth: ClassVar[str | None] = "azure-key"
 
     @classmethod
-    def router_signer(cls, backend: Any) -> Any:
+    def router_signer(cls, backend: RouterBackend) -> Signer:
         """The built-in router's signer for this provider's backends (router_auth.py):
         the endpoint's key or token fetched with ``scoring_secret`` from the workspace
         named by the backend's ``target`` options, a Microsoft Entra token
@@ -225,8 +231,7 @@ class AzureMLProvider:
 
     def publish(self, image: Image, progress: Progress) -> str:
         """Push to the workspace's container registry; return ``repo@sha256:...``."""
-        from deployer.image.engine import docker_client
-        from deployer.image.registry import push_image
+        from deployer.providers import docker_client, push_image
 
         with azure_errors("looking up the workspace's container registry", self.scope):
             acr = registry.acr_target(

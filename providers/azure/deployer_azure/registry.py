@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.errors import DeployerError
-from deployer.image.registry import RegistryAuth
+from deployer.providers import DeployerError, RegistryAuth
 from deployer_azure.client import arm_json, ca_verify, resource_manager_url
 from deployer_azure.options import AzureOptions
 

@@ -32,9 +32,14 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
-from deployer.errors import ConfigError, DeployerError, UsageError
-from deployer.providers import ProjectInfo, Target
-from deployer.router.auth import refresh_after
+from deployer.providers import (
+    ConfigError,
+    DeployerError,
+    ProjectInfo,
+    Target,
+    UsageError,
+    refresh_after,
+)
 from deployer_azure import client
 from deployer_azure.auth import azure_errors
 from deployer_azure.scoring import ScoringSecret, same_uri, utc

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from deployer.errors import DeployerError
+from deployer.providers import DeployerError
 
 EXPIRY_MARGIN = timedelta(seconds=60)  # a token this close to expiry is fetched again
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from deployer.serving import routes
+from deployer.providers import routes
 from deployer_azure import names
 from deployer_azure.options import AzureOptions
 

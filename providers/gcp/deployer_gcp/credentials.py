@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.errors import DeployerError, MissingDependencyError
+from deployer.providers import DeployerError, MissingDependencyError
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 ADC_CHAIN = (

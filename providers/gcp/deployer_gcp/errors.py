@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from deployer.errors import DeployerError, MissingDependencyError
+from deployer.providers import DeployerError, MissingDependencyError
 from deployer_gcp.credentials import ADC_HINT
 from deployer_gcp.names import seconds
 

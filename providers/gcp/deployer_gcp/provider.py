@@ -21,23 +21,25 @@ import json
 import time
 from typing import Any, ClassVar
 
-from deployer.errors import UsageError
-from deployer.image.build import Image
 from deployer.providers import (
     Backend,
     Change,
     Deployment,
+    Image,
     Invocation,
     Plan,
     Progress,
     ProjectInfo,
     Release,
+    RouterBackend,
+    Signer,
     Status,
     Strategy,
     Target,
+    UsageError,
     parse_options,
+    routes,
 )
-from deployer.serving import routes
 from deployer_gcp import names, traffic
 from deployer_gcp.errors import OperationFailed, OperationTimeout, VertexError, translate
 from deployer_gcp.names import seconds
@@ -55,9 +57,12 @@ class VertexProvider:
     """Deploys to a Vertex AI endpoint (see the module docstring)."""
 
     name: ClassVar[str] = "vertex"
+    # a managed endpoint: one fixed invoke URL, health from the control plane
+    managed: ClassVar[bool] = True
+    default_router_auth: ClassVar[str | None] = "google-oauth"
 
     @classmethod
-    def router_signer(cls, backend: Any) -> Any:
+    def router_signer(cls, backend: RouterBackend) -> Signer:
         """The built-in router's signer for this provider's backends: ADC access tokens."""
         from deployer_gcp.router_auth import GoogleTokenSigner
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.errors import DeployerError
-from deployer.image.build import Image
-from deployer.providers import Progress
+from deployer.providers import DeployerError, Image, Progress
 from deployer_gcp import names
 from deployer_gcp.credentials import access_token
 
@@ -19,8 +17,7 @@ def publish(
     image: Image, registry: str, image_name: str, credentials: Any, progress: Progress
 ) -> str:
     """Push ``image`` to ``REGISTRY/IMAGE:VERSION``; return ``REGISTRY/IMAGE@sha256:...``."""
-    from deployer.image.engine import docker_client
-    from deployer.image.registry import PushError, RegistryAuth, push_image
+    from deployer.providers import PushError, RegistryAuth, docker_client, push_image
 
     repository = names.image_repository(registry, image_name)
     auth = RegistryAuth(TOKEN_USER, access_token(credentials))

@@ -16,8 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.errors import DeployerError
-from deployer.providers import Progress, State
+from deployer.providers import DeployerError, Progress, State
 from deployer_gcp import traffic
 from deployer_gcp.api import VertexApi
 from deployer_gcp.errors import OperationTimeout

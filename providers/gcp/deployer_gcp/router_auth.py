@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from deployer.router.auth import refresh_after
+from deployer.providers import refresh_after
 
 
 class GoogleTokenSigner:

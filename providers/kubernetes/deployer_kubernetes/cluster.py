@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from deployer.errors import ConfigError, DeployerError, MissingDependencyError, UsageError
+from deployer.providers import ConfigError, DeployerError, MissingDependencyError, UsageError
 from deployer_kubernetes.names import MANAGER
 from deployer_kubernetes.options import KubernetesOptions
 

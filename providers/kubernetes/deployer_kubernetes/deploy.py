@@ -16,9 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.errors import DeployerError
-from deployer.providers import Progress
-from deployer.serving import routes
+from deployer.providers import DeployerError, Progress, routes
 from deployer_kubernetes.cluster import DELETE_ORDER, Cluster
 from deployer_kubernetes.diff import compared, differences
 from deployer_kubernetes.manifests import Renderer, Version, canary_replicas

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.serving import routes
+from deployer.providers import routes
 from deployer_kubernetes.names import (
     ANNOTATION_CHANGE_CAUSE,
     ANNOTATION_IMAGE,

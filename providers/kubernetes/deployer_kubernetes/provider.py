@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from deployer.errors import DeployerError, UsageError
-from deployer.image.build import Image
 from deployer.providers import (
     Backend,
     Change,
+    DeployerError,
     Deployment,
+    Image,
     Invocation,
     Plan,
     Progress,
@@ -23,9 +23,10 @@ from deployer.providers import (
     Status,
     Strategy,
     Target,
+    UsageError,
     parse_options,
+    routes,
 )
-from deployer.serving import routes
 from deployer_kubernetes import registry
 from deployer_kubernetes.cluster import Cluster
 from deployer_kubernetes.deploy import Deployer
@@ -42,6 +43,8 @@ class KubernetesProvider:
     """Deploys one target's model server to a Kubernetes namespace."""
 
     name: ClassVar[str] = "kubernetes"
+    managed: ClassVar[bool] = False  # the router checks its health route itself
+    default_router_auth: ClassVar[str | None] = None
 
     def __init__(self, target: Target, project: ProjectInfo) -> None:
         self.options = parse_options(KubernetesOptions, target)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import re
 
-from deployer.errors import DeployerError, MissingDependencyError
-from deployer.image.build import Image
-from deployer.image.registry import PushError, RegistryAuth, push_image
-from deployer.providers import Progress
+from deployer.providers import (
+    DeployerError,
+    Image,
+    MissingDependencyError,
+    Progress,
+    PushError,
+    RegistryAuth,
+    push_image,
+)
 from deployer_kubernetes.options import KubernetesOptions
 
 _AUTH_FAILURE = re.compile(r"unauthori[sz]ed|authentication required|no basic auth|denied", re.I)
@@ -44,7 +49,7 @@ def publish(options: KubernetesOptions, target: str, image: Image, progress: Pro
             "(e.g. `kind load docker-image`)"
         )
         return image.ref
-    from deployer.image.engine import docker_client
+    from deployer.providers import docker_client
 
     auth = registry_auth(options, target)
     client = docker_client()

@@ -1,0 +1,162 @@
+"""The data a provider takes and returns: targets, releases, strategies, plans,
+deployments, statuses, invocations and router backends. Frozen dataclasses, stdlib only."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from deployer.errors import UsageError
+
+if TYPE_CHECKING:
+    from deployer.image.build import Image
+
+# The labels (tags) that mark what deployer owns in a cloud: every resource a provider
+# creates carries the project and the target; destroy removes only what carries both.
+LABEL_PROJECT = "deployer-project"
+LABEL_TARGET = "deployer-target"
+LABEL_VERSION = "deployer-version"
+
+Progress = Callable[[str], None]
+State = Literal["healthy", "updating", "unhealthy", "failed", "absent"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One entry of deployer.yaml ``targets``: its name, provider and provider options."""
+
+    name: str
+    provider: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """What a provider may know of the project: its name and how its images are built."""
+
+    name: str
+    base_image: str = "python:3.11-slim"
+    platform: str = "linux/amd64"
+    python: str = "3.11"
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a push deploys: one image of one model version, plus a smoke-test body."""
+
+    project: str
+    image: Image
+    sample: list[list[Any]]
+    signature: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return self.image.version
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How traffic moves to a new version: all at once, a canary share, or linear steps."""
+
+    kind: Literal["all-at-once", "canary", "linear"] = "all-at-once"
+    percent: int = 100
+    bake_seconds: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str, bake_seconds: float = 0.0) -> Strategy:
+        """``all-at-once``, ``canary:10`` or ``linear:25``."""
+        match = re.fullmatch(r"(all-at-once)|(canary|linear):(\d{1,2})", text.strip())
+        if not match:
+            raise UsageError(
+                f"unknown strategy {text!r}; expected all-at-once, canary:N or linear:N (1-99)"
+            )
+        if match.group(1):
+            return cls("all-at-once", 100, bake_seconds)
+        percent = int(match.group(3))
+        if not 1 <= percent <= 99:
+            raise UsageError(f"strategy percentage {percent} is out of range; expected 1-99")
+        return cls(match.group(2), percent, bake_seconds)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "all-at-once" else f"{self.kind}:{self.percent}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a plan: what happens to which resource."""
+
+    action: Literal["create", "update", "delete", "keep"]
+    resource: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a push would change on one target (``plan`` computes it and changes nothing)."""
+
+    target: str
+    changes: list[Change]
+
+    @property
+    def changed(self) -> bool:
+        return any(c.action != "keep" for c in self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "changed": self.changed,
+            "changes": [asdict(c) for c in self.changes],
+        }
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The outcome of ``deploy``: what is now deployed and what was there before."""
+
+    target: str
+    version: str
+    previous_version: str | None
+    changed: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What a target serves now; ``updating`` still serves, and so counts as up for the
+    router's control-plane health."""
+
+    target: str
+    state: State
+    version: str | None = None
+    url: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "healthy"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "healthy": self.healthy}
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One prediction's answer, as the platform returned it."""
+
+    status: int
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How the router reaches a target: URL, auth kind, region."""
+
+    name: str
+    provider: str
+    url: str
+    auth: str = "none"
+    region: str | None = None

@@ -1,0 +1,193 @@
+"""The conformance kit itself: an in-memory provider passes every check, and each check
+fails the provider that breaks its rule (so a provider passing the kit means something)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from deployer.errors import DeployerError, UsageError
+from deployer.providers import (
+    LABEL_PROJECT,
+    LABEL_TARGET,
+    LABEL_VERSION,
+    Backend,
+    Change,
+    Deployment,
+    Invocation,
+    Plan,
+    Progress,
+    ProjectInfo,
+    Release,
+    Status,
+    Strategy,
+    Target,
+    check_plugin,
+    testing,
+)
+
+SECRET = "memory-cloud-secret-31f7"
+
+
+class Cloud:
+    """The fake: resources by id with their labels, the writes it received, failures."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, dict[str, str]] = {}
+        self.writes: list[str] = []
+        self.failing: set[str] = set()
+
+    def put(self, key: str, labels: dict[str, str]) -> None:
+        self.writes.append(f"put {key}")
+        self.resources[key] = labels
+
+    def delete(self, key: str) -> None:
+        self.writes.append(f"delete {key}")
+        del self.resources[key]
+
+
+class MemoryProvider:
+    """A correct provider on Cloud; ``breaks`` names the rule a variant breaks."""
+
+    name: ClassVar[str] = "memory"
+    managed: ClassVar[bool] = False
+    default_router_auth: ClassVar[str | None] = None
+    cloud: ClassVar[Cloud]
+    breaks: ClassVar[str] = ""
+
+    def __init__(self, target: Target, project: ProjectInfo) -> None:
+        self.target, self.project = target.name, project.name
+        self.endpoint = f"endpoint {project.name}-{target.name}"
+
+    def _labels(self, **extra: str) -> dict[str, str]:
+        return {LABEL_PROJECT: self.project, LABEL_TARGET: self.target, **extra}
+
+    def _live(self) -> dict[str, str] | None:
+        return self.cloud.resources.get(self.endpoint)
+
+    def plan(self, release: Release) -> Plan:
+        if self.breaks == "plan":
+            self.cloud.put(f"model {self.project}-{self.target}-{release.version}", {})
+        live = self._live()
+        same = live is not None and live[LABEL_VERSION] == release.version
+        action = "keep" if same else "update"
+        return Plan(self.target, [Change(action, self.endpoint, f"serve {release.version}")])
+
+    def publish(self, image: Any, progress: Progress) -> str:
+        return image.ref  # type: ignore[no-any-return]
+
+    def deploy(
+        self, release: Release, image_ref: str, strategy: Strategy, progress: Progress
+    ) -> Deployment:
+        live = self._live()
+        previous = live[LABEL_VERSION] if live else None
+        if previous == release.version and self.breaks != "second-push":
+            return Deployment(self.target, release.version, previous, changed=False)
+        progress(
+            f"deploying {release.version}" + (f" with {SECRET}" if self.breaks == "leak" else "")
+        )
+        self.cloud.put(f"model {self.project}-{self.target}-{release.version}", self._labels())
+        if release.version in self.cloud.failing:
+            if self.breaks == "failure" and live is not None:
+                self.cloud.delete(self.endpoint)
+            return Deployment(self.target, release.version, previous, True, {"failed": True})
+        labels = self._labels(**{LABEL_VERSION: release.version})
+        if previous:
+            labels["previous"] = previous
+        self.cloud.put(self.endpoint, labels)
+        return Deployment(self.target, release.version, previous, changed=True)
+
+    def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:
+        if deployment.details.get("failed"):
+            now = self.status()
+            return Status(self.target, "failed", now.version, reason="the new version crashed")
+        return self.status()
+
+    def status(self) -> Status:
+        live = self._live()
+        if live is None:
+            return Status(self.target, "absent")
+        return Status(self.target, "healthy", live[LABEL_VERSION], f"http://{self.endpoint}")
+
+    def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
+        return Invocation(200, b"[0]", "application/json")
+
+    def rollback(self, progress: Progress) -> Deployment:
+        live = self._live()
+        if live is None or "previous" not in live:
+            raise UsageError(f"{self.target} has no previous version to roll back to")
+        current, previous = live[LABEL_VERSION], live["previous"]
+        if self.breaks != "rollback":
+            self.cloud.put(self.endpoint, {**live, LABEL_VERSION: previous, "previous": current})
+        return Deployment(self.target, previous, current, changed=True)
+
+    def destroy(self, progress: Progress) -> list[str]:
+        removed = []
+        for key, labels in list(self.cloud.resources.items()):
+            mine = labels.get(LABEL_PROJECT) == self.project and (
+                labels.get(LABEL_TARGET) == self.target or self.breaks == "destroy"
+            )
+            if mine:
+                self.cloud.delete(key)
+                removed.append(key)
+        if self.breaks == "destroy" and not removed:
+            raise DeployerError("nothing to destroy")
+        return removed
+
+    def route(self) -> Backend:
+        return Backend(self.target, self.name, f"http://{self.endpoint}")
+
+
+def rig_for(breaks: str = "", skip: dict[str, str] | None = None) -> testing.Rig:
+    cloud = Cloud()
+    provider = type("Variant", (MemoryProvider,), {"cloud": cloud, "breaks": breaks})
+    return testing.Rig(
+        make=lambda project, target: provider(Target(target, "memory", {}), ProjectInfo(project)),
+        image_ref=lambda release: f"registry.test/{release.project}@{release.image.id}",
+        inventory=lambda: {k: dict(v) for k, v in cloud.resources.items()},
+        writes=lambda: list(cloud.writes),
+        fail_deploy=lambda release, ref: cloud.failing.add(release.version),
+        secrets=lambda: [SECRET],
+        skip=skip or {},
+    )
+
+
+def test_the_memory_provider_is_a_valid_plugin() -> None:
+    check_plugin(MemoryProvider, "memory")
+
+
+@pytest.mark.parametrize("check", testing.CHECKS, ids=testing.check_id)
+def test_a_correct_provider_passes_every_check(check: testing.Check) -> None:
+    testing.run(check, rig_for())
+
+
+@pytest.mark.parametrize(
+    ("breaks", "check"),
+    [
+        ("plan", testing.plan_changes_nothing),
+        ("second-push", testing.second_push_changes_nothing),
+        ("failure", testing.failed_deploy_keeps_previous),
+        ("rollback", testing.rollback_returns_to_previous),
+        ("destroy", testing.destroy_is_scoped_and_idempotent),
+        ("leak", testing.credentials_stay_out_of_output),
+    ],
+)
+def test_each_check_fails_the_provider_breaking_its_rule(breaks: str, check: testing.Check) -> None:
+    with pytest.raises(AssertionError):
+        testing.run(check, rig_for(breaks))
+
+
+def test_skips_are_explicit_and_give_their_reason() -> None:
+    reason = "the platform keeps no previous version"
+    rig = rig_for(skip={"rollback_returns_to_previous": reason})
+    with pytest.raises(pytest.skip.Exception, match=reason):
+        testing.run(testing.rollback_returns_to_previous, rig)
+    testing.run(testing.plan_changes_nothing, rig)  # the others still run
+    with pytest.raises(ValueError, match="unknown checks"):
+        testing.run(testing.plan_changes_nothing, rig_for(skip={"rollback": reason}))
+    with pytest.raises(ValueError, match="needs a reason"):
+        testing.run(
+            testing.rollback_returns_to_previous,
+            rig_for(skip={"rollback_returns_to_previous": " "}),
+        )

@@ -343,10 +343,10 @@ def _problems(exc: ValidationError, root: yaml.Node | None, prefix: str = "") ->
     if prefix:
         errors = [{**e, "loc": (prefix, *e["loc"])} for e in errors]
     try:
-        from deployer.project import _describe
-    except ImportError:  # the router image ships deployer.router without deployer.project
+        from deployer.yaml_errors import describe_error
+    except ImportError:  # a router image without deployer.yaml_errors
         return [".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors]
-    return [_describe(error, root) for error in errors]
+    return [describe_error(error, root) for error in errors]
 
 
 def to_dict(manifest: Manifest) -> dict[str, Any]:

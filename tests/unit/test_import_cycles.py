@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = (
     "deployer",
@@ -221,6 +223,7 @@ print(json.dumps({"imported": len(modules), "failures": failures}))
 """
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
     modules = modules_of(package_folders())
     # __main__ modules run their command when imported; they are imported by ``-m`` only

@@ -183,11 +183,18 @@ COLD_IMPORTS = r"""
 import importlib, json, os, sys, tempfile, traceback
 
 modules, libraries = json.load(sys.stdin)
-for library in libraries:
+for library, names in libraries:
     try:
-        importlib.import_module(library)
+        loaded = importlib.import_module(library)
+        for name in names:  # ``from library import name`` may load a submodule lazily
+            getattr(loaded, name, None)
     except Exception:
         pass  # the child that needs it reports the failure
+if "pydantic" in sys.modules:  # the first model class loads pydantic's schema machinery
+    import pydantic
+
+    class Warm(pydantic.BaseModel):
+        value: int = 0
 ours = {m.partition(".")[0] for m in modules}
 assert not [m for m in sys.modules if m.partition(".")[0] in ours], "not a cold start"
 failures, running, pending = {}, {}, list(modules)
@@ -229,18 +236,23 @@ def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
     # __main__ modules run their command when imported; they are imported by ``-m`` only
     names = sorted(m for m in modules if not m.endswith(".__main__"))
     ours = {m.partition(".")[0] for m in modules}
-    libraries: set[str] = set()
+    libraries: dict[str, set[str]] = {}  # module -> names taken from it
     for file in modules.values():
         for node in ast.parse(file.read_text(encoding="utf-8")).body:  # module level only
             if isinstance(node, ast.Import):
-                libraries.update(alias.name for alias in node.names)
+                for alias in node.names:
+                    libraries.setdefault(alias.name, set())
             elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                libraries.add(node.module)
-    libraries = {name for name in libraries if name.partition(".")[0] not in ours}
+                libraries.setdefault(node.module, set()).update(a.name for a in node.names)
+    preload = sorted(
+        [name, sorted(names)]
+        for name, names in libraries.items()
+        if name.partition(".")[0] not in ours
+    )
     path = os.environ.get("PYTHONPATH", "")
     result = subprocess.run(
         [sys.executable, "-c", COLD_IMPORTS],
-        input=json.dumps([names, sorted(libraries)]),
+        input=json.dumps([names, preload]),
         capture_output=True,
         text=True,
         timeout=240,

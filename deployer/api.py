@@ -1,4 +1,7 @@
-"""The public Python API: what release scripts import. The CLI is a thin layer over this.
+"""The public Python API: ``Project``, a facade over deployer.yaml (deployer.config), the
+image build (deployer.image), the targets' providers (deployer.targets) and the push
+orchestrator (deployer.orchestrate). What release scripts import; the CLI is a thin
+layer over it.
 
 from deployer import Project
 project = Project.load("deployer.yaml")
@@ -7,7 +10,6 @@ report = project.validate()
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,11 +20,14 @@ from deployer.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from deployer.image.build import Image, Progress
     from deployer.image.conformance import CheckReport
-    from deployer.orchestrate import Event, Policy, PushResult
+    from deployer.journal import Event
     from deployer.providers import Deployment, Invocation, Plan, Provider, Release, Status
+    from deployer.results import Policy, PushResult
+from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, load_model
+from deployer.image.spec import BuildSpec, base_image
 from deployer.lockfile import Lock, sha256_of
-from deployer.project import DEFAULT_FILE, ProjectConfig, load_config
+from deployer.results import DestroyResult
 from deployer.serving.settings import ServingSettings
 
 
@@ -225,6 +230,26 @@ class Project:
         repository = self.config.image.repository or self.name
         return f"{repository}:{self.artifact_sha256()[:12]}"
 
+    def build_spec(self, *, platform: str | None = None, tag: str | None = None) -> BuildSpec:
+        """What ``build`` builds: this project's model, code, settings and image options."""
+        image = self.config.image
+        model = self.config.model
+        sha256 = self.artifact_sha256()
+        return BuildSpec(
+            name=self.name,
+            tag=tag or f"{image.repository or self.name}:{sha256[:12]}",
+            flavor=self.flavor,
+            artifact_sha256=sha256,
+            model_path=self.model_path,
+            code=tuple(self.root / c for c in model.code or (".",)) if model.predictor else (),
+            settings=self.serving_settings(),
+            base=base_image(image.base),
+            platform=platform or image.platform,
+            python=image.python,
+            requirements=image.requirements,
+            source=self.root,
+        )
+
     def build(
         self,
         *,
@@ -235,31 +260,11 @@ class Project:
         no_cache: bool = False,
     ) -> Image:
         """Build the serving image with the local Docker engine and return it."""
-        import tempfile
+        from deployer.image.build import build_image
 
-        from deployer.image import context, wheelhouse
-        from deployer.image.build import docker_build, ensure_base_image
-        from deployer.image.engine import docker_client
-
-        say = progress or (lambda _line: None)
-        image_config = self.config.image
-        platform = platform or image_config.platform
         self.load_model()  # fail before the slow part if the model does not load here
-        client = docker_client()
-        requirements = wheelhouse.image_requirements(self.flavor, image_config.requirements)
-        say(
-            f"resolving {len(requirements)} requirements for {platform}, "
-            f"Python {image_config.python}"
-        )
-        wheels = wheelhouse.download(
-            requirements, platform, image_config.python, refresh=refresh_wheels
-        )
-        ensure_base_image(client, context.base_image(self), say)
-        with tempfile.TemporaryDirectory(prefix="deployer-build-") as folder:
-            build_context = context.assemble(self, wheels, Path(folder), self.artifact_sha256())
-            return docker_build(
-                client, str(build_context.path), tag or self.image_ref(), platform, say, no_cache
-            )
+        spec = self.build_spec(platform=platform, tag=tag)
+        return build_image(spec, progress, refresh_wheels=refresh_wheels, no_cache=no_cache)
 
     def check(self, image: str | None = None) -> CheckReport:
         """Run the image and prove every serving contract (see deployer.image.conformance)."""
@@ -275,28 +280,9 @@ class Project:
 
     def providers(self, names: list[str] | None = None) -> dict[str, Provider]:
         """Provider instances for the named targets (all targets when ``names`` is None)."""
-        from deployer.image.context import base_image
-        from deployer.providers import ProjectInfo, Target, provider_class
+        from deployer.targets import providers_for
 
-        targets = self.config.targets
-        chosen = list(targets) if names is None else names
-        unknown = [n for n in chosen if n not in targets]
-        if unknown:
-            known = ", ".join(targets) or "none"
-            raise UsageError(
-                f"no target {unknown[0]!r} in {self.file} (targets: {known})",
-                hint="add it under 'targets:' in deployer.yaml",
-            )
-        if not chosen:
-            raise UsageError(f"{self.file} defines no targets", hint="add one under 'targets:'")
-        image = self.config.image
-        info = ProjectInfo(self.name, base_image(self), image.platform, image.python)
-        result: dict[str, Provider] = {}
-        for name in chosen:
-            config = targets[name]
-            target = Target(name, config.provider, config.model_dump())
-            result[name] = provider_class(config.provider)(target, info)
-        return result
+        return providers_for(self.config, self.file, names)
 
     def release(self, image: Image) -> Release:
         """The release of ``image``, with a two-row sample shaped like the input for smoke tests."""
@@ -331,60 +317,27 @@ class Project:
         succeeded, ``router_file`` (relative to the project; None to skip) is updated with
         the pushed targets' backends, keeping the other backends and hand edits.
         """
-        import time
+        from deployer.orchestrate import push_options, push_release
 
-        from deployer.orchestrate import POLICIES, Journal, PushResult, plan_targets, push_all
-        from deployer.providers import Strategy
-
-        if on_failure not in POLICIES:
-            raise UsageError(f"unknown --on-failure {on_failure!r}; expected rollback or keep")
-        parsed = Strategy.parse(strategy, bake_seconds)
+        parsed, policy = push_options(strategy, bake_seconds, on_failure)
         providers = self.providers(to)
-        started = time.monotonic()
-        image = self.build(progress=progress)
-        release = self.release(image)
-        base = PushResult(self.name, release.version, image.to_dict(), [], on_failure, str(parsed))
-        if dry_run:
-            base.dry_run = True
-            base.plans = [p.to_dict() for p in plan_targets(providers, release)]
-            return base
-        journal = Journal(events)
-        base.targets = push_all(providers, release, parsed, on_failure, timeout, journal)
-        base.journal = journal.entries
-        base.seconds = round(time.monotonic() - started, 2)
-        if journal_dir is not None:
-            self._write_journal(base, Path(journal_dir))
-        if router_file is not None and base.ok:
-            base.router_manifest = str(self._update_router(providers, self.root / router_file))
-        return base
+        return push_release(
+            self.name,
+            providers,
+            lambda: self.release(self.build(progress=progress)),
+            strategy=parsed,
+            policy=policy,
+            dry_run=dry_run,
+            timeout=timeout,
+            events=events,
+            journal_dir=self._path(journal_dir),
+            router_file=self._path(router_file),
+            target_options={n: self.config.targets[n].model_dump() for n in providers},
+        )
 
-    def _update_router(self, pushed: dict[str, Provider], file: Path) -> Path:
-        """router.yaml after a successful push: the pushed targets' routes plus the
-        backends it already listed (their weights, tiers and health kept)."""
-        from deployer.providers import Backend
-        from deployer.router import manifest
-
-        existing = manifest.load(file) if file.exists() else None
-        kept = [
-            Backend(b.name, b.provider, b.url, b.auth.kind, b.region)
-            for b in (existing.backends if existing else [])
-            if b.name not in pushed
-        ]
-        routes = [provider.route() for provider in pushed.values()]
-        options = {name: self.config.targets[name].model_dump() for name in pushed}
-        updated = manifest.from_backends(self.name, [*kept, *routes], existing, options=options)
-        return manifest.write(updated, file)
-
-    def _write_journal(self, result: PushResult, folder: Path) -> Path:
-        import json
-        import time
-
-        target = self.root / folder
-        target.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        path = target / f"{stamp}-{result.version}.json"
-        path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
-        return path
+    def _path(self, path: str | Path | None) -> Path | None:
+        """``path`` relative to the project's folder (None stays None)."""
+        return None if path is None else self.root / path
 
     def plan(self, to: list[str], *, progress: Progress | None = None) -> list[Plan]:
         """What a push would change on each target; changes nothing there."""
@@ -449,81 +402,10 @@ class Project:
         a target fails, router.yaml is left as it was (like push, it changes only when
         every target succeeded); an invalid router.yaml fails before anything is removed.
         """
+        from deployer.orchestrate import destroy_targets
+
         providers = self.providers(to)
-        file = None if router_file is None else self.root / router_file
-        routed = self._routed(providers, file)
-        if dry_run:
-            return DestroyResult(
-                {name: [] for name in providers}, _changed_file(file, routed), routed, dry_run=True
-            )
-        say = progress or (lambda _line: None)
-        removed = {name: provider.destroy(say) for name, provider in providers.items()}
-        if routed and file is not None:
-            routed = self._unroute(routed, file)
-            if routed:
-                say(f"removed {', '.join(routed)} from {file}")
-        return DestroyResult(removed, _changed_file(file, routed), routed)
-
-    def _routed(self, providers: dict[str, Provider], file: Path | None) -> list[str]:
-        """The backends of router.yaml that are these targets (same name and provider)."""
-        from deployer.router import manifest
-
-        if file is None or not file.exists():
-            return []
         kinds = {name: self.config.targets[name].provider for name in providers}
-        return [b.name for b in manifest.load(file).backends if kinds.get(b.name) == b.provider]
-
-    def _unroute(self, names: list[str], file: Path) -> list[str]:
-        """Take ``names`` out of router.yaml as it is now (it may have been edited meanwhile);
-        the names actually removed. A running router reloads the file by itself."""
-        from deployer.router import manifest
-
-        current = manifest.load(file)
-        gone = [b.name for b in current.backends if b.name in names]
-        if gone:
-            kept = [b for b in current.backends if b.name not in gone]
-            manifest.write(manifest.replace_backends(current, kept), file)
-        return gone
-
-
-def _changed_file(file: Path | None, routed: list[str]) -> str | None:
-    """router.yaml's path when backends left it (or would), else None."""
-    return str(file) if file is not None and routed else None
-
-
-class DestroyResult(Mapping[str, list[str]]):
-    """What ``Project.destroy`` did: a mapping of each target to the resources removed,
-    plus the backends taken out of (or, in a dry run, that would leave) router.yaml."""
-
-    def __init__(
-        self,
-        removed: dict[str, list[str]],
-        router_manifest: str | None = None,
-        router_backends: list[str] | None = None,
-        *,
-        dry_run: bool = False,
-    ) -> None:
-        self.removed = removed
-        self.router_manifest = router_manifest  # the file changed, or that would change
-        self.router_backends = list(router_backends or [])
-        self.dry_run = dry_run
-
-    def __getitem__(self, target: str) -> list[str]:
-        return self.removed[target]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.removed)
-
-    def __len__(self) -> int:
-        return len(self.removed)
-
-    def __repr__(self) -> str:
-        return f"DestroyResult({self.to_dict()!r})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "removed": self.removed,
-            "router_manifest": self.router_manifest,
-            "router_backends": self.router_backends,
-            "dry_run": self.dry_run,
-        }
+        return destroy_targets(
+            providers, kinds, self._path(router_file), dry_run=dry_run, progress=progress
+        )

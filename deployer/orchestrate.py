@@ -13,115 +13,47 @@ Whatever the policy, a failed target that had a previous version is put back on 
 is read from the provider itself (the live version before and after), never guessed.
 Every step lands in the journal, so the summary says exactly what changed, what was
 rolled back and what is left.
+
+``push_release`` is the whole of a push as ``Project.push`` runs it: build the release once,
+push, time it, assemble the result, write the journal file and, when every target
+succeeded, router.yaml. ``destroy_targets`` is the whole of a destroy.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import orjson
 
+from deployer import router_update
 from deployer.errors import DeployerError, UsageError
-from deployer.providers import Plan, Provider, Release, Strategy
+from deployer.journal import Event, Journal, JournalEntry, write_journal
+from deployer.providers import Plan, Progress, Provider, Release, Strategy
+from deployer.results import POLICIES, DestroyResult, Outcome, Policy, PushResult, TargetResult
 
-Event = Callable[[str, str], None]  # (target, message)
-Policy = Literal["rollback", "keep"]
-POLICIES: tuple[Policy, ...] = ("rollback", "keep")
-Outcome = Literal["updated", "unchanged", "failed", "rolled back", "removed"]
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    seconds: float
-    target: str
-    step: str
-    detail: str = ""
-
-
-class Journal:
-    """Thread-safe record of every step; forwards each entry to the live view."""
-
-    def __init__(self, event: Event | None = None) -> None:
-        self.entries: list[JournalEntry] = []
-        self._event = event
-        self._lock = threading.Lock()
-        self._started = time.monotonic()
-
-    def record(self, target: str, step: str, detail: str = "") -> None:
-        entry = JournalEntry(round(time.monotonic() - self._started, 3), target, step, detail)
-        with self._lock:
-            self.entries.append(entry)
-        if self._event:
-            self._event(target, f"{step}: {detail}" if detail else step)
-
-    def for_target(self, target: str) -> list[JournalEntry]:
-        return [e for e in self.entries if e.target == target]
-
-
-@dataclass
-class TargetResult:
-    """What happened to one target."""
-
-    target: str
-    provider: str
-    outcome: Outcome = "failed"
-    version: str | None = None
-    previous_version: str | None = None
-    live_version: str | None = None
-    url: str | None = None
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in ("updated", "unchanged")
-
-    @property
-    def changed(self) -> bool:
-        return self.outcome == "updated"
-
-
-@dataclass
-class PushResult:
-    """A release pushed to targets: per-target results, the journal, the overall status."""
-
-    project: str
-    version: str
-    image: dict[str, Any]
-    targets: list[TargetResult]
-    policy: Policy = "rollback"
-    strategy: str = "all-at-once"
-    dry_run: bool = False
-    plans: list[dict[str, Any]] = field(default_factory=list)
-    journal: list[JournalEntry] = field(default_factory=list)
-    seconds: float = 0.0
-    router_manifest: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.dry_run and all(t.ok for t in self.targets)
-
-    @property
-    def status(self) -> str:
-        """succeeded, degraded (keep), rolled back (rollback), or planned (dry run)."""
-        if self.dry_run:
-            return "planned"
-        if self.ok:
-            return "succeeded"
-        return "degraded" if self.policy == "keep" else "rolled back"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["ok"] = self.ok
-        data["status"] = self.status
-        for target, result in zip(data["targets"], self.targets, strict=True):
-            target["ok"] = result.ok
-        return data
+__all__ = [  # the results and the journal are also reachable from here, where push lives
+    "POLICIES",
+    "DestroyResult",
+    "Event",
+    "Journal",
+    "JournalEntry",
+    "Outcome",
+    "Policy",
+    "PushResult",
+    "TargetResult",
+    "destroy_targets",
+    "plan_targets",
+    "push_all",
+    "push_options",
+    "push_release",
+    "push_target",
+    "smoke_test",
+    "undo",
+]
 
 
 class SmokeTestFailed(DeployerError):
@@ -268,3 +200,83 @@ def plan_targets(providers: dict[str, Provider], release: Release) -> list[Plan]
     """Every target's plan, fetched in parallel (read-only)."""
     with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
         return list(pool.map(lambda p: p.plan(release), providers.values()))
+
+
+def push_options(strategy: str, bake_seconds: float, on_failure: str) -> tuple[Strategy, Policy]:
+    """Check a push's options before anything runs: the parsed strategy and the policy."""
+    if on_failure not in POLICIES:
+        raise UsageError(f"unknown --on-failure {on_failure!r}; expected rollback or keep")
+    return Strategy.parse(strategy, bake_seconds), on_failure
+
+
+def push_release(
+    project: str,
+    providers: dict[str, Provider],
+    make_release: Callable[[], Release],
+    *,
+    strategy: Strategy,
+    policy: Policy,
+    dry_run: bool = False,
+    timeout: float = 1800.0,
+    events: Event | None = None,
+    journal_dir: Path | None = None,
+    router_file: Path | None = None,
+    target_options: Mapping[str, dict[str, Any]] | None = None,
+) -> PushResult:
+    """Make the release once (the build), then push it to every target.
+
+    A dry run only fetches each target's plan. Otherwise the result, timed from the start
+    of the build, is also written to ``journal_dir`` (None to skip); when every target
+    succeeded, ``router_file`` (None to skip) gets the pushed targets' backends, configured
+    with ``target_options`` (each target's deployer.yaml options).
+    """
+    started = time.monotonic()
+    release = make_release()
+    result = PushResult(
+        project, release.version, release.image.to_dict(), [], policy, str(strategy)
+    )
+    if dry_run:
+        result.dry_run = True
+        result.plans = [p.to_dict() for p in plan_targets(providers, release)]
+        return result
+    journal = Journal(events)
+    result.targets = push_all(providers, release, strategy, policy, timeout, journal)
+    result.journal = journal.entries
+    result.seconds = round(time.monotonic() - started, 2)
+    if journal_dir is not None:
+        write_journal(journal_dir, result.version, result.to_dict())
+    if router_file is not None and result.ok:
+        options = target_options or {}
+        written = router_update.add_pushed(
+            project, providers, {n: options.get(n, {}) for n in providers}, router_file
+        )
+        result.router_manifest = str(written)
+    return result
+
+
+def destroy_targets(
+    providers: dict[str, Provider],
+    kinds: Mapping[str, str],
+    router_file: Path | None,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> DestroyResult:
+    """Destroy every target, then take their backends out of ``router_file`` (None to
+    skip; ``kinds`` maps each target to its provider, as router.yaml names it).
+
+    An invalid router.yaml fails before anything is removed; a failed target leaves it as
+    it was. ``dry_run`` removes nothing and says which backends would leave it.
+    """
+    routed = router_update.routed(kinds, router_file)
+    changed = str(router_file) if router_file is not None and routed else None
+    if dry_run:
+        return DestroyResult({name: [] for name in providers}, changed, routed, dry_run=True)
+    say = progress or (lambda _line: None)
+    removed = {name: provider.destroy(say) for name, provider in providers.items()}
+    if routed and router_file is not None:
+        routed = router_update.remove(routed, router_file)
+        if routed:
+            say(f"removed {', '.join(routed)} from {router_file}")
+    changed = str(router_file) if router_file is not None and routed else None
+    return DestroyResult(removed, changed, routed)

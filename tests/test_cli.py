@@ -83,7 +83,7 @@ def test_validate_imports_no_cloud_sdk_and_no_docker(tmp_path: Path) -> None:
         "try:\n    app()\nexcept SystemExit as e:\n    assert e.code == 0, e.code"
     )
     modules = imported_by(code)
-    assert "deployer.project" in modules
+    assert "deployer.config" in modules
     assert heavy_in(modules) == []
 
 

@@ -1,13 +1,17 @@
-"""``docker build`` through the docker SDK: streamed progress, the failing step on error."""
+"""Building an image with the docker SDK: ``build_image`` turns a BuildSpec into an Image
+(wheelhouse, base image, build context, ``docker build`` with streamed progress and the
+failing step on error)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from deployer.errors import DeployerError, MissingDependencyError
+from deployer.image.spec import BuildSpec
 
 Progress = Callable[[str], None]
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
@@ -44,6 +48,30 @@ class Image:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "version": self.version}
+
+
+def build_image(
+    spec: BuildSpec,
+    progress: Progress | None = None,
+    *,
+    refresh_wheels: bool = False,
+    no_cache: bool = False,
+) -> Image:
+    """Download the wheels on this host, then build ``spec`` with the local Docker engine."""
+    import tempfile
+
+    from deployer.image import context, wheelhouse
+    from deployer.image.engine import docker_client
+
+    say = progress or (lambda _line: None)
+    client = docker_client()
+    requirements = wheelhouse.image_requirements(spec.flavor, spec.requirements)
+    say(f"resolving {len(requirements)} requirements for {spec.platform}, Python {spec.python}")
+    wheels = wheelhouse.download(requirements, spec.platform, spec.python, refresh=refresh_wheels)
+    ensure_base_image(client, spec.base, say)
+    with tempfile.TemporaryDirectory(prefix="deployer-build-") as folder:
+        build_context = context.assemble(spec, wheels, Path(folder))
+        return docker_build(client, str(build_context.path), spec.tag, spec.platform, say, no_cache)
 
 
 def ensure_base_image(client: Any, base: str, progress: Progress) -> None:

@@ -1,4 +1,5 @@
-"""Assemble the docker build context: Dockerfile, wheels, runtime code, settings, model."""
+"""Assemble the docker build context from a BuildSpec: Dockerfile, wheels, runtime code,
+settings, model."""
 
 from __future__ import annotations
 
@@ -9,18 +10,15 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING
 
 from deployer._version import __version__
+from deployer.image.spec import BuildSpec
 from deployer.resources import read_template
 from deployer.serving.routes import DEFAULT_PORT
 
-if TYPE_CHECKING:
-    from deployer.api import Project
-
 # The part of the deployer package the image runs (see deployer/serving/__init__.py).
 RUNTIME_PACKAGES = ("serving", "flavors")
-RUNTIME_MODULES = ("__init__.py", "_version.py", "errors.py")
+RUNTIME_MODULES = ("__init__.py", "_version.py", "errors.py", "yaml_errors.py")
 # Not /opt/ml/model: SageMaker mounts the model artifact's folder there, hiding the image's
 # own files (see deployer/serving/artifacts.py).
 MODEL_DIR = "/opt/deployer/model"
@@ -47,14 +45,15 @@ def git_commit(folder: Path) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def image_labels(project: Project, model_sha256: str, commit: str | None) -> dict[str, str]:
+def image_labels(spec: BuildSpec, commit: str | None) -> dict[str, str]:
+    sha256 = spec.artifact_sha256
     labels = {
-        "org.opencontainers.image.title": project.name,
-        "org.opencontainers.image.version": model_sha256[:12],
-        f"{LABEL_PREFIX}.project": project.name,
+        "org.opencontainers.image.title": spec.name,
+        "org.opencontainers.image.version": sha256[:12],
+        f"{LABEL_PREFIX}.project": spec.name,
         f"{LABEL_PREFIX}.version": __version__,
-        f"{LABEL_PREFIX}.model.sha256": model_sha256,
-        f"{LABEL_PREFIX}.model.flavor": project.flavor,
+        f"{LABEL_PREFIX}.model.sha256": sha256,
+        f"{LABEL_PREFIX}.model.flavor": spec.flavor,
         "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true",
     }
     if commit:
@@ -102,42 +101,38 @@ def _copy_readable(source: Path, target: Path) -> None:
             os.chmod(Path(root) / f, 0o644)
 
 
-def assemble(project: Project, wheels: Path, folder: Path, model_sha256: str) -> BuildContext:
-    """Write the build context for ``project`` into ``folder`` (emptied first)."""
+def assemble(spec: BuildSpec, wheels: Path, folder: Path) -> BuildContext:
+    """Write the build context for ``spec`` into ``folder`` (emptied first)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     copy_wheels(wheels, folder / "wheels")
     copy_runtime(folder / "runtime")
     (folder / "code").mkdir()
-    model = project.config.model
     code_paths: list[str] = []
-    for index, code in enumerate((model.code or (".",)) if model.predictor else ()):
-        source = project.root / code
+    for index, source in enumerate(spec.code):
         # a folder ships its contents; a file ships alone; either way the copy is importable
         target = folder / "code" / str(index)
         _copy_readable(source, target if source.is_dir() else target / source.name)
         code_paths.append(f"{CODE_DIR}/{index}")
     model_path = None
-    if project.model_path is not None:
-        model_path = f"{MODEL_DIR}/{project.model_path.name}"
-        _copy_readable(project.model_path, folder / "model" / project.model_path.name)
+    if spec.model_path is not None:
+        model_path = f"{MODEL_DIR}/{spec.model_path.name}"
+        _copy_readable(spec.model_path, folder / "model" / spec.model_path.name)
     else:
         (folder / "model").mkdir()
-    settings = project.serving_settings(host="0.0.0.0", port=DEFAULT_PORT)
-    options = dict(settings.flavor_options)
+    options = dict(spec.settings.flavor_options)
     if code_paths:
         options["code_paths"] = code_paths
-    settings = replace(settings, model_path=model_path, flavor_options=options)
-    (folder / "serving.json").write_text(json.dumps(json.loads(settings.to_json()), indent=2))
-    labels = image_labels(project, model_sha256, git_commit(project.root))
-    dockerfile = render_dockerfile(
-        "Dockerfile.tmpl", base_image(project), labels, port=DEFAULT_PORT
+    settings = replace(
+        spec.settings,
+        host="0.0.0.0",
+        port=DEFAULT_PORT,
+        model_path=model_path,
+        flavor_options=options,
     )
+    (folder / "serving.json").write_text(json.dumps(json.loads(settings.to_json()), indent=2))
+    labels = image_labels(spec, git_commit(spec.source) if spec.source else None)
+    dockerfile = render_dockerfile("Dockerfile.tmpl", spec.base, labels, port=DEFAULT_PORT)
     (folder / "Dockerfile").write_text(dockerfile)
     requirements = (wheels / "requirements.txt").read_text().split()
     return BuildContext(folder, labels, requirements)
-
-
-def base_image(project: Project) -> str:
-    """image.base, overridden by DEPLOYER_BASE_IMAGE (tests and air-gapped builders)."""
-    return os.environ.get("DEPLOYER_BASE_IMAGE") or project.config.image.base

@@ -342,10 +342,8 @@ def _problems(exc: ValidationError, root: yaml.Node | None, prefix: str = "") ->
     errors = exc.errors()
     if prefix:
         errors = [{**e, "loc": (prefix, *e["loc"])} for e in errors]
-    try:
-        from deployer.project import describe_error
-    except ImportError:  # the router image ships deployer.router without deployer.project
-        return [".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors]
+    from deployer.yaml_errors import describe_error
+
     return [describe_error(error, root) for error in errors]
 
 

@@ -211,7 +211,7 @@ import importlib.abc, sys
 BLOCKED = {blocked!r}
 class NotInTheImage(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED or name in ("deployer.project", "deployer.cli"):
+        if name.partition(".")[0] in BLOCKED or name in ("deployer.config", "deployer.cli"):
             raise ModuleNotFoundError(f"No module named {{name!r}} (not in the router image)")
 sys.meta_path.insert(0, NotInTheImage())
 from deployer_router.__main__ import main

@@ -30,7 +30,7 @@ from deployer.serving.requirements import FLAVOR_REQUIREMENTS, RUNTIME_REQUIREME
 
 FLAVORS = ("sklearn", "onnx", "xgboost", "python")
 FORBIDDEN = ("typer", "rich", "pydantic", "docker", "boto3", "botocore")
-FORBIDDEN_DEPLOYER = ("deployer.project", "deployer.api", "deployer.cli")
+FORBIDDEN_DEPLOYER = ("deployer.config", "deployer.api", "deployer.cli")
 SITE_DIRS = tuple(
     Path(p).resolve() for p in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
 )

@@ -90,3 +90,79 @@ def test_serving_settings_follow_the_config(iris_project: Path) -> None:
     assert settings.max_batch_size == 8
     assert settings.model_version == "7"
     assert settings.model_path == str(iris_project / "model.joblib")
+
+
+def test_build_spec_is_what_build_builds(
+    iris_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (iris_project / "deployer.yaml").write_text(
+        "name: iris\nmodel: {path: model.joblib}\n"
+        "image: {base: 'python:3.12-slim', python: '3.12', requirements: [lightgbm]}\n"
+    )
+    project = Project.load(iris_project / "deployer.yaml")
+    monkeypatch.delenv("DEPLOYER_BASE_IMAGE", raising=False)
+    spec = project.build_spec(platform="linux/arm64")
+    assert (
+        spec.tag == project.image_ref() == f"iris:{sha256_of(iris_project / 'model.joblib')[:12]}"
+    )
+    assert (spec.name, spec.flavor, spec.base, spec.python) == (
+        "iris",
+        "sklearn",
+        "python:3.12-slim",
+        "3.12",
+    )
+    assert (spec.platform, spec.requirements, spec.code) == ("linux/arm64", ("lightgbm",), ())
+    assert spec.model_path == iris_project / "model.joblib" and spec.source == project.root
+    assert spec.settings == project.serving_settings()
+    monkeypatch.setenv("DEPLOYER_BASE_IMAGE", "deployer-base:test")
+    assert project.build_spec(tag="x:1").base == "deployer-base:test"
+    assert project.build_spec(tag="x:1").tag == "x:1"
+
+
+def test_the_build_context_comes_from_a_plain_spec(tmp_path: Path) -> None:
+    """No Project: a hand-made spec for a custom predictor with its code and model folder."""
+    from deployer.image.context import CODE_DIR, MODEL_DIR, assemble
+    from deployer.image.spec import BuildSpec
+    from deployer.serving.settings import ServingSettings
+
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "predictor.py").write_text("class P: ...\n")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "w.bin").write_bytes(b"\0")
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / "requirements.txt").write_text("numpy==2.0.0\norjson==3.10.0\n")
+    settings = ServingSettings(
+        "custom",
+        "python",
+        str(tmp_path / "weights"),
+        flavor_options={"predictor": "predictor:P", "code_paths": [str(tmp_path)]},
+        workers=2,
+    )
+    spec = BuildSpec(
+        name="custom",
+        tag="custom:1",
+        flavor="python",
+        artifact_sha256="ab" * 32,
+        model_path=tmp_path / "weights",
+        code=(tmp_path / "src", tmp_path / "predictor.py"),
+        settings=settings,
+        base="deployer-base:test",
+        platform="linux/amd64",
+        python="3.11",
+    )
+    context = assemble(spec, tmp_path / "wheels", tmp_path / "context")
+    folder = context.path
+    assert (folder / "code" / "0" / "pkg" / "__init__.py").exists()  # a folder: its contents
+    assert (folder / "code" / "1" / "predictor.py").exists()  # a file: alone
+    assert (folder / "model" / "weights" / "w.bin").read_bytes() == b"\0"
+    served = json.loads((folder / "serving.json").read_text())
+    assert served["model_path"] == f"{MODEL_DIR}/weights"
+    assert served["flavor_options"]["code_paths"] == [f"{CODE_DIR}/0", f"{CODE_DIR}/1"]
+    assert (served["host"], served["port"], served["workers"]) == ("0.0.0.0", 8080, 2)
+    assert context.labels["dev.deployer.model.sha256"] == "ab" * 32
+    assert context.labels["dev.deployer.model.flavor"] == "python"
+    assert context.labels["dev.deployer.project"] == "custom"
+    assert "org.opencontainers.image.revision" not in context.labels  # no source folder
+    assert context.requirements == ["numpy==2.0.0", "orjson==3.10.0"]
+    assert "FROM deployer-base:test" in (folder / "Dockerfile").read_text()

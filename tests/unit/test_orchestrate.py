@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
@@ -12,7 +13,7 @@ import pytest
 
 from deployer.errors import DeployerError, UsageError
 from deployer.image.build import Image
-from deployer.orchestrate import Journal, PushResult, push_all
+from deployer.orchestrate import Journal, PushResult, push_all, push_options, push_release
 from deployer.providers import (
     Backend,
     Change,
@@ -23,6 +24,7 @@ from deployer.providers import (
     Status,
     Strategy,
 )
+from deployer.router import manifest
 
 IMAGE = Image("iris:abc", "sha256:" + "1" * 64, 1, {"dev.deployer.model.sha256": "2" * 64})
 RELEASE = Release("iris", IMAGE, [[0, 0], [0, 0]], {})
@@ -216,3 +218,88 @@ def test_journal_is_thread_safe() -> None:
     for thread in threads:
         thread.join()
     assert len(journal.entries) == 2000
+
+
+# -- a whole push, as Project.push runs it ---------------------------------------------
+
+
+class RoutedTarget(MemoryTarget):
+    def route(self) -> Backend:
+        return Backend(self.target, self.name, f"http://127.0.0.1:9/{self.target}")
+
+
+def push_release_of(
+    targets: list[RoutedTarget], tmp_path: Path, **options: Any
+) -> tuple[PushResult, list[str]]:
+    """push_release with the journal and router.yaml in ``tmp_path``; also returns what
+    happened in order (the build, then each provider call)."""
+    order: list[str] = []
+
+    def make_release() -> Release:
+        order.append(f"build (calls so far: {sum(len(t.calls) for t in targets)})")
+        return RELEASE
+
+    result = push_release(
+        "iris",
+        dict[str, Any]({t.target: t for t in targets}),
+        make_release,
+        strategy=Strategy.parse("canary:10"),
+        policy=options.pop("policy", "rollback"),
+        journal_dir=tmp_path / "journal",
+        router_file=tmp_path / "router.yaml",
+        target_options={t.target: {"provider": "memory", "region": "here"} for t in targets},
+        **options,
+    )
+    return result, order
+
+
+def test_push_release_builds_once_then_pushes_and_writes_journal_and_router_yaml(
+    tmp_path: Path,
+) -> None:
+    targets = [RoutedTarget("aws", "old"), RoutedTarget("gcp")]
+    result, order = push_release_of(targets, tmp_path)
+    assert order == ["build (calls so far: 0)"]
+    assert result.status == "succeeded" and result.strategy == "canary:10"
+    assert result.version == NEW and result.image == IMAGE.to_dict()
+    assert [t.outcome for t in result.targets] == ["updated", "updated"]
+    assert result.seconds >= 0 and result.journal and result.journal[0].seconds >= 0
+    (journal_file,) = (tmp_path / "journal").iterdir()
+    assert journal_file.name.endswith(f"-{NEW}.json")
+    journal = json.loads(journal_file.read_text())  # written before router.yaml
+    expected = json.loads(json.dumps(result.to_dict(), default=str))
+    assert journal == {**expected, "router_manifest": None}
+    assert (
+        journal["status"] == "succeeded" and journal["journal"][-1]["step"] == "smoke test passed"
+    )
+    assert result.router_manifest == str(tmp_path / "router.yaml")
+    written = manifest.load(tmp_path / "router.yaml")
+    assert [(b.name, b.url) for b in written.backends] == [
+        ("aws", "http://127.0.0.1:9/aws"),
+        ("gcp", "http://127.0.0.1:9/gcp"),
+    ]
+    assert written.backends[0].target == {"provider": "memory", "region": "here"}
+
+
+def test_a_failed_push_writes_its_journal_but_leaves_router_yaml_alone(tmp_path: Path) -> None:
+    result, _ = push_release_of([RoutedTarget("aws", "old", fail_at="smoke")], tmp_path)
+    assert result.status == "rolled back" and result.router_manifest is None
+    assert not (tmp_path / "router.yaml").exists()
+    (journal_file,) = (tmp_path / "journal").iterdir()
+    assert json.loads(journal_file.read_text())["status"] == "rolled back"
+
+
+def test_a_dry_run_plans_and_changes_nothing(tmp_path: Path) -> None:
+    targets = [RoutedTarget("aws", NEW), RoutedTarget("gcp")]
+    result, order = push_release_of(targets, tmp_path, dry_run=True)
+    assert len(order) == 1 and result.dry_run and result.status == "planned"
+    assert [p["changes"][0]["action"] for p in result.plans] == ["keep", "update"]
+    assert [t.calls for t in targets] == [[], []] and result.targets == []
+    assert not (tmp_path / "journal").exists() and not (tmp_path / "router.yaml").exists()
+
+
+def test_push_options_are_checked_before_anything_runs() -> None:
+    assert push_options("linear:25", 30, "keep") == (Strategy.parse("linear:25", 30), "keep")
+    with pytest.raises(UsageError, match="unknown --on-failure 'pray'"):
+        push_options("all-at-once", 0, "pray")
+    with pytest.raises(UsageError):
+        push_options("sideways:5", 0, "rollback")

@@ -1,4 +1,5 @@
-"""deployer.yaml: the schema (pydantic), loading, and errors that name file, line and field.
+"""deployer.yaml: its schema (pydantic models) and loading, with errors that name file,
+line and field (worded by deployer.yaml_errors).
 
 Relative paths in the file are relative to the file's folder.
 """
@@ -7,13 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deployer.errors import ConfigError, read_config_text
 from deployer.flavors import FLAVOR_NAMES
+from deployer.yaml_errors import describe_error
 
 SCHEMA_VERSION = 1
 DEFAULT_FILE = "deployer.yaml"
@@ -22,6 +24,8 @@ Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES"
 ]
 FlavorName = Literal["sklearn", "onnx", "xgboost", "python"]
+# the sections whose whole-document checks name their field ("model.path: required ...")
+LOCATED = ("model", "serving", "image")
 assert set(get_args(FlavorName)) == set(FLAVOR_NAMES), "keep FlavorName in step with the flavours"
 
 
@@ -157,52 +161,5 @@ def parse_config(text: str, source: str) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [describe_error(e, root) for e in exc.errors()]) from None
-
-
-def describe_error(error: Any, root: yaml.Node | None) -> str:
-    """A pydantic error as 'line N: field: message' (router.yaml uses it too)."""
-    loc = tuple(error["loc"])
-    field = ".".join(str(p) for p in loc) or "(top level)"
-    message = _humanise(error)
-    if not loc and message.startswith(("model.", "serving.", "image.")):
-        field, _, message = message.partition(": ")
-        loc = tuple(field.split("."))
-    line = _line_of(root, loc)
-    where = f"line {line}: " if line else ""
-    return f"{where}{field}: {message}"
-
-
-def _humanise(error: Any) -> str:
-    kind, msg = error["type"], error["msg"]
-    given = error.get("input")
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return "unknown field (check the spelling; see the config reference in README.md)"
-    if kind == "value_error":
-        return msg.removeprefix("Value error, ")
-    msg = msg.replace("Input should be", "expected").replace("String should", "should")
-    if given is not None and not isinstance(given, (dict, list)):
-        msg += f" (got {given!r})"
-    return msg
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
-    line = None
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(part)), None)
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-        else:
-            node = None
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
+        problems = [describe_error(e, root, LOCATED) for e in exc.errors()]
+        raise ConfigError(source, problems) from None

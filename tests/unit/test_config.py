@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from deployer.config import load_config, parse_config
 from deployer.errors import ConfigError
-from deployer.project import load_config, parse_config
 
 GOOD = """\
 name: iris

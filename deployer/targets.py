@@ -1,0 +1,43 @@
+"""deployer.yaml's targets as provider instances: each target's plugin, given its options
+(which the plugin validates) and what it may know of the project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deployer.errors import UsageError
+from deployer.image.spec import base_image
+
+if TYPE_CHECKING:
+    from deployer.config import ProjectConfig
+    from deployer.providers import Provider
+
+
+def providers_for(
+    config: ProjectConfig, file: Path, names: list[str] | None = None
+) -> dict[str, Provider]:
+    """Provider instances for the named targets (all targets when ``names`` is None);
+    ``file`` names deployer.yaml in errors."""
+    from deployer.providers import ProjectInfo, Target, provider_class
+
+    targets = config.targets
+    chosen = list(targets) if names is None else names
+    unknown = [n for n in chosen if n not in targets]
+    if unknown:
+        known = ", ".join(targets) or "none"
+        raise UsageError(
+            f"no target {unknown[0]!r} in {file} (targets: {known})",
+            hint="add it under 'targets:' in deployer.yaml",
+        )
+    if not chosen:
+        raise UsageError(f"{file} defines no targets", hint="add one under 'targets:'")
+    image = config.image
+    info = ProjectInfo(config.name, base_image(image.base), image.platform, image.python)
+    result: dict[str, Provider] = {}
+    for name in chosen:
+        target = targets[name]
+        result[name] = provider_class(target.provider)(
+            Target(name, target.provider, target.model_dump()), info
+        )
+    return result

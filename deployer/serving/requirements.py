@@ -14,7 +14,7 @@ RUNTIME_REQUIREMENTS: tuple[str, ...] = (
     "prometheus-client>=0.20,<1",
 )
 
-# The local target's front image (deployer/local_front.py: uvicorn serving, httpx
+# The local target's front image (deployer/local/front.py: uvicorn serving, httpx
 # forwarding). The router image's requirements live in the deployer-router distribution.
 FRONT_REQUIREMENTS: tuple[str, ...] = (
     "orjson>=3.9,<4",

@@ -1,7 +1,7 @@
 """The ``local`` provider: the image on this machine's Docker engine, behind a stable port.
 
 Layout for project P and target T (both in every name and label):
-- network ``P-T``; a front container ``P-T`` (deployer/local_front.py) published on
+- network ``P-T``; a front container ``P-T`` (deployer/local/front.py) published on
   127.0.0.1:PORT, forwarding to the live model container;
 - model containers ``P-T-VERSION``, each on the network (and on an ephemeral loopback
   port for health checks). The previous one is kept stopped for ``rollback``.
@@ -125,7 +125,7 @@ class LocalProvider:
                 f"port {self.options.port} on 127.0.0.1 is already in use",
                 hint=f"stop what listens there, or set targets.{self.target.name}.port",
             )
-        from deployer.image.front_image import ensure_front_image
+        from deployer.local.front_image import ensure_front_image
 
         info = self.info
         router = ensure_front_image(
@@ -149,7 +149,7 @@ class LocalProvider:
         front = self._front()
         if front is None:
             raise DeployerError(f"the front container {self.prefix} is gone")
-        result = front.exec_run(["python", "-m", "deployer.local_front", "switch", url])
+        result = front.exec_run(["python", "-m", "deployer.local.front", "switch", url])
         if result.exit_code != 0:
             raise DeployerError(
                 f"could not switch the front to {url}: {result.output.decode(errors='replace')}"

@@ -1,4 +1,4 @@
-"""The local target's front image (``deployer-front:VERSION-HASH``): deployer/local_front.py
+"""The local target's front image (``deployer-front:VERSION-HASH``): deployer/local/front.py
 and FRONT_REQUIREMENTS on the same base as the model image, no model.
 
 The tag carries a hash of what goes in, so the image is built once per deployer version
@@ -22,13 +22,14 @@ from deployer.serving.requirements import FRONT_REQUIREMENTS
 
 REPOSITORY = "deployer-front"
 TEMPLATE = "Dockerfile.front.tmpl"
-_MODULE = Path(__file__).resolve().parent.parent / "local_front.py"
+_PACKAGE = Path(__file__).resolve().parent
+_SOURCES = (_PACKAGE / "__init__.py", _PACKAGE / "front.py")  # what the front runs
 
 
 def front_image_tag(base: str) -> str:
     """The front image's tag for ``base``."""
     digest = hashlib.sha256(base.encode())
-    for source in (_MODULE, template_path(TEMPLATE), template_path("dependencies.Dockerfile")):
+    for source in (*_SOURCES, template_path(TEMPLATE), template_path("dependencies.Dockerfile")):
         digest.update(source.read_bytes())
     digest.update("\n".join(FRONT_REQUIREMENTS).encode())
     return f"{REPOSITORY}:{__version__}-{digest.hexdigest()[:10]}"
@@ -54,7 +55,9 @@ def ensure_front_image(
         context = Path(folder)
         copy_wheels(wheels, context / "wheels")
         copy_runtime(context / "runtime", ())
-        shutil.copy2(_MODULE, context / "runtime" / "deployer" / _MODULE.name)
+        (context / "runtime" / "deployer" / "local").mkdir()
+        for source in _SOURCES:
+            shutil.copy2(source, context / "runtime" / "deployer" / "local" / source.name)
         (context / "Dockerfile").write_text(render_dockerfile(TEMPLATE, base, labels))
         docker_build(client, folder, tag, platform, progress)
     return tag

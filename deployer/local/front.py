@@ -1,8 +1,8 @@
 """The local target's front: one published port, one switchable upstream.
 
-It runs in its own small image (deployer/image/front_image.py). The local provider starts
+It runs in its own small image (deployer/local/front_image.py). The local provider starts
 a new model container, waits for health, then switches the front to it (``python -m
-deployer.local_front switch URL`` through ``docker exec``)
+deployer.local.front switch URL`` through ``docker exec``)
 and only then stops the old container, so clients never see a gap. The switch is a
 file in the state folder (a tmpfs): the proxy polls it and acknowledges by writing
 ``upstream.active``. A request that finds its upstream connection closed is retried
@@ -160,7 +160,7 @@ def switch(url: str, state: Path, timeout: float = 10.0) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployer.local_front")
+    parser = argparse.ArgumentParser(prog="python -m deployer.local.front")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the proxy")
     serve.add_argument("--port", type=int, default=8080)

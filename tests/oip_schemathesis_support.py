@@ -2,7 +2,7 @@
 the spec from PyPI, adapted in code, one bounded derandomized run, its reports read.
 
 Where the spec comes from, how it differs from kserve's and what ``adapt`` changes in
-it, and why: the docstring of tests/serving/test_oip_schemathesis.py.
+it, and why: the docstring of tests/platforms/test_oip_schemathesis.py.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def published_spec() -> dict[str, Any]:
 
 
 def adapt(spec: dict[str, Any], model: str, version: str) -> dict[str, Any]:
-    """The published spec, changed as tests/serving/test_oip_schemathesis.py lists (1-6)."""
+    """The published spec, changed as tests/platforms/test_oip_schemathesis.py lists (1-6)."""
     spec = copy.deepcopy(spec)
     paths: dict[str, Any] = spec["paths"]
     for path in [p for p in paths if p.rsplit("/", 1)[-1] in NOT_OIP]:  # 1

@@ -4,6 +4,7 @@ and the serving tests; pytest puts this folder on sys.path)."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import signal
@@ -19,7 +20,11 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from deployer.serving import routes
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -174,3 +179,43 @@ class SklearnServer:
     server: ServerProcess
     settings: dict[str, Any]
     env: dict[str, str]
+
+
+# --- request bodies and /metrics, shared by the serving and platform tests ----------
+
+ROWS = np.array(
+    [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
+)
+# What the sklearn model sees for an FP32 tensor: float32 values, cast to its FP64 input.
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def oip_request(rows: np.ndarray, datatype: str = "FP32", **extra: Any) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": list(rows.shape),
+                "datatype": datatype,
+                "data": rows.ravel().tolist(),
+            }
+        ],
+        **extra,
+    }
+
+
+def scrape(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics as {(name, sorted labels): value}."""
+    answer = client.get(routes.METRICS)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples

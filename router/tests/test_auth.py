@@ -2,7 +2,7 @@
 libraries: SigV4 verified with botocore, Google OAuth tokens minted by google-auth from a
 service-account key against a fake token endpoint, an Azure ML key, a bearer token.
 
-The signer plugins (tests/router/cloud_signers.py) are registered by replacing the
+The signer plugins (router/tests/cloud_signers.py) are registered by replacing the
 router's provider lookup, so the router runs in this process (RouterThread).
 """
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import yaml
+from cli_support import imported_by
 from router_support import FakeBackend, wait_until
 from serving_support import free_port
-from test_cli import imported_by
 
 REPO = Path(__file__).resolve().parents[2]
 

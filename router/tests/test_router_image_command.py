@@ -1,6 +1,6 @@
 """`deployer router image` without a Docker engine: bad input, a missing engine, what a dry
 run reports, start-up imports, and the image `render --format kubernetes` recommends.
-(The image is built and run in tests/docker/test_router_providers_image.py.)"""
+(The image is built and run in router/tests/test_router_providers_image.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 import pytest
-from test_cli import heavy_in, imported_by
+from cli_support import heavy_in, imported_by
 
 from deployer.router.manifest import parse
 from deployer_router.image_providers import known_providers, plan, providers_tag

@@ -12,30 +12,23 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from serving_support import (
+    ROWS,
     VERTEX_HEALTH,
     VERTEX_PREDICT,
     ServerFactory,
     SklearnServer,
     free_port,
     load_example,
+    npy_bytes,
+    oip_request,
+    scrape,
     serving_settings,
 )
 
 from deployer.serving import routes
 
-ROWS = np.array(
-    [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
-)
-# What the sklearn model sees for an FP32 tensor: float32 values, cast to its FP64 input.
 ROWS_VIA_FP32 = ROWS.astype(np.float32).astype(np.float64)
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
 
 
 def csv_bytes(array: np.ndarray) -> bytes:
@@ -260,20 +253,6 @@ def test_azure_routes(client: httpx.Client, sklearn_model: Any) -> None:
 # --- Open Inference Protocol v2 -------------------------------------------------------
 
 
-def oip_request(rows: np.ndarray, datatype: str = "FP32", **extra: Any) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {
-                "name": "input-0",
-                "shape": list(rows.shape),
-                "datatype": datatype,
-                "data": rows.ravel().tolist(),
-            }
-        ],
-        **extra,
-    }
-
-
 def test_oip_health_and_server_metadata(client: httpx.Client) -> None:
     assert client.get(routes.OIP_LIVE).status_code == 200
     assert client.get(routes.OIP_READY).status_code == 200
@@ -338,18 +317,6 @@ def test_oip_infer_fp64_input(client: httpx.Client, sklearn_model: Any) -> None:
 
 
 # --- metrics --------------------------------------------------------------------------
-
-
-def scrape(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of /metrics as {(name, sorted labels): value}."""
-    answer = client.get(routes.METRICS)
-    assert answer.status_code == 200
-    assert answer.headers["content-type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
 
 
 def request_count(samples: dict[Any, float], route: str, status: str) -> float:

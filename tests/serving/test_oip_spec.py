@@ -13,8 +13,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from serving_support import SMALL_BODY_LIMIT
-from test_contracts import ROWS, npy_bytes, oip_request
+from serving_support import ROWS, SMALL_BODY_LIMIT, npy_bytes, oip_request
 
 INFER = "/v2/models/iris/infer"
 HEADER = "Inference-Header-Content-Length"

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 with warnings.catch_warnings():  # the SDK's schemas warn about marshmallow 4 at import
     warnings.simplefilter("ignore")

@@ -10,7 +10,6 @@ at import, before any test creates a channel.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ CERTIFICATE, KEY = _TLS.cert.read_bytes(), _TLS.key.read_bytes()
 os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = str(_TLS.cert)
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no GOAWAY notes when the fake stops
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import google.auth  # noqa: E402  (google-auth never loads grpc)
 from docker_support import LocalRegistry, run_registry  # noqa: E402

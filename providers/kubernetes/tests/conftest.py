@@ -3,15 +3,11 @@ kubeconfig that points at it, and providers and releases to deploy."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from k8s_support import ADMIN_TOKEN, ProviderFactory
 from k8sfake import FakeKube
 

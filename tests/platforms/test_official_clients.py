@@ -11,8 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 from clients_support import run_client
-from serving_support import ServerFactory, ServerProcess, SklearnServer, serving_settings
-from test_contracts import ROWS, scrape
+from serving_support import (
+    ROWS,
+    ServerFactory,
+    ServerProcess,
+    SklearnServer,
+    scrape,
+    serving_settings,
+)
 
 # What the model sees for each input datatype the clients send.
 MODEL_INPUT = {

@@ -1,11 +1,12 @@
 """Fixtures for the multi-cloud tests: the three providers' own fakes, side by side.
 
 The AWS (moto, plain HTTP), Vertex AI (gRPC over TLS) and Azure ML (ARM over HTTPS)
-fakes come from each provider's tests folder, put on sys.path here. Only their helper
-modules are imported, never their conftest.py files (their fixtures share names such as
-``fake`` and ``provider``). Each cloud has its own docker-registry on 127.0.0.1 (ECR,
-Artifact Registry and the workspace's ACR) and answers predictions from real containers
-of the pushed image, so the real SDKs, the real registry pushes and the real model run.
+fakes come from each provider's tests folder (an import root in pyproject's pytest
+``pythonpath``). Only their helper modules are imported, never their conftest.py
+files (their fixtures share names such as ``fake`` and ``provider``). Each cloud has
+its own docker-registry on 127.0.0.1 (ECR, Artifact Registry and the workspace's ACR)
+and answers predictions from real containers of the pushed image, so the real SDKs,
+the real registry pushes and the real model run.
 
 - ``clouds`` (module): the three fakes, their registries and the test credentials;
 - ``multicloud`` (function): the fakes reset, a fresh Azure cloud and fresh container
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,9 +29,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PROVIDER_TESTS = {name: REPO / "providers" / name / "tests" for name in ("aws", "gcp", "azure")}
-for _folder in PROVIDER_TESTS.values():
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no GOAWAY notes when the fake stops
 with warnings.catch_warnings():  # the Azure SDK's schemas warn about marshmallow 4 at import

@@ -1,6 +1,6 @@
 """schemathesis (its own venv) against a real server process with the iris model and the
 published OIP v2 OpenAPI document (tests/oip_schemathesis_support.py runs it;
-tests/docker/test_oip_schemathesis_image.py does the same against the built image).
+tests/platforms/test_oip_schemathesis_image.py does the same against the built image).
 
 Checks: no 5xx, every status documented for its operation, every content type and body
 as the spec declares them. The cases are bounded and derandomized (the same on every

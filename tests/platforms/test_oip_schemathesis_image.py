@@ -1,6 +1,6 @@
 """schemathesis against the built image, with the published OIP v2 OpenAPI document
 adapted as tests/oip_schemathesis_support.py explains (the same run as
-tests/serving/test_oip_schemathesis.py, through the image's own entrypoint, settings
+tests/platforms/test_oip_schemathesis.py, through the image's own entrypoint, settings
 and runtime). The container publishes on 127.0.0.1 only, and is removed afterwards."""
 
 from __future__ import annotations

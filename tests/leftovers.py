@@ -13,6 +13,13 @@ Anything found is listed in the terminal summary and the exit status becomes 1, 
 when every test passed. Set ``DEPLOYER_LEFTOVERS=report`` to list without failing
 (while debugging a single test); ``DEPLOYER_LEFTOVERS_SETTLE`` is how many seconds a
 process or thread may still take to exit (default 10).
+
+It also undoes, after each test, what the test did to ``os.environ``
+(``_restore_environment``): a cloud SDK that sets a variable in-process (azure-ai-ml's
+``MLClient`` sets ``AZUREML_CURRENT_CLOUD``) would otherwise reach every later test and
+every subprocess they start, so what passes would depend on the order of the tests.
+Wider fixtures may set process-wide variables on purpose (gRPC reads its CA path once
+per process), so what they set stays.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +134,24 @@ def settle(check: Callable[[], list[str]], seconds: float = SETTLE_SECONDS) -> l
         time.sleep(0.2)
         found = check()
     return found
+
+
+def _environment() -> dict[str, str]:
+    """``os.environ`` without the variable pytest itself keeps (PYTEST_CURRENT_TEST)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Undo whatever a test (or code it ran in-process) did to ``os.environ``.
+
+    Function-scoped, so it is set up after the wider fixtures: what they set stays."""
+    saved = _environment()
+    yield
+    if _environment() != saved:
+        for name in set(_environment()) - set(saved):
+            del os.environ[name]
+        os.environ.update(saved)
 
 
 class Leftovers:

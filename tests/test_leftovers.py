@@ -45,6 +45,14 @@ def test_closes_a_loop_with_a_task_pending():
     loop.close()
 """
 
+SETS_A_VARIABLE_IN_A_TEST = """
+import os
+def test_sets_a_variable():
+    os.environ["DEPLOYER_LEAKED_BY_A_TEST"] = "1"
+def test_runs_after_it():
+    assert "DEPLOYER_LEAKED_BY_A_TEST" not in os.environ
+"""
+
 
 @pytest.fixture(autouse=True)
 def _strict_and_quick(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,3 +92,9 @@ def test_a_task_destroyed_while_pending_fails_the_run(pytester: pytest.Pytester)
     result = run(pytester, LEAKS_A_PENDING_TASK)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*asyncio: Task was destroyed but it is pending*"])
+
+
+def test_a_variable_a_test_sets_is_undone_after_it(pytester: pytest.Pytester) -> None:
+    result = run(pytester, SETS_A_VARIABLE_IN_A_TEST)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert "2 passed" in result.stdout.str()

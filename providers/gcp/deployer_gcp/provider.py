@@ -69,6 +69,7 @@ class VertexProvider:
 
     @property
     def credentials(self) -> Any:
+        """Application Default Credentials (resolved on first use)."""
         return self.scope.credentials
 
     @property
@@ -82,9 +83,9 @@ class VertexProvider:
         return plan.plan(self.scope, release)
 
     def publish(self, image: Image, progress: Progress) -> str:
-        repository = self.options.image_name or self.project
+        image_name = self.options.image_name or self.project
         return registry.publish(
-            image, self.options.registry_path(), repository, self.credentials, progress
+            image, self.options.registry_path(), image_name, self.credentials, progress
         )
 
     def deploy(

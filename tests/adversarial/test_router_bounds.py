@@ -32,8 +32,8 @@ from serving_support import free_port
 from deployer.errors import ConfigError
 from deployer.router.manifest import Limits, Manifest, parse
 from deployer_router.redact import redact_url
-from deployer_router.render import render
 from deployer_router.render import envoy as envoy_module
+from deployer_router.render import render
 
 GUARD = 60.0  # seconds: a hang guard, never a measurement
 MB = 1024 * 1024
@@ -193,7 +193,7 @@ def test_an_endless_header_value_gets_431_with_memory_flat(router: Any) -> None:
     process = router()
     baseline = settled_rss(process)
     seen_during: list[bool] = []
-    answer, sent = flood(
+    answer, _ = flood(
         process.port,
         b"GET /x HTTP/1.1\r\nhost: x\r\nx-endless: ",
         b"a" * 65536,
@@ -505,9 +505,7 @@ def test_nginx_gets_the_limits(tmp_path: Path) -> None:
 def test_envoy_gets_the_limits(tmp_path: Path) -> None:
     doc = yaml.safe_load(render(_limited(tmp_path), "envoy").text)
     assert envoy_module.validate(doc) == []
-    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
-        "typed_config"
-    ]
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["max_request_headers_kb"] == math.ceil((4096 + 32768) / 1024)
     assert hcm["common_http_protocol_options"] == {"max_headers_count": 50}
     assert hcm["request_headers_timeout"] == "7s"

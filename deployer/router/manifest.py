@@ -156,6 +156,9 @@ class Limits(_Strict):
     body_timeout: float = Field(
         default=60.0, gt=0, le=86400, description="seconds to receive a whole body: 408"
     )
+    idle_timeout: float = Field(
+        default=60.0, gt=0, le=86400, description="seconds a keep-alive client may sit idle"
+    )
     body_mb: float = Field(default=64.0, gt=0, le=4096, description="request body; more: 413")
     response_mb: float = Field(default=64.0, gt=0, le=4096, description="backend answer; more: 502")
     connections: int = Field(

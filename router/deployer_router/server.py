@@ -395,10 +395,8 @@ class HttpServer:
         *,
         limits: Limits | None = None,
         max_body: int | None = None,
-        idle_timeout: float = 60.0,
     ) -> None:
         self.handler = handler
-        self.idle_timeout = idle_timeout
         self.refused = 0  # connections answered 503 at the connection limit
         self.timed_out = 0  # requests answered 408
         self.apply(limits or Limits(), max_body)
@@ -422,6 +420,7 @@ class HttpServer:
         self.header_timeout = limits.header_timeout
         self.body_timeout = limits.body_timeout
         self.max_connections = limits.connections
+        self.idle_timeout = limits.idle_timeout
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
         """Listen; returns the port (useful with port 0)."""

@@ -456,6 +456,7 @@ def _limited(tmp_path: Path) -> Manifest:
             "header_count": 50,
             "header_timeout": 7,
             "body_timeout": 30,
+            "idle_timeout": 45,
             "body_mb": 2,
             "connections": 500,
         },
@@ -472,7 +473,7 @@ def test_haproxy_gets_the_limits(tmp_path: Path) -> None:
     assert "maxconn 500" in text
     assert "tune.http.maxhdr 50" in text
     assert f"tune.bufsize {4096 + 32768 + 2048}" in text
-    assert "timeout http-request 7s" in text
+    assert "timeout http-request 7s" in text and "timeout http-keep-alive 45s" in text
     assert f"deny_status 413 if {{ req.hdr_val(content-length) gt {2 * MB} }}" in text
     path = tmp_path / "haproxy.cfg"
     path.write_text(text)
@@ -489,7 +490,7 @@ def test_nginx_gets_the_limits(tmp_path: Path) -> None:
     text = render(_limited(tmp_path), "nginx", pid=str(tmp_path / "pid"), temp=str(tmp_path)).text
     assert "client_max_body_size 2048k;" in text
     assert "client_header_timeout 7s;" in text and "client_body_timeout 30s;" in text
-    assert "large_client_header_buffers 8 4k;" in text
+    assert "large_client_header_buffers 8 4k;" in text and "keepalive_timeout 45s;" in text
     assert "worker_connections 1000;" in text
     path = tmp_path / "nginx.conf"
     path.write_text(text)
@@ -507,7 +508,7 @@ def test_envoy_gets_the_limits(tmp_path: Path) -> None:
     assert envoy_module.validate(doc) == []
     hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["max_request_headers_kb"] == math.ceil((4096 + 32768) / 1024)
-    assert hcm["common_http_protocol_options"] == {"max_headers_count": 50}
+    assert hcm["common_http_protocol_options"] == {"max_headers_count": 50, "idle_timeout": "45s"}
     assert hcm["request_headers_timeout"] == "7s"
     assert hcm["request_timeout"] == "37s"
     names = [f["name"] for f in hcm["http_filters"]]

@@ -108,7 +108,10 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
     hcm["max_request_headers_kb"] = min(
         MAX_HEADERS_KB, math.ceil((limits.url_bytes + limits.header_bytes) / 1024)
     )
-    hcm["common_http_protocol_options"] = {"max_headers_count": limits.header_count}
+    hcm["common_http_protocol_options"] = {
+        "max_headers_count": limits.header_count,
+        "idle_timeout": duration(limits.idle_timeout),
+    }
     hcm["request_headers_timeout"] = duration(limits.header_timeout)
     hcm["request_timeout"] = duration(limits.header_timeout + limits.body_timeout)
     hcm["http_filters"].insert(

@@ -102,6 +102,7 @@ def render(
         bufsize=max(16384, limits.url_bytes + limits.header_bytes + 2 * 1024),
         header_count=limits.header_count,
         header_timeout=seconds(limits.header_timeout),
+        idle_timeout=seconds(limits.idle_timeout),
         max_body=limits.body_bytes,
         global_extra=global_extra,
         bind=bind or f"{manifest.listen.host}:{manifest.listen.port}",

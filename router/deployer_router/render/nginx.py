@@ -96,6 +96,7 @@ def render(
         access_log=access_log,
         max_body=f"{max(1, math.ceil(limits.body_mb * 1024))}k",
         header_timeout=seconds(limits.header_timeout),
+        idle_timeout=seconds(limits.idle_timeout),
         body_timeout=seconds(limits.body_timeout),
         header_buffers=max(2, math.ceil(limits.header_bytes / limits.url_bytes)),
         header_buffer_size=f"{math.ceil(limits.url_bytes / 1024)}k",

@@ -218,6 +218,22 @@ def test_many_small_headers_stop_at_the_count(router: Any, backend: FakeBackend)
     assert backend.requests["/many"] == 0
 
 
+def test_a_reload_applies_new_limits(router: Any, backend: FakeBackend) -> None:
+    process = router()
+    headers = b"".join(b"x-h%d: v\r\n" % i for i in range(30))
+    request = b"GET /reloaded HTTP/1.1\r\nhost: x\r\n" + headers + b"\r\n"
+    assert status_of(flood(process.port, request, b"", 0)[0]) == 200
+    data = yaml.safe_load(process.manifest_path.read_text())
+    data["limits"] = {"header_count": 20}
+    save_manifest(process.manifest_path, data)
+    process.reload()
+    wait_until(
+        lambda: any(e.get("event") == "manifest reloaded" for e in log_events(process)),
+        message="the reload",
+    )
+    assert status_of(flood(process.port, request, b"", 0)[0]) == 431
+
+
 def test_an_endless_url_gets_414_is_not_forwarded_nor_logged(
     router: Any, backend: FakeBackend, tmp_path: Path
 ) -> None:

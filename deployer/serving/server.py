@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import tempfile
+import sys
 from dataclasses import replace
 
+from deployer.serving.limits import raise_open_files_limit
+from deployer.serving.readiness import STATE_DIR_ENV
 from deployer.serving.settings import SETTINGS_ENV, ServingSettings
+from deployer.serving.state_dir import METRICS_DIR_ENV, shared_state_dir
+
+log = logging.getLogger("deployer.serving")
+
+PROTOCOL = "deployer.serving.protocol:BoundedHttpToolsProtocol"
 
 
 def run(settings: ServingSettings, *, port: int | None = None) -> None:
@@ -16,9 +24,10 @@ def run(settings: ServingSettings, *, port: int | None = None) -> None:
     settings = settings.with_platform_port()
     if port is not None:
         settings = replace(settings, port=port)
+    raise_open_files_limit()
+    if settings.workers > 1:
+        settings = _prepare_workers(settings)
     os.environ[SETTINGS_ENV] = settings.to_json()
-    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="deployer-metrics-")
     uvicorn.run(
         "deployer.serving.app:create_app",
         factory=True,
@@ -26,9 +35,29 @@ def run(settings: ServingSettings, *, port: int | None = None) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=PROTOCOL,
+        timeout_keep_alive=max(1, round(settings.keep_alive_s)),
         access_log=settings.access_log,
         server_header=False,
         timeout_graceful_shutdown=round(settings.graceful_shutdown_s),
         log_level="info",
     )
+
+
+def _prepare_workers(settings: ServingSettings) -> ServingSettings:
+    """Give the workers a shared directory for metrics and readiness, or serve with one
+    worker (and say why) when there is no writable place for it."""
+    directory, problem = shared_state_dir(os.environ)
+    if directory is None:
+        print(
+            f"warning: serving.workers={settings.workers} needs a writable directory shared "
+            f"by the workers ({problem}); serving with 1 worker. Mount a writable /tmp "
+            f"(e.g. a tmpfs) or set TMPDIR or {METRICS_DIR_ENV} to a writable directory.",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.environ.pop(METRICS_DIR_ENV, None)
+        return replace(settings, workers=1)
+    os.environ[STATE_DIR_ENV] = str(directory)
+    os.environ.setdefault(METRICS_DIR_ENV, str(directory / "metrics"))
+    return settings

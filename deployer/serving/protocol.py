@@ -210,7 +210,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is None or not cycle.response_started:
+        if cycle is None or cycle.response_complete or not cycle.response_started:
             body = dumps({"error": message})
             head = (
                 b"content-type: application/json\r\ncontent-length: %d\r\n"

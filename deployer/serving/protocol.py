@@ -10,6 +10,8 @@ subclass adds, per connection (limits and defaults: deployer/serving/limits.py):
 - headers must be complete within ``header_timeout_s`` of the connection (or of the first
   byte of the next request) and a body within ``body_timeout_s`` of its headers: 408, then
   the connection is closed;
+- a body still arriving after its answer was sent (413 ...) is not read: the connection
+  is closed;
 - above ``max_connections`` per worker a connection gets 503 and is closed, except that a
   few more may still ask a health route (``/ping`` ...), so probes keep answering.
 """
@@ -144,6 +146,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._overflow and self.cycle is not None:
             self.cycle.keep_alive = False  # answer the probe, then free the slot
         self._arm(self.bounds.body_timeout_s, self._body_timed_out)
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete and not self._finished:
+            # Answered before the body ended (413 ...): stop reading the rest of it.
+            self._finished = True
+            self._disarm()
+            self.transport.close()
+            return
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._disarm()

@@ -259,7 +259,9 @@ def test_an_endless_chunked_body_gets_413_and_memory_stays_flat(
             sock.sendall(b"0\r\n\r\n")
         except OSError:
             pass
-        data, _ = read_until_closed(sock)
+        data, closed = read_until_closed(sock)
+    assert closed, "the server kept the connection after the body limit"
+    assert sent < 64 * MIB, "the server read 64 MB of body"
     if data:
         assert status_of(data) == 413, data[:200]
     assert rss_kib(pid) - before < MEMORY_BOUND_KIB

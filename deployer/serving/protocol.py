@@ -10,8 +10,8 @@ subclass adds, per connection (limits and defaults: deployer/serving/limits.py):
 - headers must be complete within ``header_timeout_s`` of the connection (or of the first
   byte of the next request) and a body within ``body_timeout_s`` of its headers: 408, then
   the connection is closed;
-- a body still arriving after its answer was sent (413 ...) is not read: the connection
-  is closed;
+- a body still arriving after its answer was sent (413 ...) is dropped as uvicorn does,
+  but past another ``max_body_bytes`` the connection is closed instead;
 - above ``max_connections`` per worker a connection gets 503 and is closed, except that a
   few more may still ask a health route (``/ping`` ...), so probes keep answering.
 """
@@ -44,6 +44,7 @@ class Bounds:
     max_headers: int
     header_timeout_s: float
     body_timeout_s: float
+    max_body_bytes: int
     max_connections: int
     health_overflow: int
     health_paths: frozenset[str]
@@ -60,6 +61,7 @@ def current_bounds() -> Bounds:
         max_headers=settings.max_headers,
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
+        max_body_bytes=settings.max_body_bytes,
         max_connections=cap.limit,
         health_overflow=cap.health_overflow,
         health_paths=routes.health_paths(os.environ.get("AIP_HEALTH_ROUTE")),
@@ -79,6 +81,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._header_count = 0
+        self._discarded = 0
         self._timer: asyncio.TimerHandle | None = None
         self._overflow = False
         self._rejection: tuple[int, str] | None = None
@@ -130,6 +133,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_count = 0
+        self._discarded = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
@@ -150,11 +154,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle
         if cycle is not None and cycle.response_complete and not self._finished:
-            # Answered before the body ended (413 ...): stop reading the rest of it.
-            self._finished = True
-            self._disarm()
-            self.transport.close()
-            return
+            # Answered before the body ended (413, 405 ...): uvicorn drops the rest to keep
+            # the connection; past another max_body_bytes, stop reading and close it.
+            self._discarded += len(body)
+            if self._discarded > self.bounds.max_body_bytes:
+                self._finished = True
+                self._disarm()
+                self.transport.close()
+                return
         super().on_body(body)
 
     def on_message_complete(self) -> None:

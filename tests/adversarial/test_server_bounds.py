@@ -205,6 +205,7 @@ def test_headers_under_the_limits_are_served(bounded_server: ServerProcess) -> N
 def test_a_slow_header_is_closed_with_408(bounded_server: ServerProcess, sent: bytes) -> None:
     with connect(bounded_server) as sock:
         sock.sendall(sent)
+        assert ping(bounded_server) == 200  # while the slow client holds its connection
         data, closed = read_until_closed(sock)
     assert closed, "the server waited for the headers past the hang guard"
     assert status_of(data) == 408, data[:200]

@@ -136,7 +136,16 @@ def bounded_settings(sklearn_model_path: Path, **overrides: Any) -> dict[str, An
 
 @pytest.fixture(scope="module")
 def bounded_server(start_server: ServerFactory, sklearn_model_path: Path) -> ServerProcess:
-    """The iris model with small limits and one-second read timeouts."""
+    """The iris model with small size limits (and read timeouts long enough never to
+    fire first, however slow the machine)."""
+    return start_server(
+        bounded_settings(sklearn_model_path, header_timeout_s=3600.0, body_timeout_s=3600.0)
+    )
+
+
+@pytest.fixture(scope="module")
+def impatient_server(start_server: ServerFactory, sklearn_model_path: Path) -> ServerProcess:
+    """The iris model with one-second header and body read timeouts."""
     return start_server(bounded_settings(sklearn_model_path))
 
 
@@ -202,10 +211,10 @@ def test_headers_under_the_limits_are_served(bounded_server: ServerProcess) -> N
     [b"", b"GET /ping HTTP/1.1\r\n", b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: aaa"],
     ids=["nothing", "request-line", "half-header"],
 )
-def test_a_slow_header_is_closed_with_408(bounded_server: ServerProcess, sent: bytes) -> None:
-    with connect(bounded_server) as sock:
+def test_a_slow_header_is_closed_with_408(impatient_server: ServerProcess, sent: bytes) -> None:
+    with connect(impatient_server) as sock:
         sock.sendall(sent)
-        assert ping(bounded_server) == 200  # while the slow client holds its connection
+        assert ping(impatient_server) == 200  # while the slow client holds its connection
         data, closed = read_until_closed(sock)
     assert closed, "the server waited for the headers past the hang guard"
     assert status_of(data) == 408, data[:200]
@@ -213,9 +222,9 @@ def test_a_slow_header_is_closed_with_408(bounded_server: ServerProcess, sent: b
 
 
 def test_a_slow_header_on_a_kept_alive_connection_is_closed(
-    bounded_server: ServerProcess,
+    impatient_server: ServerProcess,
 ) -> None:
-    with connect(bounded_server) as sock:
+    with connect(impatient_server) as sock:
         sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status_of(read_one_response(sock)) == 200
         sock.sendall(b"GET /ping HTTP/1.1\r\nHo")
@@ -225,14 +234,14 @@ def test_a_slow_header_on_a_kept_alive_connection_is_closed(
 
 
 def test_a_slow_body_is_closed_with_408_and_never_predicted(
-    bounded_server: ServerProcess,
+    impatient_server: ServerProcess,
 ) -> None:
     body = json.dumps([ROW] * 10).encode()
     head = (
         b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n" % len(body)
     )
-    with connect(bounded_server) as sock:
+    with connect(impatient_server) as sock:
         sock.sendall(head + body[: len(body) // 2])
         data, closed = read_until_closed(sock)
     assert closed

@@ -62,6 +62,6 @@ def check_response_size(size: int, limit: int) -> None:
     """ResponseTooLarge when an answer of ``size`` bytes is over ``limit``."""
     if size > limit:
         raise ResponseTooLarge(
-            f"the answer would be over {size} bytes, over the {limit}-byte response limit "
+            f"the answer would take at least {size} bytes, over the {limit}-byte response limit "
             "(serving.limits.max_response_bytes); ask for fewer rows or outputs"
         )

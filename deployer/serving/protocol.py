@@ -23,6 +23,7 @@ import functools
 import logging
 import os
 import resource
+import time
 from dataclasses import dataclass
 
 import httptools
@@ -239,8 +240,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the app stops reading and its answer is dropped
             cycle.message_event.set()
-        log.warning("closed a connection: %d %s", status, message)
+        _log_rejection(status, message)
         transport.close()
+
+
+_LOG_EVERY_S = 10.0
+_rejections = {"since": 0, "last": 0.0}
+
+
+def _log_rejection(status: int, message: str) -> None:
+    """Log a closed connection, at most once per 10 s (a flood must not flood the log)."""
+    now = time.monotonic()
+    _rejections["since"] += 1
+    if now - _rejections["last"] < _LOG_EVERY_S:
+        return
+    count = int(_rejections["since"])
+    _rejections.update(since=0, last=now)
+    more = f" ({count - 1} more closed since the last such line)" if count > 1 else ""
+    log.warning("closed a connection: %d %s%s", status, message, more)
 
 
 def _path(url: bytes) -> str:

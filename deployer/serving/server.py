@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from deployer.serving.limits import raise_open_files_limit
 from deployer.serving.readiness import STATE_DIR_ENV
@@ -25,9 +28,18 @@ def run(settings: ServingSettings, *, port: int | None = None) -> None:
     if port is not None:
         settings = replace(settings, port=port)
     raise_open_files_limit()
+    shared: Path | None = None
     if settings.workers > 1:
-        settings = _prepare_workers(settings)
+        settings, shared = _prepare_workers(settings)
     os.environ[SETTINGS_ENV] = settings.to_json()
+    try:
+        _serve(uvicorn, settings)
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _serve(uvicorn: Any, settings: ServingSettings) -> None:
     uvicorn.run(
         "deployer.serving.app:create_app",
         factory=True,
@@ -44,9 +56,10 @@ def run(settings: ServingSettings, *, port: int | None = None) -> None:
     )
 
 
-def _prepare_workers(settings: ServingSettings) -> ServingSettings:
-    """Give the workers a shared directory for metrics and readiness, or serve with one
-    worker (and say why) when there is no writable place for it."""
+def _prepare_workers(settings: ServingSettings) -> tuple[ServingSettings, Path | None]:
+    """Give the workers a shared directory for metrics and readiness (removed when the
+    server stops), or serve with one worker, saying why, when no directory is writable:
+    serving works, /metrics then counts that one process."""
     directory, problem = shared_state_dir(os.environ)
     if directory is None:
         print(
@@ -57,7 +70,7 @@ def _prepare_workers(settings: ServingSettings) -> ServingSettings:
             flush=True,
         )
         os.environ.pop(METRICS_DIR_ENV, None)
-        return replace(settings, workers=1)
+        return replace(settings, workers=1), None
     os.environ[STATE_DIR_ENV] = str(directory)
     os.environ.setdefault(METRICS_DIR_ENV, str(directory / "metrics"))
-    return settings
+    return settings, directory

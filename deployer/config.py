@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -84,7 +84,7 @@ class ServingLimitsConfig(_Strict):
     max_connections: int | None = Field(default=None, ge=1, le=1_000_000)
     keep_alive_s: float | None = Field(default=None, ge=0, le=3600)
 
-    def settings(self) -> dict[str, int | float]:
+    def settings(self) -> dict[str, Any]:
         """The limits set here, as ServingSettings fields."""
         return {k: v for k, v in self.model_dump().items() if v is not None}
 

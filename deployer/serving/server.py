@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -15,14 +14,14 @@ from deployer.serving.readiness import STATE_DIR_ENV
 from deployer.serving.settings import SETTINGS_ENV, ServingSettings
 from deployer.serving.state_dir import METRICS_DIR_ENV, shared_state_dir
 
-log = logging.getLogger("deployer.serving")
-
 PROTOCOL = "deployer.serving.protocol:BoundedHttpToolsProtocol"
 
 
 def run(settings: ServingSettings, *, port: int | None = None) -> None:
     """Serve until SIGTERM/SIGINT. ``port`` overrides the settings and platform variables."""
     import uvicorn
+
+    from deployer.serving.protocol import current_bounds
 
     settings = settings.with_platform_port()
     if port is not None:
@@ -32,6 +31,7 @@ def run(settings: ServingSettings, *, port: int | None = None) -> None:
     if settings.workers > 1:
         settings, shared = _prepare_workers(settings)
     os.environ[SETTINGS_ENV] = settings.to_json()
+    current_bounds.cache_clear()  # a second run in this process reads its own settings
     try:
         _serve(uvicorn, settings)
     finally:

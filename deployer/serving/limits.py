@@ -18,7 +18,11 @@ The header size counts the request line and every header line. The header timeou
 from the connection (or the first byte of the next request on a kept-alive connection)
 until the headers are complete; the body timeout from then until the body is complete.
 Connections are per worker process; at start the server raises its open-file soft limit
-to the hard limit and keeps the connection cap below it.
+to the hard limit and keeps the connection cap below it (RESERVED_FDS spare). Above the
+cap, up to HEALTH_OVERFLOW more connections may still ask a health route; beyond those,
+a new connection gets 503 at once. keep_alive_s is rounded to whole seconds (at least 1).
+A body answered before it ended (413, 405) is read and dropped up to max_body_bytes more,
+then the connection is closed.
 """
 
 from __future__ import annotations

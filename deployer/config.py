@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -72,6 +72,23 @@ class BatchingConfig(_Strict):
     max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
 
 
+class ServingLimitsConfig(_Strict):
+    """Bounds the model server puts on clients; unset means the server's default, listed
+    with each limit's environment variable in deployer/serving/limits.py."""
+
+    max_header_bytes: int | None = Field(default=None, ge=1024, le=16 * 1024 * 1024)
+    max_headers: int | None = Field(default=None, ge=1, le=10_000)
+    header_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    body_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    max_response_bytes: int | None = Field(default=None, ge=1024, le=4 * 1024**3)
+    max_connections: int | None = Field(default=None, ge=1, le=1_000_000)
+    keep_alive_s: float | None = Field(default=None, ge=0, le=3600)
+
+    def settings(self) -> dict[str, Any]:
+        """The limits set here, as ServingSettings fields."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class ServingConfig(_Strict):
     """How the model server runs, locally and in the image."""
 
@@ -80,6 +97,7 @@ class ServingConfig(_Strict):
     max_body_mb: float = Field(default=6.0, gt=0, le=1024)
     batching: BatchingConfig = BatchingConfig()
     access_log: bool = False
+    limits: ServingLimitsConfig = ServingLimitsConfig()
 
 
 class ImageConfig(_Strict):

@@ -136,6 +136,61 @@ class Health(_Strict):
     control_plane: ControlPlaneHealth = ControlPlaneHealth()
 
 
+class Limits(_Strict):
+    """What one client can make the router hold, and for how long (the defaults live here
+    only). Over a limit the router answers itself and closes the connection: 414 for a
+    long URL, 431 for headers too large or too many, 408 when the head or the body is
+    not received in time, 413 for a body over ``body_mb``, 502 for a backend answer over
+    ``response_mb`` (the router buffers answers), 503 beyond ``connections``."""
+
+    url_bytes: int = Field(
+        default=8192, ge=256, le=1024 * 1024, description="request line URL; longer: 414"
+    )
+    header_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="all headers; more: 431"
+    )
+    header_count: int = Field(default=100, ge=8, le=10000, description="headers; more: 431")
+    header_timeout: float = Field(
+        default=10.0, gt=0, le=3600, description="seconds to receive a whole request head: 408"
+    )
+    body_timeout: float = Field(
+        default=60.0, gt=0, le=86400, description="seconds to receive a whole body: 408"
+    )
+    idle_timeout: float = Field(
+        default=60.0, gt=0, le=86400, description="seconds a keep-alive client may sit idle"
+    )
+    body_mb: float = Field(default=64.0, gt=0, le=4096, description="request body; more: 413")
+    response_mb: float = Field(default=64.0, gt=0, le=4096, description="backend answer; more: 502")
+    connections: int = Field(
+        default=4096, ge=1, le=1_000_000, description="open client connections; more: 503"
+    )
+    log_field_bytes: int = Field(
+        default=1024, ge=64, le=1024 * 1024, description="access log fields (URL) cut here"
+    )
+
+    @property
+    def body_bytes(self) -> int:
+        return int(self.body_mb * 1024 * 1024)
+
+    @property
+    def response_bytes(self) -> int:
+        return int(self.response_mb * 1024 * 1024)
+
+
+class Admin(_Strict):
+    """The router's own routes. ``/-/router/health`` and ``metrics_path`` describe the
+    backends: by default they share the traffic port (as before); with ``port`` they move
+    to a listener of their own on ``host`` (loopback unless said otherwise), and
+    ``enabled: false`` turns them off. ``/-/router/live`` and ``/-/router/ready`` stay on
+    the traffic port whatever this says (probes need them; they tell nothing)."""
+
+    enabled: bool = Field(default=True, description="serve health and metrics at all")
+    host: str = Field(default="127.0.0.1", description="the admin listener's address")
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="a port of their own (default: traffic port)"
+    )
+
+
 class AccessLog(_Strict):
     """One JSON line per request, buffered; ``path: '-'`` is stdout."""
 
@@ -280,9 +335,36 @@ class Manifest(_Strict):
     health: Health = Health()
     access_log: AccessLog = AccessLog()
     metrics_path: str = "/metrics"
-    max_body_mb: float = Field(default=64.0, gt=0, le=4096)
+    limits: Limits = Limits()
+    admin: Admin = Admin()
     busy_poll: BusyPoll = BusyPoll()
     backends: tuple[BackendConfig, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_body_limit(cls, value: Any) -> Any:
+        """``max_body_mb`` (before ``limits``) is read as ``limits.body_mb``."""
+        if not isinstance(value, dict) or "max_body_mb" not in value:
+            return value
+        data = dict(value)
+        legacy = data.pop("max_body_mb")
+        limits = data.get("limits")
+        if limits is None:
+            limits = {}
+        if not isinstance(limits, dict):
+            return value  # the limits field reports what it expected
+        if "body_mb" in limits and limits["body_mb"] != legacy:
+            raise ValueError(
+                f"max_body_mb ({legacy!r}) and limits.body_mb ({limits['body_mb']!r}) disagree;"
+                " keep limits.body_mb only"
+            )
+        data["limits"] = {**limits, "body_mb": legacy}
+        return data
+
+    @property
+    def max_body_mb(self) -> float:
+        """The request body limit (``limits.body_mb``; the former top-level field)."""
+        return self.limits.body_mb
 
     @model_validator(mode="after")
     def _unique(self) -> Manifest:
@@ -291,6 +373,16 @@ class Manifest(_Strict):
             if backend.name in seen:
                 raise ValueError(f"backends: the name {backend.name!r} is used twice")
             seen.add(backend.name)
+        return self
+
+    @model_validator(mode="after")
+    def _admin_port(self) -> Manifest:
+        port = self.admin.port
+        if port and port == self.listen.port:
+            raise ValueError(
+                f"admin.port: {port} is listen.port; give the admin routes another port, "
+                "or leave admin.port out to keep them on the traffic port"
+            )
         return self
 
     def backend(self, name: str) -> BackendConfig | None:

@@ -12,8 +12,14 @@ from typing import Any
 from deployer.serving import metrics, routes
 from deployer.serving.azure import azure_routes
 from deployer.serving.compression import decode_body
-from deployer.serving.errors import HTTPError, MethodNotAllowed, PayloadTooLarge
-from deployer.serving.http import Request, Response, Route, error_response
+from deployer.serving.errors import (
+    ClientDisconnected,
+    HTTPError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+)
+from deployer.serving.http import Request, Response, Route, check_response_size, error_response
+from deployer.serving.offload import off_loop
 from deployer.serving.oip import OIPRoutes
 from deployer.serving.runner import ModelRunner
 from deployer.serving.sagemaker import sagemaker_routes
@@ -37,6 +43,7 @@ class ServingApp:
         self.oip = OIPRoutes(self.runner)
         self.metrics = metrics.RequestMetrics()
         self.max_body = settings.max_body_bytes
+        self.max_response = settings.max_response_bytes
         table: list[Route] = [
             *sagemaker_routes(self.runner),
             *azure_routes(self.runner),
@@ -81,9 +88,15 @@ class ServingApp:
             body = b""
             if scope["method"] == "POST":
                 body = await self._read_body(headers, receive)
-                body = decode_body(body, headers.get("content-encoding"), self.max_body)
+                coding = headers.get("content-encoding")
+                if coding:
+                    body = await off_loop(len(body), decode_body, body, coding, self.max_body)
             request = Request(scope["method"], path, scope["query_string"].decode(), headers, body)
             response = await handler(request)
+            check_response_size(len(response.body), self.max_response)
+        except ClientDisconnected:
+            self.metrics.observe(name, 499, time.perf_counter() - started)
+            return
         except HTTPError as exc:
             response = error_response(exc.status, exc.message, exc.headers)
         except Exception as exc:  # the model raised: answer 500 and keep serving
@@ -114,6 +127,8 @@ class ServingApp:
         more_body = True
         while more_body:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:

@@ -13,7 +13,7 @@ def azure_routes(runner: ModelRunner) -> list[Route]:
         return health_response(True)
 
     async def ready(request: Request) -> Response:
-        return health_response(runner.ready, runner.load_error)
+        return health_response(*runner.health())
 
     async def score(request: Request) -> Response:
         return await predict_body(runner, request)

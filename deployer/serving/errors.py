@@ -38,6 +38,16 @@ class PayloadTooLarge(HTTPError):
     status = 413
 
 
+class ResponseTooLarge(HTTPError):
+    """The answer would be over the response limit: the client should ask for less."""
+
+    status = 413
+
+
+class ClientDisconnected(Exception):
+    """The client went away (or was cut off by a read timeout) before its body arrived."""
+
+
 class UnsupportedMediaType(HTTPError):
     status = 415
 

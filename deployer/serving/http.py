@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from deployer.serving.codecs import JSON, dumps
+from deployer.serving.errors import ResponseTooLarge
 
 
 @dataclass(slots=True)
@@ -55,3 +56,12 @@ def health_response(
         return Response(200, dumps(ready_body) if ready_body else b'{"status":"ready"}')
     extra = {**ready_body, "ready": False} if ready_body else {}
     return json_response({**extra, "status": "not ready", "reason": reason or "loading"}, 503)
+
+
+def check_response_size(size: int, limit: int) -> None:
+    """ResponseTooLarge when an answer of ``size`` bytes is over ``limit``."""
+    if size > limit:
+        raise ResponseTooLarge(
+            f"the answer would take at least {size} bytes, over the {limit}-byte response limit "
+            "(serving.limits.max_response_bytes); ask for fewer rows or outputs"
+        )

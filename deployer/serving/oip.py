@@ -7,12 +7,20 @@ from typing import Any
 import numpy as np
 
 from deployer._version import __version__
-from deployer.flavors.base import oip_datatype
+from deployer.flavors.base import Signature, oip_datatype
 from deployer.serving import oip_binary, routes
 from deployer.serving.codecs import decode_tensor, dumps, parse_json, to_rows
 from deployer.serving.compression import MIN_COMPRESS_BYTES, encode_body, response_encoding
 from deployer.serving.errors import BadRequest, NotFound
-from deployer.serving.http import Request, Response, Route, health_response, json_response
+from deployer.serving.http import (
+    Request,
+    Response,
+    Route,
+    check_response_size,
+    health_response,
+    json_response,
+)
+from deployer.serving.offload import off_loop
 from deployer.serving.runner import ModelRunner
 
 EXTENSIONS = [oip_binary.EXTENSION]
@@ -42,6 +50,15 @@ def _requested_outputs(payload: dict[str, Any]) -> list[dict[str, Any]] | None:
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
     ):
         raise BadRequest("'outputs' must be a list of objects with a 'name'")
+    seen: set[str] = set()
+    for output in requested:
+        name = output["name"]
+        if name in seen:
+            count = sum(1 for o in requested if o["name"] == name)
+            raise BadRequest(
+                f"output {name!r} is requested {count} times in 'outputs'; name each output once"
+            )
+        seen.add(name)
     return requested
 
 
@@ -63,6 +80,7 @@ class OIPRoutes:
         settings = runner.settings
         self.model_name = settings.model_name
         self.model_version = settings.model_version
+        self.max_response_bytes = settings.max_response_bytes
         self._model_handlers: dict[str, Route] = {
             "": Route("", "oip_model_metadata", {"GET": self.metadata}),
             "ready": Route("", "oip_model_ready", {"GET": self.model_ready}),
@@ -74,7 +92,7 @@ class OIPRoutes:
             return Response(200, b'{"live":true}')
 
         async def ready(request: Request) -> Response:
-            return health_response(self.runner.ready, self.runner.load_error, {"ready": True})
+            return health_response(*self.runner.health(), {"ready": True})
 
         async def server(request: Request) -> Response:
             return json_response(
@@ -122,47 +140,64 @@ class OIPRoutes:
 
     async def model_ready(self, request: Request) -> Response:
         body = {"name": self.model_name, "ready": True}
-        return health_response(self.runner.ready, self.runner.load_error, body)
+        return health_response(*self.runner.health(), body)
 
     async def infer(self, request: Request) -> Response:
         headers = request.headers
-        head, tail = oip_binary.split_body(request.body, headers.get(oip_binary.HEADER))
-        payload = parse_json(head)
-        if not isinstance(payload, dict):
-            raise BadRequest("expected a JSON object with 'inputs'")
-        inputs = payload.get("inputs")
-        if not isinstance(inputs, list) or not inputs:
-            raise BadRequest("'inputs' must be a non-empty list of tensors")
-        if len(inputs) != 1:
-            raise BadRequest(f"this model takes 1 input tensor, got {len(inputs)}")
-        oip_binary.attach_binary(inputs, tail)
+        runner = self.runner
+        signature = runner.signature
+        payload, rows = await off_loop(len(request.body), _decode_infer, request, signature)
         parameters = payload.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise BadRequest("'parameters' must be a JSON object")
         request_id = _request_id(payload)
         requested = _requested_outputs(payload)
-        runner = self.runner
-        rows = to_rows(decode_tensor(inputs[0]), runner.signature)
         if requested is None:  # the spec: every output the model has
-            wanted: list[tuple[str, dict[str, Any] | None]] = [
-                (m, None) for m in runner.signature.methods
-            ]
+            wanted: list[tuple[str, dict[str, Any] | None]] = [(m, None) for m in signature.methods]
         else:
             wanted = [(o["name"], o) for o in requested]
         for method, _ in wanted:
             runner.check_method(method)
-        outputs: list[dict[str, Any]] = []
-        chunks: list[bytes] = []
+        results: list[tuple[str, Any, bool]] = []
+        size = 0
         for method, output in wanted:
-            result = await runner.predict(rows, method, parameters)
-            tensor, raw = encode_tensor(method, result, oip_binary.wants_binary(output, parameters))
-            outputs.append(tensor)
-            chunks.append(raw)
+            result = np.asarray(await runner.predict(rows, method, parameters))
+            size += result.nbytes
+            check_response_size(size, self.max_response_bytes)
+            results.append((method, result, oip_binary.wants_binary(output, parameters)))
         body: dict[str, Any] = {"model_name": self.model_name, "model_version": self.model_version}
         if request_id is not None:
             body["id"] = request_id
-        body["outputs"] = outputs
-        return _compressed(_infer_response(dumps(body), chunks), headers.get("accept-encoding"))
+        accept_encoding = headers.get("accept-encoding")
+        return await off_loop(size, _encode_infer, body, results, accept_encoding)
+
+
+def _decode_infer(request: Request, signature: Signature) -> tuple[dict[str, Any], np.ndarray]:
+    """The request's JSON object and its input tensor as rows (400 when either is wrong)."""
+    head, tail = oip_binary.split_body(request.body, request.headers.get(oip_binary.HEADER))
+    payload = parse_json(head)
+    if not isinstance(payload, dict):
+        raise BadRequest("expected a JSON object with 'inputs'")
+    inputs = payload.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequest("'inputs' must be a non-empty list of tensors")
+    if len(inputs) != 1:
+        raise BadRequest(f"this model takes 1 input tensor, got {len(inputs)}")
+    oip_binary.attach_binary(inputs, tail)
+    if not isinstance(payload.get("parameters") or {}, dict):
+        raise BadRequest("'parameters' must be a JSON object")
+    return payload, to_rows(decode_tensor(inputs[0]), signature)
+
+
+def _encode_infer(
+    body: dict[str, Any], results: list[tuple[str, Any, bool]], accept_encoding: str | None
+) -> Response:
+    outputs: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for method, result, binary in results:
+        tensor, raw = encode_tensor(method, result, binary)
+        outputs.append(tensor)
+        chunks.append(raw)
+    body["outputs"] = outputs
+    return _compressed(_infer_response(dumps(body), chunks), accept_encoding)
 
 
 def _infer_response(head: bytes, chunks: list[bytes]) -> Response:

@@ -27,3 +27,17 @@ OIP_SERVER_SLASH = "/v2/"
 OIP_MODELS_PREFIX = "/v2/models/"
 
 METRICS = "/metrics"
+
+
+def health_paths(aip_health_route: str | None = None) -> frozenset[str]:
+    """Every liveness and readiness route: still answered when the connection cap is reached."""
+    return frozenset(
+        {
+            SAGEMAKER_PING,
+            AZURE_LIVENESS,
+            AZURE_READINESS,
+            OIP_LIVE,
+            OIP_READY,
+            aip_health_route or VERTEX_HEALTH,
+        }
+    )

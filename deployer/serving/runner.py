@@ -18,14 +18,17 @@ from deployer.flavors.base import Signature
 from deployer.serving import metrics
 from deployer.serving.batching import MicroBatcher
 from deployer.serving.errors import BadRequest, NotReady
+from deployer.serving.offload import INLINE_ROWS
+from deployer.serving.readiness import WorkerReadiness
 from deployer.serving.rejections import is_input_rejection, rejection
 from deployer.serving.settings import ServingSettings
 
 log = logging.getLogger("deployer.serving")
 
-# Flavours whose predict is a short, CPU-bound vectorised call: run it on the event loop.
-# A custom predictor may block for long (I/O, big models): run it on a worker thread so
-# health probes keep answering.
+# Flavours whose predict is a short, CPU-bound vectorised call: run it on the event loop
+# when the batch is small (up to INLINE_ROWS rows), else on a worker thread. A custom
+# predictor may block for long (I/O, big models): always on a worker thread, so health
+# probes keep answering.
 _INLINE_FLAVORS = frozenset({"sklearn", "onnx", "xgboost"})
 # Request parameters that only shape the encoding of the answer (OIP's binary tensor
 # extension): they never change the prediction, so such requests still share a batch.
@@ -41,10 +44,17 @@ class ModelRunner:
         self.load_error: str | None = None
         self._batcher: MicroBatcher | None = None
         self._inline = settings.flavor in _INLINE_FLAVORS
+        self.workers = WorkerReadiness.from_environment(settings.workers)
 
     @property
     def ready(self) -> bool:
         return self.model is not None
+
+    def health(self) -> tuple[bool, str | None]:
+        """What health probes report: ready once every worker process has loaded the model."""
+        if self.model is None:
+            return False, self.load_error
+        return self.workers.all_loaded()
 
     @property
     def signature(self) -> Signature:
@@ -96,6 +106,7 @@ class ModelRunner:
         gc.collect()
         gc.freeze()
         self.model = model
+        self.workers.mark_ready()
         metrics.MODEL_READY.set(1)
         log.info("model %s (%s) loaded in %.2fs", self.settings.model_name, model.flavor, seconds)
 
@@ -117,8 +128,9 @@ class ModelRunner:
     async def _call(
         self, rows: np.ndarray, method: str, parameters: Mapping[str, Any] | None = None
     ) -> Any:
-        """Run the model: on the event loop for the built-in flavours, else on a thread."""
-        if self._inline:
+        """Run the model: on the event loop for small batches of the built-in flavours,
+        else on a thread."""
+        if self._inline and len(rows) <= INLINE_ROWS:
             return self._predict_now(rows, method, parameters or {})
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self._predict_now, rows, method, parameters or {})

@@ -10,7 +10,7 @@ from deployer.serving.tabular import predict_body
 
 def sagemaker_routes(runner: ModelRunner) -> list[Route]:
     async def ping(request: Request) -> Response:
-        return health_response(runner.ready, runner.load_error)
+        return health_response(*runner.health())
 
     async def invocations(request: Request) -> Response:
         return await predict_body(runner, request)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from deployer.flavors.base import Signature
 from deployer.serving.codecs import (
     choose_accept,
     decode_rows,
@@ -10,7 +13,8 @@ from deployer.serving.codecs import (
     method_from,
     to_rows,
 )
-from deployer.serving.http import Request, Response
+from deployer.serving.http import Request, Response, check_response_size
+from deployer.serving.offload import off_loop
 from deployer.serving.runner import ModelRunner
 
 
@@ -19,9 +23,16 @@ async def predict_body(runner: ModelRunner, request: Request) -> Response:
     headers = request.headers
     content_type = media_type(headers.get("content-type"))
     accept = choose_accept(headers.get("accept"), content_type)
-    raw, parameters = decode_rows(request.body, content_type)
     signature = runner.signature
-    rows = to_rows(raw, signature)
+    size = len(request.body)
+    rows, parameters = await off_loop(size, _decode, request.body, content_type, signature)
     method = method_from(parameters, headers, runner.default_method())
     result = await runner.predict(rows, method, parameters)
-    return Response(200, encode_predictions(result, accept), accept)
+    nbytes = int(getattr(result, "nbytes", 0)) or size  # not an array: guess from the input
+    check_response_size(nbytes, runner.settings.max_response_bytes)
+    return Response(200, await off_loop(nbytes, encode_predictions, result, accept), accept)
+
+
+def _decode(body: bytes, content_type: str, signature: Signature) -> tuple[Any, dict[str, Any]]:
+    raw, parameters = decode_rows(body, content_type)
+    return to_rows(raw, signature), parameters

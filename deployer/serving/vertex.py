@@ -22,7 +22,7 @@ def vertex_routes(runner: ModelRunner, environ: Mapping[str, str]) -> list[Route
     predict_path = environ.get("AIP_PREDICT_ROUTE") or routes.VERTEX_PREDICT
 
     async def health(request: Request) -> Response:
-        return health_response(runner.ready, runner.load_error)
+        return health_response(*runner.health())
 
     async def predict(request: Request) -> Response:
         return await predict_body(runner, request)

@@ -4,7 +4,9 @@ Fields: ``ts`` (unix seconds), ``method``, ``path`` (no query string: it may car
 secrets), ``status``, ``backend`` (the one that answered, or null), ``attempts``,
 ``ms`` (total time), ``in``/``out`` (body bytes), ``client`` (peer address) and, when the
 router answered itself, ``error``. Headers are never logged, so neither are credentials.
-Lines are buffered and flushed every 200 ms or every 512 lines.
+``path`` and ``error`` are cut at ``limits.log_field_bytes`` (ending in ``...``), so a
+long URL costs the log a bounded line. Lines are buffered and flushed every 200 ms or
+every 512 lines.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import sys
 from typing import Any, BinaryIO
 
 import orjson
+
+from deployer.router.manifest import Limits
 
 FIELDS = (
     "ts",
@@ -32,10 +36,13 @@ FIELDS = (
 )
 FLUSH_SECONDS = 0.2
 FLUSH_LINES = 512
+CUT = "..."
+FIELD_BYTES: int = Limits.model_fields["log_field_bytes"].default
 
 
 class AccessLog:
-    def __init__(self, path: str = "-") -> None:
+    def __init__(self, path: str = "-", field_bytes: int = FIELD_BYTES) -> None:
+        self.field_bytes = field_bytes  # path and error are cut here
         self._lines: list[tuple[Any, ...]] = []
         self._own = path != "-"
         self._stream: BinaryIO = (
@@ -55,15 +62,19 @@ class AccessLog:
             return
         records, self._lines = self._lines, []
         dumps = orjson.dumps
+        cap = self.field_bytes
         lines = []
         for values in records:
             record = dict(zip(FIELDS, values, strict=True))
-            record["method"] = record["method"].decode("latin-1")
-            record["path"] = record["path"].split(b"?", 1)[0].decode("latin-1")
+            record["method"] = record["method"][:cap].decode("latin-1")
+            path = record["path"].split(b"?", 1)[0]
+            record["path"] = _cut(path.decode("latin-1"), cap)
             record["ts"] = round(record["ts"], 3)
             record["ms"] = round(record["ms"], 2)
             if record["error"] is None:
                 del record["error"]
+            else:
+                record["error"] = _cut(record["error"], cap)
             lines.append(dumps(record))
         data = b"\n".join(lines) + b"\n"
         with contextlib.suppress(OSError, ValueError):
@@ -96,9 +107,13 @@ class AccessLog:
                 self._stream.close()
 
 
-def open_log(enabled: bool, path: str) -> AccessLog | None:
+def _cut(text: str, cap: int) -> str:
+    return text if len(text) <= cap else text[:cap] + CUT
+
+
+def open_log(enabled: bool, path: str, field_bytes: int = FIELD_BYTES) -> AccessLog | None:
     if not enabled:
         return None
     if path != "-":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return AccessLog(path)
+    return AccessLog(path, field_bytes)

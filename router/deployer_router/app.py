@@ -28,7 +28,7 @@ from deployer.router import auth
 from deployer.router.manifest import Manifest, load
 from deployer_router import health
 from deployer_router.accesslog import AccessLog, open_log
-from deployer_router.admin import admin_response
+from deployer_router.admin import AdminHandler, admin_response
 from deployer_router.busypoll import BusyPoller
 from deployer_router.client import stop_timeouts
 from deployer_router.credentials import refresh_loop, refresh_once
@@ -36,13 +36,15 @@ from deployer_router.logs import configure_logging, quiet_credential_loggers
 from deployer_router.metrics import RouterStats
 from deployer_router.probes import Check, checks_for
 from deployer_router.proxy import Proxy, Snapshot, Upstream, identity
+from deployer_router.redact import backend_label
 from deployer_router.retry import RetryBudget
 from deployer_router.scrape import Collector
-from deployer_router.server import HttpServer, Request, Response
+from deployer_router.server import HttpServer, Request, Response, ensure_fd_budget, fd_budget
 from deployer_router.tasks import stop_tasks
 
 log = logging.getLogger("deployer.router")
 WATCH_SECONDS = 1.0
+ADMIN_BODY = 64 * 1024  # the admin routes take no body
 
 
 class Router:
@@ -65,7 +67,9 @@ class Router:
         self.port = manifest.listen.port if port is None else port
         self.stats = RouterStats()
         enabled = manifest.access_log.enabled if access_log is None else access_log
-        self.access_log: AccessLog | None = open_log(enabled, manifest.access_log.path)
+        self.access_log: AccessLog | None = open_log(
+            enabled, manifest.access_log.path, manifest.limits.log_field_bytes
+        )
         self._tasks: dict[tuple[Any, ...], list[asyncio.Task[None]]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._reload_lock = asyncio.Lock()
@@ -74,6 +78,8 @@ class Router:
         self.snapshot: Snapshot | None = None
         self.proxy: Proxy | None = None
         self.server: HttpServer | None = None
+        self.admin_server: HttpServer | None = None  # admin.port: health and metrics
+        self.admin_port: int | None = None
         self.collector = Collector(
             self.stats, lambda: self.snapshot.upstreams if self.snapshot else []
         )
@@ -88,12 +94,26 @@ class Router:
         self.snapshot = snapshot
         self.proxy = Proxy(snapshot, self.stats, self.access_log, self._internal)
         manifest = self._initial
-        self.server = HttpServer(self.proxy, max_body=int(manifest.max_body_mb * 1024 * 1024))
+        fd_limit = ensure_fd_budget(manifest.limits.connections)
+        if 0 <= fd_limit < fd_budget(manifest.limits.connections):
+            log.warning(
+                "the open files limit is below what limits.connections needs: past it, "
+                "new connections wait in the backlog instead of getting 503",
+                extra={"open_files_limit": fd_limit, "connections": manifest.limits.connections},
+            )
+        self.server = HttpServer(self.proxy, limits=manifest.limits)
         self.server.log_error = lambda: log.exception("request handler failed")
         self.poller = BusyPoller(self.server, manifest.busy_poll.idle_ms / 1000)
         self._configure_polling(manifest)
         self.server.on_request = self.poller.wake
         self.port = await self.server.start(self.host, self.port, sock)
+        admin = manifest.admin
+        if admin.enabled and admin.port is not None:
+            self.admin_server = HttpServer(
+                AdminHandler(self._admin_answer), limits=manifest.limits, max_body=ADMIN_BODY
+            )
+            self.admin_server.log_error = lambda: log.exception("admin route failed")
+            self.admin_port = await self.admin_server.start(admin.host, admin.port)
         if self.access_log is not None:
             self.access_log.start()
         if self.source is not None:
@@ -104,15 +124,28 @@ class Router:
                 "address": f"{self.host}:{self.port}",
                 "backends": len(snapshot.upstreams),
                 "policy": manifest.policy,
+                "admin": self._admin_where(),
+                "max_connections": manifest.limits.connections,
+                "open_files_limit": fd_limit,
             },
         )
         return self.port
+
+    def _admin_where(self) -> str:
+        admin = self._initial.admin
+        if not admin.enabled:
+            return "disabled"
+        if self.admin_server is None:
+            return "traffic port"
+        return f"{admin.host}:{self.admin_port}"
 
     async def stop(self, grace: float = 20.0) -> None:
         """Stop accepting, finish requests in flight (up to ``grace`` s), then cancel every
         task the router started and wait for them: none is left pending."""
         if self.poller is not None:
             self.poller.enabled = False
+        if self.admin_server is not None:
+            await self.admin_server.shutdown(0.0)
         if self.server is not None:
             await self.server.shutdown(grace)
         tasks = [task for tasks in self._tasks.values() for task in tasks]
@@ -177,8 +210,23 @@ class Router:
                 self._initial.listen.port,
             ):
                 log.warning("listen changed in the manifest; restart the router to apply it")
+            if manifest.admin != self._initial.admin:
+                log.warning("admin changed in the manifest; restart the router to apply it")
+            self._apply_limits(manifest)
             log.info("manifest reloaded", extra={"backends": [u.name for u in snapshot.upstreams]})
             return True
+
+    def _apply_limits(self, manifest: Manifest) -> None:
+        """Reloaded limits: new requests and connections get them."""
+        limits = manifest.limits
+        if self.server is not None:
+            if limits.connections > self.server.max_connections:
+                ensure_fd_budget(limits.connections)
+            self.server.apply(limits)
+        if self.admin_server is not None:
+            self.admin_server.apply(limits, ADMIN_BODY)
+        if self.access_log is not None:
+            self.access_log.field_bytes = limits.log_field_bytes
 
     def _polling(self) -> dict[str, Any]:
         poller = self.poller
@@ -255,7 +303,12 @@ class Router:
             tasks.append(
                 loop.create_task(
                     health.run_check(
-                        check.name, upstream.state, check.probe, check.interval, check.threshold
+                        check.name,
+                        upstream.state,
+                        check.probe,
+                        check.interval,
+                        check.threshold,
+                        label=backend_label(upstream.name, upstream.config.url),
                     )
                 )
             )
@@ -271,7 +324,17 @@ class Router:
         return checks_for(upstream, manifest, self._settings)
 
     async def _internal(self, request: Request, snap: Snapshot) -> Response | None:
-        return admin_response(request, snap, self.collector, self._ready, self._polling)
+        """The router's routes on the traffic port (health and metrics unless admin
+        moves them to their own port or turns them off)."""
+        admin = self._initial.admin
+        describes = admin.enabled and admin.port is None
+        return admin_response(
+            request, snap, self.collector, self._ready, self._polling, describes=describes
+        )
+
+    def _admin_answer(self, request: Request) -> Response | None:
+        assert self.snapshot is not None
+        return admin_response(request, self.snapshot, self.collector, self._ready, self._polling)
 
     def _ready(self) -> bool:
         return self.server is not None and not self.server.draining

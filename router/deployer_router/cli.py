@@ -296,7 +296,8 @@ def serve(
 ) -> None:
     """Run the built-in router. SIGHUP (or editing the file) reloads the manifest without
     dropping a request; SIGTERM drains and stops. Routes of its own: /-/router/health,
-    /-/router/live, /-/router/ready and /metrics."""
+    /-/router/live, /-/router/ready and /metrics (health and metrics move to admin.port,
+    or off, per router.yaml's admin). Bounds on clients: router.yaml's limits."""
     from deployer.router.manifest import load
     from deployer_router.app import run
 

@@ -28,8 +28,12 @@ from urllib.parse import unquote, urlsplit
 
 import httptools
 
+from deployer.router.manifest import Limits
+
 LOOPBACK = ("127.", "localhost", "::1", "[::1]")
 _CONNECT_HEAD_LIMIT = 64 * 1024
+ANSWER_HEAD_BYTES = 256 * 1024  # an answer's status line and headers, over its body limit
+DEFAULT_MAX_ANSWER = Limits().response_bytes  # the router passes its limits.response_mb
 SWEEP_SECONDS = 0.05  # request timeouts fire within this much of their deadline
 
 
@@ -37,7 +41,8 @@ class UpstreamError(Exception):
     """A request to a backend that got no usable answer.
 
     ``kind``: ``connect-failure`` (nothing was sent), ``reset`` (the connection closed
-    or broke before a full answer), ``timeout`` or ``protocol`` (an unparsable answer).
+    or broke before a full answer), ``timeout``, ``protocol`` (an unparsable answer) or
+    ``oversized`` (an answer over the pool's ``max_answer`` bytes; not read further).
     """
 
     def __init__(self, kind: str, message: str, *, answered: bool = False) -> None:
@@ -70,12 +75,14 @@ class _Connection(asyncio.Protocol):
         "_tunnel",
         "_tunnel_buffer",
         "answered",
+        "body_size",
         "closed",
         "done",
         "head_only",
         "last_used",
         "parser",
         "pool",
+        "received",
         "sent_at",
         "status",
         "transport",
@@ -92,6 +99,8 @@ class _Connection(asyncio.Protocol):
         self.answered = False
         self.last_used = 0.0
         self.status = 0
+        self.received = 0  # bytes of the answer in progress
+        self.body_size = -1  # its body's bytes so far; over the limit: set above it
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._tunnel: asyncio.Future[bytes] | None = None
@@ -110,9 +119,17 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.answered = True
+        self.received += len(data)
+        limit = self.pool.max_answer
+        if self.received > limit + ANSWER_HEAD_BYTES:  # head included: bounded too
+            self._oversized(limit)
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            if self.done is not None and self.body_size > limit:
+                self._oversized(limit)
+                return
             self._fail(UpstreamError("protocol", f"unparsable answer: {exc}", answered=True))
             self.close()
             return
@@ -152,10 +169,20 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        for name, value in self._headers:
+            if name.lower() == b"content-length" and value.isdigit():
+                if int(value) > self.pool.max_answer and not self.head_only:
+                    self.body_size = int(value)
+                    raise httptools.HttpParserError("answer too large")
+                break
+        self.body_size = 0
         if self.head_only and self.status >= 200:
             self.on_message_complete()
 
     def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > self.pool.max_answer:
+            raise httptools.HttpParserError("answer too large")
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -178,7 +205,15 @@ class _Connection(asyncio.Protocol):
         self.head_only = head_only
         self.answered = False
         self.status = 0
+        self.received = 0
+        self.body_size = -1
         self.transport.write(data)
+
+    def _oversized(self, limit: int) -> None:
+        self._fail(
+            UpstreamError("oversized", f"answer over the limit of {limit} bytes", answered=True)
+        )
+        self.close()
 
     def timed_out(self, seconds: float) -> None:
         self._fail(
@@ -286,6 +321,7 @@ class Pool:
         connect_timeout: float,
         idle_timeout: float,
         max_idle: int = 256,
+        max_answer: int = DEFAULT_MAX_ANSWER,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(url)
@@ -299,6 +335,7 @@ class Pool:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle
+        self.max_answer = max_answer  # body bytes of one answer (more: "oversized")
         self.ssl: ssl.SSLContext | None = None
         if self.scheme == "https":
             self.ssl = ssl_context or ssl.create_default_context()

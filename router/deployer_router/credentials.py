@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from deployer_router.proxy import Upstream
+from deployer_router.redact import backend_label
 
 log = logging.getLogger("deployer.router")
 
@@ -41,7 +42,8 @@ async def refresh_once(upstream: Upstream, timeout: float) -> float | None:
             upstream.state.set_credentials(False, reason)
         if failing_before:
             log.warning(
-                "credential refresh failed", extra={"backend": upstream.name, "error": reason}
+                "credential refresh failed",
+                extra={**backend_label(upstream.name, upstream.config.url), "error": reason},
             )
         return None
     upstream.state.set_credentials(True)
@@ -68,7 +70,7 @@ async def refresh_loop(upstream: Upstream, timeout: Callable[[], float]) -> None
             await asyncio.wait_for(rejected.wait(), delay)
             log.warning(
                 "backend rejected the router's credentials: refreshing them now",
-                extra={"backend": upstream.name},
+                extra=backend_label(upstream.name, upstream.config.url),
             )
             gap = REJECTED_REFRESH_GAP - (time.monotonic() - refreshed)
             await asyncio.sleep(max(0.0, min(gap, delay)))

@@ -189,8 +189,11 @@ async def run_check(
     interval: Callable[[], float],
     threshold: Callable[[], tuple[int, int]] = lambda: (1, 1),
     on_change: Callable[[], None] | None = None,
+    label: dict[str, str] | None = None,
 ) -> None:
-    """Run ``probe`` every ``interval()`` seconds forever, recording results in ``state``."""
+    """Run ``probe`` every ``interval()`` seconds forever, recording results in ``state``;
+    ``label`` (the backend's name and redacted URL) goes into every log line."""
+    about = label or {}
     while True:
         started = time.monotonic()
         try:
@@ -200,14 +203,17 @@ async def run_check(
         except Exception as exc:  # a probe must never kill its loop
             ok, reason = False, f"{type(exc).__name__}: {exc}"
         if ok is None:
-            log.warning("health check inconclusive", extra={"check": name, "reason": reason})
+            log.warning(
+                "health check inconclusive", extra={**about, "check": name, "reason": reason}
+            )
             await asyncio.sleep(interval())
             continue
         before = state.up
         state.set_check(name, ok, reason, threshold())
         if state.up != before:
             log.warning(
-                "backend health changed", extra={"check": name, "up": state.up, "reason": reason}
+                "backend health changed",
+                extra={**about, "check": name, "up": state.up, "reason": reason},
             )
             if on_change is not None:
                 on_change()

@@ -36,6 +36,7 @@ from deployer_router.client import Response as Answer
 from deployer_router.health import HealthState
 from deployer_router.metrics import BackendStats, RouterStats
 from deployer_router.policy import FAILURE_PENALTY, Balancer, observe_latency
+from deployer_router.redact import backend_label, redact_url
 from deployer_router.retry import RetryBudget, status_retryable
 from deployer_router.server import Request, Respond, Response
 
@@ -120,7 +121,12 @@ class Upstream:
         self.fixed_target = path if config.mode == "fixed" else None
         self.base_path = parts.path.rstrip("/").encode()
         timeouts = manifest.timeouts
-        self.pool = Pool(config.url, connect_timeout=timeouts.connect, idle_timeout=timeouts.idle)
+        self.pool = Pool(
+            config.url,
+            connect_timeout=timeouts.connect,
+            idle_timeout=timeouts.idle,
+            max_answer=manifest.limits.response_bytes,
+        )
         self.signer = None if config.auth.kind == "none" else signer
         # set when the backend answers 401/403 to signed requests: refresh credentials now
         self.rejected = asyncio.Event()
@@ -145,6 +151,7 @@ class Upstream:
         self.state.set_weight(config.weight, manifest.health.passive)
         self.pool.connect_timeout = manifest.timeouts.connect
         self.pool.idle_timeout = manifest.timeouts.idle
+        self.pool.max_answer = manifest.limits.response_bytes
 
     def target(self, request_target: bytes) -> bytes:
         if self.fixed_target is not None:
@@ -324,6 +331,9 @@ class Exchange:
         else:
             self.last = None
             self.failures.append({"backend": upstream.name, "error": f"{outcome.kind}: {outcome}"})
+            if outcome.kind == "oversized":  # another backend would answer as much
+                self._finish(_oversized(upstream, str(outcome)), f"oversized: {outcome}", now)
+                return
             if not _error_retryable(outcome, snap.retry_on):
                 self._give_up(f"{outcome.kind} is not retried", now)
                 return
@@ -408,6 +418,9 @@ def record_outcome(
     stats = upstream.stats
     if isinstance(outcome, UpstreamError):
         stats.error(outcome.kind)
+        if outcome.kind == "oversized":  # the backend works; the answer is over our limit
+            observe_latency(upstream, now - started, now)
+            return
         if upstream.state.record_failure(now):
             _ejected(upstream, f"{outcome.kind}: {outcome}")
         observe_latency(upstream, FAILURE_PENALTY, now)
@@ -463,6 +476,16 @@ def _unavailable(
     return Response(503, _UNAVAILABLE_HEADERS, orjson.dumps(body))
 
 
+def _oversized(upstream: Upstream, detail: str) -> Response:
+    """502 from the router: the backend's answer passed ``limits.response_mb``."""
+    body = {
+        "error": "the backend's answer is too large for the router",
+        "backend": upstream.name,
+        "detail": detail,
+    }
+    return Response(502, _JSON, orjson.dumps(body))
+
+
 def _error_retryable(error: UpstreamError, conditions: frozenset[str]) -> bool:
     kind = error.kind
     return kind in conditions or (kind == "protocol" and "reset" in conditions)
@@ -473,7 +496,7 @@ def _ejected(upstream: Upstream, error: str) -> None:
     log.warning(
         "backend ejected",
         extra={
-            "backend": upstream.name,
+            **backend_label(upstream.name, upstream.config.url),
             "seconds": round(state.ejected_until - time.monotonic(), 1),
             "ejections_in_a_row": state.ejections,
             "last_error": error,
@@ -561,7 +584,7 @@ def describe(upstreams: Iterable[Upstream], now: float) -> list[dict[str, Any]]:
             "provider": u.config.provider,
             "tier": u.tier,
             "weight": u.weight,
-            "url": u.config.url,
+            "url": redact_url(u.config.url),
             "health_source": u.config.health_source,
             "inflight": u.inflight,
             "latency_ewma_ms": round(u.ewma * 1e3, 3),

@@ -7,6 +7,13 @@ order), Content-Length and chunked request bodies, ``Expect: 100-continue``, HTT
 413 for bodies over the limit, 431 for oversized headers, 400 for unparsable requests,
 an idle timeout, and a graceful shutdown that stops accepting, lets requests in flight
 finish, and closes idle connections.
+
+Limits (router.yaml ``limits``, deployer.router.manifest.Limits) apply while reading, so
+memory stays flat whatever a client sends: 414 once the URL passes ``url_bytes``, 431 once
+the head passes ``header_bytes`` (counted as bytes arrive, an unfinished header included)
+or ``header_count``, 413 for a body over ``body_mb``, 408 when a head or a body takes
+longer than ``header_timeout`` / ``body_timeout``, and 503 for a connection beyond
+``connections``. Each answers and closes the connection.
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from typing import Any, Protocol
 
 import httptools
 
-MAX_HEADER_BYTES = 64 * 1024
+from deployer.router.manifest import Limits
+
 MAX_PIPELINE = 16
+REQUEST_LINE_SLACK = 1024  # method, version and spaces around the URL
+LINGER = 1.0  # seconds a connection answered 4xx/503 is kept half-closed for its answer
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -109,6 +119,24 @@ def plain(status: int, message: str) -> bytes:
     return serialize(Response(status, [(b"content-type", b"text/plain")], body), False, False)
 
 
+def _answer_and_linger(transport: Any, data: bytes) -> None:
+    """Write a final answer and half-close; what the client still sends is read and
+    dropped for ``LINGER`` seconds, so it can read the answer (closing a socket with
+    unread input would reset the connection and lose it)."""
+    if transport.is_closing():
+        return
+    transport.write(data)
+    try:
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+    except (OSError, RuntimeError):
+        transport.close()
+        return
+    asyncio.get_running_loop().call_later(LINGER, transport.close)
+
+
 class _Protocol(asyncio.Protocol):
     """One client connection."""
 
@@ -127,12 +155,21 @@ class _Protocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._header_size = 0
+        self._header_count = 0
         self._reject: bytes | None = None
+        self._in_head = True  # reading a request head (or waiting for one)
+        self._head_bytes = 0  # bytes received while reading this head
+        self._head_started = 0.0  # when this head's first byte was parsed (0: none yet)
+        self._body_started = 0.0  # when this request's body began (0: not reading one)
 
     # -- connection --------------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        server = self.server
+        if len(server.connections) >= server.max_connections:
+            self._refuse()
+            return
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if isinstance(peer, tuple) else ""
         sock = transport.get_extra_info("socket")
@@ -146,22 +183,52 @@ class _Protocol(asyncio.Protocol):
         self.queue.clear()  # nobody to answer: the request in flight finishes on its own
         self.server.connections.discard(self)
 
+    def _refuse(self) -> None:
+        """Over the connection limit: answer 503, half-close, drop the rest."""
+        server = self.server
+        server.refused += 1
+        self.closing = True
+        _answer_and_linger(
+            self.transport,
+            serialize(
+                Response(
+                    503,
+                    [(b"content-type", b"text/plain"), (b"retry-after", b"1")],
+                    b"the router is at its limit of %d connections; retry later\n"
+                    % server.max_connections,
+                ),
+                False,
+                False,
+            ),
+        )
+
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return  # answered already (refused, rejected): nothing more is read
+        if self._in_head:
+            self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._abort(501, "protocol upgrades are not supported")
+            return
         except httptools.HttpParserError as exc:
             if self._reject is not None:
                 self._abort_raw(self._reject)
             else:
                 self._abort(400, f"bad request: {exc}")
+            return
+        if self._in_head and self._head_bytes > self.server.head_limit:
+            # an unfinished header (httptools keeps it whole until it ends) or URL
+            self._abort(431, "request headers too large")
 
     def _abort(self, status: int, message: str) -> None:
         self._abort_raw(plain(status, message))
 
     def _abort_raw(self, data: bytes) -> None:
-        # answer after the requests already queued, then close
+        # answer after the requests already queued, then close; read nothing more
+        self._in_head = False
+        self._body_started = 0.0
         if self.current is None and not self.queue:
             self._write_and_close(data)
         else:
@@ -170,10 +237,8 @@ class _Protocol(asyncio.Protocol):
             self._kick()
 
     def _write_and_close(self, data: bytes) -> None:
-        if not self.transport.is_closing():
-            self.transport.write(data)
-            self.transport.close()
         self.closing = True
+        _answer_and_linger(self.transport, data)
 
     # -- httptools callbacks ---------------------------------------------------------------
 
@@ -183,18 +248,33 @@ class _Protocol(asyncio.Protocol):
         self._body = []
         self._body_size = 0
         self._header_size = 0
+        self._header_count = 0
+        self._head_started = time.monotonic()
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        url = self._url + url if self._url else url
+        if len(url) > self.server.url_bytes:
+            self._reject = plain(414, f"URL over {self.server.url_bytes} bytes")
+            raise httptools.HttpParserError("URL too long")
+        self._url = url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        server = self.server
         self._header_size += len(name) + len(value) + 4
-        if self._header_size > MAX_HEADER_BYTES:
-            self._reject = plain(431, "request headers too large")
+        self._header_count += 1
+        if self._header_size > server.header_bytes:
+            self._reject = plain(431, f"request headers over {server.header_bytes} bytes")
             raise httptools.HttpParserError("headers too large")
+        if self._header_count > server.header_count:
+            self._reject = plain(431, f"more than {server.header_count} request headers")
+            raise httptools.HttpParserError("too many headers")
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._head_started = 0.0
+        self._body_started = time.monotonic()
         limit = self.server.max_body
         for name, value in self._headers:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -211,6 +291,8 @@ class _Protocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_head = True
+        self._body_started = 0.0
         if self.parser.should_upgrade():
             return  # answered 501 when the parser stops at the upgrade
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
@@ -278,6 +360,25 @@ class _Protocol(asyncio.Protocol):
     def idle(self) -> bool:
         return self.current is None and not self.queue
 
+    def overdue(self, now: float) -> str | None:
+        """Why this connection is too slow sending its request (None: it is not)."""
+        if self.closing or self.paused:
+            return None
+        server = self.server
+        if (
+            self._in_head
+            and self._head_started
+            and now - self._head_started > server.header_timeout
+        ):
+            return f"request head not received within {server.header_timeout:g}s"
+        if self._body_started and now - self._body_started > server.body_timeout:
+            return f"request body not received within {server.body_timeout:g}s"
+        return None
+
+    def time_out(self, reason: str) -> None:
+        self.server.timed_out += 1
+        self._abort(408, reason)
+
     def close_if_idle(self) -> None:
         if self.idle and not self.closing:
             self.closing = True
@@ -285,12 +386,20 @@ class _Protocol(asyncio.Protocol):
 
 
 class HttpServer:
-    """Serves ``handler`` on one listening socket."""
+    """Serves ``handler`` on one listening socket, within ``limits`` (``max_body``, in
+    bytes, overrides ``limits.body_mb``)."""
 
-    def __init__(self, handler: Handler, *, max_body: int, idle_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        limits: Limits | None = None,
+        max_body: int | None = None,
+    ) -> None:
         self.handler = handler
-        self.max_body = max_body
-        self.idle_timeout = idle_timeout
+        self.refused = 0  # connections answered 503 at the connection limit
+        self.timed_out = 0  # requests answered 408
+        self.apply(limits or Limits(), max_body)
         self.connections: set[_Protocol] = set()
         self.draining = False
         self._server: asyncio.base_events.Server | None = None
@@ -299,6 +408,19 @@ class HttpServer:
         self.requests = 0  # requests parsed so far
         self.in_flight = 0  # requests handed to the handler and not yet answered
         self.on_request: Callable[[], None] | None = None  # called as each request arrives
+
+    def apply(self, limits: Limits, max_body: int | None = None) -> None:
+        """Take (new) limits; connections already open keep what they have read."""
+        self.limits = limits
+        self.max_body = limits.body_bytes if max_body is None else max_body
+        self.url_bytes = limits.url_bytes
+        self.header_bytes = limits.header_bytes
+        self.header_count = limits.header_count
+        self.head_limit = limits.url_bytes + limits.header_bytes + REQUEST_LINE_SLACK
+        self.header_timeout = limits.header_timeout
+        self.body_timeout = limits.body_timeout
+        self.max_connections = limits.connections
+        self.idle_timeout = limits.idle_timeout
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
         """Listen; returns the port (useful with port 0)."""
@@ -315,11 +437,18 @@ class HttpServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _sweep(self) -> None:
+        """Close idle connections; answer 408 to those too slow sending a request."""
         while True:
-            await asyncio.sleep(min(5.0, self.idle_timeout / 2))
-            cutoff = time.monotonic() - self.idle_timeout
+            await asyncio.sleep(
+                min(1.0, self.idle_timeout / 2, self.header_timeout / 4, self.body_timeout / 4)
+            )
+            now = time.monotonic()
+            cutoff = now - self.idle_timeout
             for conn in list(self.connections):
-                if conn.idle and conn.last_active < cutoff:
+                reason = conn.overdue(now)
+                if reason is not None:
+                    conn.time_out(reason)
+                elif conn.idle and conn.last_active < cutoff:
                     conn.close_if_idle()
 
     async def shutdown(self, grace: float) -> None:
@@ -339,3 +468,28 @@ class HttpServer:
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.close()
+
+
+FD_RESERVE = 256  # files beside connections: backend pools' spares, logs, the manifest
+
+
+def fd_budget(connections: int) -> int:
+    """Open files ``connections`` clients may need: each one, and a backend connection."""
+    return 2 * connections + FD_RESERVE
+
+
+def ensure_fd_budget(connections: int) -> int:
+    """Raise this process's open-files limit (soft, up to the hard one) to what
+    ``connections`` need; the soft limit after (-1 where there is none to read)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = fd_budget(connections)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return -1 if soft == resource.RLIM_INFINITY else int(soft)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 LABEL_PROJECT = "deployer-project"
 LABEL_TARGET = "deployer-target"
 LABEL_VERSION = "deployer-version"
+LABEL_PREVIOUS = "deployer-previous"  # on the endpoint: the version promoted before
 LABEL_MAX = 63
 DISPLAY_MAX = 128
 _NOT_LABEL = re.compile(r"[^a-z0-9_-]+")

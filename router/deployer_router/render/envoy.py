@@ -5,7 +5,10 @@ overprovisioning factor raised so a tier takes all traffic while any of its endp
 healthy, and panic routing off, as the built-in router does); weights →
 ``load_balancing_weight``; active health → ``health_checks``; passive ejection →
 ``outlier_detection``; retries → the route's ``retry_policy`` (another host each time)
-with the cluster's ``retry_budget``; ``least-latency`` → ``LEAST_REQUEST``.
+with the cluster's ``retry_budget``; ``least-latency`` → ``LEAST_REQUEST``. Limits: URL
+and headers → ``max_request_headers_kb``, header count → ``max_headers_count``, the
+header timeout → ``request_headers_timeout``, head and body → ``request_timeout``, the
+body → the buffer filter's ``max_request_bytes`` (413; the built-in router buffers too).
 
 Envoy cannot be installed on the machine the tests run on, so the rendered file is not
 run there: ``validate`` parses it back and checks the fields and types Envoy requires for
@@ -15,6 +18,7 @@ what we render (see README). Run ``envoy --mode validate -c envoy.yaml`` where E
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from string import Template
 from typing import Any
@@ -30,6 +34,8 @@ HCM = (
     "HttpConnectionManager"
 )
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+BUFFER = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer"
+MAX_HEADERS_KB = 8192  # Envoy's ceiling for max_request_headers_kb
 PREVIOUS_HOSTS = (
     "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 )
@@ -98,6 +104,30 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
     listener = doc["static_resources"]["listeners"][0]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["route_config"]["virtual_hosts"][0]["routes"] = [route]
+    limits = manifest.limits
+    hcm["max_request_headers_kb"] = min(
+        MAX_HEADERS_KB, math.ceil((limits.url_bytes + limits.header_bytes) / 1024)
+    )
+    hcm["common_http_protocol_options"] = {
+        "max_headers_count": limits.header_count,
+        "idle_timeout": duration(limits.idle_timeout),
+    }
+    hcm["request_headers_timeout"] = duration(limits.header_timeout)
+    hcm["request_timeout"] = duration(limits.header_timeout + limits.body_timeout)
+    hcm["http_filters"].insert(
+        0,
+        {
+            "name": "envoy.filters.http.buffer",
+            "typed_config": {
+                "@type": BUFFER,
+                "max_request_bytes": min(limits.body_bytes, 2**32 - 1),
+            },
+        },
+    )
+    notes.append(
+        "limits: connections are not rendered (use Envoy's overload manager, "
+        "global_downstream_max_connections); Envoy streams answers (response_mb does not apply)"
+    )
 
     ranks = tier_ranks(endpoints)
     by_priority: dict[int, list[dict[str, Any]]] = {}

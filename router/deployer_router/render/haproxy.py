@@ -7,7 +7,10 @@ join the backup level (noted). Active health → ``option httpchk`` on the healt
 ``on-error mark-down`` (the active check re-admits). Retries → ``retries`` (attempts - 1),
 ``retry-on`` and ``option redispatch`` (a retry goes to another server), with the request
 body buffered so a POST can be retried. HAProxy 2.6 cannot retry on 429 (noted).
-``least-latency`` becomes ``leastconn``, the closest HAProxy has.
+``least-latency`` becomes ``leastconn``, the closest HAProxy has. Limits: connections →
+``maxconn``; the head (URL and headers) → ``tune.bufsize``; header count →
+``tune.http.maxhdr``; the header timeout → ``timeout http-request``; the body limit → a
+413 on ``Content-Length`` (chunked bodies are not counted, noted).
 """
 
 from __future__ import annotations
@@ -86,8 +89,21 @@ def render(
         # HAProxy's busy-polling spins all the time, not only while requests flow
         global_extra = "    busy-polling\n" + global_extra
         notes.append("busy_poll: HAProxy's busy-polling keeps a core busy even when idle")
+    limits = manifest.limits
+    notes.append(
+        "limits: HAProxy counts the body limit on Content-Length only (not chunked bodies), "
+        "has no separate body timeout (timeout client bounds inactivity) and streams "
+        "answers (response_mb does not apply)"
+    )
     text = Template(read_template("haproxy.cfg.tmpl")).substitute(
         name=server_name(manifest.name),
+        max_connections=limits.connections,
+        # the request head must fit a buffer minus HAProxy's reserve for rewrites (1024)
+        bufsize=max(16384, limits.url_bytes + limits.header_bytes + 2 * 1024),
+        header_count=limits.header_count,
+        header_timeout=seconds(limits.header_timeout),
+        idle_timeout=seconds(limits.idle_timeout),
+        max_body=limits.body_bytes,
         global_extra=global_extra,
         bind=bind or f"{manifest.listen.host}:{manifest.listen.port}",
         connect_timeout=seconds(manifest.timeouts.connect),

@@ -8,10 +8,15 @@ Retries → ``proxy_next_upstream`` (connection errors, timeouts, the configured
 ``non_idempotent`` so a POST is retried too), ``proxy_next_upstream_tries`` = attempts and
 ``proxy_next_upstream_timeout`` = the total timeout. ``least-latency`` → ``least_conn``.
 ``X-Deployer-Backend`` names the backend that answered (its address when retried).
+Limits: body → ``client_max_body_size``; URL and headers → ``large_client_header_buffers``
+(a URL must fit one buffer of ``url_bytes``; the headers, ``header_bytes`` in all);
+timeouts → ``client_header_timeout`` / ``client_body_timeout``; connections →
+``worker_connections`` (twice the limit: NGINX counts backend connections too).
 """
 
 from __future__ import annotations
 
+import math
 from string import Template
 from typing import Any
 
@@ -55,6 +60,12 @@ def render(
         notes.append("least-latency is rendered as least_conn (no latency balancing in OSS NGINX)")
     if manifest.busy_poll.enabled:
         notes.append("busy_poll is not rendered: NGINX has no busy-polling setting")
+    limits = manifest.limits
+    notes.append(
+        "limits: NGINX has no header count limit, times the body between two reads "
+        "(client_body_timeout) rather than whole, and answers past worker_connections by "
+        "not accepting (no 503)"
+    )
     passive = manifest.health.passive
     servers, names = [], []
     for endpoint in endpoints:
@@ -83,7 +94,13 @@ def render(
         temp=temp,
         error_log=error_log,
         access_log=access_log,
-        max_body=f"{int(manifest.max_body_mb)}m",
+        max_body=f"{max(1, math.ceil(limits.body_mb * 1024))}k",
+        header_timeout=seconds(limits.header_timeout),
+        idle_timeout=seconds(limits.idle_timeout),
+        body_timeout=seconds(limits.body_timeout),
+        header_buffers=max(2, math.ceil(limits.header_bytes / limits.url_bytes)),
+        header_buffer_size=f"{math.ceil(limits.url_bytes / 1024)}k",
+        worker_connections=2 * limits.connections,
         balance="        least_conn;\n" if manifest.policy == "least-latency" else "",
         servers="\n".join(servers),
         names="\n".join(names),

@@ -1,0 +1,96 @@
+"""Follow a started deploy to its end: the DeployModel operation, then the rollout steps.
+
+Once the new version has all traffic the endpoint's labels record it as live and the
+version before it as previous, and models older than those two are deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from functools import partial
+
+from deployer.providers import Deployment, Progress, Status
+from deployer_gcp import names
+from deployer_gcp.destroy import delete
+from deployer_gcp.errors import OperationFailed, OperationTimeout
+from deployer_gcp.names import seconds
+from deployer_gcp.rollout import Rollout
+from deployer_gcp.scope import Scope
+from deployer_gcp.status import failed, status, still_serving, wait_healthy
+
+
+def wait(scope: Scope, deployment: Deployment, timeout: float, progress: Progress) -> Status:
+    """Wait for ``deployment`` within ``timeout`` seconds; the target's status after it."""
+    scope.say = progress
+    api = scope.api
+    started = time.monotonic()
+    deadline = started + timeout
+    details = deployment.details
+    if not deployment.changed or "shares" not in details:
+        return wait_healthy(scope, deadline, timeout, progress)
+    endpoint, version = details["endpoint"], deployment.version
+    new_id = details.get("deployed_model")
+    if "operation" in details:
+        try:
+            response = api.wait_operation(
+                details["operation"],
+                f"deploying {version}",
+                deadline,
+                progress,
+                api.types.DeployModelResponse,
+            )
+        except OperationFailed as exc:
+            reason = f"Vertex AI could not deploy {version}: {exc.reason}"
+            return failed(scope, reason + still_serving(scope, endpoint), exc.operation)
+        except OperationTimeout as exc:
+            reason = (
+                f"timed out after {seconds(time.monotonic() - started)} waiting for Vertex AI "
+                f"to deploy {version}; last state: the DeployModel operation "
+                f"{exc.operation} is still running (the traffic split changes only when "
+                "it finishes; Vertex may still complete it)"
+            )
+            return dataclasses.replace(status(scope), state="updating", reason=reason)
+        new_id = response.deployed_model.id
+    outcome = Rollout(
+        api=api,
+        endpoint=endpoint,
+        new_id=str(new_id),
+        old_id=details.get("previous_deployed_model"),
+        version=version,
+        previous_version=deployment.previous_version,
+        shares=details["shares"],
+        bake_seconds=float(details.get("bake_seconds") or 0.0),
+        sample=details.get("sample"),
+        deadline=deadline,
+        progress=progress,
+        started=started,
+    ).run(first_step_done="operation" in details)
+    if outcome.state == "healthy":
+        after_promotion(scope, endpoint, version, deployment.previous_version, progress)
+        return status(scope)
+    return dataclasses.replace(status(scope), state=outcome.state, reason=outcome.reason)
+
+
+def after_promotion(
+    scope: Scope, endpoint: str, version: str, previous: str | None, progress: Progress
+) -> None:
+    """Record the live and previous versions on the endpoint; prune older models."""
+    api = scope.api
+    current = api.get_endpoint(endpoint)
+    if not previous or previous == version:
+        # A re-push that only cleaned up (the new version went live on its own after a
+        # timed-out wait): the version promoted before it is what rollback returns to.
+        recorded = current.labels.get(names.LABEL_VERSION)
+        if recorded and recorded != names.label_value(version):
+            previous = recorded
+        else:
+            previous = current.labels.get(names.LABEL_PREVIOUS)
+    api.set_traffic(endpoint, dict(current.traffic_split), labels=scope.labels(version, previous))
+    keep = {names.label_value(v) for v in (version, previous) if v}
+    deployed = {dm.model.split("@")[0] for dm in current.deployed_models}
+    for model in api.find_models(scope.owner):
+        if model.name in deployed or model.labels.get(names.LABEL_VERSION) in keep:
+            continue
+        progress(f"deleting old model {model.display_name}")
+        delete(scope, partial(api.delete_model, model.name), f"deleting model {model.name}")

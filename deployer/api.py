@@ -214,6 +214,7 @@ class Project:
             max_batch_size=serving.batching.max_batch_size,
             max_batch_wait_ms=serving.batching.max_wait_ms,
             access_log=serving.access_log,
+            **serving.limits.settings(),
         )
 
     def serve(

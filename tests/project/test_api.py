@@ -81,8 +81,11 @@ def test_serving_settings_follow_the_config(iris_project: Path) -> None:
         "name: iris\nmodel:\n  path: model.joblib\n  version: '7'\n"
         "serving:\n  port: 9001\n  workers: 3\n  max_body_mb: 1\n"
         "  batching: {enabled: 'off', max_batch_size: 8}\n"
+        "  limits: {max_headers: 7, header_timeout_s: 2.5}\n"
     )
     settings = Project.load(iris_project / "deployer.yaml").serving_settings(port=9100)
+    assert settings.max_headers == 7
+    assert settings.header_timeout_s == 2.5
     assert settings.port == 9100
     assert settings.workers == 3
     assert settings.max_body_bytes == 1024 * 1024

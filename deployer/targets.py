@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deployer.errors import UsageError
+from deployer.errors import ConfigError, UsageError
 from deployer.image.spec import base_image
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ def providers_for(
     """Provider instances for the named targets (all targets when ``names`` is None);
     ``file`` names deployer.yaml in errors."""
     from deployer.providers import ProjectInfo, Target, provider_class
+    from deployer.providers.options import OptionsError
 
     targets = config.targets
     chosen = list(targets) if names is None else names
@@ -35,9 +36,14 @@ def providers_for(
     image = config.image
     info = ProjectInfo(config.name, base_image(image.base), image.platform, image.python)
     result: dict[str, Provider] = {}
+    problems: list[str] = []
     for name in chosen:
         target = targets[name]
-        result[name] = provider_class(target.provider)(
-            Target(name, target.provider, target.model_dump()), info
-        )
+        plugin = provider_class(target.provider)
+        try:
+            result[name] = plugin(Target(name, target.provider, target.model_dump()), info)
+        except OptionsError as exc:  # the plugin's own checks, placed at their lines
+            problems += config.describe(exc.errors)
+    if problems:
+        raise ConfigError(str(file), problems)
     return result

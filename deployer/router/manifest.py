@@ -311,14 +311,9 @@ def load(path: str | Path) -> Manifest:
 
 def parse(text: str, source: str = DEFAULT_FILE) -> Manifest:
     """Validate YAML text; ``source`` names it in errors."""
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+    from deployer.yaml_errors import load_yaml, shown
+
+    data, root = load_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(source, ["expected a mapping with at least 'name' and 'backends'"])
     version = data.get("version", SCHEMA_VERSION)
@@ -327,7 +322,7 @@ def parse(text: str, source: str = DEFAULT_FILE) -> Manifest:
             source,
             [
                 f"version: expected {SCHEMA_VERSION}, the router.yaml version this deployer reads "
-                f"(got {version!r})"
+                f"(got {shown(version)})"
             ],
             hint="upgrade deployer, or rewrite the file with: deployer router init --force",
         )

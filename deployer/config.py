@@ -23,7 +23,7 @@ from pydantic import (
 
 from deployer.errors import ConfigError, read_config_text
 from deployer.flavors import FLAVOR_NAMES
-from deployer.yaml_errors import describe_error, line_of, load_yaml
+from deployer.yaml_errors import describe_errors, line_of, load_yaml
 
 SCHEMA_VERSION = 1
 DEFAULT_FILE = "deployer.yaml"
@@ -127,7 +127,7 @@ class ProjectConfig(_Strict):
 
     def describe(self, errors: list[dict[str, Any]]) -> list[str]:
         """pydantic errors located in this file as "line N: field: message"."""
-        return [describe_error(error, self._yaml_root) for error in errors]
+        return describe_errors(errors, self._yaml_root)
 
     def located(self, *loc: str | int) -> str:
         """ "line N: " for a field, or "" when its line is unknown."""
@@ -176,7 +176,6 @@ def parse_config(text: str, source: str) -> ProjectConfig:
     try:
         config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [describe_error(e, root, LOCATED) for e in exc.errors()]
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, describe_errors(exc.errors(), root, LOCATED)) from None
     config._yaml_root = root
     return config

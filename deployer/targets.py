@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deployer.errors import ConfigError, UsageError
 from deployer.image.spec import base_image
@@ -18,7 +18,8 @@ def providers_for(
     config: ProjectConfig, file: Path, names: list[str] | None = None
 ) -> dict[str, Provider]:
     """Provider instances for the named targets (all targets when ``names`` is None);
-    ``file`` names deployer.yaml in errors."""
+    ``file`` names deployer.yaml in errors. Every target's invalid options are reported
+    together, each at its line in deployer.yaml."""
     from deployer.providers import ProjectInfo, Target, provider_class
     from deployer.providers.options import OptionsError
 
@@ -36,14 +37,17 @@ def providers_for(
     image = config.image
     info = ProjectInfo(config.name, base_image(image.base), image.platform, image.python)
     result: dict[str, Provider] = {}
-    problems: list[str] = []
+    errors: list[dict[str, Any]] = []
+    plugins: dict[str, type[Provider]] = {}  # one entry-point scan per provider kind
     for name in chosen:
         target = targets[name]
-        plugin = provider_class(target.provider)
+        if target.provider not in plugins:
+            plugins[target.provider] = provider_class(target.provider)
+        plugin = plugins[target.provider]
         try:
             result[name] = plugin(Target(name, target.provider, target.model_dump()), info)
         except OptionsError as exc:  # the plugin's own checks, placed at their lines
-            problems += config.describe(exc.errors)
-    if problems:
-        raise ConfigError(str(file), problems)
+            errors += exc.errors
+    if errors:
+        raise ConfigError(str(file), config.describe(errors))
     return result

@@ -193,6 +193,20 @@ def _describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
 # -- validation errors ---------------------------------------------------------------------
 
 
+MAX_PROBLEMS = 20  # reported per file; the rest are counted
+
+
+def describe_errors(
+    errors: list[Any], root: yaml.Node | None, fields: tuple[str, ...] = ()
+) -> list[str]:
+    """The first ``MAX_PROBLEMS`` pydantic errors described by ``describe_error``, then a
+    line counting the others (a file with 20,000 bad entries gets a short answer)."""
+    problems = [describe_error(error, root, fields) for error in errors[:MAX_PROBLEMS]]
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(f"... and {len(errors) - MAX_PROBLEMS} more problems")
+    return problems
+
+
 def describe_error(error: Any, root: yaml.Node | None, fields: tuple[str, ...] = ()) -> str:
     """One pydantic error as 'line N: field: message', the line found in ``root``.
 

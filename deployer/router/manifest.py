@@ -337,9 +337,9 @@ def _problems(exc: ValidationError, root: yaml.Node | None, prefix: str = "") ->
     errors = exc.errors()
     if prefix:
         errors = [{**e, "loc": (prefix, *e["loc"])} for e in errors]
-    from deployer.yaml_errors import describe_error
+    from deployer.yaml_errors import describe_errors
 
-    return [describe_error(error, root) for error in errors]
+    return describe_errors(errors, root)
 
 
 def to_dict(manifest: Manifest) -> dict[str, Any]:

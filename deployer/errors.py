@@ -88,11 +88,6 @@ def env_limit(name: str, default: float) -> float:
     return value
 
 
-def max_config_bytes() -> int:
-    """The size limit for configuration files, in bytes (``DEPLOYER_MAX_CONFIG_MB``)."""
-    return int(env_limit(MAX_CONFIG_ENV, DEFAULT_MAX_CONFIG_MB) * 1024 * 1024)
-
-
 def kind_of(mode: int) -> str:
     """What a ``stat`` mode is, in words ("a directory", "a FIFO (named pipe)", ...)."""
     kinds = (
@@ -126,9 +121,10 @@ def require_regular(file: Path, create_hint: str | None = None) -> os.stat_resul
 
 def read_config_bytes(file: Path, create_hint: str | None = None) -> bytes:
     """The bytes of a configuration file: a regular file no larger than the limit."""
-    limit = max_config_bytes()
+    megabytes = env_limit(MAX_CONFIG_ENV, DEFAULT_MAX_CONFIG_MB)
+    limit = int(megabytes * 1024 * 1024)
     too_big = (
-        f"larger than the {limit / 1024 / 1024:g} MB limit for configuration files "
+        f"larger than the {megabytes:g} MB limit for configuration files "
         f"(raise it with {MAX_CONFIG_ENV}=MEGABYTES)"
     )
     info = require_regular(file, create_hint)

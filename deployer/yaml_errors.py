@@ -153,7 +153,7 @@ class _Loader(_BoundedComposer, _Parser, SafeConstructor, Resolver):  # type: ig
         try:
             return super().construct_object(node, deep)
         except (ValueError, TypeError, OverflowError) as exc:
-            value = f" {node.value!r}" if isinstance(node, ScalarNode) else ""
+            value = f" {shown(node.value)}" if isinstance(node, ScalarNode) else ""
             raise _Limit(node.start_mark.line + 1, f"invalid value{value}: {exc}") from None
 
 

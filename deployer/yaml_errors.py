@@ -33,7 +33,7 @@ MAX_NODES_ENV = "DEPLOYER_MAX_YAML_NODES"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 try:  # libyaml's parser when PyYAML was built with it: the same events, much faster
-    from yaml.cyaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - PyYAML without libyaml
     from yaml.parser import Parser
     from yaml.reader import Reader
@@ -62,6 +62,10 @@ class _BoundedComposer(Composer):
 
     max_depth = DEFAULT_MAX_DEPTH
     max_nodes = DEFAULT_MAX_NODES
+    # the parser's, found through the loader's other base classes
+    check_event: Any
+    peek_event: Any
+    get_event: Any
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,7 +84,8 @@ class _BoundedComposer(Composer):
             raise _Limit(line, f"duplicate anchor &{event.anchor} (first at line {first})")
         if not isinstance(event, (SequenceStartEvent, MappingStartEvent)):
             self._count(1, line)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            scalar: Node = super().compose_node(parent, index)  # type: ignore[assignment]
+            return scalar
         self._depth += 1
         if self._depth > self.max_depth:
             raise _Limit(
@@ -92,7 +97,7 @@ class _BoundedComposer(Composer):
         self._count(1, line)
         if event.anchor is not None:
             self._open.add(event.anchor)
-        node: Node = super().compose_node(parent, index)
+        node: Node = super().compose_node(parent, index)  # type: ignore[assignment]
         self._open.discard(event.anchor or "")
         self._depth -= 1
         self._sizes[id(node)] = self._nodes - before
@@ -110,7 +115,7 @@ class _BoundedComposer(Composer):
         self._count(self._sizes.get(id(node), 1), line)
         return node
 
-    def compose_mapping_node(self, anchor: str | None) -> MappingNode:
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:
         node: MappingNode = super().compose_mapping_node(anchor)
         seen: dict[tuple[str, str], int] = {}
         for key, _value in node.value:
@@ -146,7 +151,7 @@ class _Loader(_BoundedComposer, _Parser, SafeConstructor, Resolver):  # type: ig
         self.max_nodes = max_nodes
 
     def get_single_node(self) -> Node | None:
-        return Composer.get_single_node(self)  # type: ignore[no-any-return]
+        return Composer.get_single_node(self)
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         """A scalar the constructor cannot convert (2024-13-45) is named with its line."""
@@ -183,7 +188,13 @@ def _describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
         line = text.count("\n", 0, exc.position) + 1
         return f"line {line}: invalid YAML: {exc.reason} (character #x{exc.character:04x})"
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    where = ""
+    if mark is not None:
+        lines = text.splitlines() or [""]
+        line, column = mark.line + 1, mark.column + 1
+        if line > len(lines):  # libyaml marks the end of the stream past the last line
+            line, column = len(lines), len(lines[-1]) + 1
+        where = f"line {line}, column {column}: "
     context, problem = getattr(exc, "context", None), getattr(exc, "problem", None)
     if not problem:
         return f"{where}invalid YAML: {exc}"

@@ -386,3 +386,28 @@ def test_yaml_like_text_parses_or_fails_as_a_config_error(text: str) -> None:
         except DeployerError as exc:
             assert isinstance(exc, ConfigError), exc
             assert "fuzz.yaml" in str(exc)
+
+
+# -- other files deployer reads --------------------------------------------------------
+
+
+def test_a_request_body_file_that_is_a_fifo_is_refused(project: Path) -> None:
+    (project / "deployer.yaml").write_text(GOOD + "targets:\n  local:\n    provider: local\n")
+    os.mkfifo(project / "body.json")
+    result = deployer("predict", "--to", "local", "-d", "@body.json", cwd=project)
+    assert_bad_input(result, "body.json", "a FIFO (named pipe)")
+
+
+def test_a_bearer_token_file_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    os.mkfifo(token)
+    code = (
+        "from deployer.router.auth import BearerSigner\n"
+        f"BearerSigner(token_file={str(token)!r}).refresh()"
+    )
+    result = subprocess.run(  # a subprocess: were the FIFO opened, the timeout ends it
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert result.returncode != 0
+    assert "RuntimeError: cannot read token file" in result.stderr, result.stderr
+    assert "a FIFO (named pipe)" in result.stderr, result.stderr

@@ -411,3 +411,10 @@ def test_a_bearer_token_file_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "RuntimeError: cannot read token file" in result.stderr, result.stderr
     assert "a FIFO (named pipe)" in result.stderr, result.stderr
+
+
+def test_init_refuses_a_model_that_is_a_fifo(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "model.joblib")
+    result = deployer("init", "--model", "model.joblib", cwd=tmp_path)
+    assert_bad_input(result, "model.joblib", "a FIFO (named pipe)")
+    assert not (tmp_path / "deployer.yaml").exists()

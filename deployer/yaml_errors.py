@@ -190,10 +190,10 @@ def _describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = ""
     if mark is not None:
-        lines = text.splitlines() or [""]
+        last = text.count("\n") + 1
         line, column = mark.line + 1, mark.column + 1
-        if line > len(lines):  # libyaml marks the end of the stream past the last line
-            line, column = len(lines), len(lines[-1]) + 1
+        if line > last:  # libyaml may mark the end of the stream past the last line
+            line, column = last, len(text) - text.rfind("\n")
         where = f"line {line}, column {column}: "
     context, problem = getattr(exc, "context", None), getattr(exc, "problem", None)
     if not problem:

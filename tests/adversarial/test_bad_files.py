@@ -418,3 +418,26 @@ def test_init_refuses_a_model_that_is_a_fifo(tmp_path: Path) -> None:
     result = deployer("init", "--model", "model.joblib", cwd=tmp_path)
     assert_bad_input(result, "model.joblib", "a FIFO (named pipe)")
     assert not (tmp_path / "deployer.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "refused"),
+    [
+        (
+            "DEPLOYER_MAX_YAML_DEPTH",
+            "x:\n" + "".join("  " * i + "k:\n" for i in range(1, 100)),
+            "nested deeper",
+        ),
+        ("DEPLOYER_MAX_YAML_NODES", billion_laughs(5) + "x: *lol5\n", "aliases expanded"),
+    ],
+    ids=["depth", "nodes"],
+)
+def test_yaml_limits_are_set_by_environment_variables(
+    project: Path, variable: str, text: str, refused: str
+) -> None:
+    (project / "deployer.yaml").write_text(GOOD + text)
+    tight = deployer("validate", "--no-load", cwd=project, env={variable: "50"})
+    assert_bad_input(tight, "deployer.yaml", refused, variable)
+    raised = deployer("validate", "--no-load", cwd=project, env={variable: "1000000"})
+    output = assert_bad_input(raised, "deployer.yaml", "unknown field")  # got past the limit
+    assert refused not in output, output

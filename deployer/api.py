@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deployer.errors import ConfigError, UsageError
+from deployer.errors import ConfigError, UsageError, file_or_folder_problem
 
 if TYPE_CHECKING:
     from deployer.image.build import Image, Progress
@@ -101,7 +101,7 @@ class Project:
         model = self.config.model
         if model.flavor:
             return model.flavor
-        detected = detect_flavor(str(self.model_path))
+        detected = detect_flavor(str(self.checked_path(self.model_path, "model", "path")))
         if detected is None:
             raise ConfigError(
                 str(self.file),
@@ -121,6 +121,21 @@ class Project:
             options["code_paths"] = [str(self.code_folder(c)) for c in model.code or (".",)]
         return options
 
+    def checked_path(self, path: Path | None, *field: str | int) -> Path:
+        """``path`` (of the deployer.yaml field ``field``) if it is a file or a folder; else
+        a ConfigError at the field's line. Only ``stat``: a FIFO or device never blocks."""
+        problem = "is not set" if path is None else file_or_folder_problem(path)
+        if problem or path is None:
+            name = ".".join(str(part) for part in field)
+            raise ConfigError(
+                str(self.file),
+                [
+                    f"{self.config.located(*field)}{name}: {path} {problem}; "
+                    "expected a regular file or a folder"
+                ],
+            )
+        return path
+
     def code_folder(self, entry: str) -> Path:
         """The folder a ``model.code`` entry puts on sys.path: itself, or a file's folder."""
         path = self.root / entry
@@ -130,27 +145,30 @@ class Project:
         path = self.model_path
         if path is None:
             return None
-        if not path.exists():
-            raise ConfigError(str(self.file), [f"model.path: {path} does not exist"])
-        return sha256_of(path)
+        return sha256_of(self.checked_path(path, "model", "path"))
 
     def artifact_sha256(self) -> str:
         """sha256 of what the image serves: the model file, or a custom predictor's code."""
         sha = self.model_sha256()
         if sha:
             return sha
-        code = self.config.model.code or (".",)
-        return sha256_of(self.root / code[0])
+        code = self.config.model.code
+        if not code:
+            return sha256_of(self.root)
+        return sha256_of(self.checked_path(self.root / code[0], "model", "code", 0))
 
     def load_model(self) -> LoadedModel:
         """Load the model in this process (what the server does at start-up)."""
         path = self.model_path
-        if path is not None and not path.exists():
-            raise ConfigError(str(self.file), [f"model.path: {path} does not exist"])
+        if path is not None:
+            self.checked_path(path, "model", "path")
         return load_model(self.flavor, str(path) if path else None, self.flavor_options)
 
     def validate(self, *, load: bool = True) -> ValidationReport:
-        """Check the model file exists (and loads, unless ``load`` is False)."""
+        """Check the targets' options as ``plan`` does, that the model file exists (and
+        loads, unless ``load`` is False)."""
+        if self.config.targets:
+            self.providers()  # each provider validates its options, errors at their lines
         sha256 = self.model_sha256()
         warnings: list[str] = []
         lock = Lock.read(self.root)

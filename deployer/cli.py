@@ -394,6 +394,9 @@ def predict(
     if data is None or data == "-":
         body = sys.stdin.buffer.read()
     elif data.startswith("@"):
+        from deployer.errors import require_regular
+
+        require_regular(Path(data[1:]))  # a FIFO or device is refused, never opened
         try:
             body = Path(data[1:]).read_bytes()
         except OSError as exc:

@@ -11,11 +11,19 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from deployer.errors import ConfigError, read_config_text
 from deployer.flavors import FLAVOR_NAMES
-from deployer.yaml_errors import describe_error
+from deployer.yaml_errors import describe_errors, line_of, load_yaml
 
 SCHEMA_VERSION = 1
 DEFAULT_FILE = "deployer.yaml"
@@ -129,6 +137,20 @@ class ProjectConfig(_Strict):
     serving: ServingConfig = ServingConfig()
     image: ImageConfig = ImageConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    _yaml_root: yaml.Node | None = PrivateAttr(default=None)  # where each field was written
+
+    def line(self, *loc: str | int) -> int | None:
+        """The line ``loc`` (or its nearest parent) was written on, when loaded from a file."""
+        return line_of(self._yaml_root, loc)
+
+    def describe(self, errors: list[dict[str, Any]]) -> list[str]:
+        """pydantic errors located in this file as "line N: field: message"."""
+        return describe_errors(errors, self._yaml_root)
+
+    def located(self, *loc: str | int) -> str:
+        """ "line N: " for a field, or "" when its line is unknown."""
+        line = self.line(*loc)
+        return f"line {line}: " if line else ""
 
     @field_validator("name")
     @classmethod
@@ -166,18 +188,12 @@ def load_config(path: str | Path) -> ProjectConfig:
 
 def parse_config(text: str, source: str) -> ProjectConfig:
     """Validate YAML text; ``source`` names it in errors."""
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+    data, root = load_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(source, ["expected a mapping with at least 'name' and 'model'"])
     try:
-        return ProjectConfig.model_validate(data)
+        config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [describe_error(e, root, LOCATED) for e in exc.errors()]
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, describe_errors(exc.errors(), root, LOCATED)) from None
+    config._yaml_root = root
+    return config

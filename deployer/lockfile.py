@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from deployer._version import __version__
+from deployer.errors import ConfigError, read_config_text
 
 LOCK_FILE = "deployer.lock"
 
@@ -46,8 +48,27 @@ class Lock:
 
     @classmethod
     def read(cls, folder: Path) -> Lock | None:
+        """The lock in ``folder``, None when there is none; a ConfigError (exit 2) naming the
+        file and line when it is not a small UTF-8 JSON object (read as configuration files
+        are: a FIFO is never opened)."""
         source = folder / LOCK_FILE
-        if not source.exists():
+        if not os.path.lexists(source):
             return None
-        data = json.loads(source.read_text(encoding="utf-8"))
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        text = read_config_text(source, None)
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            where = f"line {exc.lineno}: " if isinstance(exc, json.JSONDecodeError) else ""
+            raise ConfigError(
+                str(source),
+                [f"{where}invalid JSON: {getattr(exc, 'msg', exc)}"],
+                hint="rewrite it with: deployer lock",
+            ) from None
+        if not isinstance(data, dict) or not all(k in data for k in ("model_sha256",)):
+            raise ConfigError(
+                str(source),
+                ["expected a JSON object with model_path, model_sha256, flavor, signature"],
+                hint="rewrite it with: deployer lock",
+            )
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**{"model_path": "", "flavor": "", "signature": {}, **fields})

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from string import Template
 
-from deployer.errors import UsageError
+from deployer.errors import UsageError, file_or_folder_problem
 from deployer.flavors import FLAVOR_NAMES, detect_flavor, load_model
 from deployer.resources import read_template
 
@@ -30,8 +30,9 @@ def render_project_file(
     predictor: str | None = None,
 ) -> str:
     """The text of a new deployer.yaml; loads the model once to list its outputs."""
-    if not model.exists():
-        raise UsageError(f"model file {model} does not exist")
+    problem = file_or_folder_problem(model)  # stat only: a FIFO is never opened
+    if problem:
+        raise UsageError(f"model file {model} {problem}; expected a regular file or a folder")
     flavor = flavor or ("python" if predictor else detect_flavor(str(model)))
     if flavor is None:
         raise UsageError(

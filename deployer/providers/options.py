@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deployer.errors import ConfigError
 
@@ -14,6 +14,15 @@ if TYPE_CHECKING:
 OptionsT = TypeVar("OptionsT", bound="BaseModel")
 
 
+class OptionsError(ConfigError):
+    """A target's options are invalid; ``errors`` are pydantic's, located at
+    ``("targets", NAME, FIELD, ...)`` so the core can add deployer.yaml's line numbers."""
+
+    def __init__(self, source: str, problems: list[str], errors: list[dict[str, Any]]) -> None:
+        super().__init__(source, problems)
+        self.errors = errors
+
+
 def parse_options(model: type[OptionsT], target: Target, source: str = "deployer.yaml") -> OptionsT:
     """Validate a target's options with a pydantic model; errors name ``targets.NAME.FIELD``."""
     from pydantic import ValidationError
@@ -21,7 +30,7 @@ def parse_options(model: type[OptionsT], target: Target, source: str = "deployer
     try:
         return model.model_validate(dict(target.options))
     except ValidationError as exc:
-        problems = []
+        problems, errors = [], []
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
             message = error["msg"]
@@ -30,4 +39,5 @@ def parse_options(model: type[OptionsT], target: Target, source: str = "deployer
             elif error["type"] == "missing":
                 message = "required field is missing"
             problems.append(f"targets.{target.name}.{field}: {message}")
-        raise ConfigError(source, problems) from None
+            errors.append({**error, "loc": ("targets", target.name, *error["loc"])})
+        raise OptionsError(source, problems, errors) from None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deployer.errors import ConfigError, MissingDependencyError
+from deployer.errors import ConfigError, MissingDependencyError, read_config_text
 from deployer.providers.signing import FOREVER, Signer, refresh_after
 from deployer.router import plugins
 
@@ -59,11 +59,11 @@ class BearerSigner:
             again = FOREVER
         else:
             assert self.token_file is not None
-            try:
-                token = Path(self.token_file).read_text(encoding="utf-8")
-            except OSError as exc:
+            try:  # a FIFO is refused, not opened; the size is bounded
+                token = read_config_text(Path(self.token_file))
+            except ConfigError as exc:
                 raise RuntimeError(
-                    f"cannot read token file {self.token_file}: {exc.strerror}"
+                    f"cannot read token file {self.token_file}: {'; '.join(exc.problems)}"
                 ) from None
             where = f"file {self.token_file}"
             again = FILE_RECHECK_SECONDS

@@ -403,14 +403,9 @@ def load(path: str | Path) -> Manifest:
 
 def parse(text: str, source: str = DEFAULT_FILE) -> Manifest:
     """Validate YAML text; ``source`` names it in errors."""
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}invalid YAML: {problem}"]) from None
+    from deployer.yaml_errors import load_yaml, shown
+
+    data, root = load_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(source, ["expected a mapping with at least 'name' and 'backends'"])
     version = data.get("version", SCHEMA_VERSION)
@@ -419,7 +414,7 @@ def parse(text: str, source: str = DEFAULT_FILE) -> Manifest:
             source,
             [
                 f"version: expected {SCHEMA_VERSION}, the router.yaml version this deployer reads "
-                f"(got {version!r})"
+                f"(got {shown(version)})"
             ],
             hint="upgrade deployer, or rewrite the file with: deployer router init --force",
         )
@@ -434,9 +429,9 @@ def _problems(exc: ValidationError, root: yaml.Node | None, prefix: str = "") ->
     errors = exc.errors()
     if prefix:
         errors = [{**e, "loc": (prefix, *e["loc"])} for e in errors]
-    from deployer.yaml_errors import describe_error
+    from deployer.yaml_errors import describe_errors
 
-    return [describe_error(error, root) for error in errors]
+    return describe_errors(errors, root)
 
 
 def to_dict(manifest: Manifest) -> dict[str, Any]:

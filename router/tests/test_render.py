@@ -46,7 +46,7 @@ def test_plain_http_only_and_the_others_named(manifest) -> None:  # type: ignore
         assert "sigv4 signing, which only the built-in router does" in skipped["aws"]
         assert "https" in skipped["tls"]
     with pytest.raises(UsageError, match="no plain-HTTP backend"):
-        render(parse(TEXT.split("  - {name: k8s-a")[0] + "backends: []\n"), "haproxy")
+        render(parse(TEXT.split("backends:")[0] + "backends: []\n"), "haproxy")
     with pytest.raises(UsageError, match="unknown format"):
         render(manifest, "traefik")
     assert FORMATS == ("haproxy", "nginx", "envoy", "kubernetes", "route53")

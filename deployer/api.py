@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, load_model
 from deployer.image.spec import BuildSpec, base_image
-from deployer.lockfile import Lock, sha256_of
+from deployer.lockfile import Lock, lock_warnings, sha256_of
 from deployer.results import DestroyResult
 from deployer.serving.settings import ServingSettings
 
@@ -170,34 +170,25 @@ class Project:
         if self.config.targets:
             self.providers()  # each provider validates its options, errors at their lines
         sha256 = self.model_sha256()
-        warnings: list[str] = []
-        lock = Lock.read(self.root)
-        if lock and sha256 and lock.model_sha256 != sha256:
-            warnings.append(
-                "the model file changed since deployer.lock was written; run `deployer lock`"
-            )
-        signature = None
-        if load:
-            loaded = self.load_model().signature
-            method = self.config.model.method
-            if method and method not in loaded.methods:
-                raise ConfigError(
-                    str(self.file),
-                    [
-                        f"model.method: {method!r} is not an output of this model; "
-                        f"expected one of {', '.join(loaded.methods)}"
-                    ],
-                )
-            signature = loaded.to_dict()
         return ValidationReport(
             project=self.name,
             file=str(self.file),
             flavor=self.flavor,
             model_path=str(self.model_path) if self.model_path else None,
             model_sha256=sha256,
-            signature=signature,
-            warnings=warnings,
+            signature=self._checked_signature() if load else None,
+            warnings=lock_warnings(Lock.read(self.root), sha256),
         )
+
+    def _checked_signature(self) -> dict[str, Any]:
+        """The loaded model's signature, once ``model.method`` is known to be one of its outputs."""
+        loaded = self.load_model().signature
+        method = self.config.model.method
+        if method and method not in loaded.methods:
+            expected = ", ".join(loaded.methods)
+            problem = f"model.method: {method!r} is not an output of this model"
+            raise ConfigError(str(self.file), [f"{problem}; expected one of {expected}"])
+        return loaded.to_dict()
 
     def lock(self) -> Path:
         """Write deployer.lock: the model's sha256, flavour and signature."""

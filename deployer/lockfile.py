@@ -72,3 +72,10 @@ class Lock:
             )
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**{"model_path": "", "flavor": "", "signature": {}, **fields})
+
+
+def lock_warnings(lock: Lock | None, model_sha256: str | None) -> list[str]:
+    """What ``validate`` warns about: a model file that no longer matches deployer.lock."""
+    if lock and model_sha256 and lock.model_sha256 != model_sha256:
+        return ["the model file changed since deployer.lock was written; run `deployer lock`"]
+    return []

@@ -10,7 +10,7 @@
     needs AcrPush on the registry, no admin user);
   - ``auto`` (default): ``admin`` when the registry has its admin user enabled, else
     ``token``.
-The push itself goes through ``deployer.image.registry.push_image``: credentials go to
+The push itself (``publish``) goes through the SDK's ``push_image``: credentials go to
 the Docker engine with the push request only, never into a Docker config file.
 """
 
@@ -19,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.providers import DeployerError, RegistryAuth
-from deployer_azure.client import arm_json, ca_verify, resource_manager_url
+from deployer.providers import DeployerError, Image, Progress, RegistryAuth
+from deployer_azure.auth import azure_errors
+from deployer_azure.client import arm_client, arm_json, ca_verify, resource_manager_url
 from deployer_azure.options import AzureOptions
+from deployer_azure.workspace import Workspace
 
 ACR_API_VERSION = "2023-07-01"
 NULL_GUID_USER = "00000000-0000-0000-0000-000000000000"
@@ -34,6 +36,17 @@ class AcrTarget:
     login_server: str
     auth: RegistryAuth
     method: str
+
+
+def publish(ws: Workspace, image: Image, progress: Progress) -> str:
+    """Push to the workspace's container registry; return ``repo@sha256:...``."""
+    from deployer.providers import docker_client, push_image
+
+    with azure_errors("looking up the workspace's container registry", ws.scope):
+        acr = acr_target(ws.ml, arm_client(ws.options, ws.credential), ws.options, ws.credential)
+    repository = f"{acr.login_server}/{ws.options.repository or ws.project}"
+    progress(f"pushing to {repository} ({acr.method} credentials)")
+    return push_image(docker_client(), image.id, repository, image.version, acr.auth, progress)
 
 
 def registry_resource_id(ml: Any, workspace: str) -> str:

@@ -1,0 +1,98 @@
+"""Promoting a provisioned deployment: a smoke prediction, then the strategy's traffic
+steps (rollout.py) with a bake and a check after each one but the last; on a failed
+check all traffic goes back to the previous deployment and the new one is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from deployer.providers import Deployment, Progress, Status, Strategy
+from deployer_azure import endpoints, rollout, specs
+from deployer_azure.endpoints import SUCCEEDED
+from deployer_azure.invoke import invoke
+from deployer_azure.workspace import Workspace
+
+
+def promote(
+    ws: Workspace,
+    deployment: Deployment,
+    new: str,
+    old: str | None,
+    deadline: float,
+    progress: Progress,
+) -> Status | None:
+    """Move all traffic to ``new`` and retire what is no longer kept; None when done, the
+    failed Status (after ``abandon``) when a check fails."""
+    details = deployment.details
+    strategy = Strategy(details["strategy"], details["percent"], details["bake_seconds"])
+    problem = check(ws, new, details.get("sample"))
+    if problem:
+        return abandon(ws, deployment, new, problem, progress, traffic_moved=False)
+    steps = rollout.traffic_steps(strategy, new, old)
+    for index, traffic in enumerate(steps):
+        endpoints.set_traffic(ws, traffic, progress)
+        if index == len(steps) - 1:
+            break
+        bake = min(strategy.bake_seconds, max(0.0, deadline - time.monotonic()))
+        if bake:
+            progress(f"baking {bake:.0f}s at {traffic[new]}% on {new}")
+            time.sleep(bake)
+        problem = check(ws, new, details.get("sample"))
+        if problem:
+            return abandon(ws, deployment, new, problem, progress, traffic_moved=True, old=old)
+    keep = {new, old} if (old and ws.options.keep_previous) else {new}
+    endpoints.retire(ws, {n for n in keep if n}, progress)
+    return None
+
+
+def check(ws: Workspace, name: str, sample: Any) -> str | None:
+    """None if ``name`` is provisioned and answers a prediction; else what is wrong."""
+    found = endpoints.deployment(ws, name)
+    current = specs.state(found.provisioning_state) if found is not None else "Missing"
+    if current.lower() != SUCCEEDED:
+        return f"deployment {name} is {current}"
+    body = json.dumps(sample if sample is not None else [[0]]).encode()
+    answer = invoke(ws, body, "application/json", "application/json", deployment=name)
+    if answer.status != 200:
+        text = answer.body[:300].decode(errors="replace")
+        return f"a smoke prediction on {name} answered {answer.status}: {text}"
+    try:
+        json.loads(answer.body)["predictions"]
+    except (ValueError, KeyError, TypeError):
+        return f"a smoke prediction on {name} returned {answer.body[:200]!r}"
+    return None
+
+
+def abandon(
+    ws: Workspace,
+    deployment: Deployment,
+    new: str,
+    problem: str,
+    progress: Progress,
+    *,
+    traffic_moved: bool,
+    old: str | None = None,
+) -> Status:
+    """Put all traffic back on ``old`` (if it had moved), delete ``new``, say so."""
+    previous = deployment.previous_version
+    actions = []
+    if traffic_moved and old:
+        endpoints.set_traffic(ws, {old: 100}, progress)
+        actions.append(f"rolled back: traffic 100% to {old} ({previous})")
+    elif previous:
+        actions.append(f"the previous version {previous} keeps serving")
+    else:
+        actions.append("nothing was serving before")
+    failed_delete = endpoints.delete_deployment(ws, new, progress)
+    actions.append(
+        f"deployment {new} deleted"
+        if failed_delete is None
+        else f"deployment {new} could not be deleted ({failed_delete})"
+    )
+    head, _, tail = problem.partition("\n")
+    reason = f"deployment {new} (version {deployment.version}) failed: {head}"
+    reason += f"; {'; '.join(actions)}" + (f"\n{tail}" if tail else "")
+    return Status(ws.target, "failed", previous, reason=reason)

@@ -46,28 +46,37 @@ def _real(path: Path, boundary: Path) -> Path:
     return real
 
 
-def _copy_file(source: Path, real: Path, target: Path) -> None:
+def _regular_mode(source: Path, real: Path) -> int:
+    """``real``'s mode, refused unless it is a regular file (never opened: a FIFO hangs)."""
     mode = real.stat().st_mode
     if not stat.S_ISREG(mode):
         raise CodeCopyError(
             f"{source}: not a regular file or folder (a FIFO, socket or device)",
             hint=f"remove it or list it in {DOCKERIGNORE}",
         )
-    shutil.copyfile(real, target)
-    os.chmod(target, 0o755 if mode & stat.S_IXUSR else 0o644)
+    return mode
 
 
 class _Copier:
-    def __init__(self, boundary: Path, excludes: Excludes) -> None:
+    def __init__(self, boundary: Path, excludes: Excludes, write: bool) -> None:
         self.boundary = boundary
         self.excludes = excludes
+        self.write = write  # False: check only (the same walk, nothing written)
         self.files = 0
+
+    def file(self, source: Path, real: Path, target: Path) -> None:
+        mode = _regular_mode(source, real)
+        if self.write:
+            shutil.copyfile(real, target)
+            os.chmod(target, 0o755 if mode & stat.S_IXUSR else 0o644)
+        self.files += 1
 
     def folder(
         self, source: Path, real: Path, relative: str, target: Path, seen: frozenset[Path]
     ) -> None:
-        target.mkdir(parents=True, exist_ok=True)
-        os.chmod(target, 0o755)
+        if self.write:
+            target.mkdir(parents=True, exist_ok=True)
+            os.chmod(target, 0o755)
         for name in sorted(os.listdir(real)):
             path = source / name
             rel = f"{relative}/{name}" if relative else name
@@ -83,14 +92,13 @@ class _Copier:
                     )
                 self.folder(path, entry, rel, target / name, seen | {entry})
             elif not excluded:
-                _copy_file(path, entry, target / name)
-                self.files += 1
+                self.file(path, entry, target / name)
 
 
-def copy_code(source: Path, target: Path, project: Path) -> int:
+def copy_code(source: Path, target: Path | None, project: Path) -> int:
     """Copy ``source`` (a folder's contents, or one file) into the folder ``target``; paths
     under ``project`` are matched against its excludes and must not leave it. Returns the
-    number of files copied."""
+    number of files copied. ``target`` None checks the same without copying anything."""
     declared = Path(os.path.abspath(source))
     real_project = Path(os.path.realpath(project))
     bases = [b for b in (Path(os.path.abspath(project)), real_project) if _inside(declared, b)]
@@ -102,14 +110,15 @@ def copy_code(source: Path, target: Path, project: Path) -> int:
         relative = "."
         excludes = Excludes.for_project(boundary)
     real = _real(declared, boundary)
-    copier = _Copier(boundary, excludes)
+    copier = _Copier(boundary, excludes, write=target is not None)
+    folder = target or Path(os.devnull)
     if real.is_dir():
         copier.folder(
-            declared, real, "" if relative == "." else relative, target, frozenset({real})
+            declared, real, "" if relative == "." else relative, folder, frozenset({real})
         )
     else:
-        target.mkdir(parents=True, exist_ok=True)
-        os.chmod(target, 0o755)
-        _copy_file(declared, real, target / declared.name)
-        copier.files += 1
+        if target is not None:
+            target.mkdir(parents=True, exist_ok=True)
+            os.chmod(target, 0o755)
+        copier.file(declared, real, folder / declared.name)
     return copier.files

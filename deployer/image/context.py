@@ -135,6 +135,12 @@ def _copy_readable(source: Path, target: Path) -> None:
             os.chmod(Path(root) / f, 0o644)
 
 
+def check_code(spec: BuildSpec) -> None:
+    """Refuse the declared code before anything slow runs (see code_copy)."""
+    for source in spec.code:
+        copy_code(source, None, spec.source or folder_of(source))
+
+
 def folder_of(source: Path) -> Path:
     """A code path's own folder: its project when the spec names none."""
     return source if source.is_dir() else source.parent

@@ -139,9 +139,7 @@ def test_no_setuid_or_setgid_file_and_no_package_manager(container: RunningConta
 
 
 def test_the_user_can_write_only_temporary_folders(container: RunningContainer) -> None:
-    _, writable = _exec(
-        container, "find / -xdev -writable \\( -type f -o -type d \\) 2>/dev/null"
-    )
+    _, writable = _exec(container, "find / -xdev -writable \\( -type f -o -type d \\) 2>/dev/null")
     assert set(writable.split()) <= {"/tmp", "/var/tmp", "/run/lock", "/var/lock", "/dev/shm"}
     assert "/tmp" in writable.split()
     assert _exec(container, "test -r /opt/deployer/code/0/predictor.py")[0] == 0

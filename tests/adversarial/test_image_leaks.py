@@ -24,9 +24,9 @@ PREDICTOR = "class Predictor:\n    def predict(self, rows, parameters):\n       
 
 def _project(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "predictor.py").write_text(PREDICTOR)
+    (folder / "leaks_predictor.py").write_text(PREDICTOR)
     (folder / "deployer.yaml").write_text(
-        "name: leaks\nmodel:\n  flavor: python\n  predictor: predictor:Predictor\n"
+        "name: leaks\nmodel:\n  flavor: python\n  predictor: leaks_predictor:Predictor\n"
     )
     return folder / "deployer.yaml"
 
@@ -78,7 +78,7 @@ def test_secrets_and_state_at_any_depth_stay_out(
             (where / name).write_text(SECRET)
     built = _assemble(config, base / "out")
     assert _leaks(built) == []
-    assert (built / "code" / "0" / "predictor.py").is_file()
+    assert (built / "code" / "0" / "leaks_predictor.py").is_file()
 
 
 @pytest.mark.parametrize("hops", [1, 2, 3])

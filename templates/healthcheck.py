@@ -2,7 +2,8 @@
 
 Usage: ``python -I healthcheck.py PATH [PORT_VARIABLE ...]``. The port is the first of
 DEPLOYER_HEALTHCHECK_PORT and the named variables that is set (the platform's port
-variables, as the server reads them), else 8080. Standard library only (no curl needed).
+variables, as the server reads them), else 8080; DEPLOYER_HEALTHCHECK_TIMEOUT bounds the
+request (seconds, default 4). Standard library only (no curl needed).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ a folder, or None). ``predict`` receives a 2-D numpy array (rows x features) and
 request's parameters, and returns anything numpy can turn into an array. Optional
 class attributes: ``signature = {"width": 4, "datatype": "FP64", "outputs": ["predict"]}``
 and ``batchable = True`` when rows are independent (allows micro-batching).
+
+In the image, ``model.code`` (default: the project folder) is importable from
+/opt/deployer/code; folders go in without .git, .env*, .venv, .deployer, byte code and
+tool caches, nor what the project's .dockerignore lists (deployer/image/ignore.py).
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ def build_image(
     from deployer.image.engine import docker_client
 
     say = progress or (lambda _line: None)
+    context.check_code(spec)  # a symlink leaving the project: exit 2 before any work
     client = docker_client()
     requirements = wheelhouse.image_requirements(spec.flavor, spec.requirements)
     say(f"resolving {len(requirements)} requirements for {spec.platform}, Python {spec.python}")

@@ -1,6 +1,7 @@
 """``deployer check``: run the image and prove every cloud's serving contract.
 
-Each contract is checked twice: as root (SageMaker's expectation) and as an arbitrary
+Each contract is checked twice: as root (SageMaker's expectation; the image's own user is
+the non-root uid 10001) and as an arbitrary
 non-root uid with a read-only root filesystem, a tmpfs /tmp and no capabilities
 (Kubernetes' restricted profile). SIGTERM must end the server cleanly well within 30 s.
 The SageMaker container has an empty folder mounted at /opt/ml/model, as SageMaker mounts
@@ -282,11 +283,22 @@ def _attempt(contract: str, mode: str, probe: Callable[[], str]) -> ContractResu
 def check_mode(client: Any, image: str, model: str, mode: str) -> list[ContractResult]:
     """All contracts for one user mode: a default container, a Vertex-style container."""
     restricted = MODES[mode]
+    user = None if restricted else "0"
     main = run_container(
-        client, image, command=["serve"], restricted=restricted, tmpfs=SAGEMAKER_ARTIFACT_MOUNT
+        client,
+        image,
+        command=["serve"],
+        restricted=restricted,
+        tmpfs=SAGEMAKER_ARTIFACT_MOUNT,
+        user=user,
     )
     vertex = run_container(
-        client, image, container_port=VERTEX_PORT, environment=VERTEX_ENV, restricted=restricted
+        client,
+        image,
+        container_port=VERTEX_PORT,
+        environment=VERTEX_ENV,
+        restricted=restricted,
+        user=user,
     )
     results: list[ContractResult] = []
     try:

@@ -76,11 +76,15 @@ def run_container(
     network: str | None = None,
     restart: bool = False,
     tmpfs: dict[str, str] | None = None,
+    user: str | None = None,
 ) -> RunningContainer:
     """Start ``image`` detached, publishing ``container_port`` on 127.0.0.1 only.
-    ``tmpfs`` mounts empty folders (path -> options) over the image's own."""
+    ``tmpfs`` mounts empty folders (path -> options) over the image's own; ``user``
+    overrides the image's (non-root) user, e.g. ``"0"`` as SageMaker runs it."""
     port = host_port or free_port()
     options: dict[str, Any] = dict(RESTRICTED) if restricted else {}
+    if user is not None:
+        options["user"] = user
     if tmpfs:
         options["tmpfs"] = {**options.get("tmpfs", {}), **tmpfs}
     if network:

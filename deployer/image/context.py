@@ -12,8 +12,9 @@ from pathlib import Path
 from string import Template
 
 from deployer._version import __version__
+from deployer.image.code_copy import copy_code
 from deployer.image.spec import BuildSpec
-from deployer.resources import read_template
+from deployer.resources import read_template, template_path
 from deployer.serving.routes import DEFAULT_PORT
 
 # The part of the deployer package the image runs (see deployer/serving/__init__.py).
@@ -24,6 +25,10 @@ RUNTIME_MODULES = ("__init__.py", "_version.py", "errors.py", "yaml_errors.py")
 MODEL_DIR = "/opt/deployer/model"
 CODE_DIR = "/opt/deployer/code"
 LABEL_PREFIX = "dev.deployer"
+# The images' non-root user (templates/hardened.Dockerfile creates it): a fixed uid, so a
+# Kubernetes runAsNonRoot check can verify it without a name lookup.
+RUNTIME_USER = "10001:10001"
+HEALTHCHECK_SCRIPT = "healthcheck.py"
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,41 @@ def copy_runtime(target: Path, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> 
         shutil.copytree(package / sub, target / "deployer" / sub, ignore=ignore)
 
 
+def shared_stages(base: str) -> dict[str, str]:
+    """The stages every deployer image shares: ``dependencies_stage`` (the venv) and
+    ``hardened_stage`` (the base without setuid bits or package manager, with the user)."""
+    return {
+        name: Template(read_template(template)).substitute(base=base)
+        for name, template in (
+            ("dependencies_stage", "dependencies.Dockerfile"),
+            ("hardened_stage", "hardened.Dockerfile"),
+        )
+    }
+
+
+def add_healthcheck(folder: Path) -> None:
+    """Put the HEALTHCHECK script (templates/healthcheck.py) into a build context."""
+    shutil.copyfile(template_path(HEALTHCHECK_SCRIPT), folder / HEALTHCHECK_SCRIPT)
+    os.chmod(folder / HEALTHCHECK_SCRIPT, 0o644)
+
+
+def make_readable(folder: Path) -> None:
+    """Let any user id read (not write) what ``folder`` holds: folders 0755, files 0644
+    (0755 when executable), whatever the umask they were written with."""
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            os.chmod(Path(root) / d, 0o755)
+        for f in files:
+            path = Path(root) / f
+            os.chmod(path, 0o755 if path.stat().st_mode & 0o100 else 0o644)
+
+
 def render_dockerfile(template: str, base: str, labels: dict[str, str], **values: object) -> str:
-    """Fill a Dockerfile template, including the shared dependencies stage."""
-    stage = Template(read_template("dependencies.Dockerfile")).substitute(base=base)
+    """Fill a Dockerfile template, including the shared stages."""
     return Template(read_template(template)).substitute(
         base=base,
-        dependencies_stage=stage,
+        user=RUNTIME_USER,
+        **shared_stages(base),
         labels=" \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())),
         **values,
     )
@@ -101,18 +135,29 @@ def _copy_readable(source: Path, target: Path) -> None:
             os.chmod(Path(root) / f, 0o644)
 
 
+def check_code(spec: BuildSpec) -> None:
+    """Refuse the declared code before anything slow runs (see code_copy)."""
+    for source in spec.code:
+        copy_code(source, None, spec.source or folder_of(source))
+
+
+def folder_of(source: Path) -> Path:
+    """A code path's own folder: its project when the spec names none."""
+    return source if source.is_dir() else source.parent
+
+
 def assemble(spec: BuildSpec, wheels: Path, folder: Path) -> BuildContext:
     """Write the build context for ``spec`` into ``folder`` (emptied first)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     copy_wheels(wheels, folder / "wheels")
     copy_runtime(folder / "runtime")
+    add_healthcheck(folder)
     (folder / "code").mkdir()
     code_paths: list[str] = []
     for index, source in enumerate(spec.code):
         # a folder ships its contents; a file ships alone; either way the copy is importable
-        target = folder / "code" / str(index)
-        _copy_readable(source, target if source.is_dir() else target / source.name)
+        copy_code(source, folder / "code" / str(index), spec.source or folder_of(source))
         code_paths.append(f"{CODE_DIR}/{index}")
     model_path = None
     if spec.model_path is not None:
@@ -131,6 +176,7 @@ def assemble(spec: BuildSpec, wheels: Path, folder: Path) -> BuildContext:
         flavor_options=options,
     )
     (folder / "serving.json").write_text(json.dumps(json.loads(settings.to_json()), indent=2))
+    make_readable(folder)
     labels = image_labels(spec, git_commit(spec.source) if spec.source else None)
     dockerfile = render_dockerfile("Dockerfile.tmpl", spec.base, labels, port=DEFAULT_PORT)
     (folder / "Dockerfile").write_text(dockerfile)

@@ -25,9 +25,16 @@ from deployer._version import __version__
 from deployer.errors import UsageError
 from deployer.image import wheelhouse
 from deployer.image.build import Progress, docker_build, ensure_base_image
-from deployer.image.context import LABEL_PREFIX, copy_runtime, copy_wheels
+from deployer.image.context import (
+    LABEL_PREFIX,
+    add_healthcheck,
+    copy_runtime,
+    copy_wheels,
+    make_readable,
+)
 from deployer.resources import template_path as core_template_path
 from deployer_router.image_providers import (
+    CORE_TEMPLATES,
     DEFAULT_PLATFORM,
     DEFAULT_PYTHON,
     DISTRIBUTIONS_LABEL,
@@ -62,7 +69,7 @@ def router_image_tag(base: str) -> str:
     core = Path(deployer.router.__file__).resolve().parent.parent
     sources = sorted(p for sub in CORE_PACKAGES for p in (core / sub).rglob("*.py"))
     sources += sorted(_PACKAGE.rglob("*.py"))
-    sources += [template_path(TEMPLATE), core_template_path("dependencies.Dockerfile")]
+    sources += [template_path(TEMPLATE), *(core_template_path(t) for t in CORE_TEMPLATES)]
     for source in sources:
         digest.update(source.read_bytes())
     digest.update("\n".join(ROUTER_REQUIREMENTS).encode())
@@ -89,6 +96,8 @@ def ensure_router_image(
             context / "runtime" / _PACKAGE.name,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "templates"),
         )
+        add_healthcheck(context)
+        make_readable(context)
         (context / "Dockerfile").write_text(dockerfile(TEMPLATE, base, labels))
         docker_build(client, folder, tag, platform, progress)
     return tag

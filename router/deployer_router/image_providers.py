@@ -29,8 +29,15 @@ from deployer._version import __version__
 from deployer.errors import UsageError
 from deployer.image import local_wheels, wheelhouse
 from deployer.image.build import Progress, docker_build, ensure_base_image
-from deployer.image.context import LABEL_PREFIX, copy_wheels
-from deployer.resources import read_template as read_core_template
+from deployer.image.context import (
+    HEALTHCHECK_SCRIPT,
+    LABEL_PREFIX,
+    RUNTIME_USER,
+    add_healthcheck,
+    copy_wheels,
+    make_readable,
+    shared_stages,
+)
 from deployer.resources import template_path as core_template_path
 from deployer_router.requirements import ROUTER_REQUIREMENTS
 from deployer_router.resources import read_template, template_path
@@ -39,6 +46,8 @@ REPOSITORY = "deployer-router"
 DEFAULT_PLATFORM = "linux/amd64"
 DEFAULT_PYTHON = "3.11"
 TEMPLATE = "Dockerfile.router-providers.tmpl"
+# deployer's templates every router image is also made of (shared stages, HEALTHCHECK)
+CORE_TEMPLATES = ("dependencies.Dockerfile", "hardened.Dockerfile", HEALTHCHECK_SCRIPT)
 # What went in, as labels, so an unchanged rebuild reports it without building anything.
 DISTRIBUTIONS_LABEL = f"{LABEL_PREFIX}.router.distributions"
 REQUIREMENTS_LABEL = f"{LABEL_PREFIX}.router.requirements"
@@ -102,7 +111,8 @@ def plan(
     )
     digest = hashlib.sha256("\n".join([base, platform, python, *chosen]).encode())
     digest.update(template_path(TEMPLATE).read_bytes())
-    digest.update(core_template_path("dependencies.Dockerfile").read_bytes())
+    for core in CORE_TEMPLATES:
+        digest.update(core_template_path(core).read_bytes())
     digest.update("\n".join(ROUTER_REQUIREMENTS).encode())
     for dist in dists:
         digest.update(local_wheels.digest(dist).encode())
@@ -129,12 +139,12 @@ def router_distribution() -> local_wheels.LocalDistribution:
 
 
 def dockerfile(template: str, base: str, labels: dict[str, str]) -> str:
-    """Fill one of the router's Dockerfile templates, with deployer's shared dependencies
-    stage and ``labels``."""
-    stage = Template(read_core_template("dependencies.Dockerfile")).substitute(base=base)
+    """Fill one of the router's Dockerfile templates, with deployer's shared stages (the
+    dependencies, the hardened base), its non-root user and ``labels``."""
     return Template(read_template(template)).substitute(
         base=base,
-        dependencies_stage=stage,
+        user=RUNTIME_USER,
+        **shared_stages(base),
         labels=" \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())),
     )
 
@@ -203,5 +213,7 @@ def build_providers_image(
         (context / "distributions").mkdir()
         for wheel in resolved.wheels.values():
             (context / "distributions" / wheel.name).write_bytes(wheel.read_bytes())
+        add_healthcheck(context)
+        make_readable(context)
         (context / "Dockerfile").write_text(dockerfile(TEMPLATE, image.base, labels))
         docker_build(client, folder, image.tag, image.platform, progress)

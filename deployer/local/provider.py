@@ -20,7 +20,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployer.local import faults
+from deployer.local.faults import boundary
 from deployer.local.front_container import FrontContainer
 from deployer.local.inventory import (
     LABEL_PREVIOUS,
@@ -163,7 +163,7 @@ class LocalProvider:
         command = ["serve", "--port", "8080", "--max-body", str(self.options.max_body_bytes)]
         self._ensure_network()
         self.front.ensure(image, command, progress)
-        faults.boundary("push:front-ready")
+        boundary("push:front-ready")
 
     def _start_model(self, image_ref: str, version: str, previous: str | None) -> RunningContainer:
         name = f"{self.prefix}-{version}"
@@ -190,11 +190,11 @@ class LocalProvider:
             if step == "push":
                 running.remove()
             raise
-        faults.boundary(f"{step}:model-healthy")
+        boundary(f"{step}:model-healthy")
         progress(f"{running.container.name} healthy after {seconds:.1f}s; switching the front")
         self.front.switch(f"http://{running.container.name}:8080")
         running.container.update(restart_policy=RESTART_POLICY)  # marks it as having served
-        faults.boundary(f"{step}:switched")
+        boundary(f"{step}:switched")
 
     def _settle(self, serving: Any, keep: Any | None, step: str, progress: Progress) -> None:
         """Stop ``keep`` (the version kept for rollback), remove every other model container
@@ -205,12 +205,12 @@ class LocalProvider:
                 time.sleep(DRAIN_SECONDS)  # requests already sent to it finish first
                 keep.stop(timeout=30)
                 progress(f"stopped {keep.name} (kept for rollback)")
-        faults.boundary(f"{step}:old-stopped")
+        boundary(f"{step}:old-stopped")
         for container in self._containers("model"):
             if container.id not in (serving.id, keep.id if keep is not None else None):
                 container.remove(force=True)
                 progress(f"removed {container.name} (neither serving nor kept for rollback)")
-        faults.boundary(f"{step}:pruned")
+        boundary(f"{step}:pruned")
 
     # -- the provider protocol ---------------------------------------------------------
 
@@ -275,7 +275,7 @@ class LocalProvider:
         keep = snapshot.previous(live) if previous == release.version else live
         progress(f"starting {self.prefix}-{release.version}")
         running = self._start_model(image_ref, release.version, version_of(keep))
-        faults.boundary("push:model-started")
+        boundary("push:model-started")
         self._activate(running, "push", progress)
         self._settle(running.container, keep, "push", progress)
         return Deployment(self.target.name, release.version, previous, changed=True)
@@ -363,7 +363,7 @@ class LocalProvider:
         target.reload()
         if target.status != "running":
             target.start()
-        faults.boundary("rollback:previous-started")
+        boundary("rollback:previous-started")
         self._activate(RunningContainer(target, _loopback_url(target)), "rollback", progress)
         assert live is not None  # a previous version exists only beside a serving one
         self._settle(target, live, "rollback", progress)
@@ -372,17 +372,17 @@ class LocalProvider:
     @_platform_errors
     def destroy(self, progress: Progress) -> list[str]:
         removed = self.front.remove()
-        faults.boundary("destroy:front-removed")
+        boundary("destroy:front-removed")
         for container in self._containers("model"):
             container.remove(force=True)
             removed.append(f"container {container.name}")
-            faults.boundary("destroy:model-removed")
+            boundary("destroy:model-removed")
         removed += self.front.remove_volume()
-        faults.boundary("destroy:volume-removed")
+        boundary("destroy:volume-removed")
         for network in self.client.networks.list(names=[self.prefix]):
             network.remove()
             removed.append(f"network {network.name}")
-        faults.boundary("destroy:network-removed")
+        boundary("destroy:network-removed")
         for name in removed:
             progress(f"removed {name}")
         return removed

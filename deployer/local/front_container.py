@@ -11,7 +11,9 @@ import socket
 import time
 from typing import Any
 
-from deployer.providers import DeployerError, Progress, RunningContainer, UsageError, wait_healthy
+import httpx
+
+from deployer.providers import DeployerError, Progress, UsageError
 
 FRONT_HEALTH = "/-/front/health"
 FRONT_PORT = 8080
@@ -85,7 +87,26 @@ class FrontContainer:
             front = None
         if front is None:
             front = self._create(image(), command, progress)
-        wait_healthy(RunningContainer(front, self.url), FRONT_HEALTH, 60)
+        self._wait_answers(front, 60.0)
+
+    def _wait_answers(self, front: Any, seconds: float) -> None:
+        """Until the front answers its health route (Docker may be restarting it)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + FRONT_HEALTH, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            front.reload()
+            if front.status in ("exited", "dead"):
+                break
+            time.sleep(0.2)
+        logs = front.logs(tail=20).decode("utf-8", "replace").rstrip() or "(no output)"
+        raise DeployerError(
+            f"the front {self.name} did not answer on {self.url} ({front.status}); "
+            f"its last log lines:\n{logs}"
+        )
 
     def _create(self, tag: str, command: list[str], progress: Progress) -> Any:
         from deployer.local.front_image import STATE_DIR

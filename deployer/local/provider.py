@@ -2,12 +2,20 @@
 
 Layout for project P and target T (both in every name and label):
 - network ``P-T``; a front container ``P-T`` (deployer/local/front.py) published on
-  127.0.0.1:PORT, forwarding to the live model container;
+  127.0.0.1:PORT, forwarding to the live model container; its upstream is kept on the
+  named volume ``P-T-front-state``, so a front Docker restarts serves again at once;
 - model containers ``P-T-VERSION``, each on the network (and on an ephemeral loopback
-  port for health checks). The previous one is kept stopped for ``rollback``.
+  port for health checks), labelled with the version they replaced
+  (``deployer-previous``). That previous one is kept stopped for ``rollback``.
 
 A new version starts beside the old one; when it is healthy the front switches to it and
 only then is the old one stopped, so a client calling all along sees no failed request.
+
+The platform is the source of truth (deployer/local/inventory.py): ``status`` reports the
+container the front really forwards to, and every command starts from what is there, so
+after a crash at any step (``DEPLOYER_FAULT``, deployer/local/faults.py) the same command
+run again converges: the front ends on the wanted version, the version it replaced is
+kept, every other model container of the target is removed.
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ def crash(container: Any) -> None:
 class Traffic:
     """Predictions through the front from one thread, until stopped (bounded)."""
 
-    def __init__(self, rig: Rig, limit: int = 1500) -> None:
+    def __init__(self, rig: Rig, limit: int = 3000) -> None:
         self.rig = rig
         self.limit = limit
         self.answers: list[tuple[int, bytes, str]] = []  # (status, body, content-type)
@@ -238,12 +238,12 @@ class Traffic:
                     response = http.post(self.rig.url + "/invocations", json=BODY)
                 except httpx.HTTPError:
                     self.refused += 1
-                    self._stop.wait(0.02)
+                    self._stop.wait(0.1)
                     continue
                 kind = response.headers.get("content-type", "")
                 self.answers.append((response.status_code, response.content, kind))
                 if response.status_code != 200:
-                    self._stop.wait(0.02)
+                    self._stop.wait(0.1)
 
     def wait_for(self, count: int) -> None:
         """Until ``count`` more answers came back (or the bound is reached)."""

@@ -319,7 +319,9 @@ def test_model_killed_under_traffic_gives_clean_errors_then_recovers(rig: Rig) -
         crash(model)  # Docker restarts the serving model container
         traffic.wait_until_ok()
     traffic.assert_clean([f"{NAME}-local-"])
-    assert traffic.answers[-1][0] == 200
+    model.reload()
+    why = (model.status, model.attrs["RestartCount"], model.logs(tail=10))
+    assert traffic.answers[-1][0] == 200, why
     assert_converged(rig, live, rig.other(live))
 
 

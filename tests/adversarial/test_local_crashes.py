@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,9 +208,17 @@ def test_rollback_killed_at_each_step(rig: Rig, step: str) -> None:
 
 def crash(container: Any) -> None:
     """SIGKILL the container's main process from the host, as an OOM kill or a crash would
-    (``docker kill`` counts as a manual stop: Docker would not restart it)."""
+    (``docker kill`` counts as a manual stop: Docker would not restart it); returns once
+    Docker has restarted it."""
     container.reload()
+    restarts = container.attrs["RestartCount"]
     os.kill(container.attrs["State"]["Pid"], signal.SIGKILL)
+    for _ in range(600):  # until Docker saw it die and started it again
+        container.reload()
+        if container.attrs["RestartCount"] > restarts:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"Docker did not restart {container.name}")
 
 
 class Traffic:

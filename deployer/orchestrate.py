@@ -142,12 +142,18 @@ def undo(provider: Provider, result: TargetResult, journal: Journal) -> None:
         if result.previous_version:
             journal.record(target, "rollback", f"to {result.previous_version}")
             provider.rollback(progress)
-            result.outcome = "rolled back"
+            outcome: Outcome = "rolled back"
         else:
             journal.record(target, "remove", "it had no previous version")
             provider.destroy(progress)
-            result.outcome = "removed"
+            outcome = "removed"
         result.live_version = _live_version(provider)
+        if result.live_version != result.previous_version:  # say what is, not what was meant
+            raise DeployerError(
+                f"{outcome} did not restore {result.previous_version or 'nothing deployed'}: "
+                f"{result.live_version or 'nothing'} is live"
+            )
+        result.outcome = outcome
         journal.record(target, result.outcome, result.live_version or "nothing deployed")
     except DeployerError as exc:
         note = f"undo failed: {exc}"

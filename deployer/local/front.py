@@ -2,11 +2,20 @@
 
 It runs in its own small image (deployer/local/front_image.py). The local provider starts
 a new model container, waits for health, then switches the front to it (``python -m
-deployer.local.front switch URL`` through ``docker exec``)
-and only then stops the old container, so clients never see a gap. The switch is a
-file in the state folder (a tmpfs): the proxy polls it and acknowledges by writing
-``upstream.active``. A request that finds its upstream connection closed is retried
-once on the current upstream, which covers the moment of a switch.
+deployer.local.front switch URL`` through ``docker exec``) and only then stops the old
+container, so clients never see a gap.
+
+The upstream is a file in the state folder (``DEPLOYER_FRONT_STATE``), which the provider
+mounts from a named Docker volume: when the front is killed and Docker restarts it, it
+reads its upstream back and serves again with no command run. The proxy polls the file
+and acknowledges a switch by writing ``upstream.active``.
+
+Bounds: a request body larger than ``--max-body`` bytes is refused with 413 (at once when
+its Content-Length says so, else as soon as the streamed bytes pass it); bodies stream
+both ways, so memory stays flat whatever the size. A request that finds its upstream
+connection closed before any of its body was streamed is retried once on the current
+upstream (the moment of a switch). When the model container is down the answer is a
+JSON 502 (503 with no upstream, 504 on a timeout) that names no internal address.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import contextlib
 import os
 import sys
 import time
+import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +37,20 @@ import orjson
 STATE_DIR = Path(os.environ.get("DEPLOYER_FRONT_STATE", "/tmp"))
 HEALTH_PATH = "/-/front/health"
 BACKEND_HEADER = b"x-deployer-backend"
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+REPLAY_BYTES = 1024 * 1024  # bodies up to this size are kept whole, so a retry can resend them
 _HOP_BY_HOP = frozenset(
     {
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+        "trailer", "trailers", "transfer-encoding", "upgrade", "host",
     }
 )  # fmt: skip
+_OWN_HEADERS = frozenset({"date", "content-length"})  # uvicorn writes its own date
 _RETRYABLE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+class BodyTooLarge(Exception):
+    """The client's body passed the limit while it streamed."""
 
 
 def upstream_file(state: Path) -> Path:
@@ -43,12 +61,64 @@ def active_file(state: Path) -> Path:
     return state / "upstream.active"
 
 
+def backend_name(upstream: str) -> str:
+    """``http://NAME:8080`` -> ``NAME``: the model container's name, not its address."""
+    return upstream.split("://", 1)[-1].rsplit(":", 1)[0]
+
+
+class _Body:
+    """The client's body: a replayable prefix, then (for big bodies) the rest, streamed."""
+
+    def __init__(self, receive: Any, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.prefix = b""
+        self.complete = False
+        self.streamed = False  # part of the rest was sent: the request cannot be retried
+        self.size = 0
+
+    async def read_prefix(self) -> None:
+        chunks: list[bytes] = []
+        while self.size <= REPLAY_BYTES:
+            message = await self.receive()
+            chunk = message.get("body", b"")
+            self._count(chunk)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                self.complete = True
+                break
+        self.prefix = b"".join(chunks)
+
+    def _count(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise BodyTooLarge
+
+    def content(self) -> bytes | AsyncIterator[bytes]:
+        return self.prefix if self.complete else self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        yield self.prefix
+        while True:
+            message = await self.receive()
+            chunk = message.get("body", b"")
+            self.streamed = True
+            self._count(chunk)
+            if chunk:
+                yield chunk
+            if not message.get("more_body"):
+                return
+
+
 class FrontProxy:
     """ASGI app forwarding every request, body and headers unchanged, to the upstream."""
 
-    def __init__(self, state: Path, upstream: str | None = None) -> None:
+    def __init__(
+        self, state: Path, upstream: str | None = None, max_body: int = DEFAULT_MAX_BODY
+    ) -> None:
         self.state = state
         self.upstream = upstream
+        self.max_body = max_body
         self._mtime = 0.0
         self._client: httpx.AsyncClient | None = None
 
@@ -96,51 +166,94 @@ class FrontProxy:
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["path"] == HEALTH_PATH:
-            await _respond(send, 200, orjson.dumps({"upstream": self.upstream}), [])
+            await _respond(send, 200, {"upstream": self.upstream})
             return
-        body = await _read_body(receive)
+        declared = _content_length(scope["headers"])
+        if declared is not None and declared > self.max_body:
+            await _too_large(send, self.max_body)
+            return
+        body = _Body(receive, self.max_body)
+        try:
+            await body.read_prefix()
+            await self._forward(scope, body, send)
+        except BodyTooLarge:
+            await _too_large(send, self.max_body)
+
+    async def _forward(self, scope: dict[str, Any], body: _Body, send: Any) -> None:
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         headers = [
             (k, v) for k, v in scope["headers"] if k.decode("latin-1").lower() not in _HOP_BY_HOP
         ]
-        error = "no upstream is configured yet"
+        status, error = 503, "no model version is being served yet"
         for _attempt in range(2):
             upstream = self.upstream
             if upstream is None or self._client is None:
                 break
+            request = self._client.build_request(
+                scope["method"], upstream + target, headers=headers, content=body.content()
+            )
             try:
-                response = await self._client.request(
-                    scope["method"], upstream + target, headers=headers, content=body
-                )
-            except _RETRYABLE as exc:
-                error = f"upstream {upstream} failed: {type(exc).__name__}: {exc}"
+                response = await self._client.send(request, stream=True)
+            except BodyTooLarge:
+                raise
+            except httpx.TimeoutException:
+                status, error = 504, "the model did not answer in time"
+                break
+            except _RETRYABLE:
+                status, error = 502, "the model is not reachable (it may be restarting)"
+                if body.streamed:
+                    break
                 continue
-            out = [
-                (k.encode("latin-1"), v.encode("latin-1"))
-                for k, v in response.headers.items()
-                if k.lower() not in _HOP_BY_HOP
-            ]
-            out.append((BACKEND_HEADER, upstream.encode()))
-            await _respond(send, response.status_code, response.content, out)
+            except httpx.HTTPError:
+                status, error = 502, "the model's answer could not be read"
+                break
+            try:
+                await _relay(response, upstream, send)
+            finally:
+                await response.aclose()
             return
-        await _respond(send, 502, orjson.dumps({"error": error}), [])
+        await _respond(send, status, {"error": error})
 
 
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+async def _relay(response: httpx.Response, upstream: str, send: Any) -> None:
+    """Stream the upstream's answer (raw bytes: its content-encoding stays as it is)."""
+    out = [
+        (k.encode("latin-1"), v.encode("latin-1"))
+        for k, v in response.headers.multi_items()
+        if k.lower() not in _HOP_BY_HOP and k.lower() not in _OWN_HEADERS
+    ]
+    if "content-length" in response.headers:
+        out.append((b"content-length", response.headers["content-length"].encode("latin-1")))
+    out.append((BACKEND_HEADER, backend_name(upstream).encode()))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+    try:
+        async for chunk in response.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except httpx.HTTPError:
+        pass  # the model died mid-answer: end what was sent; the client sees a short body
+    await send({"type": "http.response.body", "body": b""})
 
 
-async def _respond(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    if not any(k == b"content-type" for k, _ in headers):
-        headers = [*headers, (b"content-type", b"application/json")]
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for key, value in headers:
+        if key.lower() == b"content-length":
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return None
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    await _respond(send, 413, {"error": f"the request body is larger than {limit} bytes"},
+                   close=True)  # fmt: skip
+
+
+async def _respond(send: Any, status: int, document: dict[str, Any], close: bool = False) -> None:
+    body = orjson.dumps(document)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the rest of the client's body is not read
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -159,6 +272,15 @@ def switch(url: str, state: Path, timeout: float = 10.0) -> bool:
     return False
 
 
+def health(port: int) -> int:
+    """The image's HEALTHCHECK: 0 when the proxy answers its health route."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=3) as answer:
+            return 0 if answer.status == 200 else 1
+    except OSError:
+        return 1
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployer.local.front")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -166,9 +288,14 @@ def main(argv: list[str]) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--upstream", default=None)
+    serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes; else 413")
     move = commands.add_parser("switch", help="point the running proxy at a new upstream")
     move.add_argument("url")
+    check = commands.add_parser("health", help="exit 0 when the proxy answers")
+    check.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
+    if args.command == "health":
+        return health(args.port)
     if args.command == "switch":
         if switch(args.url, STATE_DIR):
             return 0
@@ -178,7 +305,7 @@ def main(argv: list[str]) -> int:
 
     if args.upstream:
         switch(args.upstream, STATE_DIR, timeout=0)
-    app = FrontProxy(STATE_DIR, args.upstream)
+    app = FrontProxy(STATE_DIR, args.upstream, args.max_body)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools",
                 access_log=False, server_header=False, timeout_graceful_shutdown=20)  # fmt: skip
     return 0

@@ -1,6 +1,10 @@
 """The local target's front image (``deployer-front:VERSION-HASH``): deployer/local/front.py
 and FRONT_REQUIREMENTS on the same base as the model image, no model.
 
+It runs as the non-root user ``FRONT_USER`` with no setuid binaries, keeps its upstream in
+``STATE_DIR`` (owned by that user, so the named volume the provider mounts there is too),
+and has a ``HEALTHCHECK`` on its health route.
+
 The tag carries a hash of what goes in, so the image is built once per deployer version
 and an unchanged rebuild is a no-op.
 """
@@ -24,6 +28,18 @@ REPOSITORY = "deployer-front"
 TEMPLATE = "Dockerfile.front.tmpl"
 _PACKAGE = Path(__file__).resolve().parent
 _SOURCES = (_PACKAGE / "__init__.py", _PACKAGE / "front.py")  # what the front runs
+FRONT_USER = "12345:12345"  # the same ids as the restricted profile the provider runs it with
+STATE_DIR = "/var/lib/deployer-front"
+HARDENING = f"""
+# Added by deployer/local/front_image.py: the state folder, no setuid bits, a non-root
+# user and a health check.
+RUN mkdir -p {STATE_DIR} && chown {FRONT_USER} {STATE_DIR} \\
+ && (find / -xdev -type f -perm /6000 -exec chmod a-s {{}} + 2>/dev/null || true)
+ENV DEPLOYER_FRONT_STATE={STATE_DIR}
+USER {FRONT_USER}
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \\
+  CMD ["/opt/venv/bin/python", "-m", "deployer.local.front", "health"]
+"""
 
 
 def front_image_tag(base: str) -> str:
@@ -32,6 +48,7 @@ def front_image_tag(base: str) -> str:
     for source in (*_SOURCES, template_path(TEMPLATE), template_path("dependencies.Dockerfile")):
         digest.update(source.read_bytes())
     digest.update("\n".join(FRONT_REQUIREMENTS).encode())
+    digest.update(HARDENING.encode())
     return f"{REPOSITORY}:{__version__}-{digest.hexdigest()[:10]}"
 
 
@@ -58,6 +75,6 @@ def ensure_front_image(
         (context / "runtime" / "deployer" / "local").mkdir()
         for source in _SOURCES:
             shutil.copy2(source, context / "runtime" / "deployer" / "local" / source.name)
-        (context / "Dockerfile").write_text(render_dockerfile(TEMPLATE, base, labels))
+        (context / "Dockerfile").write_text(render_dockerfile(TEMPLATE, base, labels) + HARDENING)
         docker_build(client, folder, tag, platform, progress)
     return tag

@@ -2,22 +2,45 @@
 
 Layout for project P and target T (both in every name and label):
 - network ``P-T``; a front container ``P-T`` (deployer/local/front.py) published on
-  127.0.0.1:PORT, forwarding to the live model container;
+  127.0.0.1:PORT, forwarding to the live model container; its upstream is kept on the
+  named volume ``P-T-front-state``, so a front Docker restarts serves again at once;
 - model containers ``P-T-VERSION``, each on the network (and on an ephemeral loopback
-  port for health checks). The previous one is kept stopped for ``rollback``.
+  port for health checks), labelled with the version they replaced
+  (``deployer-previous``). That previous one is kept stopped for ``rollback``.
 
 A new version starts beside the old one; when it is healthy the front switches to it and
 only then is the old one stopped, so a client calling all along sees no failed request.
+
+The platform is the source of truth (deployer/local/inventory.py): ``status`` reports the
+container the front really forwards to, and every command starts from what is there, so
+after a crash at any step (``DEPLOYER_FAULT``, deployer/local/faults.py) the same command
+run again converges: the front ends on the wanted version, the version it replaced is
+kept, every other model container of the target is removed.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployer.local.faults import boundary
+from deployer.local.front_container import FrontContainer
+from deployer.local.inventory import (
+    LABEL_PREVIOUS,
+    LABEL_PROJECT,
+    LABEL_ROLE,
+    LABEL_TARGET,
+    LABEL_VERSION,
+    SERVED_POLICY,
+    Snapshot,
+    read_upstream,
+    version_of,
+)
 from deployer.providers import (
     Backend,
     Change,
@@ -36,19 +59,36 @@ from deployer.providers import (
     Target,
     UsageError,
     parse_options,
-    port_in_use,
     routes,
     run_container,
     wait_healthy,
 )
 
-LABEL_PROJECT = "deployer-project"
-LABEL_TARGET = "deployer-target"
-LABEL_ROLE = "deployer-role"
-LABEL_VERSION = "deployer-version"
-FRONT_HEALTH = "/-/front/health"
+P = ParamSpec("P")
+R = TypeVar("R")
+
 DRAIN_SECONDS = 1.0
-RESTART_POLICY = {"Name": "unless-stopped"}
+RESTART_POLICY = {"Name": SERVED_POLICY}
+
+
+def _platform_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Docker's own errors (a container gone meanwhile, a refused call) as DeployerError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except DeployerError:
+            raise
+        except Exception as exc:
+            if not type(exc).__module__.startswith("docker"):
+                raise
+            raise DeployerError(
+                f"the Docker engine refused a step: {exc}",
+                hint="run the same command again: it starts from what is there now",
+            ) from None
+
+    return wrapper
 
 
 class LocalOptions(BaseModel):
@@ -60,6 +100,9 @@ class LocalOptions(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535, description="port on 127.0.0.1")
     restricted: bool = Field(default=True, description="run as non-root, read-only root fs")
     startup_timeout: float = Field(default=240, gt=0, description="seconds to become healthy")
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="largest request body the front takes (413)"
+    )
 
 
 class LocalProvider:
@@ -87,6 +130,10 @@ class LocalProvider:
             self._client = docker_client()
         return self._client
 
+    @property
+    def front(self) -> FrontContainer:
+        return FrontContainer(self.client, self.prefix, self.options.port, self._labels("front"))
+
     def _labels(self, role: str, version: str | None = None) -> dict[str, str]:
         labels = {LABEL_PROJECT: self.project, LABEL_TARGET: self.target.name, LABEL_ROLE: role}
         if version:
@@ -97,15 +144,12 @@ class LocalProvider:
         filters = {"label": [f"{k}={v}" for k, v in self._labels(role).items()]}
         return list(self.client.containers.list(all=True, filters=filters))
 
-    def _front(self) -> Any | None:
+    def _snapshot(self) -> Snapshot:
+        """Read the platform: the front, the model containers, the front's real upstream."""
         fronts = self._containers("front")
-        return fronts[0] if fronts else None
-
-    def _live_model(self) -> Any | None:
-        """The model container the front forwards to (running, newest)."""
-        running = [c for c in self._containers("model") if c.status == "running"]
-        running.sort(key=lambda c: c.attrs["Created"], reverse=True)
-        return running[0] if running else None
+        front = fronts[0] if fronts else None
+        answers, upstream = read_upstream(self._front_url()) if front is not None else (False, None)
+        return Snapshot(front, self._containers("model"), answers, upstream)
 
     def _front_url(self) -> str:
         return f"http://127.0.0.1:{self.options.port}"
@@ -115,95 +159,81 @@ class LocalProvider:
             self.client.networks.create(self.prefix, labels=self._labels("network"))
 
     def _ensure_front(self, progress: Progress) -> None:
-        front = self._front()
-        if front is not None and front.status == "running":
-            return
-        if front is not None:
-            front.remove(force=True)
-        if port_in_use(self.options.port):
-            raise UsageError(
-                f"port {self.options.port} on 127.0.0.1 is already in use",
-                hint=f"stop what listens there, or set targets.{self.target.name}.port",
-            )
-        from deployer.local.front_image import ensure_front_image
-
         info = self.info
-        router = ensure_front_image(
-            self.client, info.base_image, info.platform, info.python, progress
-        )
-        progress(f"starting the front {self.prefix} on {self._front_url()}")
-        running = run_container(
-            self.client,
-            router,
-            host_port=self.options.port,
-            command=["serve", "--port", "8080"],
-            name=self.prefix,
-            labels=self._labels("front"),
-            restricted=True,
-            network=self.prefix,
-            restart=True,
-        )
-        wait_healthy(running, FRONT_HEALTH, 60)
 
-    def _switch(self, url: str) -> None:
-        front = self._front()
-        if front is None:
-            raise DeployerError(f"the front container {self.prefix} is gone")
-        result = front.exec_run(["python", "-m", "deployer.local.front", "switch", url])
-        if result.exit_code != 0:
-            raise DeployerError(
-                f"could not switch the front to {url}: {result.output.decode(errors='replace')}"
+        def image() -> str:
+            from deployer.local.front_image import ensure_front_image
+
+            return ensure_front_image(
+                self.client, info.base_image, info.platform, info.python, progress
             )
 
-    def _start_model(self, image_ref: str, version: str) -> RunningContainer:
+        command = ["serve", "--port", "8080", "--max-body", str(self.options.max_body_bytes)]
+        self._ensure_network()
+        self.front.ensure(image, command, progress)
+        boundary("push:front-ready")
+
+    def _start_model(self, image_ref: str, version: str, previous: str | None) -> RunningContainer:
         name = f"{self.prefix}-{version}"
         for stale in self.client.containers.list(all=True, filters={"name": f"^{name}$"}):
             stale.remove(force=True)
+        labels = self._labels("model", version)
+        if previous and previous != version:
+            labels[LABEL_PREVIOUS] = previous  # what it replaces: rollback's target
         return run_container(
             self.client,
             image_ref,
             command=["serve"],
             name=name,
-            labels=self._labels("model", version),
+            labels=labels,
             restricted=self.options.restricted,
             network=self.prefix,
-        )  # restart policy only once healthy: a crash at start must show its real exit code
+        )  # restart policy only once it serves: a crash at start must show its real exit code
 
-    def _activate(
-        self, running: RunningContainer, previous: Any | None, progress: Progress
-    ) -> None:
-        """Wait for ``running`` to be healthy, switch the front, stop ``previous``."""
+    def _activate(self, running: RunningContainer, step: str, progress: Progress) -> None:
+        """Wait for ``running`` to be healthy, then switch the front to it."""
         try:
             seconds = wait_healthy(running, routes.SAGEMAKER_PING, self.options.startup_timeout)
         except ContainerFailed:
-            running.remove()
+            if step == "push":
+                running.remove()
             raise
+        boundary(f"{step}:model-healthy")
         progress(f"{running.container.name} healthy after {seconds:.1f}s; switching the front")
-        self._switch(f"http://{running.container.name}:8080")
-        running.container.update(restart_policy=RESTART_POLICY)
-        if previous is not None:
-            time.sleep(DRAIN_SECONDS)  # requests already sent to the old one finish first
-            previous.stop(timeout=30)
-        self._prune_stopped(keep=previous)
+        self.front.switch(f"http://{running.container.name}:8080")
+        running.container.update(restart_policy=RESTART_POLICY)  # marks it as having served
+        boundary(f"{step}:switched")
 
-    def _prune_stopped(self, keep: Any | None) -> None:
+    def _settle(self, serving: Any, keep: Any | None, step: str, progress: Progress) -> None:
+        """Stop ``keep`` (the version kept for rollback), remove every other model container
+        that does not serve: what a crash left behind is cleaned here too."""
+        if keep is not None and keep.id != serving.id:
+            keep.reload()
+            if keep.status == "running":
+                time.sleep(DRAIN_SECONDS)  # requests already sent to it finish first
+                keep.stop(timeout=30)
+                progress(f"stopped {keep.name} (kept for rollback)")
+        boundary(f"{step}:old-stopped")
         for container in self._containers("model"):
-            container.reload()
-            if container.status != "running" and (keep is None or container.id != keep.id):
+            if container.id not in (serving.id, keep.id if keep is not None else None):
                 container.remove(force=True)
+                progress(f"removed {container.name} (neither serving nor kept for rollback)")
+        boundary(f"{step}:pruned")
 
     # -- the provider protocol ---------------------------------------------------------
 
+    @_platform_errors
     def plan(self, release: Release) -> Plan:
         changes: list[Change] = []
-        front = self._front()
-        if front is None or front.status != "running":
+        snapshot = self._snapshot()
+        if not snapshot.front_answers:
             changes.append(
                 Change("create", f"container {self.prefix}", f"front on {self._front_url()}")
             )
-        live = self._live_model()
-        current = live.labels.get(LABEL_VERSION) if live else None
+        live = snapshot.serving()
+        current = version_of(live)
         name = f"container {self.prefix}-{release.version}"
+        keep = snapshot.previous(live)
         if current == release.version:
             changes.append(Change("keep", name, "already serving this version"))
         else:
@@ -219,31 +249,52 @@ class LocalProvider:
                 changes.append(
                     Change("delete", f"container {live.name}", "stopped, kept for rollback")
                 )
+            keep = live
+        for container in snapshot.models:
+            if container not in (live, keep) and version_of(container) != release.version:
+                changes.append(
+                    Change("delete", f"container {container.name}", "neither serving nor kept")
+                )
         return Plan(self.target.name, changes)
 
     def publish(self, image: Image, progress: Progress) -> str:
         """The local engine already has the image: its id is the pullable ref."""
         return image.id
 
+    @_platform_errors
     def deploy(
         self, release: Release, image_ref: str, strategy: Strategy, progress: Progress
     ) -> Deployment:
+        """Converge on ``release``: whatever a crash left, the front ends on the new
+        version, the one it replaced is kept stopped, and nothing else is left."""
         if strategy.kind != "all-at-once":
             raise UsageError(
                 f"the local target supports only all-at-once updates, not {strategy}",
                 hint="canary and linear strategies are for the cloud and Kubernetes targets",
             )
-        self._ensure_network()
         self._ensure_front(progress)
-        live = self._live_model()
-        previous = live.labels.get(LABEL_VERSION) if live else None
-        if previous == release.version and self.status().healthy:
+        snapshot = self._snapshot()
+        live = snapshot.serving()
+        previous = version_of(live)
+        if previous == release.version and self._serves(live):
             progress(f"{self.target.name}: version {release.version} is already live")
+            self._settle(live, snapshot.previous(live), "push", progress)
             return Deployment(self.target.name, release.version, previous, changed=False)
+        keep = snapshot.previous(live) if previous == release.version else live
         progress(f"starting {self.prefix}-{release.version}")
-        running = self._start_model(image_ref, release.version)
-        self._activate(running, live, progress)
+        running = self._start_model(image_ref, release.version, version_of(keep))
+        boundary("push:model-started")
+        self._activate(running, "push", progress)
+        self._settle(running.container, keep, "push", progress)
         return Deployment(self.target.name, release.version, previous, changed=True)
+
+    def _serves(self, container: Any) -> bool:
+        """Whether the front answers /ping through ``container`` right now."""
+        try:
+            ping = httpx.get(self._front_url() + routes.SAGEMAKER_PING, timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return ping.status_code == 200 and _backend(ping) == container.name
 
     def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:
         """``deploy`` already waited for health before switching; confirm through the front."""
@@ -254,36 +305,38 @@ class LocalProvider:
             status = self.status()
         return status
 
+    @_platform_errors
     def status(self) -> Status:
-        front = self._front()
-        live = self._live_model()
-        if front is None and live is None:
+        """What really serves: the container the front forwards /ping to, by its labels."""
+        snapshot = self._snapshot()
+        if snapshot.front is None and not snapshot.models:
             return Status(self.target.name, "absent", reason="nothing deployed")
-        version = live.labels.get(LABEL_VERSION) if live else None
-        if front is None or front.status != "running":
-            return Status(
-                self.target.name, "unhealthy", version, reason="the front container is not running"
-            )
+        serving = snapshot.serving()
+        version = version_of(serving)
+        details = {
+            "container": serving.name if serving is not None else None,
+            "previous_version": version_of(snapshot.previous(serving)),
+        }
+        if not snapshot.front_running:
+            reason = "the front container is not running"
+            return Status(self.target.name, "unhealthy", version, None, reason, details)
+        url = self._front_url()
         try:
-            ping = httpx.get(self._front_url() + routes.SAGEMAKER_PING, timeout=2.0)
+            ping = httpx.get(url + routes.SAGEMAKER_PING, timeout=2.0)
         except httpx.HTTPError as exc:
+            reason = f"the front does not answer: {type(exc).__name__}"
             return Status(
-                self.target.name,
-                "unhealthy",
-                version,
-                self._front_url(),
-                f"{type(exc).__name__}: {exc}",
+                self.target.name, "unhealthy", version, self._front_url(), reason, details
             )
+        answered = snapshot.named(_backend(ping))
+        if answered is not None:
+            version, details["container"] = version_of(answered), answered.name
         if ping.status_code != 200:
+            reason = f"/ping through the front answered {ping.status_code}: {ping.text[:200]}"
             return Status(
-                self.target.name,
-                "unhealthy",
-                version,
-                self._front_url(),
-                f"/ping answered {ping.status_code}: {ping.text[:200]}",
+                self.target.name, "unhealthy", version, self._front_url(), reason, details
             )
-        details = {"container": live.name if live else None}
-        return Status(self.target.name, "healthy", version, self._front_url(), details=details)
+        return Status(self.target.name, "healthy", version, url, details=details)
 
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
         headers = {"content-type": content_type}
@@ -304,36 +357,51 @@ class LocalProvider:
             response.status_code, response.content, response.headers.get("content-type", "")
         )
 
+    @_platform_errors
     def rollback(self, progress: Progress) -> Deployment:
-        """Start the previous (stopped) version again and switch back to it."""
-        live = self._live_model()
-        stopped = [c for c in self._containers("model") if c.status != "running"]
-        if not stopped:
+        """Start the version the serving one replaced again and switch back to it."""
+        self._ensure_front(progress)
+        snapshot = self._snapshot()
+        live = snapshot.serving()
+        target = snapshot.previous(live)
+        if target is None:
             raise UsageError(f"{self.target.name} has no previous version to roll back to")
-        previous = sorted(stopped, key=lambda c: c.attrs["Created"])[-1]
-        version = previous.labels.get(LABEL_VERSION, "")
+        version = version_of(target) or ""
         progress(f"starting the previous version {version}")
-        previous.start()
-        running = RunningContainer(previous, _loopback_url(previous))
-        self._activate(running, live, progress)
-        current = live.labels.get(LABEL_VERSION) if live else None
-        return Deployment(self.target.name, version, current, changed=True)
+        target.reload()
+        if target.status != "running":
+            target.start()
+        boundary("rollback:previous-started")
+        self._activate(RunningContainer(target, _loopback_url(target)), "rollback", progress)
+        assert live is not None  # a previous version exists only beside a serving one
+        self._settle(target, live, "rollback", progress)
+        return Deployment(self.target.name, version, version_of(live), changed=True)
 
+    @_platform_errors
     def destroy(self, progress: Progress) -> list[str]:
-        removed = []
-        for role in ("front", "model"):
-            for container in self._containers(role):
-                container.remove(force=True)
-                removed.append(f"container {container.name}")
+        removed = self.front.remove()
+        boundary("destroy:front-removed")
+        for container in self._containers("model"):
+            container.remove(force=True)
+            removed.append(f"container {container.name}")
+            boundary("destroy:model-removed")
+        removed += self.front.remove_volume()
+        boundary("destroy:volume-removed")
         for network in self.client.networks.list(names=[self.prefix]):
             network.remove()
             removed.append(f"network {network.name}")
+        boundary("destroy:network-removed")
         for name in removed:
             progress(f"removed {name}")
         return removed
 
     def route(self) -> Backend:
         return Backend(self.target.name, self.name, self._front_url())
+
+
+def _backend(response: httpx.Response) -> str | None:
+    """The model container that answered through the front (its x-deployer-backend)."""
+    return response.headers.get("x-deployer-backend")
 
 
 def _loopback_url(container: Any) -> str:

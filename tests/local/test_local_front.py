@@ -1,0 +1,145 @@
+"""The local front's proxy (deployer/local/front.py) in-process, in front of a small real
+upstream server: its upstream survives a restart, bodies are bounded and streamed, and a
+dead upstream is a JSON error that names no internal address. No Docker needed."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from deployer.local.front import FrontProxy, switch
+from deployer.local.front_container import port_free
+
+LIMIT = 4 * 1024 * 1024
+
+
+async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers the size of the body it read, streamed in chunks."""
+    if scope["type"] != "http":
+        return
+    size = 0
+    while True:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = orjson.dumps({"size": size, "path": scope["path"]})
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread; its URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="auto")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    with serving(upstream_app) as url:
+        yield url
+
+
+def test_a_restarted_front_reads_its_upstream_back(upstream: str, tmp_path: Path) -> None:
+    switch(upstream, tmp_path, timeout=0)
+    for _restart in range(2):  # the same state folder, a new process each time
+        with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+            health = httpx.get(front + "/-/front/health").json()
+            assert health == {"upstream": upstream}
+            answer = httpx.post(front + "/invocations", content=b"abc")
+            assert answer.json() == {"size": 3, "path": "/invocations"}
+
+
+def test_bodies_over_the_limit_are_refused_and_under_it_stream_through(
+    upstream: str, tmp_path: Path
+) -> None:
+    switch(upstream, tmp_path, timeout=0)
+    with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+        declared = httpx.post(front + "/invocations", content=b"x" * (LIMIT + 1))
+        assert declared.status_code == 413
+        assert declared.json() == {"error": f"the request body is larger than {LIMIT} bytes"}
+
+        def chunks(count: int) -> Iterator[bytes]:
+            for _ in range(count):
+                yield b"y" * 1024 * 1024
+
+        try:  # chunked, no content-length: refused once the streamed bytes pass the limit
+            streamed = httpx.post(front + "/invocations", content=chunks(64), timeout=30)
+            assert streamed.status_code == 413
+        except httpx.WriteError:
+            pass  # it answered and closed while the client still wrote
+        whole = httpx.post(front + "/invocations", content=chunks(3), timeout=30)
+        assert whole.json()["size"] == 3 * 1024 * 1024
+
+
+def test_a_dead_upstream_is_a_json_error_naming_no_address(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+        nothing = httpx.post(front + "/invocations", content=b"{}")
+        assert nothing.status_code == 503
+        assert nothing.headers["content-type"] == "application/json"
+        switch(dead, tmp_path)
+        answer = httpx.post(front + "/invocations", content=b"{}")
+    assert answer.status_code == 502
+    assert answer.headers["content-type"] == "application/json"
+    assert "error" in answer.json()
+    assert b"127.0.0.1" not in answer.content and b"http" not in answer.content
+
+
+def test_answers_carry_one_date_header_and_name_the_backend(upstream: str, tmp_path: Path) -> None:
+    switch(upstream, tmp_path, timeout=0)
+    with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+        answer = httpx.get(front + "/ping")
+    assert len(answer.headers.get_list("date")) == 1
+    assert answer.headers["x-deployer-backend"] == "127.0.0.1"
+
+
+def test_a_port_left_in_time_wait_is_free_for_a_new_front() -> None:
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first: its socket on PORT enters TIME-WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # a bind without SO_REUSEADDR sees the TIME-WAIT
+    assert port_free(port)  # Docker's bind does not
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    try:
+        assert not port_free(port)  # a real listener still counts
+    finally:
+        holder.close()

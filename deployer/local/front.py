@@ -16,6 +16,10 @@ both ways, so memory stays flat whatever the size. A request that finds its upst
 connection closed before any of its body was streamed is retried once on the current
 upstream (the moment of a switch). When the model container is down the answer is a
 JSON 502 (503 with no upstream, 504 on a timeout) that names no internal address.
+Every connection is bounded as the model server's are (deployer/serving/bounded_http.py):
+request line and headers (``--max-header-bytes``, ``--max-headers``: 431), header and
+body read timeouts (``--header-timeout``, ``--body-timeout``: 408) and connections
+(``--max-connections``: 503 beyond, the health route still answering).
 """
 
 from __future__ import annotations
@@ -47,6 +51,42 @@ _HOP_BY_HOP = frozenset(
 )  # fmt: skip
 _OWN_HEADERS = frozenset({"date", "content-length"})  # uvicorn writes its own date
 _RETRYABLE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+RESERVED_FDS = 64  # files the front keeps open besides client connections
+HEALTH_OVERFLOW = 32  # connections above the cap that may still ask the health route
+
+
+def front_bounds(args: argparse.Namespace) -> Any:
+    """The per-connection bounds of the front, from its command line."""
+    import resource
+
+    from deployer.serving.bounded_http import Bounds
+
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    room = max(int(open_files) - RESERVED_FDS - HEALTH_OVERFLOW, 1)
+    return Bounds(
+        max_header_bytes=args.max_header_bytes,
+        max_headers=args.max_headers,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        max_body_bytes=args.max_body,
+        max_connections=min(args.max_connections, room),
+        health_overflow=HEALTH_OVERFLOW,
+        health_paths=frozenset({HEALTH_PATH}),
+        label="the front's --",
+    )
+
+
+def bounded_protocol(bounds: Any) -> type:
+    """uvicorn's httptools protocol with ``bounds`` on every connection."""
+    from deployer.serving.bounded_http import BoundedProtocol
+
+    class FrontProtocol(BoundedProtocol):
+        def load_bounds(self) -> Any:
+            return bounds
+
+    return FrontProtocol
 
 
 class BodyTooLarge(Exception):
@@ -289,6 +329,11 @@ def main(argv: list[str]) -> int:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--upstream", default=None)
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes; else 413")
+    serve.add_argument("--max-header-bytes", type=int, default=65536, help="else 431")
+    serve.add_argument("--max-headers", type=int, default=100, help="else 431")
+    serve.add_argument("--header-timeout", type=float, default=30.0, help="seconds; else 408")
+    serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds; else 408")
+    serve.add_argument("--max-connections", type=int, default=4096, help="else 503")
     move = commands.add_parser("switch", help="point the running proxy at a new upstream")
     move.add_argument("url")
     check = commands.add_parser("health", help="exit 0 when the proxy answers")
@@ -306,7 +351,8 @@ def main(argv: list[str]) -> int:
     if args.upstream:
         switch(args.upstream, STATE_DIR, timeout=0)
     app = FrontProxy(STATE_DIR, args.upstream, args.max_body)
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools",
+    protocol = bounded_protocol(front_bounds(args))
+    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http=protocol,
                 access_log=False, server_header=False, timeout_graceful_shutdown=20)  # fmt: skip
     return 0
 

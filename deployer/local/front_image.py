@@ -27,7 +27,14 @@ from deployer.serving.requirements import FRONT_REQUIREMENTS
 REPOSITORY = "deployer-front"
 TEMPLATE = "Dockerfile.front.tmpl"
 _PACKAGE = Path(__file__).resolve().parent
-_SOURCES = (_PACKAGE / "__init__.py", _PACKAGE / "front.py")  # what the front runs
+_SERVING = _PACKAGE.parent / "serving"
+# what the front runs, by where it goes under runtime/deployer/
+_SOURCES = {
+    "local/__init__.py": _PACKAGE / "__init__.py",
+    "local/front.py": _PACKAGE / "front.py",
+    "serving/__init__.py": _SERVING / "__init__.py",
+    "serving/bounded_http.py": _SERVING / "bounded_http.py",
+}
 FRONT_USER = "12345:12345"  # the same ids as the restricted profile the provider runs it with
 STATE_DIR = "/var/lib/deployer-front"
 HARDENING = f"""
@@ -45,7 +52,11 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \\
 def front_image_tag(base: str) -> str:
     """The front image's tag for ``base``."""
     digest = hashlib.sha256(base.encode())
-    for source in (*_SOURCES, template_path(TEMPLATE), template_path("dependencies.Dockerfile")):
+    for source in (
+        *_SOURCES.values(),
+        template_path(TEMPLATE),
+        template_path("dependencies.Dockerfile"),
+    ):
         digest.update(source.read_bytes())
     digest.update("\n".join(FRONT_REQUIREMENTS).encode())
     digest.update(HARDENING.encode())
@@ -72,9 +83,10 @@ def ensure_front_image(
         context = Path(folder)
         copy_wheels(wheels, context / "wheels")
         copy_runtime(context / "runtime", ())
-        (context / "runtime" / "deployer" / "local").mkdir()
-        for source in _SOURCES:
-            shutil.copy2(source, context / "runtime" / "deployer" / "local" / source.name)
+        for name, source in _SOURCES.items():
+            target = context / "runtime" / "deployer" / name
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy2(source, target)
         (context / "Dockerfile").write_text(render_dockerfile(TEMPLATE, base, labels) + HARDENING)
         docker_build(client, folder, tag, platform, progress)
     return tag

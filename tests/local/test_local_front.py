@@ -4,7 +4,11 @@ dead upstream is a JSON error that names no internal address. No Docker needed."
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from docker_support import free_port
 
 from deployer.local.front import FrontProxy, switch
 from deployer.local.front_container import port_free
@@ -143,3 +148,80 @@ def test_a_port_left_in_time_wait_is_free_for_a_new_front() -> None:
         assert not port_free(port)  # a real listener still counts
     finally:
         holder.close()
+
+
+@contextmanager
+def front_process(upstream: str, state: Path, *flags: str) -> Iterator[str]:
+    """``python -m deployer.local.front serve`` as the front image runs it; its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "deployer.local.front", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--upstream", upstream, *flags]
+    env = {**os.environ, "DEPLOYER_FRONT_STATE": str(state)}
+    process = subprocess.Popen(command, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # a hang guard, not an assertion
+        while True:
+            assert process.poll() is None, "the front exited"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/-/front/health").status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the front did not start"
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def raw_answer(port: int, data: bytes, *, keep_sending: bool = False) -> bytes:
+    """Send ``data`` (then, with ``keep_sending``, more header bytes until the server stops
+    reading) and return what the server answered before it closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        if keep_sending:
+            try:
+                for _ in range(10_000):
+                    sock.sendall(b"a" * 1024)
+            except OSError:
+                pass  # the server closed the connection: what it said is buffered
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+
+def test_the_front_bounds_headers_and_their_read_time(upstream: str, tmp_path: Path) -> None:
+    flags = ("--max-header-bytes", "2048", "--max-headers", "10", "--header-timeout", "1")
+    with front_process(upstream, tmp_path, *flags) as front:
+        port = int(front.rsplit(":", 1)[1])
+        endless = raw_answer(port, b"GET / HTTP/1.1\r\nhost: x\r\nx-long: ", keep_sending=True)
+        assert endless.startswith(b"HTTP/1.1 431"), endless[:200]
+        assert b"max_header_bytes" in endless
+        many = b"".join(b"x-h%d: v\r\n" % i for i in range(20))
+        counted = raw_answer(port, b"GET / HTTP/1.1\r\nhost: x\r\n" + many + b"\r\n")
+        assert counted.startswith(b"HTTP/1.1 431") and b"max_headers" in counted
+        slow = raw_answer(port, b"GET / HTTP/1.1\r\nhost: x\r\n")  # never ends its headers
+        assert slow.startswith(b"HTTP/1.1 408"), slow[:200]
+        assert httpx.post(front + "/invocations", content=b"abc").json()["size"] == 3
+
+
+def test_the_front_caps_connections_and_still_answers_health(upstream: str, tmp_path: Path) -> None:
+    flags = ("--max-connections", "4", "--header-timeout", "600")  # held ones stay held
+    with front_process(upstream, tmp_path, *flags) as front:
+        port = int(front.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        try:
+            assert httpx.get(front + "/-/front/health").status_code == 200
+            refused = httpx.post(front + "/invocations", content=b"abc")
+            assert refused.status_code == 503
+            assert "max_connections" in refused.json()["error"]
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 60  # the front sees the closes: a hang guard only
+        while (answer := httpx.post(front + "/invocations", content=b"abc")).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert answer.json()["size"] == 3

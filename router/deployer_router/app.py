@@ -176,7 +176,8 @@ class Router:
                     if self.source is None:
                         raise DeployerError("this router has no manifest file to reload")
                     self._stamp = _stamp(self.source)
-                    manifest = load(self.source)
+                    # parsing a large file takes seconds: never on the loop serving traffic
+                    manifest = await asyncio.to_thread(load, self.source)
                 old = self.snapshot
                 snapshot = await self._build(manifest, old)
             except DeployerError as exc:

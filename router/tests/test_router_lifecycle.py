@@ -119,3 +119,48 @@ def test_a_router_that_fails_to_start_leaves_nothing_running(tmp_path: Path) -> 
         del thread
         gc.collect()
     assert not [m for m in pending.messages() if PENDING in m]
+
+
+def test_a_reload_parses_the_file_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing a large router.yaml takes seconds; the loop that serves traffic never waits
+    for it: the file is read on another thread, and requests are answered meanwhile."""
+    import threading
+
+    import deployer_router.app as app_module
+
+    parsing = threading.Event()
+    release = threading.Event()
+    parsed_on: list[int] = []
+
+    def slow_load(path: Path) -> Manifest:
+        parsed_on.append(threading.get_ident())
+        parsing.set()
+        assert release.wait(60), "the test never released the parse"
+        return load(path)
+
+    with fake_backends({"name": "a"}) as (a,):
+        source = write_manifest(
+            tmp_path / "router.yaml", manifest(backends=[{"name": "a", "url": a.url}])
+        )
+
+        async def scenario() -> None:
+            router = Router(load(source), source, host="127.0.0.1", port=0)
+            port = await router.start()
+            loop_thread = threading.get_ident()
+            monkeypatch.setattr(app_module, "load", slow_load)
+            try:
+                reloading = asyncio.create_task(router.reload())
+                assert await asyncio.to_thread(parsing.wait, 60)
+                # the parse is held; the loop still answers
+                answer = await fetch(port, "POST", "/invocations", b"[[1, 2, 3, 4]]")
+                assert answer.startswith(b"HTTP/1.1 200"), answer
+                release.set()
+                assert await reloading
+                assert parsed_on and parsed_on[0] != loop_thread
+            finally:
+                release.set()
+                await router.stop(1.0)
+
+        uvloop.run(scenario())

@@ -204,6 +204,13 @@ class VertexApi:
             timeout=120.0,
         )
 
+    def predict(self, endpoint: str, instances: list[Any]) -> Any:
+        """Predict ``instances`` through the endpoint; the PredictResponse names the
+        deployed model that served it (``deployed_model_id``). Raises GoogleAPICallError."""
+        return self.predictions.predict(
+            endpoint=endpoint, instances=instances, retry=self.retry, timeout=120.0
+        )
+
     # -- long-running operations -------------------------------------------------------
 
     def get_operation(self, name: str) -> Any:

@@ -14,6 +14,11 @@ them sharing one ``Scope`` (deployer_gcp.scope). ``deploy`` uploads the model an
 the DeployModel operation with the strategy's first traffic split; ``wait`` follows the
 operation, then the remaining steps (deployer_gcp.waiting, deployer_gcp.rollout).
 Nothing here imports google-cloud-aiplatform at module level.
+
+The cloud's limits, read by the orchestrator and router (deployer_gcp.limits):
+``request_timeout_seconds`` is the 60 s inference timeout of a shared public endpoint;
+``max_request_bytes`` its 1.5 MB request body limit; ``rollout_allowance_seconds`` the
+time a rollout step may need besides its bake (the DeployModel provisioning).
 """
 
 from __future__ import annotations
@@ -36,7 +41,17 @@ from deployer.providers import (
     Target,
     parse_options,
 )
-from deployer_gcp import deploy, destroy, invoke, plan, registry, rollback, status, waiting
+from deployer_gcp import (
+    deploy,
+    destroy,
+    invoke,
+    limits,
+    plan,
+    registry,
+    rollback,
+    status,
+    waiting,
+)
 from deployer_gcp.options import VertexOptions
 from deployer_gcp.scope import Scope
 
@@ -51,6 +66,9 @@ class VertexProvider:
     # a managed endpoint: one fixed invoke URL, health from the control plane
     managed: ClassVar[bool] = True
     default_router_auth: ClassVar[str | None] = "google-oauth"
+    request_timeout_seconds: ClassVar[float] = limits.REQUEST_TIMEOUT_SECONDS
+    max_request_bytes: ClassVar[int] = limits.MAX_REQUEST_BYTES
+    rollout_allowance_seconds: ClassVar[float] = limits.ROLLOUT_ALLOWANCE_SECONDS
 
     @classmethod
     def router_signer(cls, backend: RouterBackend) -> Signer:

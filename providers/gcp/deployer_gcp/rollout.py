@@ -6,11 +6,20 @@ deployed model is still on the endpoint with replicas available and that predict
 through the endpoint succeed. A failed check shifts all traffic back to the previous
 deployed model and undeploys the new one (the automatic rollback); a passed final
 check undeploys the previous deployed model (its Model resource is kept for rollback).
+
+Vertex routes each prediction to a deployed model drawn at random by the traffic split,
+so a fixed number of probes can miss a small canary (ten probes miss a 10% canary about
+a third of the time). The check sends Predict requests, whose answer names the deployed
+model that served it, until the new one has answered; it gives up (and rolls back) only
+after enough probes that a healthy canary is missed with probability below
+``MISS_PROBABILITY``. A broken canary is therefore never promoted by luck.
+
+A rollout that runs out of time is stopped on the cloud: traffic goes back to the
+previous deployed model and the new one is undeployed, and the outcome says so.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,7 +31,14 @@ from deployer_gcp.api import VertexApi
 from deployer_gcp.errors import OperationTimeout
 from deployer_gcp.names import seconds
 
-MAX_PROBES = 10
+MISS_PROBABILITY = 1e-6  # chance that a healthy canary is not reached by any probe
+
+
+def probes_for(share: int) -> int:
+    """Probes needed so that a ``share``% canary is missed by all with MISS_PROBABILITY."""
+    if share >= 100:
+        return 1
+    return max(1, math.ceil(math.log(MISS_PROBABILITY) / math.log(1 - share / 100)))
 
 
 @dataclass
@@ -90,10 +106,9 @@ class Rollout:
             return f"the endpoint sends {got}% of traffic to it, not {share}%"
         if self.sample is None:
             return None
-        # Each probe lands on a deployed model by the traffic split; enough probes that
-        # a share of N% is expected to see at least one.
-        probes = 1 if share >= 100 else min(MAX_PROBES, math.ceil(100 / share))
-        return smoke(self.api, self.endpoint, self.sample, probes)
+        # Each probe lands on a deployed model drawn at random by the traffic split:
+        # probe until the new one has answered (see the module docstring).
+        return smoke(self.api, self.endpoint, self.sample, self.new_id, probes_for(share))
 
     # -- endings -----------------------------------------------------------------------
 
@@ -152,38 +167,47 @@ class Rollout:
         return time.monotonic() >= self.deadline
 
     def _timed_out(self, where: str) -> Outcome:
+        """Out of time: stop the rollout on the cloud (all traffic back to the previous
+        deployed model, the new one undeployed) and say so."""
         endpoint = self.api.get_endpoint(self.endpoint)
         shares = dict(endpoint.traffic_split)
         seen = ", ".join(
             f"{dm.display_name} {shares.get(dm.id, 0)}%" for dm in traffic.deployed_models(endpoint)
         )
-        return Outcome(
-            "updating",
+        reason = (
             f"timed out after {seconds(time.monotonic() - self.started)} {where}; "
-            f"last traffic split: {seen or 'none'}",
+            f"last traffic split: {seen or 'none'}"
         )
+        if self.old_id is None:
+            return Outcome("updating", reason)
+        return self.abort(f"{reason}; the rollout was stopped")
 
 
-def smoke(api: VertexApi, endpoint: str, sample: list[Any], probes: int) -> str | None:
-    """Send ``probes`` predictions of ``sample`` through rawPredict; the first problem, or None."""
+def smoke(
+    api: VertexApi, endpoint: str, sample: list[Any], new_id: str, probes: int
+) -> str | None:
+    """Predict ``sample`` until deployed model ``new_id`` has answered, at most ``probes``
+    times; the first problem (a failed or malformed prediction, or ``new_id`` never
+    reached), or None."""
     from google.api_core import exceptions as gexc
 
-    body = json.dumps({"instances": sample}).encode()
     for attempt in range(probes):
         try:
-            answer = api.raw_predict(endpoint, body, "application/json")
+            answer = api.predict(endpoint, sample)
         except gexc.GoogleAPIError as exc:
-            return f"prediction {attempt + 1}/{probes} failed: {describe(exc)}"
-        try:
-            predictions = json.loads(answer.data)["predictions"]
-        except (ValueError, KeyError, TypeError):
-            return f"prediction {attempt + 1}/{probes} returned {answer.data[:200]!r}"
-        if len(predictions) != len(sample):
+            return f"prediction {attempt + 1} failed: {describe(exc)}"
+        rows = len(answer.predictions)
+        if rows != len(sample):
             return (
-                f"prediction {attempt + 1}/{probes} returned {len(predictions)} rows "
-                f"for {len(sample)}"
+                f"prediction {attempt + 1} (deployed model {answer.deployed_model_id}) "
+                f"returned {rows} rows for {len(sample)}"
             )
-    return None
+        if answer.deployed_model_id == new_id:
+            return None
+    return (
+        f"none of {probes} predictions reached deployed model {new_id} (a healthy one "
+        f"at this share is missed that often with probability {MISS_PROBABILITY:g})"
+    )
 
 
 def describe(exc: Exception) -> str:

@@ -32,7 +32,7 @@ class Bakes:
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(
-            (seconds, self.vertex.traffic(), len(self.vertex.requests("RawPredict")))
+            (seconds, self.vertex.traffic(), len(self.vertex.requests("Predict")))
         )
 
 
@@ -163,7 +163,7 @@ def test_canary_sends_a_share_bakes_checks_then_promotes(vertex, adc, bakes) -> 
     target = provider(vertex.address)
     push(target, release(1))
     old = id_of(vertex, V1)
-    predictions = len(vertex.requests("RawPredict"))
+    predictions = len(vertex.requests("Predict"))
     _, status, notes = push(target, release(2), "canary:10", bake=0.3)
     # one bake of 0.3 s, with 10% on the new version, before the health check's predictions
     assert bakes.sleeps == [(0.3, {V1: 90, V2: 10}, predictions)]
@@ -174,8 +174,8 @@ def test_canary_sends_a_share_bakes_checks_then_promotes(vertex, adc, bakes) -> 
     ]
     new = next(k for k in update.endpoint.traffic_split if k != old)
     assert dict(update.endpoint.traffic_split) == {new: 100, old: 0}
-    # Ten smoke predictions at 10%: the new model answered at least one of them.
-    assert len(vertex.requests("RawPredict")) >= predictions + 10
+    # Smoke predictions until the new deployed model answered one (Predict names it).
+    assert len(vertex.requests("Predict")) > predictions
     assert any("baking" in n for n in notes)
     assert vertex.traffic() == {V2: 100}
 
@@ -251,21 +251,71 @@ def test_a_timeout_while_waiting_says_so_and_the_old_version_serves(vertex, adc)
     assert target.rollback(lambda _m: None).version == V1
 
 
-def test_a_timeout_during_a_rollout_names_the_step_and_the_split(vertex, adc, bakes) -> None:
+def test_a_timeout_during_a_rollout_returns_the_traffic_and_says_so(vertex, adc, bakes) -> None:
     target = provider(vertex.address)
     push(target, release(1))
     _, status, _ = push(target, release(2), "canary:10", bake=3600.0, timeout=30.0)
     # the bake was cut to what was left of the 30 s, then the wait gave up
     ((baked, split, _),) = bakes.sleeps
     assert 0 < baked < 30 and split == {V1: 90, V2: 10}
-    assert status.state == "updating"
+    # the rollout is stopped on Vertex, not left at 10% on the new model
+    assert status.state == "failed" and status.version == V1
     assert "timed out after" in status.reason and "while baking step 1/2" in status.reason
     assert f"{V1} 90%" in status.reason and f"{V2} 10%" in status.reason
-    # rollback stops the unfinished rollout: the last promoted version gets everything back
-    rolled = target.rollback(lambda _m: None)
-    assert (rolled.version, rolled.previous_version) == (V1, V2)
+    assert "the rollout was stopped" in status.reason
+    assert f"{V1} serves 100% of traffic again and {V2} was undeployed" in status.reason
     assert vertex.traffic() == {V1: 100}
     assert set(deployed_ids(vertex).values()) == {V1}
+    assert target.status().healthy and target.status().version == V1
+
+
+def test_a_missed_canary_is_probed_until_it_answers(vertex, adc) -> None:
+    """Vertex picks a deployed model at random per request: ten probes can all miss a
+    10% canary. A broken canary must be found however unlucky the draws are."""
+    target = provider(vertex.address)
+    push(target, release(1))
+    old = id_of(vertex, V1)
+    vertex.chooser = unlucky(old, misses=25)
+    vertex.broken.add(V2)
+    _, status, _ = push(target, release(2), "canary:10")
+    assert status.state == "failed" and status.version == V1
+    assert "model crashed" in status.reason and "rolled back automatically" in status.reason
+    assert len(vertex.requests("Predict")) >= 26
+    assert vertex.traffic() == {V1: 100}
+
+
+def test_a_canary_that_never_answers_is_not_promoted(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    old = id_of(vertex, V1)
+    vertex.chooser = unlucky(old, misses=10**9)
+    before = len(vertex.requests("Predict"))
+    _, status, _ = push(target, release(2), "canary:10")
+    probes = rollout.probes_for(10)
+    assert status.state == "failed" and status.version == V1
+    assert f"none of {probes} predictions reached deployed model" in status.reason
+    assert len(vertex.requests("Predict")) == before + probes
+    assert vertex.traffic() == {V1: 100}
+
+
+def test_the_probe_count_bounds_the_miss_probability() -> None:
+    for share in (1, 5, 10, 25, 50, 99):
+        probes = rollout.probes_for(share)
+        assert (1 - share / 100) ** probes <= rollout.MISS_PROBABILITY * (1 + 1e-9)
+        assert (1 - share / 100) ** (probes - 1) > rollout.MISS_PROBABILITY
+    assert rollout.probes_for(100) == 1
+
+
+def unlucky(old: str, misses: int) -> Callable[[dict[str, int]], str]:
+    """A traffic draw that picks ``old`` for the first ``misses`` predictions."""
+    calls = iter(range(10**12))
+
+    def choose(split: dict[str, int]) -> str:
+        if next(calls) < misses and old in split:
+            return old
+        return next(k for k in sorted(split) if k != old) if len(split) > 1 else old
+
+    return choose
 
 
 def test_rollback_redeploys_the_kept_previous_model(vertex, adc) -> None:
@@ -344,13 +394,16 @@ def test_route_names_the_raw_predict_url(vertex, adc) -> None:
     assert default.api.host == "us-central1-aiplatform.googleapis.com"
 
 
-def test_destroy_removes_exactly_this_targets_resources(vertex, adc, bakes) -> None:
+def test_destroy_removes_exactly_this_targets_resources(vertex, adc) -> None:
     target = provider(vertex.address)
     other = provider(vertex.address, target="staging")
     push(target, release(1))
-    # a rollout that times out while baking at 50%: two deployed models
-    _, status, _ = push(target, release(2), "canary:50", bake=3600.0, timeout=30.0)
-    assert status.state == "updating" and set(deployed_ids(vertex).values()) == {V1, V2}
+    # a deploy that times out and that Vertex finishes later: two deployed models
+    deploying = vertex.hold("DeployModel")
+    _, status, _ = push(target, release(2), "canary:50", timeout=0.3)
+    assert status.state == "updating"
+    deploying.set()
+    eventually(lambda: set(deployed_ids(vertex).values()) == {V1, V2}, "the DeployModel")
     push(other, release(1))
     removed = target.destroy(lambda _m: None)
     assert [r.split()[0] for r in removed] == ["deployed", "deployed", "endpoint", "model", "model"]

@@ -3,16 +3,23 @@
 It serves, over TLS on 127.0.0.1, the methods deployer calls: ModelService (UploadModel,
 GetModel, ListModels, DeleteModel), EndpointService (CreateEndpoint, GetEndpoint,
 ListEndpoints, UpdateEndpoint, DeleteEndpoint, DeployModel, UndeployModel),
-PredictionService.RawPredict and google.longrunning.Operations.GetOperation. Requests
-and responses are the SDK's own protobuf types, so the SDK's serialisation, operation
-polling and error mapping all run.
+PredictionService.Predict and RawPredict, and google.longrunning.Operations.GetOperation.
+Requests and responses are the SDK's own protobuf types, so the SDK's serialisation,
+operation polling and error mapping all run.
+
+Strict: each request is parsed into its Vertex v1 proto message and checked against the
+documented rules (``validate``): required fields,
+resource name formats, traffic split values 0-100 summing to 100 over deployed model ids
+that exist, a 1.5 MB request body for online prediction on a shared public endpoint.
 
 Like Vertex it: completes long-running operations in the background (a DeployModel only
 changes the endpoint when it finishes); sets create_time, version_id and
 supported_deployment_resources_types; validates traffic splits (sum to 100, key "0" =
 the model being deployed, no undeploy of a model that keeps traffic); refuses to delete
-an endpoint or model that is still deployed; routes predictions by the traffic split
-(smooth weighted round robin, so tests are deterministic).
+an endpoint or model that is still deployed; routes each prediction to a deployed model
+drawn at random by the traffic split weights (as Vertex does: a 10% canary can be missed
+by many requests in a row; tests script an unlucky draw with ``chooser``); finishes every
+long-running operation no sooner than ``min_operation_seconds`` (several poll intervals).
 
 Tests script it: ``fail(method, code, message, times)`` answers errors (throttling,
 permission denied), ``fail_deploy(message)`` makes the next DeployModel operation end in
@@ -26,6 +33,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import random
 import re
 import threading
 import time
@@ -42,6 +50,18 @@ from google.protobuf import empty_pb2
 
 _FILTER = re.compile(r'^labels\.([a-z][a-z0-9_-]*)="([^"]*)"$')
 DEDICATED = types.Model.DeploymentResourcesType.DEDICATED_RESOURCES
+# Online prediction on a shared public endpoint: the request body limit (1.5 MB).
+MAX_REQUEST_BYTES = 1_572_864
+_ENDPOINT_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/endpoints/[^/]+$")
+_MODEL_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/]+)?$")
+_PARENT = re.compile(r"^projects/[^/]+/locations/[^/]+$")
+Chooser = Callable[[dict[str, int]], str]
+
+
+def random_choice(split: dict[str, int]) -> str:
+    """A deployed model id drawn at random, weighted by its share (Vertex's routing)."""
+    keys = sorted(split)
+    return random.choices(keys, weights=[split[k] for k in keys])[0]
 
 
 class DeployFailure(Exception):
@@ -132,7 +152,8 @@ class FakeVertex:
             self.broken: set[str] = set()
             self.runtime: Runtime = self.default_runtime
             self.expected_token: str | None = None
-            self._rr: dict[str, dict[str, int]] = {}
+            self.chooser: Chooser = random_choice
+            self.min_operation_seconds = 0.1
             self._ids = itertools.count(1)
 
     def fail(self, method: str, code: grpc.StatusCode, message: str, times: int = 1) -> None:
@@ -223,6 +244,7 @@ class FakeVertex:
             },
             f"{v1}.PredictionService": {
                 "RawPredict": (self.raw_predict, types.RawPredictRequest, httpbody_pb2.HttpBody),
+                "Predict": (self.predict, types.PredictRequest, types.PredictResponse),
             },
             "google.longrunning.Operations": {
                 "GetOperation": (
@@ -259,6 +281,7 @@ class FakeVertex:
             if token is not None and metadata.get("authorization") != f"Bearer {token}":
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "Request had invalid credentials.")
             try:
+                validate(method, request)
                 return function(request)
             except Abort as exc:
                 context.abort(exc.code, exc.message)
@@ -276,7 +299,7 @@ class FakeVertex:
         operation.metadata.Pack(type(metadata).pb(metadata))
         generation = self.generation
         self.operations[name] = operation
-        delay = self.delays.get(method, 0.0)
+        delay = max(self.delays.get(method, 0.0), self.min_operation_seconds)
         gate = self.gates.get(method)
 
         def run() -> None:
@@ -580,19 +603,44 @@ class FakeVertex:
             raise Abort(_GRPC_FOR_HTTP.get(status, grpc.StatusCode.INTERNAL), data.decode())
         return httpbody_pb2.HttpBody(content_type=content_type, data=data)
 
+    def predict(self, request: Any) -> Any:
+        """Predict: the container gets ``{"instances": [...]}``; the answer names the
+        deployed model that served it (``deployed_model_id``), as Vertex's does."""
+        body = json.dumps({"instances": types.PredictRequest.to_dict(request)["instances"]})
+        with self.lock:
+            endpoint = self._endpoint(request.endpoint)
+            chosen = self._route(endpoint)
+            broken = chosen is not None and chosen.display_name in self.broken
+            runtime = self.runtime
+        if chosen is None:
+            raise Abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Endpoint {request.endpoint} does not have any deployed model with traffic.",
+            )
+        if broken:
+            status, data = 500, b'{"error": "model crashed"}'
+        else:
+            status, data, _ = runtime.predict(chosen.id, body.encode(), "application/json")
+        if status != 200:
+            raise Abort(_GRPC_FOR_HTTP.get(status, grpc.StatusCode.INTERNAL), data.decode())
+        try:
+            predictions = json.loads(data)["predictions"]
+        except (ValueError, KeyError, TypeError):
+            raise Abort(grpc.StatusCode.INTERNAL, f"Invalid prediction response {data!r}.")
+        answer = {
+            "predictions": predictions,
+            "deployedModelId": chosen.id,
+            "model": chosen.model,
+            "modelDisplayName": chosen.display_name,
+        }
+        return types.PredictResponse.from_json(json.dumps(answer))
+
     def _route(self, endpoint: Any) -> Any | None:
-        """Smooth weighted round robin over the traffic split."""
+        """A deployed model drawn by ``chooser`` over the traffic split (random by default)."""
         split = {k: v for k, v in endpoint.traffic_split.items() if v > 0}
         if not split:
             return None
-        current = self._rr.setdefault(endpoint.name, {})
-        for key, weight in split.items():
-            current[key] = current.get(key, 0) + weight
-        for key in list(current):
-            if key not in split:
-                del current[key]
-        pick = max(sorted(current), key=lambda k: current[k])
-        current[pick] -= sum(split.values())
+        pick = self.chooser(split)
         return next(dm for dm in endpoint.deployed_models if dm.id == pick)
 
 
@@ -618,6 +666,92 @@ def _parse_filter(text: str) -> dict[str, str]:
             raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid filter: {text!r}")
         labels[match.group(1)] = match.group(2)
     return labels
+
+
+def _invalid(message: str) -> Abort:
+    return Abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _name(value: str, pattern: re.Pattern[str], field: str) -> None:
+    if not value:
+        raise _invalid(f"{field} is required.")
+    if not pattern.match(value):
+        raise _invalid(f"Invalid resource name {value!r} in {field}.")
+
+
+def _labels(labels: Any, field: str) -> None:
+    """Vertex's label rules: at most 64, keys and values of lowercase letters, digits,
+    ``_`` and ``-``, at most 63 characters, keys starting with a letter."""
+    items = dict(labels)
+    if len(items) > 64:
+        raise _invalid(f"{field}: at most 64 labels, got {len(items)}.")
+    for key, value in items.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key) or not re.fullmatch(
+            r"[a-z0-9_-]{0,63}", value
+        ):
+            raise _invalid(f"{field}: invalid label {key!r}={value!r}.")
+
+
+def _display_name(value: str, field: str) -> None:
+    if not value or len(value) > 128:
+        raise _invalid(f"{field} is required and at most 128 characters, got {value!r}.")
+
+
+def validate(method: str, request: Any) -> None:
+    """Check a parsed request against the Vertex v1 API reference (raises Abort)."""
+    if method in ("GetEndpoint", "DeleteEndpoint"):
+        _name(request.name, _ENDPOINT_NAME, "name")
+    elif method in ("GetModel", "DeleteModel"):
+        _name(request.name, _MODEL_NAME, "name")
+    elif method in ("ListEndpoints", "ListModels"):
+        _name(request.parent, _PARENT, "parent")
+    elif method == "CreateEndpoint":
+        _name(request.parent, _PARENT, "parent")
+        _display_name(request.endpoint.display_name, "endpoint.display_name")
+        _labels(request.endpoint.labels, "endpoint.labels")
+    elif method == "UploadModel":
+        _name(request.parent, _PARENT, "parent")
+        _display_name(request.model.display_name, "model.display_name")
+        _labels(request.model.labels, "model.labels")
+        if not request.model.container_spec.image_uri:
+            raise _invalid("model.container_spec.image_uri is required.")
+    elif method == "UpdateEndpoint":
+        _name(request.endpoint.name, _ENDPOINT_NAME, "endpoint.name")
+        if not request.update_mask.paths:
+            raise _invalid("update_mask is required.")
+        if "labels" in request.update_mask.paths:
+            _labels(request.endpoint.labels, "endpoint.labels")
+        _split_values(dict(request.endpoint.traffic_split))
+    elif method == "DeployModel":
+        _name(request.endpoint, _ENDPOINT_NAME, "endpoint")
+        _name(request.deployed_model.model, _MODEL_NAME, "deployed_model.model")
+        _split_values(dict(request.traffic_split))
+    elif method == "UndeployModel":
+        _name(request.endpoint, _ENDPOINT_NAME, "endpoint")
+        if not request.deployed_model_id:
+            raise _invalid("deployed_model_id is required.")
+        _split_values(dict(request.traffic_split))
+    elif method == "RawPredict":
+        _name(request.endpoint, _ENDPOINT_NAME, "endpoint")
+        _body_size(len(request.http_body.data))
+    elif method == "Predict":
+        _name(request.endpoint, _ENDPOINT_NAME, "endpoint")
+        if not request.instances:
+            raise _invalid("instances is required.")
+        _body_size(len(types.PredictRequest.serialize(request)))
+
+
+def _body_size(size: int) -> None:
+    if size > MAX_REQUEST_BYTES:
+        raise _invalid(
+            f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes."
+        )
+
+
+def _split_values(split: dict[str, int]) -> None:
+    bad = {k: v for k, v in split.items() if not 0 <= v <= 100}
+    if bad:
+        raise _invalid(f"traffic_split values must be between 0 and 100, got {bad}.")
 
 
 def _check_split(split: dict[str, int], ids: set[str], *, allow_new: bool) -> None:

@@ -183,9 +183,7 @@ class Rollout:
         return self.abort(f"{reason}; the rollout was stopped")
 
 
-def smoke(
-    api: VertexApi, endpoint: str, sample: list[Any], new_id: str, probes: int
-) -> str | None:
+def smoke(api: VertexApi, endpoint: str, sample: list[Any], new_id: str, probes: int) -> str | None:
     """Predict ``sample`` until deployed model ``new_id`` has answered, at most ``probes``
     times; the first problem (a failed or malformed prediction, or ``new_id`` never
     reached), or None."""

@@ -31,9 +31,7 @@ class Bakes:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(
-            (seconds, self.vertex.traffic(), len(self.vertex.requests("Predict")))
-        )
+        self.sleeps.append((seconds, self.vertex.traffic(), len(self.vertex.requests("Predict"))))
 
 
 @pytest.fixture

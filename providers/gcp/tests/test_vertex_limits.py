@@ -3,6 +3,7 @@ cloud does, and a fake as strict as the service (it refuses what Vertex refuses)
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -19,7 +20,7 @@ from deployer_gcp.provider import VertexProvider
 
 def test_the_declared_limits_are_the_documented_ones() -> None:
     target = VertexProvider(
-        Target("gcp", "vertex", {"provider": "vertex", "project": "demo-project", "region": "europe-west4"}),
+        Target("gcp", "vertex", {"project": "demo-project", "region": "europe-west4"}),
         ProjectInfo("iris"),
     )
     # shared public endpoint: 60 s inference timeout, 1.5 MB payload
@@ -42,7 +43,7 @@ def test_a_body_over_the_limit_is_refused_before_vertex(vertex: FakeVertex, adc)
     assert str(len(rows) + len(b'{"instances":}')) in error and "1572864" in error
     assert len(vertex.requests("RawPredict")) == sent  # Vertex was not asked
     # at the limit itself the body goes through
-    body = b'{"instances": [[1, 2, 3, 4]], "pad": "' 
+    body = b'{"instances": [[1, 2, 3, 4]], "pad": "'
     body += b"x" * (limits.MAX_REQUEST_BYTES - len(body) - 2) + b'"}'
     assert len(body) == limits.MAX_REQUEST_BYTES
     assert target.invoke(body, "application/json").status == 200
@@ -98,4 +99,4 @@ def test_the_fake_splits_traffic_at_random_per_request(vertex: FakeVertex, adc) 
     served = [target.api.predict(name, [[0, 0, 0, 0]]).deployed_model_id for _ in range(64)]
     assert len(set(served)) == 2
     # a round robin alternates; a random draw does so with probability 2**-63
-    assert not all(a != b for a, b in zip(served, served[1:], strict=False))
+    assert not all(a != b for a, b in itertools.pairwise(served))

@@ -626,7 +626,9 @@ class FakeVertex:
         try:
             predictions = json.loads(data)["predictions"]
         except (ValueError, KeyError, TypeError):
-            raise Abort(grpc.StatusCode.INTERNAL, f"Invalid prediction response {data!r}.")
+            raise Abort(
+                grpc.StatusCode.INTERNAL, f"Invalid prediction response {data!r}."
+            ) from None
         answer = {
             "predictions": predictions,
             "deployedModelId": chosen.id,
@@ -743,9 +745,7 @@ def validate(method: str, request: Any) -> None:
 
 def _body_size(size: int) -> None:
     if size > MAX_REQUEST_BYTES:
-        raise _invalid(
-            f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes."
-        )
+        raise _invalid(f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes.")
 
 
 def _split_values(split: dict[str, int]) -> None:

@@ -217,6 +217,11 @@ class VertexApi:
         with translated("read operation", name):
             return self.endpoints.get_operation(request={"name": name}, retry=self.retry)
 
+    def cancel_operation(self, name: str) -> None:
+        """Ask Vertex to cancel operation ``name`` (best effort: it may still finish)."""
+        with translated("cancel operation", name):
+            self.endpoints.cancel_operation(request={"name": name}, retry=self.retry)
+
     def wait_operation(
         self,
         name: str,

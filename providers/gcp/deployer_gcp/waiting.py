@@ -2,6 +2,12 @@
 
 Once the new version has all traffic the endpoint's labels record it as live and the
 version before it as previous, and models older than those two are deleted.
+
+A DeployModel that outlasts the timeout while an older version serves is stopped: the
+operation is cancelled, and if Vertex finishes it anyway (cancellation is best effort)
+its traffic goes back to the older version and the new deployed model is undeployed, so
+the endpoint is not left with N% on the new version. This takes up to
+``operation_timeout`` beyond ``push --timeout``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from functools import partial
 from deployer.providers import Deployment, Progress, Status
 from deployer_gcp import names
 from deployer_gcp.destroy import delete
-from deployer_gcp.errors import OperationFailed, OperationTimeout
+from deployer_gcp.errors import OperationFailed, OperationTimeout, VertexError
 from deployer_gcp.names import seconds
 from deployer_gcp.rollout import Rollout
 from deployer_gcp.scope import Scope
@@ -44,9 +50,14 @@ def wait(scope: Scope, deployment: Deployment, timeout: float, progress: Progres
             reason = f"Vertex AI could not deploy {version}: {exc.reason}"
             return failed(scope, reason + still_serving(scope, endpoint), exc.operation)
         except OperationTimeout as exc:
-            reason = (
+            waited = (
                 f"timed out after {seconds(time.monotonic() - started)} waiting for Vertex AI "
-                f"to deploy {version}; last state: the DeployModel operation "
+                f"to deploy {version}"
+            )
+            if details.get("previous_deployed_model"):
+                return stop_deploy(scope, deployment, exc.operation, waited, progress)
+            reason = (
+                f"{waited}; last state: the DeployModel operation "
                 f"{exc.operation} is still running (the traffic split changes only when "
                 "it finishes; Vertex may still complete it)"
             )
@@ -69,6 +80,49 @@ def wait(scope: Scope, deployment: Deployment, timeout: float, progress: Progres
     if outcome.state == "healthy":
         after_promotion(scope, endpoint, version, deployment.previous_version, progress)
         return status(scope)
+    return dataclasses.replace(status(scope), state=outcome.state, reason=outcome.reason)
+
+
+def stop_deploy(
+    scope: Scope, deployment: Deployment, operation: str, waited: str, progress: Progress
+) -> Status:
+    """Cancel a DeployModel that outlasted the timeout; undo it if it finishes anyway."""
+    api, version = scope.api, deployment.version
+    endpoint = deployment.details["endpoint"]
+    progress(f"{waited}; cancelling the DeployModel operation {operation}")
+    deadline = time.monotonic() + api.options.operation_timeout
+    try:
+        api.cancel_operation(operation)
+        response = api.wait_operation(
+            operation,
+            f"cancelling the deploy of {version}",
+            deadline,
+            progress,
+            api.types.DeployModelResponse,
+        )
+    except OperationFailed:
+        # cancelled (or failed): the traffic split never changed
+        reason = f"{waited}; the DeployModel operation {operation} was cancelled"
+        return failed(scope, reason + still_serving(scope, endpoint), operation)
+    except VertexError as exc:
+        reason = (
+            f"{waited}; the DeployModel operation {operation} could not be stopped ({exc}); "
+            "Vertex may still complete it"
+        )
+        return dataclasses.replace(status(scope), state="updating", reason=reason)
+    outcome = Rollout(
+        api=api,
+        endpoint=endpoint,
+        new_id=str(response.deployed_model.id),
+        old_id=deployment.details["previous_deployed_model"],
+        version=version,
+        previous_version=deployment.previous_version,
+        shares=[],
+        bake_seconds=0.0,
+        sample=None,
+        deadline=deadline,
+        progress=progress,
+    ).abort(f"{waited}; the DeployModel operation finished before it could be cancelled")
     return dataclasses.replace(status(scope), state=outcome.state, reason=outcome.reason)
 
 

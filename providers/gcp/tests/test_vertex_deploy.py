@@ -6,7 +6,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import grpc
 import pytest
 from vertex_fake import FakeVertex
 from vertex_support import PROJECT, TARGET, TOKEN, provider, push, release
@@ -228,25 +230,55 @@ def test_a_failed_deploy_operation_reports_vertex_reason_and_keeps_the_old_versi
     assert any("reusing model" in n for n in notes)
 
 
-def test_a_timeout_while_waiting_says_so_and_the_old_version_serves(vertex, adc) -> None:
+def test_a_deploy_that_outlasts_the_timeout_is_cancelled(vertex, adc) -> None:
     target = provider(vertex.address)
     push(target, release(1))
     deploying = vertex.hold("DeployModel")  # the operation runs until the test lets it end
-    _, status, _ = push(target, release(2), timeout=0.3)
-    assert status.state == "updating" and status.version == V1
+    _, status, notes = push(target, release(2), "canary:10", timeout=0.3)
+    assert status.state == "failed" and status.version == V1
     assert re.match(r"timed out after \S+ waiting for Vertex AI to deploy", status.reason)
     assert waited_seconds(status.reason) >= 0.3
-    assert "still running" in status.reason
-    assert vertex.traffic() == {V1: 100}  # the split changes when the operation ends
-    deploying.set()  # Vertex finishes the operation on its own
-    eventually(lambda: vertex.traffic() == {V1: 0, V2: 100}, "the DeployModel operation")
-    # Pushing the same version again finishes the job: the old deployed model goes.
-    deployment, status, _ = push(target, release(2))
-    assert deployment.changed and status.healthy
-    assert set(deployed_ids(vertex).values()) == {V2}
-    assert push(target, release(2))[0].changed is False
-    assert vertex.endpoint().labels["deployer-previous"] == V1
-    assert target.rollback(lambda _m: None).version == V1
+    assert "was cancelled" in status.reason
+    assert f"{V1} keeps serving (100% of traffic)" in status.reason
+    assert any("cancelling the DeployModel operation" in n for n in notes)
+    (cancel,) = vertex.requests("CancelOperation")
+    assert cancel.name == vertex.requests("GetOperation")[-1].name
+    deploying.set()  # the cancelled operation never deploys
+    assert vertex.get_operation(_named(cancel.name)).error.code == 1  # CANCELLED
+    assert vertex.traffic() == {V1: 100}
+    assert set(deployed_ids(vertex).values()) == {V1}
+    # Pushing again deploys it normally.
+    _, status, _ = push(target, release(2))
+    assert status.healthy and set(deployed_ids(vertex).values()) == {V2}
+
+
+def test_a_deploy_that_finishes_despite_the_cancel_is_undone(vertex, adc) -> None:
+    target = provider(vertex.address)
+    push(target, release(1))
+    vertex.cancellable = False  # Vertex's cancel is best effort
+    vertex.delays["DeployModel"] = 1.0
+    _, status, _ = push(target, release(2), "canary:10", timeout=0.3)
+    assert status.state == "failed" and status.version == V1
+    assert "finished before it could be cancelled" in status.reason
+    assert "rolled back automatically" in status.reason
+    assert vertex.traffic() == {V1: 100}
+    assert set(deployed_ids(vertex).values()) == {V1}
+
+
+def test_a_first_deploy_that_outlasts_the_timeout_is_left_running(vertex, adc) -> None:
+    target = provider(vertex.address)
+    deploying = vertex.hold("DeployModel")
+    _, status, _ = push(target, release(1), timeout=0.3)
+    assert status.state == "updating" and "still running" in status.reason
+    assert vertex.requests("CancelOperation") == []
+    deploying.set()
+    eventually(lambda: vertex.traffic() == {V1: 100}, "the DeployModel operation")
+
+
+def _named(name: str) -> Any:
+    from google.longrunning import operations_pb2
+
+    return operations_pb2.GetOperationRequest(name=name)
 
 
 def test_a_timeout_during_a_rollout_returns_the_traffic_and_says_so(vertex, adc, bakes) -> None:
@@ -396,12 +428,12 @@ def test_destroy_removes_exactly_this_targets_resources(vertex, adc) -> None:
     target = provider(vertex.address)
     other = provider(vertex.address, target="staging")
     push(target, release(1))
-    # a deploy that times out and that Vertex finishes later: two deployed models
-    deploying = vertex.hold("DeployModel")
-    _, status, _ = push(target, release(2), "canary:50", timeout=0.3)
-    assert status.state == "updating"
-    deploying.set()
-    eventually(lambda: set(deployed_ids(vertex).values()) == {V1, V2}, "the DeployModel")
+    # a broken canary whose automatic rollback fails: two deployed models
+    vertex.broken.add(V2)
+    vertex.fail("UndeployModel", grpc.StatusCode.INTERNAL, "Internal error.")
+    _, status, _ = push(target, release(2), "canary:50")
+    assert "automatic rollback" in status.reason and "failed" in status.reason
+    assert set(deployed_ids(vertex).values()) == {V1, V2}
     push(other, release(1))
     removed = target.destroy(lambda _m: None)
     assert [r.split()[0] for r in removed] == ["deployed", "deployed", "endpoint", "model", "model"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 
+import grpc
 import pytest
 from google.api_core import exceptions as gexc
 from google.protobuf import field_mask_pb2
@@ -88,14 +88,13 @@ def test_the_fake_refuses_what_vertex_refuses(vertex: FakeVertex, adc) -> None:
 def test_the_fake_splits_traffic_at_random_per_request(vertex: FakeVertex, adc) -> None:
     target = provider(vertex.address)
     push(target, release(1))
-    deploying = vertex.hold("DeployModel")  # a deploy that outlasts the wait, at 50%
-    assert push(target, release(2), "canary:50", timeout=0.1)[1].state == "updating"
-    deploying.set()
-    deadline = time.monotonic() + 60
-    while len(vertex.endpoint().deployed_models) < 2:
-        assert time.monotonic() < deadline, "the DeployModel operation never finished"
-        time.sleep(0.02)
+    # two deployed models: a broken canary whose automatic rollback fails to undeploy
+    vertex.broken.add(release(2).version)
+    vertex.fail("UndeployModel", grpc.StatusCode.INTERNAL, "Internal error.")
+    push(target, release(2), "canary:50")
+    vertex.broken.clear()
     name = vertex.endpoint().name
+    target.api.set_traffic(name, dict.fromkeys(vertex.traffic_ids(), 50))
     served = [target.api.predict(name, [[0, 0, 0, 0]]).deployed_model_id for _ in range(64)]
     assert len(set(served)) == 2
     # a round robin alternates; a random draw does so with probability 2**-63

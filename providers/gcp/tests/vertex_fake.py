@@ -153,6 +153,8 @@ class FakeVertex:
             self.runtime: Runtime = self.default_runtime
             self.expected_token: str | None = None
             self.chooser: Chooser = random_choice
+            self.cancellable = True  # False: CancelOperation is accepted but ignored
+            self._started: set[str] = set()
             self.min_operation_seconds = 0.1
             self._ids = itertools.count(1)
 
@@ -186,6 +188,10 @@ class FakeVertex:
         with self.lock:
             (endpoint,) = self.endpoints.values()
             return _copy(endpoint)
+
+    def traffic_ids(self) -> list[str]:
+        """The ids of the endpoint's deployed models."""
+        return [dm.id for dm in self.endpoint().deployed_models]
 
     def traffic(self) -> dict[str, int]:
         """The endpoint's traffic split by deployed model display name (the version)."""
@@ -252,6 +258,11 @@ class FakeVertex:
                     operations_pb2.GetOperationRequest,
                     op,
                 ),
+                "CancelOperation": (
+                    self.cancel_operation,
+                    operations_pb2.CancelOperationRequest,
+                    empty_pb2.Empty,
+                ),
             },
         }
         handlers = []
@@ -306,6 +317,10 @@ class FakeVertex:
             time.sleep(delay)
             if gate is not None:
                 gate.wait()
+            with self.lock:
+                if operation.done:  # cancelled
+                    return
+                self._started.add(name)  # too late to cancel from now on
             try:
                 result = work() if generation == self.generation else None
             except DeployFailure as exc:
@@ -333,6 +348,19 @@ class FakeVertex:
             copy = operations_pb2.Operation()
             copy.CopyFrom(operation)
             return copy
+
+    def cancel_operation(self, request: operations_pb2.CancelOperationRequest) -> Any:
+        """Best effort, like Vertex: a cancelled operation ends with CANCELLED and its work
+        is not done; with ``cancellable`` False the request is accepted and ignored."""
+        with self.lock:
+            operation = self.operations.get(request.name)
+            if operation is None:
+                raise Abort(grpc.StatusCode.NOT_FOUND, f"Operation {request.name} not found.")
+            if self.cancellable and not operation.done and request.name not in self._started:
+                operation.error.code = grpc.StatusCode.CANCELLED.value[0]
+                operation.error.message = "Operation was cancelled."
+                operation.done = True
+        return empty_pb2.Empty()
 
     @staticmethod
     def _generic() -> Any:

@@ -25,7 +25,9 @@ class AzureOptions(BaseModel):
     resource_group: str = Field(min_length=1, description="resource group of the workspace")
     workspace: str = Field(min_length=1, description="Azure ML workspace name")
     instance_type: str = Field(default="Standard_DS3_v2", description="VM size of each instance")
-    instance_count: int = Field(default=1, ge=1, le=100, description="instances per deployment")
+    instance_count: int = Field(
+        default=1, ge=1, le=50, description="instances per deployment (Azure allows 50)"
+    )
     endpoint_name: str | None = Field(
         default=None,
         pattern=NAME_PATTERN,

@@ -192,6 +192,9 @@ class FakeAzureML:
         self.rules: list[Rule] = []
         self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
         self.provisioning_seconds = 0.0
+        # an endpoint create or update (a traffic change) completes after this long, a few
+        # of the SDK's polls (retry_after), and only then does its traffic apply
+        self.update_seconds = 0.08
         self.provisioning_gate: threading.Event | None = None
         self.retry_after = "0.02"  # seconds the SDK's LRO poller waits between polls
         self.admin_enabled = True
@@ -499,7 +502,8 @@ class FakeAzureML:
                 "authMode": properties.get("authMode", "Key"),
                 "description": properties.get("description"),
                 "properties": properties.get("properties") or {},
-                "traffic": traffic,
+                # the new split applies when the update completes, as on Azure
+                "traffic": dict(existing["properties"]["traffic"]) if existing else {},
                 "mirrorTraffic": properties.get("mirrorTraffic") or {},
                 "scoringUri": f"{self.scoring_url}/{ep}/score",
                 "swaggerUri": f"{self.scoring_url}/{ep}/swagger.json",
@@ -510,9 +514,11 @@ class FakeAzureML:
         self.endpoints[ep] = resource
 
         def done() -> None:
+            resource["properties"]["traffic"] = traffic
             resource["properties"]["provisioningState"] = "Succeeded"
 
-        operation = self._start_operation(done)
+        seconds = self.update_seconds
+        operation = self._start_operation(done, work=lambda: time.sleep(seconds))
         return _Response(201 if existing is None else 200, resource, self._lro_headers(operation))
 
     def _delete_endpoint(self, request: _Request, ep: str, **_: str) -> _Response:

@@ -7,7 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$"
-MAX_REQUEST_TIMEOUT_MS = 180_000
+MAX_REQUEST_TIMEOUT_MS = 180_000  # Azure's maximum request timeout of an online endpoint
+# The image's server is asynchronous (deployer/serving): each worker process takes many
+# requests at once. Azure's own default of 1 per instance makes it answer 429 as soon as
+# 2 * max_concurrent_requests_per_instance * instance_count requests are pending, which
+# the router's concurrency reaches at once.
+CONCURRENT_REQUESTS_PER_WORKER = 16
 
 
 class AzureOptions(BaseModel):
@@ -20,7 +25,9 @@ class AzureOptions(BaseModel):
     resource_group: str = Field(min_length=1, description="resource group of the workspace")
     workspace: str = Field(min_length=1, description="Azure ML workspace name")
     instance_type: str = Field(default="Standard_DS3_v2", description="VM size of each instance")
-    instance_count: int = Field(default=1, ge=1, le=100, description="instances per deployment")
+    instance_count: int = Field(
+        default=1, ge=1, le=50, description="instances per deployment (Azure allows 50)"
+    )
     endpoint_name: str | None = Field(
         default=None,
         pattern=NAME_PATTERN,
@@ -32,7 +39,14 @@ class AzureOptions(BaseModel):
     request_timeout_ms: int = Field(
         default=5000, ge=1, le=MAX_REQUEST_TIMEOUT_MS, description="per-request timeout"
     )
-    max_concurrent_requests_per_instance: int = Field(default=1, ge=1, le=1000)
+    max_concurrent_requests_per_instance: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="requests Azure lets in at once per instance (twice that many may wait, "
+        "more get 429); default: 16 per serving worker (serving.workers when the project "
+        "tells it, else 1 worker)",
+    )
     probe_initial_delay: int = Field(
         default=10, ge=0, le=3600, description="seconds before the first liveness/readiness probe"
     )
@@ -82,3 +96,11 @@ class AzureOptions(BaseModel):
         if reserved:
             raise ValueError(f"tags starting with 'deployer-' are reserved ({', '.join(reserved)})")
         return value
+
+
+def concurrency(options: AzureOptions, workers: int | None) -> int:
+    """The deployment's ``max_concurrent_requests_per_instance``: the option when set,
+    else ``CONCURRENT_REQUESTS_PER_WORKER`` per serving worker (1 when unknown)."""
+    if options.max_concurrent_requests_per_instance is not None:
+        return options.max_concurrent_requests_per_instance
+    return CONCURRENT_REQUESTS_PER_WORKER * max(1, workers or 1)

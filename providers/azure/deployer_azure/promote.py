@@ -1,6 +1,11 @@
 """Promoting a provisioned deployment: a smoke prediction, then the strategy's traffic
 steps (rollout.py) with a bake and a check after each one but the last; on a failed
 check all traffic goes back to the previous deployment and the new one is deleted.
+
+Every step must fit before the deadline with its whole bake: a step that would not
+(or any step once the deadline has passed) is never applied. The rollout stops there,
+traffic goes back to the previous deployment, the new one is deleted, and the Status
+says so: a timeout never promotes an unbaked version.
 """
 
 from __future__ import annotations
@@ -33,10 +38,21 @@ def promote(
         return abandon(ws, deployment, new, problem, progress, traffic_moved=False)
     steps = rollout.traffic_steps(strategy, new, old)
     for index, traffic in enumerate(steps):
+        last = index == len(steps) - 1
+        bake = 0.0 if last else strategy.bake_seconds
+        left = deadline - time.monotonic()
+        if left < bake or left <= 0:
+            problem = (
+                f"timed out: {max(0.0, left):.0f}s left before the step to "
+                f"{rollout.describe(traffic)}"
+                + (f", which bakes {bake:.0f}s" if bake else "")
+                + "; the rollout was stopped"
+            )
+            progress(problem)
+            return abandon(ws, deployment, new, problem, progress, traffic_moved=index > 0, old=old)
         endpoints.set_traffic(ws, traffic, progress)
-        if index == len(steps) - 1:
+        if last:
             break
-        bake = min(strategy.bake_seconds, max(0.0, deadline - time.monotonic()))
         if bake:
             progress(f"baking {bake:.0f}s at {traffic[new]}% on {new}")
             time.sleep(bake)

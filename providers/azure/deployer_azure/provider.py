@@ -14,6 +14,13 @@ leaves (or puts) all traffic on the previous deployment and deletes the new one.
 promotion the previous deployment is kept at 0% for ``rollback`` (``keep_previous``);
 older ones are deleted.
 
+Limits the core reads (getattr, default None) to fit the router and the push timeout to
+the cloud: ``request_timeout_seconds`` (the deployment's ``request_timeout_ms``, which
+Azure caps at 180 s and answers 408 past), ``max_request_bytes`` (Azure's 1.5 MB request
+payload limit; it answers 413 past) and ``rollout_allowance_seconds`` (what a rollout step
+takes besides its bake: an online deployment's provisioning, VM and image pull, commonly
+takes 5-15 minutes; a traffic update a minute or two).
+
 This class is a facade: each method delegates to the module holding its logic (plan,
 registry, deploy, waiting, promote, status, invoke, destroy, backends), all sharing one
 ``Workspace`` (workspace.py).
@@ -40,7 +47,7 @@ from deployer.providers import (
     parse_options,
 )
 from deployer_azure import backends, deploy, destroy, invoke, plan, registry, status, waiting
-from deployer_azure.options import AzureOptions
+from deployer_azure.options import AzureOptions, concurrency
 from deployer_azure.scoring import ScoringSecret
 from deployer_azure.workspace import Workspace
 
@@ -52,6 +59,10 @@ class AzureMLProvider:
     # a managed endpoint: one fixed invoke URL, health from the control plane
     managed: ClassVar[bool] = True
     default_router_auth: ClassVar[str | None] = "azure-key"
+    # Azure ML online endpoints refuse request payloads over 1.5 MB (413)
+    max_request_bytes: ClassVar[int] = 1_572_864
+    # time a rollout step needs besides its bake (provisioning a deployment's instances)
+    rollout_allowance_seconds: ClassVar[float] = 900.0
 
     @classmethod
     def router_signer(cls, backend: RouterBackend) -> Signer:
@@ -64,11 +75,22 @@ class AzureMLProvider:
         return signer_for_backend(cls, backend)
 
     def __init__(self, target: Target, project: ProjectInfo) -> None:
-        self.options = parse_options(AzureOptions, target)
+        options = parse_options(AzureOptions, target)
+        # serving.workers, when the core passes it (ProjectInfo.workers); else 1 worker
+        workers = getattr(project, "workers", None)
+        self.options = options.model_copy(
+            update={"max_concurrent_requests_per_instance": concurrency(options, workers)}
+        )
         self.target = target
         self.project = project.name
         self.workspace = Workspace(self.options, project.name, target.name)
         self.endpoint = self.workspace.endpoint
+
+    @property
+    def request_timeout_seconds(self) -> float:
+        """The deployment's own request timeout (``request_timeout_ms``, at most 180 s):
+        Azure answers 408 past it, so a caller waiting longer waits for nothing."""
+        return self.options.request_timeout_ms / 1000
 
     @property
     def _scoring(self) -> ScoringSecret | None:

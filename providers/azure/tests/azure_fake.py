@@ -15,8 +15,10 @@ Scripts for tests: deployments that fail with a message, slow or held provisioni
 (429 with Retry-After) and transient 5xx, 403 AuthorizationFailed on chosen actions,
 a scoring path that breaks for one deployment, regenerated keys, short-lived endpoint
 tokens and Microsoft Entra tokens (``entra_tokens``, minted by the test's credential).
-Every request is recorded, and so is the bearer secret of every scoring call
-(``scoring_secrets``).
+Strict: each endpoint or deployment PUT body is checked against the SDK's own REST models
+and the documented limits (azure_rest_check.py) and refused with 400 as the service
+would; the refusals are kept in ``refused``. Every request is recorded, and so is the
+bearer secret of every scoring call (``scoring_secrets``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from azure_rest_check import deployment_problems, endpoint_problems
 from tls_support import TLSCertificate
 
 TOKEN = "fake-arm-token"
@@ -184,10 +187,14 @@ class FakeAzureML:
         self.scoring_secrets: list[str] = []  # the bearer secret of each scoring call
         self.rejected: list[str] = []  # endpoints whose scoring call failed authentication
         self.failed_logs: dict[tuple[str, str], str] = {}
+        self.refused: list[str] = []  # why a body was refused (azure_rest_check)
         # scripts
         self.rules: list[Rule] = []
         self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
         self.provisioning_seconds = 0.0
+        # an endpoint create or update (a traffic change) completes after this long, a few
+        # of the SDK's polls (retry_after), and only then does its traffic apply
+        self.update_seconds = 0.08
         self.provisioning_gate: threading.Event | None = None
         self.retry_after = "0.02"  # seconds the SDK's LRO poller waits between polls
         self.admin_enabled = True
@@ -456,7 +463,15 @@ class FakeAzureML:
             return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")
         return _Response(200, resource)
 
+    def _refuse(self, problems: list[str]) -> _Response:
+        """400 as ARM answers a body its schema or limits refuse."""
+        self.refused.extend(problems)
+        return _error(400, "BadArgument", "; ".join(problems))
+
     def _put_endpoint(self, request: _Request, ep: str, **_: str) -> _Response:
+        problems = endpoint_problems(request.json())
+        if problems:
+            return self._refuse(problems)
         body = request.json() or {}
         if not NAME_RULE.match(ep):
             return _error(400, "BadArgument", f"invalid endpoint name {ep!r}")
@@ -487,7 +502,8 @@ class FakeAzureML:
                 "authMode": properties.get("authMode", "Key"),
                 "description": properties.get("description"),
                 "properties": properties.get("properties") or {},
-                "traffic": traffic,
+                # the new split applies when the update completes, as on Azure
+                "traffic": dict(existing["properties"]["traffic"]) if existing else {},
                 "mirrorTraffic": properties.get("mirrorTraffic") or {},
                 "scoringUri": f"{self.scoring_url}/{ep}/score",
                 "swaggerUri": f"{self.scoring_url}/{ep}/swagger.json",
@@ -498,9 +514,11 @@ class FakeAzureML:
         self.endpoints[ep] = resource
 
         def done() -> None:
+            resource["properties"]["traffic"] = traffic
             resource["properties"]["provisioningState"] = "Succeeded"
 
-        operation = self._start_operation(done)
+        seconds = self.update_seconds
+        operation = self._start_operation(done, work=lambda: time.sleep(seconds))
         return _Response(201 if existing is None else 200, resource, self._lro_headers(operation))
 
     def _delete_endpoint(self, request: _Request, ep: str, **_: str) -> _Response:
@@ -554,6 +572,9 @@ class FakeAzureML:
         return _Response(200, resource)
 
     def _put_dep(self, request: _Request, ep: str, d: str, **_: str) -> _Response:
+        problems = deployment_problems(request.json())
+        if problems:
+            return self._refuse(problems)
         body = request.json() or {}
         if ep not in self.endpoints:
             return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")

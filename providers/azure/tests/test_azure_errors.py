@@ -150,6 +150,7 @@ def test_a_wrong_workspace_is_named(fake: FakeAzureML, make_provider: Any) -> No
         ({"endpoint_name": "x" * 33}, "targets.azure.endpoint_name: String should match"),
         ({"request_timeout_ms": 180_001}, "targets.azure.request_timeout_ms: Input should be"),
         ({"instance_count": 0}, "targets.azure.instance_count: Input should be greater"),
+        ({"instance_count": 51}, "targets.azure.instance_count: Input should be less"),
         ({"auth_mode": "aad"}, "targets.azure.auth_mode: Input should be 'key' or 'aml_token'"),
         ({"instance_tpye": "x"}, "targets.azure.instance_tpye: unknown field"),
         ({"tags": {"deployer-version": "1"}}, "targets.azure.tags: Value error, tags starting"),

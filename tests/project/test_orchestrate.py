@@ -379,3 +379,26 @@ def test_dry_run_plans_say_the_push_timeout() -> None:
     assert result.plans[0]["timeout_seconds"] == 2 * (50 + 100)
     assert result.plans[0]["strategy"] == "canary:20"
     assert target.timeouts == []
+
+
+class LimitedTarget(RoutedTarget):
+    """A provider declaring its platform's invoke limits (Vertex-like: 1.5 MB; a 60 s answer)."""
+
+    request_timeout_seconds: ClassVar[float] = 60.0
+    max_request_bytes: ClassVar[int] = 1572864
+
+
+def test_router_yaml_gets_each_backends_limits_from_its_provider(tmp_path: Path) -> None:
+    targets = [LimitedTarget("gcp", "old"), RoutedTarget("k8s", "old")]
+    push_release_of(targets, tmp_path)
+    gcp, k8s = manifest.load(tmp_path / "router.yaml").backends
+    assert (gcp.timeout, gcp.max_body_mb, gcp.body_bytes) == (60.0, 1.5, 1572864)
+    assert (k8s.timeout, k8s.max_body_mb) == (None, None)  # the router's own settings
+    # a value set by hand in router.yaml wins over the provider's on the next push
+    text = (tmp_path / "router.yaml").read_text()
+    (tmp_path / "router.yaml").write_text(text.replace("timeout: 60.0", "timeout: 20.0"))
+    for target in targets:
+        target.history.append("older")
+    push_release_of(targets, tmp_path)
+    gcp, _ = manifest.load(tmp_path / "router.yaml").backends
+    assert (gcp.timeout, gcp.max_body_mb) == (20.0, 1.5)

@@ -321,9 +321,7 @@ def plan(
 
     project = Project.load(file)
     targets = split_targets(to) or []
-    timeouts = project.push_timeouts(
-        targets, strategy=strategy, bake_seconds=bake, timeout=timeout
-    )
+    timeouts = project.push_timeouts(targets, strategy=strategy, bake_seconds=bake, timeout=timeout)
     parsed = push_options(strategy, bake, "rollback")[0]
     quiet = output_format == Format.json
     plans = plan_dicts(

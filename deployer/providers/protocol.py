@@ -145,7 +145,8 @@ def limit(provider: Any, attribute: str) -> float | None:
     value = getattr(provider, attribute, None)
     if isinstance(value, bool) or not isinstance(value, OPTIONAL_LIMITS[attribute]):
         return None
-    return float(value) if value > 0 else None
+    number = float(value)  # type: ignore[arg-type]  # an int or a float, checked above
+    return number if number > 0 else None
 
 
 def rollout_allowance(provider: Any) -> float:

@@ -15,6 +15,7 @@ from deployer.providers import (
     Backend,
     Change,
     Deployment,
+    InvalidPlugin,
     Invocation,
     Plan,
     Progress,
@@ -191,3 +192,21 @@ def test_skips_are_explicit_and_give_their_reason() -> None:
             testing.rollback_returns_to_previous,
             rig_for(skip={"rollback_returns_to_previous": " "}),
         )
+
+
+def test_optional_limits_must_be_positive_numbers() -> None:
+    class Declares(MemoryProvider):
+        rollout_allowance_seconds = 120
+        request_timeout_seconds = 60.0
+        max_request_bytes = 4 * 1024 * 1024
+
+    check_plugin(Declares, "memory")
+
+    class Wrong(MemoryProvider):
+        rollout_allowance_seconds = "soon"
+        max_request_bytes = 1.5  # bytes are an int
+
+    with pytest.raises(InvalidPlugin) as caught:
+        check_plugin(Wrong, "memory")
+    assert "`rollout_allowance_seconds` must be a positive number, not 'soon'" in str(caught.value)
+    assert "`max_request_bytes` must be a positive number, not 1.5" in str(caught.value)

@@ -402,3 +402,18 @@ def test_router_yaml_gets_each_backends_limits_from_its_provider(tmp_path: Path)
     push_release_of(targets, tmp_path)
     gcp, _ = manifest.load(tmp_path / "router.yaml").backends
     assert (gcp.timeout, gcp.max_body_mb) == (20.0, 1.5)
+
+
+def test_plan_text_says_the_push_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rich.console import Console
+
+    from deployer import output
+
+    monkeypatch.setattr(output, "out", Console(highlight=False, no_color=True, width=120))
+    result = _push(
+        [TimedTarget("aws", allowance=100)], Strategy.parse("linear:50", 20), dry_run=True
+    )
+    output.render_plans(result.plans)
+    assert "push timeout 240 s (linear:50)" in capsys.readouterr().out

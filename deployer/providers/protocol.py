@@ -21,8 +21,9 @@ Optional capabilities, each complete or absent:
 - ``SignsRouterRequests`` (the classmethod ``router_signer(backend) -> Signer``): the
   router signs requests to this provider's backends for its cloud auth kinds.
 
-Optional class attributes (read with ``getattr`` and a default, so a provider without
-them keeps working; see ``limit``):
+Optional limits, each a class attribute, an instance attribute set in ``__init__`` or a
+property (read from the provider instance with ``getattr`` and a default, so a provider
+without them keeps working; see ``limit``):
 
 - ``rollout_allowance_seconds`` (float, default ``DEFAULT_ROLLOUT_ALLOWANCE``): seconds
   one traffic step needs for provisioning, on top of its bake. The push timeout a
@@ -205,7 +206,9 @@ def check_plugin(cls: Any, registered_as: str, distribution: str | None = None) 
     problems += [
         f"`{name}` must be a positive number, not {getattr(cls, name)!r}"
         for name in OPTIONAL_LIMITS
-        if hasattr(cls, name) and limit(cls, name) is None
+        if hasattr(cls, name)
+        and not isinstance(inspect.getattr_static(cls, name), property)  # read per instance
+        and limit(cls, name) is None
     ]
     if hasattr(cls, "router_signer") and router_signer(cls) is None:
         problems.append("`router_signer` is not callable")

@@ -25,6 +25,7 @@ from deployer.providers import (
     Strategy,
     Target,
     check_plugin,
+    limit,
     testing,
 )
 
@@ -201,6 +202,15 @@ def test_optional_limits_must_be_positive_numbers() -> None:
         max_request_bytes = 4 * 1024 * 1024
 
     check_plugin(Declares, "memory")
+
+    class PerTarget(MemoryProvider):  # a limit that depends on the target's options
+        @property
+        def request_timeout_seconds(self) -> float:
+            return 180.0
+
+    check_plugin(PerTarget, "memory")
+    provider = PerTarget(Target("t", "memory", {}), ProjectInfo("iris"))
+    assert limit(provider, "request_timeout_seconds") == 180.0
 
     class Wrong(MemoryProvider):
         rollout_allowance_seconds = "soon"

@@ -311,7 +311,7 @@ class Project:
         bake_seconds: float = 0.0,
         on_failure: Policy = "rollback",
         dry_run: bool = False,
-        timeout: float = 1800.0,
+        timeout: float | None = None,
         progress: Progress | None = None,
         events: Event | None = None,
         journal_dir: str | Path | None = ".deployer/journal",
@@ -322,10 +322,13 @@ class Project:
         Each target is published, deployed with ``strategy`` (``all-at-once``,
         ``canary:N``, ``linear:N``; ``bake_seconds`` between steps), waited for and
         smoke-tested. ``on_failure`` is ``rollback`` (every changed target goes back) or
-        ``keep`` (the release is degraded). The journal is also written as JSON under
-        ``journal_dir`` (relative to the project; None to skip). When every target
-        succeeded, ``router_file`` (relative to the project; None to skip) is updated with
-        the pushed targets' backends, keeping the other backends and hand edits.
+        ``keep`` (the release is degraded). ``timeout`` (seconds per target; None: the
+        time the strategy needs on each target, see ``orchestrate.push_timeouts``) shorter
+        than the strategy's bakes is a UsageError, raised before the build. The journal
+        is also written as JSON under ``journal_dir`` (relative to the project; None to
+        skip). When every target succeeded, ``router_file`` (relative to the project;
+        None to skip) is updated with the pushed targets' backends, keeping the other
+        backends and hand edits.
         """
         from deployer.orchestrate import push_options, push_release
 
@@ -355,6 +358,21 @@ class Project:
 
         providers = self.providers(to)
         return plan_targets(providers, self.release(self.build(progress=progress)))
+
+    def push_timeouts(
+        self,
+        to: list[str],
+        *,
+        strategy: str = "all-at-once",
+        bake_seconds: float = 0.0,
+        timeout: float | None = None,
+    ) -> dict[str, float]:
+        """Each target's push timeout for ``strategy`` (see ``orchestrate.push_timeouts``):
+        what ``push`` would wait; a ``timeout`` shorter than the strategy needs raises."""
+        from deployer.orchestrate import push_options, push_timeouts
+
+        parsed = push_options(strategy, bake_seconds, "rollback")[0]
+        return push_timeouts(self.providers(to), parsed, timeout)
 
     def render(
         self,

@@ -253,8 +253,13 @@ def push(
         bool, typer.Option("--dry-run", help="Build, then show what would change; change nothing.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for each target to be healthy.")
-    ] = 1800,
+        float | None,
+        typer.Option(
+            help="Seconds to wait for each target's rollout (default: what the strategy needs "
+            "there, steps x (bake + the provider's provisioning allowance), as `plan` shows). "
+            "Shorter than that is refused."
+        ),
+    ] = None,
     output_format: OutputOption = Format.text,
 ) -> None:
     """Build the image once, then deploy it to every target in parallel.
@@ -300,19 +305,30 @@ def push(
 def plan(
     to: ToOption,
     file: FileOption = Path("deployer.yaml"),
+    strategy: Annotated[
+        str, typer.Option(help="The strategy `push` would use (for its timeout).")
+    ] = "all-at-once",
+    bake: Annotated[float, typer.Option(help="The --bake `push` would use.")] = 0.0,
+    timeout: Annotated[
+        float | None, typer.Option(help="The --timeout `push` would use (checked).")
+    ] = None,
     output_format: OutputOption = Format.text,
 ) -> None:
-    """Show what `push` would create, update or delete on each target. Changes nothing there."""
+    """Show what `push` would create, update or delete on each target, and the timeout its
+    rollout gets there. Changes nothing there."""
     from deployer.api import Project
+    from deployer.orchestrate import plan_dicts, push_options
 
     project = Project.load(file)
+    targets = split_targets(to) or []
+    timeouts = project.push_timeouts(targets, strategy=strategy, bake_seconds=bake, timeout=timeout)
+    parsed = push_options(strategy, bake, "rollback")[0]
     quiet = output_format == Format.json
-    plans = [
-        p.to_dict()
-        for p in project.plan(
-            split_targets(to) or [], progress=None if quiet else output.progress_line
-        )
-    ]
+    plans = plan_dicts(
+        project.plan(targets, progress=None if quiet else output.progress_line),
+        parsed,
+        timeouts,
+    )
     if quiet:
         output.emit_json({"ok": True, "plans": plans})
     else:

@@ -32,7 +32,7 @@ import orjson
 from deployer import router_update
 from deployer.errors import DeployerError, UsageError
 from deployer.journal import Event, Journal, JournalEntry, write_journal
-from deployer.providers import Plan, Progress, Provider, Release, Strategy
+from deployer.providers import Plan, Progress, Provider, Release, Strategy, rollout_allowance
 from deployer.results import POLICIES, DestroyResult, Outcome, Policy, PushResult, TargetResult
 
 __all__ = [  # the results and the journal are also reachable from here, where push lives
@@ -46,11 +46,13 @@ __all__ = [  # the results and the journal are also reachable from here, where p
     "PushResult",
     "TargetResult",
     "destroy_targets",
+    "plan_dicts",
     "plan_targets",
     "push_all",
     "push_options",
     "push_release",
     "push_target",
+    "push_timeouts",
     "smoke_test",
     "undo",
 ]
@@ -173,20 +175,47 @@ def _must_undo(result: TargetResult, provider: Provider, any_failed: bool, polic
     return changed and result.previous_version is not None  # keep: auto-rollback only
 
 
+def push_timeouts(
+    providers: Mapping[str, Provider], strategy: Strategy, timeout: float | None = None
+) -> dict[str, float]:
+    """Each target's push timeout: the time ``strategy`` needs on it (its steps times the
+    bake plus the provider's ``rollout_allowance_seconds``), or ``timeout`` when given.
+
+    A ``timeout`` that does not leave time beyond the bakes alone (steps x bake, which no
+    provider can shorten) is a UsageError naming both numbers and the derived timeout:
+    the rollout would be cut off half-done.
+    """
+    needs = {name: strategy.rollout_seconds(rollout_allowance(p)) for name, p in providers.items()}
+    if timeout is None:
+        return needs
+    baking = strategy.steps * strategy.bake_seconds
+    if timeout <= baking or timeout <= 0:
+        derived = max(needs.values(), default=baking)
+        raise UsageError(
+            f"--timeout {timeout:g} s is too short for {strategy} with --bake "
+            f"{strategy.bake_seconds:g}: its {strategy.steps} step(s) bake for {baking:g} s "
+            f"before any provisioning; give more than {baking:g} s, or no --timeout "
+            f"(derived: {derived:g} s)"
+        )
+    return {name: timeout for name in providers}
+
+
 def push_all(
     providers: dict[str, Provider],
     release: Release,
     strategy: Strategy,
     policy: Policy,
-    timeout: float,
+    timeout: float | Mapping[str, float],
     journal: Journal,
 ) -> list[TargetResult]:
-    """Push to every target in parallel, then apply the failure policy (also in parallel)."""
+    """Push to every target in parallel, then apply the failure policy (also in parallel).
+    ``timeout``: one for every target, or each target's (see ``push_timeouts``)."""
     if policy not in POLICIES:
         raise UsageError(f"unknown failure policy {policy!r}; expected rollback or keep")
+    timeouts = timeout if isinstance(timeout, Mapping) else dict.fromkeys(providers, timeout)
     with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
         futures = [
-            pool.submit(push_target, provider, name, release, strategy, timeout, journal)
+            pool.submit(push_target, provider, name, release, strategy, timeouts[name], journal)
             for name, provider in providers.items()
         ]
         results = [f.result() for f in futures]
@@ -208,6 +237,17 @@ def plan_targets(providers: dict[str, Provider], release: Release) -> list[Plan]
         return list(pool.map(lambda p: p.plan(release), providers.values()))
 
 
+def plan_dicts(
+    plans: list[Plan], strategy: Strategy, timeouts: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """The plans as ``plan`` and ``push --dry-run`` show them: each with the strategy and
+    the push timeout it gets (``timeout_seconds``)."""
+    return [
+        {**p.to_dict(), "strategy": str(strategy), "timeout_seconds": timeouts.get(p.target)}
+        for p in plans
+    ]
+
+
 def push_options(strategy: str, bake_seconds: float, on_failure: str) -> tuple[Strategy, Policy]:
     """Check a push's options before anything runs: the parsed strategy and the policy."""
     if on_failure not in POLICIES:
@@ -223,7 +263,7 @@ def push_release(
     strategy: Strategy,
     policy: Policy,
     dry_run: bool = False,
-    timeout: float = 1800.0,
+    timeout: float | None = None,
     events: Event | None = None,
     journal_dir: Path | None = None,
     router_file: Path | None = None,
@@ -231,22 +271,25 @@ def push_release(
 ) -> PushResult:
     """Make the release once (the build), then push it to every target.
 
-    A dry run only fetches each target's plan. Otherwise the result, timed from the start
-    of the build, is also written to ``journal_dir`` (None to skip); when every target
-    succeeded, ``router_file`` (None to skip) gets the pushed targets' backends, configured
-    with ``target_options`` (each target's deployer.yaml options).
+    ``timeout`` (None: each target's derived one) is checked before the build (see
+    ``push_timeouts``). A dry run only fetches each target's plan. Otherwise the result,
+    timed from the start of the build, is also written to ``journal_dir`` (None to
+    skip); when every target succeeded, ``router_file`` (None to skip) gets the pushed
+    targets' backends, configured with ``target_options`` (each target's deployer.yaml
+    options).
     """
     started = time.monotonic()
+    timeouts = push_timeouts(providers, strategy, timeout)
     release = make_release()
     result = PushResult(
         project, release.version, release.image.to_dict(), [], policy, str(strategy)
     )
     if dry_run:
         result.dry_run = True
-        result.plans = [p.to_dict() for p in plan_targets(providers, release)]
+        result.plans = plan_dicts(plan_targets(providers, release), strategy, timeouts)
         return result
     journal = Journal(events)
-    result.targets = push_all(providers, release, strategy, policy, timeout, journal)
+    result.targets = push_all(providers, release, strategy, policy, timeouts, journal)
     result.journal = journal.entries
     result.seconds = round(time.monotonic() - started, 2)
     if journal_dir is not None:

@@ -126,6 +126,11 @@ def render_plans(plans: list[dict[str, Any]]) -> None:
         out.print(
             f"[bold]{plan['target']}[/]" + ("" if plan["changed"] else " [dim](no changes)[/]")
         )
+        if plan.get("timeout_seconds") is not None:
+            out.print(
+                f"  push timeout {plan['timeout_seconds']:g} s"
+                f" [dim]({plan.get('strategy', 'all-at-once')})[/]"
+            )
         for change in plan["changes"]:
             out.print(
                 f"  {symbols[change['action']]} {change['resource']}  [dim]{change['detail']}[/]"

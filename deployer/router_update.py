@@ -35,9 +35,29 @@ def add_pushed(
     ]
     routes = [provider.route() for provider in pushed.values()]
     updated = manifest.from_backends(
-        project, [*kept, *routes], existing, options={name: options[name] for name in pushed}
+        project,
+        [*kept, *routes],
+        existing,
+        options={name: options[name] for name in pushed},
+        limits={name: declared_limits(provider) for name, provider in pushed.items()},
     )
     return manifest.write(updated, file)
+
+
+def declared_limits(provider: Provider) -> dict[str, float]:
+    """The router limits ``provider`` declares for its backend: ``timeout`` from its
+    ``request_timeout_seconds``, ``max_body_mb`` from its ``max_request_bytes`` (each
+    left out when not declared; see deployer.providers.protocol)."""
+    from deployer.providers import limit
+
+    declared: dict[str, float] = {}
+    seconds = limit(provider, "request_timeout_seconds")
+    if seconds is not None:
+        declared["timeout"] = min(seconds, 3600.0)
+    size = limit(provider, "max_request_bytes")
+    if size is not None:
+        declared["max_body_mb"] = min(size / (1024 * 1024), 4096.0)
+    return declared
 
 
 def routed(kinds: Mapping[str, str], file: Path | None) -> list[str]:

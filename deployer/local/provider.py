@@ -111,6 +111,8 @@ class LocalProvider:
     name: ClassVar[str] = "local"
     managed: ClassVar[bool] = False  # the router checks its health route itself
     default_router_auth: ClassVar[str | None] = None
+    # a local container starts within startup_timeout's default (the push timeout's step)
+    rollout_allowance_seconds: ClassVar[float] = 300.0
 
     def __init__(self, target: Target, project: ProjectInfo) -> None:
         self.options = parse_options(LocalOptions, target)

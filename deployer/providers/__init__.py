@@ -35,11 +35,14 @@ from typing import TYPE_CHECKING, Any
 from deployer.errors import ConfigError, DeployerError, MissingDependencyError, UsageError
 from deployer.providers.options import parse_options
 from deployer.providers.protocol import (
+    DEFAULT_ROLLOUT_ALLOWANCE,
     InvalidPlugin,
     Provider,
     RendersManifests,
     SignsRouterRequests,
     check_plugin,
+    limit,
+    rollout_allowance,
     router_signer,
 )
 from deployer.providers.registry import (
@@ -112,6 +115,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_ROLLOUT_ALLOWANCE",
     "DISTRIBUTIONS",
     "ENTRY_POINT_GROUP",
     "FOREVER",
@@ -152,11 +156,13 @@ __all__ = [
     "declared",
     "distribution",
     "docker_client",
+    "limit",
     "parse_options",
     "port_in_use",
     "provider_class",
     "push_image",
     "refresh_after",
+    "rollout_allowance",
     "router_signer",
     "routes",
     "run_container",

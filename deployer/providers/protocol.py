@@ -20,6 +20,20 @@ Optional capabilities, each complete or absent:
   manifests, for ``deployer render`` (GitOps);
 - ``SignsRouterRequests`` (the classmethod ``router_signer(backend) -> Signer``): the
   router signs requests to this provider's backends for its cloud auth kinds.
+
+Optional limits, each a class attribute, an instance attribute set in ``__init__`` or a
+property (read from the provider instance with ``getattr`` and a default, so a provider
+without them keeps working; see ``limit``):
+
+- ``rollout_allowance_seconds`` (float, default ``DEFAULT_ROLLOUT_ALLOWANCE``): seconds
+  one traffic step needs for provisioning, on top of its bake. The push timeout a
+  strategy needs is ``steps x (bake + allowance)``;
+- ``request_timeout_seconds`` (float, default None: the router's ``timeouts.request``):
+  the longest the platform's invoke path answers one request in; the router's
+  per-backend timeout;
+- ``max_request_bytes`` (int, default None: the router's ``limits.body_mb``): the
+  largest request body the platform's invoke path accepts; the router answers 413
+  above it, before forwarding.
 """
 
 from __future__ import annotations
@@ -117,6 +131,30 @@ class SignsRouterRequests(Protocol):
     def router_signer(cls, backend: RouterBackend) -> Signer: ...
 
 
+DEFAULT_ROLLOUT_ALLOWANCE = 600.0
+OPTIONAL_LIMITS: dict[str, tuple[type, ...]] = {
+    "rollout_allowance_seconds": (int, float),
+    "request_timeout_seconds": (int, float),
+    "max_request_bytes": (int,),
+}
+
+
+def limit(provider: Any, attribute: str) -> float | None:
+    """The optional class attribute ``attribute`` (one of ``OPTIONAL_LIMITS``) of
+    ``provider`` (an instance or class): a positive number, or None when it declares
+    none or an unusable value (a bool, a string, zero or less)."""
+    value = getattr(provider, attribute, None)
+    if isinstance(value, bool) or not isinstance(value, OPTIONAL_LIMITS[attribute]):
+        return None
+    number = float(value)  # type: ignore[arg-type]  # an int or a float, checked above
+    return number if number > 0 else None
+
+
+def rollout_allowance(provider: Any) -> float:
+    """Seconds one traffic step of ``provider`` needs besides its bake."""
+    return limit(provider, "rollout_allowance_seconds") or DEFAULT_ROLLOUT_ALLOWANCE
+
+
 METHODS = ("plan", "publish", "deploy", "wait", "status", "invoke", "rollback", "destroy", "route")
 CAPABILITIES = {"RendersManifests": ("render_yaml", "write_manifests")}
 
@@ -165,6 +203,13 @@ def check_plugin(cls: Any, registered_as: str, distribution: str | None = None) 
         if present and len(present) < len(members):
             missing = ", ".join(f"`{m}`" for m in members if m not in present)
             problems.append(f"{capability} is incomplete: missing {missing}")
+    problems += [
+        f"`{name}` must be a positive number, not {getattr(cls, name)!r}"
+        for name in OPTIONAL_LIMITS
+        if hasattr(cls, name)
+        and not isinstance(inspect.getattr_static(cls, name), property)  # read per instance
+        and limit(cls, name) is None
+    ]
     if hasattr(cls, "router_signer") and router_signer(cls) is None:
         problems.append("`router_signer` is not callable")
     if problems:

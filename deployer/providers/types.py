@@ -79,6 +79,21 @@ class Strategy:
             raise UsageError(f"strategy percentage {percent} is out of range; expected 1-99")
         return cls(match.group(2), percent, bake_seconds)  # type: ignore[arg-type]
 
+    @property
+    def steps(self) -> int:
+        """Traffic shifts the rollout makes: 1 (all at once), 2 (canary, then the rest)
+        or ceil(100 / N) (linear:N)."""
+        if self.kind == "all-at-once":
+            return 1
+        if self.kind == "canary":
+            return 2
+        return -(-100 // self.percent)
+
+    def rollout_seconds(self, allowance_seconds: float) -> float:
+        """The time a rollout needs: each step's bake plus ``allowance_seconds`` per step
+        for provisioning (see ``Provider.rollout_allowance_seconds``)."""
+        return self.steps * (self.bake_seconds + allowance_seconds)
+
     def __str__(self) -> str:
         return self.kind if self.kind == "all-at-once" else f"{self.kind}:{self.percent}"
 

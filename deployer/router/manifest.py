@@ -286,6 +286,27 @@ class BackendConfig(_Strict):
         default_factory=dict, description="the provider's target options (control-plane health)"
     )
     pinned: bool = Field(default=False, description="kept by push even when no target lists it")
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="seconds one attempt on this backend may take (default: timeouts.request;"
+        " push fills in the platform's own limit, e.g. SageMaker's 60 s); it may exceed"
+        " timeouts.total, which then stretches to it for this backend",
+    )
+    max_body_mb: float | None = Field(
+        default=None,
+        gt=0,
+        le=4096,
+        description="largest request body this backend takes (default: limits.body_mb; push"
+        " fills in the platform's own limit, e.g. Vertex's 1.5 MB); a larger body goes to"
+        " another backend, or is answered 413 naming the limit, never forwarded here",
+    )
+
+    @property
+    def body_bytes(self) -> int | None:
+        """``max_body_mb`` in bytes (None: only the router's ``limits.body_mb``)."""
+        return None if self.max_body_mb is None else int(self.max_body_mb * 1024 * 1024)
 
     @field_validator("url")
     @classmethod
@@ -516,16 +537,20 @@ def from_backends(
     existing: Manifest | None = None,
     *,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Manifest:
     """The manifest for what a push left live.
 
     ``backends`` are the live targets' ``provider.route()`` answers; ``options`` maps a
-    target name to its deployer.yaml options (kept for control-plane health). Backends
+    target name to its deployer.yaml options (kept for control-plane health); ``limits``
+    maps a target name to the ``timeout`` and ``max_body_mb`` its provider declares
+    (used where the backend has none set by hand). Backends
     that remain keep their hand-edited weight, tier, health, synthetic check and auth
     options; ones no longer live are dropped unless ``pinned``; new ones get weight 1,
     tier 0 and the health source their provider allows. Router settings are kept.
     """
     options = options or {}
+    limits = limits or {}
     previous = {b.name: b for b in existing.backends} if existing else {}
     fresh: dict[str, BackendConfig] = {}
     for live in backends:
@@ -538,10 +563,11 @@ def from_backends(
             "region": live.region,
             "auth": {"kind": auth_kind},
             "target": dict(options.get(live.name, {})),
+            **limits.get(live.name, {}),
         }
         if old is not None:
             kept = old.model_dump(exclude={"name", "provider", "url", "region", "auth", "target"})
-            data.update(kept)
+            data.update({k: v for k, v in kept.items() if v is not None or k not in data})
             if old.auth.kind == auth_kind:
                 data["auth"] = old.auth.model_dump(exclude_none=True)
             if not data["target"]:

@@ -267,6 +267,7 @@ class Exchange:
         "headers",
         "last",
         "proxy",
+        "refused",
         "request",
         "respond",
         "snap",
@@ -284,12 +285,18 @@ class Exchange:
         self.last: Answer | None = None  # the last retryable answer of a backend
         self.headers = b""
         self.started = self.attempt_started = 0.0
+        self.refused: list[Upstream] = []  # backends whose max_body_mb the body passes
 
     def begin(self) -> None:
         snap = self.snap
         self.started = now = monotonic()
         snap.budget.record_request(now)
-        upstream = snap.balancer.pick(now)
+        self.refused = too_small_for(snap.upstreams, len(self.request.body))
+        upstream = snap.balancer.pick(now, self.refused)
+        if upstream is None and len(self.refused) == len(snap.upstreams):
+            reason = "the body is over every backend's max_body_mb"
+            self._finish(_too_large(self.refused, len(self.request.body)), reason, now)
+            return
         if upstream is None:
             self.proxy.stats.no_backend += 1
             reason = "every backend is unavailable"
@@ -302,7 +309,9 @@ class Exchange:
         snap = self.snap
         self.tried.append(upstream)
         self.attempt_started = now
-        timeout = min(snap.timeout_request, snap.timeout_total - (now - self.started))
+        request_timeout = upstream.config.timeout or snap.timeout_request
+        total = max(snap.timeout_total, request_timeout)  # a backend's own timeout stretches it
+        timeout = min(request_timeout, total - (now - self.started))
         error = send_attempt(upstream, self.request, self.headers, timeout, self._answered)
         if error is not None:
             self._decide(error, now)
@@ -343,7 +352,7 @@ class Exchange:
         if now - self.started >= snap.timeout_total:
             self._give_up(f"the total timeout ({snap.timeout_total:g}s) is reached", now)
             return
-        following = snap.balancer.pick(now, self.tried)
+        following = snap.balancer.pick(now, [*self.tried, *self.refused])
         if following is None:
             self._give_up("no other backend is available to retry on", now)
             return
@@ -474,6 +483,22 @@ def _unavailable(
             u.name: u.state.reason(now) or "available" for u in snap.upstreams if u not in tried
         }
     return Response(503, _UNAVAILABLE_HEADERS, orjson.dumps(body))
+
+
+def too_small_for(upstreams: Iterable[Upstream], size: int) -> list[Upstream]:
+    """The backends whose ``max_body_mb`` a body of ``size`` bytes is over."""
+    return [u for u in upstreams if u.config.body_bytes is not None and size > u.config.body_bytes]
+
+
+def _too_large(refused: list[Upstream], size: int) -> Response:
+    """413 from the router, before forwarding: the body is over each backend's limit."""
+    limits = {u.name: f"{u.config.max_body_mb:g} MB ({u.config.body_bytes} bytes)" for u in refused}
+    named = ", ".join(f"{name}: {limit}" for name, limit in limits.items())
+    body = {
+        "error": f"request body of {size} bytes is over the backends' limits ({named})",
+        "limits": limits,
+    }
+    return Response(413, _JSON, orjson.dumps(body))
 
 
 def _oversized(upstream: Upstream, detail: str) -> Response:

@@ -165,3 +165,16 @@ def test_editing_and_lint() -> None:
     warnings = lint(with_settings(manifest, "k8s", weight=0))
     assert "tier 1: every backend has weight 0, so the tier never serves" in warnings
     assert any("control-plane health needs the target's options" in w for w in warnings)
+
+
+def test_per_backend_timeout_and_body_limit() -> None:
+    text = GOOD.replace("weight: 3", "weight: 3\n    timeout: 60\n    max_body_mb: 4")
+    aws, k8s = parse(text).backends
+    assert (aws.timeout, aws.max_body_mb, aws.body_bytes) == (60, 4, 4 * 1024 * 1024)
+    assert (k8s.timeout, k8s.body_bytes) == (None, None)
+    problems = problems_of(text.replace("max_body_mb: 4", "max_body_mb: 0"))
+    assert any(
+        p.startswith("line 12: backends.0.max_body_mb: expected greater than 0") for p in problems
+    ), problems
+    problems = problems_of(text.replace("timeout: 60", "timeout: soon"))
+    assert any(p.startswith("line 11: backends.0.timeout:") for p in problems), problems

@@ -227,3 +227,42 @@ def test_synthetic_predictions_check_an_endpoint_without_a_health_route() -> Non
             wait_until(lambda: states()["cloud"]["available"], message="synthetic passes")
         synthetic = [s for s in cloud.seen if s["body"] == b'{"instances": [[1, 2, 3, 4]]}']
         assert synthetic and synthetic[0]["path"] == "/score"
+
+
+def test_a_backends_own_timeout_replaces_the_routers() -> None:
+    # SageMaker answers within 60 s, Azure within 180 s: the router's request timeout must
+    # not cut them short. Here: the router's 0.3 s (total 0.5 s) against a backend that
+    # takes 1 s and declares 5 s; and a backend's own 0.3 s under the router's 10 s
+    with fake_backends({"name": "slow", "delay": 1.0}) as fakes:
+        data = manifest(backends=entries(fakes, timeout=5), timeouts={"request": 0.3, "total": 0.5})
+        with RouterThread(data) as router:
+            answer = httpx.post(router.url + "/invocations", content=JSON_BODY, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-deployer-backend"] == "slow"
+        data = manifest(backends=entries(fakes, timeout=0.3), timeouts={"request": 10, "total": 20})
+        with RouterThread(data) as router:
+            answer = httpx.post(router.url + "/invocations", content=JSON_BODY, timeout=10)
+        assert answer.status_code == 503
+        assert answer.json()["attempts"][0]["error"] == "timeout: no answer within 0.3s"
+
+
+def test_a_body_over_a_backends_limit_goes_elsewhere_or_is_413_before_forwarding() -> None:
+    large = b'{"instances": [' + b"0," * 1000 + b"0]}"  # over 1 KB, under the router's limit
+    with fake_backends({"name": "vertex"}, {"name": "k8s"}) as fakes:
+        vertex, k8s = fakes
+        small = {**entries([vertex])[0], "max_body_mb": 1 / 1024}  # 1 KB
+        data = manifest(backends=[small, *entries([k8s])])
+        with RouterThread(data) as router, httpx.Client(timeout=10) as client:
+            answers = [client.post(router.url + "/invocations", content=large) for _ in range(4)]
+            assert {a.headers["x-deployer-backend"] for a in answers} == {"k8s"}
+            small_ones = [client.post(router.url + "/invocations", content=JSON_BODY)]
+            small_ones += [client.post(router.url + "/invocations", content=JSON_BODY)]
+            assert {a.headers["x-deployer-backend"] for a in small_ones} == {"vertex", "k8s"}
+        assert vertex.requests["/invocations"] == 1  # one small one only
+        data = manifest(backends=[small])
+        with RouterThread(data) as router:
+            refused = httpx.post(router.url + "/invocations", content=large, timeout=10)
+        assert refused.status_code == 413
+        assert refused.json()["limits"] == {"vertex": "0.000976562 MB (1024 bytes)"}
+        assert f"request body of {len(large)} bytes" in refused.json()["error"]
+        assert vertex.requests["/invocations"] == 1  # never forwarded

@@ -15,6 +15,7 @@ from deployer.providers import (
     Backend,
     Change,
     Deployment,
+    InvalidPlugin,
     Invocation,
     Plan,
     Progress,
@@ -24,6 +25,7 @@ from deployer.providers import (
     Strategy,
     Target,
     check_plugin,
+    limit,
     testing,
 )
 
@@ -191,3 +193,30 @@ def test_skips_are_explicit_and_give_their_reason() -> None:
             testing.rollback_returns_to_previous,
             rig_for(skip={"rollback_returns_to_previous": " "}),
         )
+
+
+def test_optional_limits_must_be_positive_numbers() -> None:
+    class Declares(MemoryProvider):
+        rollout_allowance_seconds = 120
+        request_timeout_seconds = 60.0
+        max_request_bytes = 4 * 1024 * 1024
+
+    check_plugin(Declares, "memory")
+
+    class PerTarget(MemoryProvider):  # a limit that depends on the target's options
+        @property
+        def request_timeout_seconds(self) -> float:
+            return 180.0
+
+    check_plugin(PerTarget, "memory")
+    provider = PerTarget(Target("t", "memory", {}), ProjectInfo("iris"))
+    assert limit(provider, "request_timeout_seconds") == 180.0
+
+    class Wrong(MemoryProvider):
+        rollout_allowance_seconds = "soon"
+        max_request_bytes = 1.5  # bytes are an int
+
+    with pytest.raises(InvalidPlugin) as caught:
+        check_plugin(Wrong, "memory")
+    assert "`rollout_allowance_seconds` must be a positive number, not 'soon'" in str(caught.value)
+    assert "`max_request_bytes` must be a positive number, not 1.5" in str(caught.value)

@@ -145,3 +145,27 @@ def test_serve_banner_names_the_port_the_platform_dictates(tmp_path: Path) -> No
     banner = stderr_path.read_text()
     assert f"on http://127.0.0.1:{port} with" in banner, banner
     assert "127.0.0.1:8080" not in banner
+
+
+def _local_project(folder: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(REPO / "examples/iris/train.py"), str(folder / "model.joblib")],
+        check=True,
+        capture_output=True,
+    )
+    (folder / "deployer.yaml").write_text(
+        "name: iris\nmodel:\n  path: model.joblib\ntargets:\n  local:\n    provider: local\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["push", "plan"])
+def test_a_timeout_shorter_than_the_bakes_exits_2_naming_both(tmp_path: Path, command: str) -> None:
+    # linear:10 bakes 10 x 300 s: a 1800 s timeout would cut the rollout off half-done.
+    # Refused before the build (no Docker needed), naming the timeout and the bakes
+    _local_project(tmp_path)
+    args = ["--to", "local", "--strategy", "linear:10", "--bake", "300", "--timeout", "1800"]
+    result = deployer(command, *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--timeout 1800 s" in result.stderr and "3000 s" in result.stderr
+    assert "derived: 6000 s" in result.stderr  # 10 x (300 + local's 300 s allowance)
+    assert "Traceback" not in result.stderr + result.stdout

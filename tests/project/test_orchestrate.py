@@ -15,6 +15,7 @@ from deployer.errors import DeployerError, UsageError
 from deployer.image.build import Image
 from deployer.orchestrate import Journal, PushResult, push_all, push_options, push_release
 from deployer.providers import (
+    DEFAULT_ROLLOUT_ALLOWANCE,
     Backend,
     Change,
     Deployment,
@@ -303,3 +304,116 @@ def test_push_options_are_checked_before_anything_runs() -> None:
         push_options("all-at-once", 0, "pray")
     with pytest.raises(UsageError):
         push_options("sideways:5", 0, "rollback")
+
+
+class TimedTarget(MemoryTarget):
+    """A MemoryTarget that records the timeout ``wait`` was given."""
+
+    def __init__(self, target: str, allowance: Any = None) -> None:
+        super().__init__(target, "old")
+        self.timeouts: list[float] = []
+        if allowance is not None:
+            self.rollout_allowance_seconds = allowance
+
+    def wait(self, deployment: Deployment, timeout: float, progress: Any) -> Status:
+        self.timeouts.append(timeout)
+        return super().wait(deployment, timeout, progress)
+
+
+def _push(targets: list[MemoryTarget], strategy: Strategy, **kwargs: Any) -> PushResult:
+    providers: dict[str, Any] = {t.target: t for t in targets}
+    return push_release(
+        "iris", providers, lambda: RELEASE, strategy=strategy, policy="rollback", **kwargs
+    )
+
+
+def test_push_timeout_is_derived_from_the_strategy_and_the_bake() -> None:
+    # linear:10 with SageMaker's 300 s bake needs 10 x 300 s of bake alone: more than the
+    # former constant 1800 s; each target adds its own provisioning allowance per step
+    plain, quick = TimedTarget("aws"), TimedTarget("k8s", allowance=30)
+    result = _push([plain, quick], Strategy.parse("linear:10", 300))
+    assert result.ok, [t.error for t in result.targets]
+    assert plain.timeouts == [10 * (300 + DEFAULT_ROLLOUT_ALLOWANCE)]
+    assert quick.timeouts == [10 * (300 + 30)]
+    assert Strategy.parse("canary:10", 60).rollout_seconds(0) == 120
+    assert Strategy.parse("linear:30").steps == 4
+
+
+def test_an_unusable_allowance_falls_back_to_the_default() -> None:
+    odd = TimedTarget("odd", allowance="fast")
+    _push([odd], Strategy())
+    assert odd.timeouts == [DEFAULT_ROLLOUT_ALLOWANCE]
+
+
+def test_a_timeout_shorter_than_the_bakes_is_refused_before_the_build() -> None:
+    built: list[str] = []
+
+    def make() -> Release:
+        built.append("build")
+        return RELEASE
+
+    target = TimedTarget("aws")
+    with pytest.raises(UsageError) as caught:
+        push_release(
+            "iris",
+            {"aws": target},
+            make,
+            strategy=Strategy.parse("linear:10", 300),
+            policy="rollback",
+            timeout=1800,
+        )  # type: ignore[dict-item]
+    message = str(caught.value)
+    assert "1800 s" in message and "3000 s" in message and "9000 s" in message
+    assert built == [] and target.calls == []
+
+
+def test_a_given_timeout_long_enough_is_used_as_is() -> None:
+    target = TimedTarget("aws")
+    assert _push([target], Strategy.parse("canary:10", 60), timeout=500).ok
+    assert target.timeouts == [500]
+
+
+def test_dry_run_plans_say_the_push_timeout() -> None:
+    target = TimedTarget("aws", allowance=100)
+    result = _push([target], Strategy.parse("canary:20", 50), dry_run=True)
+    assert result.plans[0]["timeout_seconds"] == 2 * (50 + 100)
+    assert result.plans[0]["strategy"] == "canary:20"
+    assert target.timeouts == []
+
+
+class LimitedTarget(RoutedTarget):
+    """A provider declaring its platform's invoke limits (Vertex-like: 1.5 MB; a 60 s answer)."""
+
+    request_timeout_seconds: ClassVar[float] = 60.0
+    max_request_bytes: ClassVar[int] = 1572864
+
+
+def test_router_yaml_gets_each_backends_limits_from_its_provider(tmp_path: Path) -> None:
+    targets = [LimitedTarget("gcp", "old"), RoutedTarget("k8s", "old")]
+    push_release_of(targets, tmp_path)
+    gcp, k8s = manifest.load(tmp_path / "router.yaml").backends
+    assert (gcp.timeout, gcp.max_body_mb, gcp.body_bytes) == (60.0, 1.5, 1572864)
+    assert (k8s.timeout, k8s.max_body_mb) == (None, None)  # the router's own settings
+    # a value set by hand in router.yaml wins over the provider's on the next push
+    text = (tmp_path / "router.yaml").read_text()
+    (tmp_path / "router.yaml").write_text(text.replace("timeout: 60.0", "timeout: 20.0"))
+    for target in targets:
+        target.history.append("older")
+    push_release_of(targets, tmp_path)
+    gcp, _ = manifest.load(tmp_path / "router.yaml").backends
+    assert (gcp.timeout, gcp.max_body_mb) == (20.0, 1.5)
+
+
+def test_plan_text_says_the_push_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rich.console import Console
+
+    from deployer import output
+
+    monkeypatch.setattr(output, "out", Console(highlight=False, no_color=True, width=120))
+    result = _push(
+        [TimedTarget("aws", allowance=100)], Strategy.parse("linear:50", 20), dry_run=True
+    )
+    output.render_plans(result.plans)
+    assert "push timeout 240 s (linear:50)" in capsys.readouterr().out

@@ -39,6 +39,18 @@ from deployer_kubernetes.rollout import diagnose, rollout_status
 ROLLBACK_GRACE = 30.0  # seconds a failed rollout's automatic rollback may take past the timeout
 
 
+def out_of_time(deadline: float, bake: float, step: int) -> str | None:
+    """Why the rollout cannot go on at ``step`` before ``deadline`` (None: it can)."""
+    left = deadline - time.monotonic()
+    if left > bake and left > 0:
+        return None
+    need = f"the {bake:g}s bake at {step}%" if bake else f"promoting past {step}%"
+    return (
+        f"the push timeout leaves {max(left, 0):.0f}s, not enough for {need}: the rollout "
+        "cannot finish in time"
+    )
+
+
 class KubernetesProvider:
     """Deploys one target's model server to a Kubernetes namespace."""
 
@@ -203,7 +215,9 @@ class KubernetesProvider:
         return self._canary(deployment, deadline, progress)
 
     def _canary(self, deployment: Deployment, deadline: float, progress: Progress) -> Status:
-        """Watch, smoke-test and bake the canary at each step, then promote it."""
+        """Watch, smoke-test and bake the canary at each step, then promote it. A step
+        whose bake does not fit before ``deadline`` (the push timeout) is not begun: the
+        canary is removed, so the previous version alone serves, never a half rollout."""
         details = deployment.details
         percent = int(details["percent"])
         steps = [percent] if details["strategy"] == "canary" else list(range(percent, 100, percent))
@@ -211,6 +225,7 @@ class KubernetesProvider:
         previous = deployment.previous_version or ""
         version = self.deployer.target_version(details["image"], deployment.version, live)
         stable_replicas = int(details.get("stable_replicas") or live.replicas or 1)
+        bake = float(details.get("bake_seconds") or 0)
         for index, step in enumerate(steps):
             if index:
                 self.deployer.step_canary(version, step, stable_replicas, progress)
@@ -225,20 +240,13 @@ class KubernetesProvider:
                 )
                 if problem is None:
                     progress(f"canary at {step}%: smoke prediction ok")
-                    problem = self.deployer.bake(
-                        self.names.canary, float(details.get("bake_seconds") or 0), progress
+                    problem = out_of_time(deadline, bake, step) or self.deployer.bake(
+                        self.names.canary, bake, progress
                     )
+            if problem is None and time.monotonic() >= deadline:
+                problem = out_of_time(deadline, 0.0, step)
             if problem is not None:
-                self.deployer.remove_canary(previous, progress)
-                return Status(
-                    self.target.name,
-                    "failed",
-                    previous or None,
-                    self.route().url,
-                    f"canary {self.names.canary} of {deployment.version} failed at {step}%: "
-                    f"{problem}; rolled back: the canary was removed and {previous} keeps serving",
-                    {"rolled_back": True},
-                )
+                return self._canary_failed(deployment, step, problem, progress)
         progress(f"promoting {deployment.version} to deployment/{self.names.deployment()}")
         self.deployer.apply_all(self.renderer.all(version), live, progress, keep_canary=True)
         outcome = self.deployer.watch(
@@ -248,6 +256,23 @@ class KubernetesProvider:
         if outcome.ok:
             return self.status()
         return self._failed(deployment, outcome.reason, outcome.timed_out, progress)
+
+    def _canary_failed(
+        self, deployment: Deployment, step: int, problem: str, progress: Progress
+    ) -> Status:
+        """Remove the canary: the previous version alone serves again."""
+        previous = deployment.previous_version or ""
+        self.deployer.remove_canary(previous, progress)
+        progress(f"removed canary {self.names.canary}: {previous} alone serves")
+        return Status(
+            self.target.name,
+            "failed",
+            previous or None,
+            self.route().url,
+            f"canary {self.names.canary} of {deployment.version} failed at {step}%: "
+            f"{problem}; rolled back: the canary was removed and {previous} keeps serving",
+            {"rolled_back": True},
+        )
 
     def _failed(
         self, deployment: Deployment, reason: str, timed_out: bool, progress: Progress

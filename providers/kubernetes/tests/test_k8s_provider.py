@@ -677,3 +677,31 @@ def test_name_override_and_admin_token_stays_out_of_errors(
     with pytest.raises(DeployerError) as caught:
         make_provider(name="churn-model", retries=0).status()
     assert ADMIN_TOKEN not in str(caught.value)
+
+
+def test_a_canary_whose_bake_outlasts_the_timeout_is_removed_not_promoted(
+    fake: FakeKube, make_provider: ProviderFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the push timeout (120 s) cannot hold the 600 s bake: before, the bake ran on past
+    # the deadline and promoted; now the canary is removed and the old version serves
+    provider = make_provider(replicas=4)
+    push(provider, 1)
+    lines: list[str] = []
+    deployment = provider.deploy(
+        release(2), image_ref(2), Strategy.parse("canary:20", 600), lines.append
+    )
+    clock = VirtualClock()
+    monkeypatch.setattr(deployer_kubernetes.provider, "time", clock)
+    monkeypatch.setattr(deployer_kubernetes.deploy, "time", clock)
+    status = provider.wait(deployment, 120, lines.append)
+    assert clock.now < 120  # it did not bake past the deadline
+    assert status.state == "failed" and status.version == release(1).version
+    assert "not enough for the 600s bake at 20%: the rollout cannot finish in time" in (
+        status.reason or ""
+    )
+    assert f"the canary was removed and {release(1).version} keeps serving" in status.reason
+    assert any("removed canary iris-k8s-canary" in line for line in lines)
+    assert [d["metadata"]["name"] for d in fake.objects(*APPS)] == ["iris-k8s"]
+    assert image_of(fake.object(*APPS, "default", "iris-k8s")) == image_ref(1)
+    now = provider.status()  # status agrees: the old version, healthy, no canary
+    assert now.healthy and now.version == release(1).version and "canary" not in now.details

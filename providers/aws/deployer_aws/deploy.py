@@ -167,9 +167,7 @@ def _fleet(scope: Scope, live: Live, retain: bool) -> int | None:
         return None
     if retain:
         variants = live.raw.get("ProductionVariants") or [{}]
-        current = variants[0].get("CurrentInstanceCount") or variants[0].get(
-            "DesiredInstanceCount"
-        )
+        current = variants[0].get("CurrentInstanceCount") or variants[0].get("DesiredInstanceCount")
         if isinstance(current, int) and current > 0:
             return current
     return scope.options.instance_count

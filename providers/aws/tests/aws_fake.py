@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+from aws_model import problems, traffic_problems
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -41,8 +42,6 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import make_server
-
-from aws_model import problems, traffic_problems
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -195,9 +194,9 @@ class FakeAws:
         """What the real service would refuse: botocore's model, then documented limits."""
         found = problems(service, operation, body)
         if operation == "UpdateEndpoint" and not found:
-            routing = (
-                (body.get("DeploymentConfig") or {}).get("BlueGreenUpdatePolicy") or {}
-            ).get("TrafficRoutingConfiguration") or {}
+            routing = ((body.get("DeploymentConfig") or {}).get("BlueGreenUpdatePolicy") or {}).get(
+                "TrafficRoutingConfiguration"
+            ) or {}
             found = traffic_problems(routing, self._fleet(body))
         return found
 
@@ -208,7 +207,7 @@ class FakeAws:
         if config is None:
             return None
         variant = config.production_variants[0]
-        if "ServerlessConfig" in variant and variant["ServerlessConfig"]:
+        if variant.get("ServerlessConfig"):
             return None
         if body.get("RetainAllVariantProperties") and endpoint is not None:
             current = endpoint.production_variants[0].get("CurrentInstanceCount")
@@ -232,7 +231,9 @@ class FakeAws:
 
         fake = self
 
-        def update_endpoint(backend: Any, name: str, config_name: str, deployment: Any) -> Any:
+        def update_endpoint(
+            backend: Any, name: str, config_name: str, deployment: Any, retain: bool = False
+        ) -> Any:
             endpoint = backend.endpoints.get(name)
             if endpoint is None:
                 arn = FakeEndpoint.arn_formatter(name, backend.account_id, backend.region_name)
@@ -246,6 +247,10 @@ class FakeAws:
                 )
             script = fake.update_scripts.pop(0) if fake.update_scripts else Script()
             variants = endpoint._process_production_variants(config["ProductionVariants"])
+            if retain:  # the new fleet keeps the size autoscaling gave the old one
+                for new, old in zip(variants, endpoint.production_variants, strict=False):
+                    if "CurrentInstanceCount" in old and "CurrentInstanceCount" in new:
+                        new["CurrentInstanceCount"] = old["CurrentInstanceCount"]
             policy = (deployment or {}).get("BlueGreenUpdatePolicy") or {}
             limit = policy.get("MaximumExecutionTimeoutInSeconds")
             fake.pending[name] = Pending(config_name, variants, script, time.monotonic(), limit)
@@ -263,6 +268,7 @@ class FakeAws:
                 response._get_param("EndpointName"),
                 response._get_param("EndpointConfigName"),
                 response._get_param("DeploymentConfig"),
+                bool(response._get_param("RetainAllVariantProperties")),
             )
             return ActionResult({"EndpointArn": endpoint.arn})
 

@@ -13,7 +13,11 @@ import re
 from functools import cache
 from typing import Any
 
-SERVICES = {"sagemaker": "sagemaker", "ecr": "ecr", "application-autoscaling": "application-autoscaling"}
+SERVICES = {
+    "sagemaker": "sagemaker",
+    "ecr": "ecr",
+    "application-autoscaling": "application-autoscaling",
+}
 
 
 @cache
@@ -107,7 +111,7 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
 
 def _matches(pattern: str, value: str) -> bool:
     compiled = _compiled(pattern)
-    return compiled is None or compiled.search(value) is not None
+    return compiled is None or compiled.fullmatch(value) is not None  # Java matches()
 
 
 def traffic_problems(routing: dict[str, Any], fleet: int | None) -> list[str]:

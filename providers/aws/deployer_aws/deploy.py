@@ -130,6 +130,12 @@ def deploy(
         sm.delete_endpoint(scope.endpoint)
         wait_deleted(scope, progress)
         live = None
+    retain = live is not None and autoscaling.current(scope.aws, scope.endpoint) is not None
+    config: dict[str, Any] = {}
+    if live is not None:  # refuse a strategy SageMaker would refuse, before creating anything
+        config = deployment_config(
+            strategy, scope.options, _fleet(scope, live, retain), True, allowance(scope.options)
+        )
     _ensure_model_and_config(scope, want, progress)
     if live is None:
         progress(f"creating endpoint {scope.endpoint} ({_variant_text(want)})")
@@ -137,11 +143,42 @@ def deploy(
         details["previous_config"] = None
         return Deployment(scope.target, version, None, changed=True, details=details)
     _release_autoscaling_for(scope, live, want)
-    config = deployment_config(strategy, scope.options)
     progress(f"updating endpoint {scope.endpoint}: {live.version} -> {version} ({strategy})")
-    sm.update_endpoint(scope.endpoint, want.name, config)
-    details.update(previous_config=live.config, strategy=str(strategy), deployment_config=config)
+    sm.update_endpoint(scope.endpoint, want.name, config, retain)
+    details.update(
+        previous_config=live.config,
+        strategy=str(strategy),
+        deployment_config=config,
+        update_started_at=time.time(),
+    )
     return Deployment(scope.target, version, live.version, changed=True, details=details)
+
+
+def allowance(options: SageMakerOptions) -> float:
+    """Seconds SageMaker needs per traffic step besides the bake: provisioning instances
+    (several minutes each) or a serverless variant's capacity."""
+    return 300.0 if options.serverless is not None else 600.0
+
+
+def _fleet(scope: Scope, live: Live, retain: bool) -> int | None:
+    """The new fleet's instance count: the current one when it is retained (autoscaled),
+    else ``instance_count``; None for serverless (sized in capacity percent)."""
+    if scope.options.serverless is not None:
+        return None
+    if retain:
+        variants = live.raw.get("ProductionVariants") or [{}]
+        current = variants[0].get("CurrentInstanceCount") or variants[0].get("DesiredInstanceCount")
+        if isinstance(current, int) and current > 0:
+            return current
+    return scope.options.instance_count
+
+
+def restore_autoscaling(scope: Scope, progress: Progress) -> None:
+    """After a failed or rolled-back update the old fleet serves: scale it again."""
+    if scope.options.autoscaling is None:
+        return
+    if autoscaling.ensure(scope.aws, scope.endpoint, scope.options.autoscaling):
+        progress(f"autoscaling registered again for {autoscaling.resource_id(scope.endpoint)}")
 
 
 def _ensure_model_and_config(scope: Scope, want: Desired, progress: Progress) -> None:
@@ -210,7 +247,7 @@ def start_rollback(scope: Scope, progress: Progress) -> Deployment:
     want_variant = (sm.describe_config(previous) or {}).get("ProductionVariants") or [{}]
     want = Desired(previous, version, {}, want_variant[0])
     _release_autoscaling_for(scope, live, want)
-    config = deployment_config(Strategy("all-at-once"), scope.options)
+    config = deployment_config(Strategy("all-at-once"), scope.options, alarms=False)
     progress(f"rolling {scope.endpoint} back: {live.version} -> {version} ({previous})")
     sm.update_endpoint(scope.endpoint, previous, config)
     details = {
@@ -235,10 +272,10 @@ def destroy(scope: Scope, progress: Progress) -> list[str]:
     """Remove the scalable target, endpoint, endpoint configs and models of this target."""
     sm = scope.sm
     removed: list[str] = []
+    live = sm.live(scope.endpoint)
+    check_owned(scope, live)  # before anything is removed: the endpoint may be another team's
     if autoscaling.remove(scope.aws, scope.endpoint):
         removed.append(f"scalable target {autoscaling.resource_id(scope.endpoint)}")
-    live = sm.live(scope.endpoint)
-    check_owned(scope, live)
     if live is not None and live.status == "Deleting":
         progress(f"endpoint {scope.endpoint} is already being deleted")
     elif live is not None and sm.delete_endpoint(scope.endpoint):

@@ -106,6 +106,17 @@ class SageMakerOptions(_Strict):
     max_attempts: int = Field(default=8, ge=1, le=20, description="per API call, retries included")
     endpoint_urls: EndpointUrls = EndpointUrls()
 
+    @field_validator("alarms")
+    @classmethod
+    def _alarms(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if len(value) > 10:
+            raise _invalid(f"SageMaker watches at most 10 alarms per update (got {len(value)})")
+        if value and info.data.get("bake_seconds") == 0:
+            raise _invalid(
+                "alarms are watched only while an update bakes: set bake_seconds above 0"
+            )
+        return value
+
     @field_validator("autoscaling")
     @classmethod
     def _scaling(cls, value: Autoscaling | None, info: ValidationInfo) -> Autoscaling | None:

@@ -7,6 +7,13 @@
         role_arn: arn:aws:iam::123456789012:role/SageMakerExecution
 
 boto3 is imported only inside methods, so ``deployer --help`` stays fast.
+
+What the core reads from an instance (``getattr``, default None), from SageMaker's docs:
+
+- ``request_timeout_seconds``: InvokeEndpoint's own timeout, 60 s;
+- ``max_request_bytes``: the largest InvokeEndpoint body, 6 MB real-time, 4 MB serverless;
+- ``rollout_allowance_seconds``: provisioning time per traffic step besides the bake
+  (instances: 600 s, serverless: 300 s), to derive a push timeout from the strategy.
 """
 
 from __future__ import annotations
@@ -29,11 +36,22 @@ from deployer.providers import (
     Status,
     Strategy,
     Target,
+    UsageError,
     parse_options,
 )
 from deployer_aws import autoscaling, deploy, invoke, names, registry, waiting
 from deployer_aws.aws import Aws
 from deployer_aws.options import SageMakerOptions
+
+MB = 1024 * 1024
+INVOKE_TIMEOUT_SECONDS = 60.0  # InvokeEndpoint: the container must answer within 60 s
+MAX_BODY_REAL_TIME = 6 * MB
+MAX_BODY_SERVERLESS = 4 * MB
+
+
+def runtime_domain(region: str) -> str:
+    """The DNS suffix of AWS endpoints in ``region``: China regions differ."""
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
 
 
 class SageMakerProvider:
@@ -61,6 +79,11 @@ class SageMakerProvider:
         self.scope = deploy.Scope(
             self.aws, self.options, project.name, target.name, endpoint, self.repository
         )
+        self.request_timeout_seconds: float = INVOKE_TIMEOUT_SECONDS
+        self.max_request_bytes: int = (
+            MAX_BODY_SERVERLESS if self.options.serverless is not None else MAX_BODY_REAL_TIME
+        )
+        self.rollout_allowance_seconds: float = deploy.allowance(self.options)
 
     @property
     def endpoint(self) -> str:
@@ -68,7 +91,7 @@ class SageMakerProvider:
 
     def _url(self) -> str:
         base = self.options.endpoint_urls.runtime or (
-            f"https://runtime.sagemaker.{self.options.region}.amazonaws.com"
+            f"https://runtime.sagemaker.{self.options.region}.{runtime_domain(self.options.region)}"
         )
         return f"{base.rstrip('/')}/endpoints/{self.endpoint}/invocations"
 
@@ -104,6 +127,13 @@ class SageMakerProvider:
         return waiting.status(self.scope, self._url())
 
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
+        if len(body) > self.max_request_bytes:
+            kind = "serverless" if self.options.serverless is not None else "real-time"
+            raise UsageError(
+                f"request body of {len(body)} bytes is larger than the {self.max_request_bytes} "
+                f"bytes a SageMaker {kind} endpoint accepts ({self.target.name})",
+                hint="send a smaller batch",
+            )
         return invoke.invoke(self.aws, self.endpoint, body, content_type, accept, self.target.name)
 
     def rollback(self, progress: Progress) -> Deployment:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.providers import Strategy
+from deployer.providers import Strategy, UsageError
 from deployer_aws import names
 from deployer_aws.aws import Aws
 from deployer_aws.options import SageMakerOptions
@@ -75,32 +75,87 @@ def desired(
     return Desired(names.resource_name(endpoint, version, spec), version, container, variant)
 
 
-def deployment_config(strategy: Strategy, options: SageMakerOptions) -> dict[str, Any]:
-    """The UpdateEndpoint DeploymentConfig for a strategy: blue/green traffic shifting."""
+# SageMaker's documented limits of a blue/green traffic shift (TrafficRoutingConfig).
+MAX_CANARY_PERCENT = 50
+LINEAR_STEP_PERCENT = (10, 50)
+MAX_EXECUTION_SECONDS = (600, 28800)  # BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds
+MAX_ALARMS = 10  # AutoRollbackConfiguration.Alarms (botocore does not check the maximum)
+
+
+def deployment_config(
+    strategy: Strategy,
+    options: SageMakerOptions,
+    fleet: int | None = None,
+    alarms: bool = True,
+    allowance: float = 0.0,
+) -> dict[str, Any]:
+    """The UpdateEndpoint DeploymentConfig for a strategy: blue/green traffic shifting.
+
+    ``fleet`` is the new fleet's instance count (None: serverless, sized in capacity
+    percent). SageMaker shifts whole instances: a canary is at most 50% of the fleet, a
+    linear step 10-50%; a strategy the fleet cannot express is refused here, before any
+    resource is created. The bake falls back to ``options.bake_seconds`` for canary/linear
+    and, when alarms are set, for all-at-once too (alarms are watched only while baking).
+    ``MaximumExecutionTimeoutInSeconds`` bounds the whole update: past it SageMaker rolls
+    the update back by itself. ``allowance`` is the provisioning time of one step.
+    """
     bake = strategy.bake_seconds
-    if not bake and strategy.kind != "all-at-once":
+    watch = bool(options.alarms) and alarms
+    if not bake and (strategy.kind != "all-at-once" or watch):
         bake = options.bake_seconds
+    wait = min(int(bake), 3600)
     routing: dict[str, Any] = {"Type": "ALL_AT_ONCE"}
+    steps = 1
     if strategy.kind == "canary":
-        routing = {"Type": "CANARY", "CanarySize": _capacity(strategy.percent)}
+        size = _size(strategy, fleet, (1, MAX_CANARY_PERCENT))
+        routing = {"Type": "CANARY", "CanarySize": size}
+        steps = 2
     elif strategy.kind == "linear":
-        routing = {"Type": "LINEAR", "LinearStepSize": _capacity(strategy.percent)}
-    routing["WaitIntervalInSeconds"] = min(int(bake), 3600)
-    config: dict[str, Any] = {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": routing,
-            "TerminationWaitInSeconds": options.termination_wait,
-        }
+        size = _size(strategy, fleet, LINEAR_STEP_PERCENT)
+        routing = {"Type": "LINEAR", "LinearStepSize": size}
+        steps = -(-(fleet or 100) // size["Value"])
+    routing["WaitIntervalInSeconds"] = wait
+    needed = int(steps * (wait + allowance) + options.termination_wait)
+    low, high = MAX_EXECUTION_SECONDS
+    if needed > high:
+        raise UsageError(
+            f"strategy {strategy} with a {wait}s bake needs about {needed}s on SageMaker, "
+            f"more than the {high}s MaximumExecutionTimeoutInSeconds allows",
+            hint="use fewer steps (a larger percentage) or a shorter --bake",
+        )
+    policy: dict[str, Any] = {
+        "TrafficRoutingConfiguration": routing,
+        "TerminationWaitInSeconds": options.termination_wait,
+        "MaximumExecutionTimeoutInSeconds": max(needed, low),
     }
-    if options.alarms:
+    config: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
+    if watch:
         config["AutoRollbackConfiguration"] = {
             "Alarms": [{"AlarmName": alarm} for alarm in options.alarms]
         }
     return config
 
 
-def _capacity(percent: int) -> dict[str, Any]:
-    return {"Type": "CAPACITY_PERCENT", "Value": percent}
+def _size(strategy: Strategy, fleet: int | None, bounds: tuple[int, int]) -> dict[str, Any]:
+    """The canary or linear step as SageMaker's CapacitySize, or a UsageError."""
+    low, high = bounds
+    what = "canary" if strategy.kind == "canary" else "linear step"
+    if fleet is None:  # serverless: capacity percent
+        if not low <= strategy.percent <= high:
+            raise UsageError(
+                f"strategy {strategy}: SageMaker takes a {what} of {low}-{high}% "
+                f"(got {strategy.percent}%)"
+            )
+        return {"Type": "CAPACITY_PERCENT", "Value": strategy.percent}
+    count = max(1, fleet * strategy.percent // 100)
+    if not (count * 100 >= low * fleet and count * 100 <= high * fleet):
+        raise UsageError(
+            f"strategy {strategy} cannot run on {fleet} instance(s): SageMaker shifts whole "
+            f"instances and takes a {what} of {low}-{high}% of the fleet "
+            f"({count} of {fleet} is {count * 100 // fleet}%)",
+            hint="raise instance_count or choose another percentage (or all-at-once)",
+        )
+    return {"Type": "INSTANCE_COUNT", "Value": count}
 
 
 class SageMaker:
@@ -225,13 +280,16 @@ class SageMaker:
             Tags=tags,
         )
 
-    def update_endpoint(self, name: str, config: str, deployment: dict[str, Any]) -> None:
+    def update_endpoint(
+        self, name: str, config: str, deployment: dict[str, Any], retain: bool = False
+    ) -> None:
+        """``retain``: keep the variant's current instance count (set by autoscaling)."""
         self._call(
             "update_endpoint",
             f"endpoint {name}",
             EndpointName=name,
             EndpointConfigName=config,
-            RetainAllVariantProperties=False,
+            RetainAllVariantProperties=retain,
             DeploymentConfig=deployment,
         )
 

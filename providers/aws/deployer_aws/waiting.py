@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from deployer.providers import Deployment, Progress, State, Status
-from deployer_aws.deploy import Scope, finalize
+from deployer_aws.deploy import Scope, allowance, finalize, restore_autoscaling
 
 STATES: dict[str, State] = {
     "InService": "healthy",
@@ -56,7 +56,9 @@ def wait(
     sm = scope.sm
     config = deployment.details.get("endpoint_config")
     started = time.monotonic()
+    settle = _sagemaker_deadline(scope, deployment, started)
     last = ""
+    announced = False
     while True:
         described = sm.describe_endpoint(scope.endpoint)
         elapsed = time.monotonic() - started
@@ -79,10 +81,20 @@ def wait(
                 if live is not None:
                     finalize(scope, deployment, live, progress)
                 return status(scope, url)
+            restore_autoscaling(scope, progress)
             return _rolled_back(scope, deployment, reason, url)
         if state in ("Failed", "UpdateRollbackFailed", "OutOfService"):
             return _failed(scope, deployment, state, reason, url)
-        if elapsed >= timeout:
+        if elapsed >= timeout and settle is not None and time.monotonic() < settle:
+            if not announced:
+                progress(
+                    f"the {timeout:g}s limit passed while endpoint {scope.endpoint} is {state}; "
+                    "SageMaker cannot stop an update, but rolls it back once its "
+                    "MaximumExecutionTimeoutInSeconds passes: waiting for that so the "
+                    "endpoint ends at a known version"
+                )
+                announced = True
+        elif elapsed >= timeout:
             return Status(
                 scope.target,
                 "updating",
@@ -94,6 +106,17 @@ def wait(
                 {"endpoint": scope.endpoint, "endpoint_status": state},
             )
         time.sleep(min(scope.options.poll_interval, max(timeout - elapsed, 0.01)))
+
+
+def _sagemaker_deadline(scope: Scope, deployment: Deployment, started: float) -> float | None:
+    """When SageMaker will have ended the update by itself (monotonic), if it is bounded."""
+    config = deployment.details.get("deployment_config") or {}
+    limit = (config.get("BlueGreenUpdatePolicy") or {}).get("MaximumExecutionTimeoutInSeconds")
+    began = deployment.details.get("update_started_at")
+    if not limit or not isinstance(began, (int, float)):
+        return None
+    # its own rollback takes about one more provisioning step
+    return started + (began + limit - time.time()) + allowance(scope.options)
 
 
 def _rolled_back(scope: Scope, deployment: Deployment, reason: str, url: str) -> Status:

@@ -27,12 +27,14 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+from aws_model import problems, traffic_problems
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -90,6 +92,8 @@ class Pending:
     config: str
     variants: list[dict[str, Any]]
     script: Script
+    started: float = 0.0  # time.monotonic() of the request
+    limit: float | None = None  # MaximumExecutionTimeoutInSeconds, simulated seconds
 
 
 class FakeAws:
@@ -108,6 +112,10 @@ class FakeAws:
         self._lock = threading.Lock()
         self._server = _Server(self)
         self._undo: list[tuple[Any, str, Any]] = []
+        # simulated cloud seconds per real second: SageMaker rolls an update back once its
+        # MaximumExecutionTimeoutInSeconds passes (0: the clock never reaches it)
+        self.speed = 0.0
+        self.rejected: list[tuple[str, list[str]]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -141,6 +149,8 @@ class FakeAws:
             self.update_scripts.clear()
             self.pending.clear()
             self.model_answers.clear()
+            self.rejected.clear()
+        self.speed = 0.0
 
     def options(self, **extra: Any) -> dict[str, Any]:
         """Target options pointing every AWS API at this fake."""
@@ -180,6 +190,31 @@ class FakeAws:
     def endpoint(self, name: str) -> Any:
         return self.sagemaker.endpoints[name]
 
+    def check(self, service: str, operation: str, body: dict[str, Any]) -> list[str]:
+        """What the real service would refuse: botocore's model, then documented limits."""
+        found = problems(service, operation, body)
+        if operation == "UpdateEndpoint" and not found:
+            routing = ((body.get("DeploymentConfig") or {}).get("BlueGreenUpdatePolicy") or {}).get(
+                "TrafficRoutingConfiguration"
+            ) or {}
+            found = traffic_problems(routing, self._fleet(body))
+        return found
+
+    def _fleet(self, body: dict[str, Any]) -> int | None:
+        """The new fleet's instance count an UpdateEndpoint shifts traffic to."""
+        endpoint = self.sagemaker.endpoints.get(body.get("EndpointName"))
+        config = self.sagemaker.endpoint_configs.get(body.get("EndpointConfigName"))
+        if config is None:
+            return None
+        variant = config.production_variants[0]
+        if variant.get("ServerlessConfig"):
+            return None
+        if body.get("RetainAllVariantProperties") and endpoint is not None:
+            current = endpoint.production_variants[0].get("CurrentInstanceCount")
+            if current:
+                return int(current)
+        return int(variant.get("InitialInstanceCount") or 1)
+
     # -- moto patches ------------------------------------------------------------------
 
     def _set(self, owner: Any, name: str, value: Any) -> None:
@@ -196,7 +231,9 @@ class FakeAws:
 
         fake = self
 
-        def update_endpoint(backend: Any, name: str, config_name: str, deployment: Any) -> Any:
+        def update_endpoint(
+            backend: Any, name: str, config_name: str, deployment: Any, retain: bool = False
+        ) -> Any:
             endpoint = backend.endpoints.get(name)
             if endpoint is None:
                 arn = FakeEndpoint.arn_formatter(name, backend.account_id, backend.region_name)
@@ -210,7 +247,13 @@ class FakeAws:
                 )
             script = fake.update_scripts.pop(0) if fake.update_scripts else Script()
             variants = endpoint._process_production_variants(config["ProductionVariants"])
-            fake.pending[name] = Pending(config_name, variants, script)
+            if retain:  # the new fleet keeps the size autoscaling gave the old one
+                for new, old in zip(variants, endpoint.production_variants, strict=False):
+                    if "CurrentInstanceCount" in old and "CurrentInstanceCount" in new:
+                        new["CurrentInstanceCount"] = old["CurrentInstanceCount"]
+            policy = (deployment or {}).get("BlueGreenUpdatePolicy") or {}
+            limit = policy.get("MaximumExecutionTimeoutInSeconds")
+            fake.pending[name] = Pending(config_name, variants, script, time.monotonic(), limit)
             endpoint.failure_reason = None
             endpoint.last_deployment_config = deployment
             endpoint.endpoint_status = "Updating"
@@ -225,6 +268,7 @@ class FakeAws:
                 response._get_param("EndpointName"),
                 response._get_param("EndpointConfigName"),
                 response._get_param("DeploymentConfig"),
+                bool(response._get_param("RetainAllVariantProperties")),
             )
             return ActionResult({"EndpointArn": endpoint.arn})
 
@@ -342,6 +386,16 @@ def _advance(fake: FakeAws, endpoint: Any) -> None:
     if pending is None:
         return
     script = pending.script
+    simulated = (time.monotonic() - pending.started) * fake.speed
+    if pending.limit is not None and fake.speed and simulated > pending.limit:
+        del fake.pending[endpoint.endpoint_name]  # SageMaker ends the update by itself
+        endpoint.pending_deployment_summary = None
+        endpoint.endpoint_status = "InService"
+        endpoint.failure_reason = (
+            f"Deployment exceeded MaximumExecutionTimeoutInSeconds ({pending.limit:g}s); "
+            "rolled back to the previous endpoint configuration"
+        )
+        return
     if script.states:
         endpoint.endpoint_status = script.states.pop(0)
         if endpoint.endpoint_status == "RollingBack":
@@ -397,6 +451,11 @@ class _Wire:
                 with contextlib.suppress(ValueError):
                     parsed = json.loads(body or b"{}")
             self.fake.requests.append(Request(service, operation, parsed))
+            refused = [] if invoke else self.fake.check(service, operation, parsed)
+            if refused:
+                self.fake.rejected.append((operation, refused))
+                text = f"{operation}: " + "; ".join(refused)
+                return _respond(start_response, *_error("ValidationException", 400, text))
             fault = next((f for f in self.fake.faults if f.operation == operation), None)
             if fault is not None:
                 fault.times -= 1

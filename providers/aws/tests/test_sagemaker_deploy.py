@@ -75,29 +75,34 @@ def _writes(fake: FakeAws) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("strategy", "routing"),
+    ("strategy", "routing", "limit"),
     [
-        ("all-at-once", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}),
+        # alarms are watched only while baking: all-at-once bakes too when alarms are set
+        ("all-at-once", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 45}, 675),
         (
             "canary:10",
             {
                 "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
                 "WaitIntervalInSeconds": 45,
             },
+            2 * 645 + 30,
         ),
         (
             "linear:25",
             {
                 "Type": "LINEAR",
-                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                "LinearStepSize": {"Type": "INSTANCE_COUNT", "Value": 1},
                 "WaitIntervalInSeconds": 45,
             },
+            4 * 645 + 30,
         ),
     ],
 )
-def test_update_maps_each_strategy_to_blue_green(fake, provider, progress, strategy, routing):
-    p = provider(bake_seconds=45, termination_wait=30, alarms=["iris-5xx"])
+def test_update_maps_each_strategy_to_blue_green(
+    fake, provider, progress, strategy, routing, limit
+):
+    p = provider(bake_seconds=45, termination_wait=30, alarms=["iris-5xx"], instance_count=4)
     push(p, V1, progress)
     deployment, status = push(p, V2, progress, strategy)
     assert deployment.changed and deployment.previous_version == V1.version
@@ -105,14 +110,16 @@ def test_update_maps_each_strategy_to_blue_green(fake, provider, progress, strat
     (update,) = fake.calls("UpdateEndpoint")
     assert update["EndpointName"] == "iris-prod"
     assert update["EndpointConfigName"] == deployment.details["endpoint_config"]
+    assert update["RetainAllVariantProperties"] is False
     assert update["DeploymentConfig"] == {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": routing,
             "TerminationWaitInSeconds": 30,
+            # (bake + 600 s provisioning) per step + termination wait
+            "MaximumExecutionTimeoutInSeconds": limit,
         },
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "iris-5xx"}]},
     }
-    # moto's backend (patched with UpdateEndpoint) got the same config
     assert fake.endpoint("iris-prod").last_deployment_config == update["DeploymentConfig"]
     assert f"{V1.version} -> {V2.version} ({strategy})" in progress.text
     # the endpoint now names the previous config, which is kept for rollback
@@ -123,7 +130,7 @@ def test_update_maps_each_strategy_to_blue_green(fake, provider, progress, strat
 
 
 def test_failed_update_reports_the_reason_and_the_old_version_serves(fake, provider, progress):
-    p = provider()
+    p = provider(instance_count=2)
     push(p, V1, progress)
     reason = "The primary container for production variant AllTraffic did not pass the ping check."
     fake.script_update(Script(["Updating", "Updating", "RollingBack"], "rollback", reason))
@@ -159,7 +166,7 @@ def test_failed_creation_reports_the_reason(fake, provider, progress):
 
 
 def test_update_rollback_failed(fake, provider, progress):
-    p = provider()
+    p = provider(instance_count=2)
     push(p, V1, progress)
     fake.script_update(Script(["Updating", "RollingBack"], "UpdateRollbackFailed", "alarm fired"))
     _, status = push(p, V2, progress, "linear:50")
@@ -172,6 +179,8 @@ def test_timeout_says_how_long_and_the_last_state(fake, provider, progress):
     push(p, V1, progress)
     fake.script_update(Script(["Updating"], None))  # never finishes
     deployment = p.deploy(V2, image_ref(V2), Strategy(), progress)
+    # the cloud never settles, not even past SageMaker's MaximumExecutionTimeoutInSeconds
+    deployment.details["update_started_at"] -= 100_000
     status = p.wait(deployment, 0.3, progress)
     assert not status.healthy
     assert status.reason.startswith("timed out after")
@@ -332,7 +341,7 @@ def test_orchestrator_rolls_back_when_the_smoke_test_fails(fake, provider, progr
     """push_all (the engine of `deployer push`) calls our rollback after a bad smoke test."""
     from deployer.orchestrate import Journal, push_all
 
-    p = provider()
+    p = provider(instance_count=2)
     push(p, V1, progress)
     p.publish = lambda image, _progress: image_ref(V2)  # no Docker here: the ref is given
     fake.model_answers.append((500, b'{"error": "RuntimeError: model broken"}', "application/json"))

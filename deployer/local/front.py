@@ -53,26 +53,22 @@ _OWN_HEADERS = frozenset({"date", "content-length"})  # uvicorn writes its own d
 _RETRYABLE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
-RESERVED_FDS = 64  # files the front keeps open besides client connections
-HEALTH_OVERFLOW = 32  # connections above the cap that may still ask the health route
-
-
 def front_bounds(args: argparse.Namespace) -> Any:
     """The per-connection bounds of the front, from its command line."""
     import resource
 
     from deployer.serving.bounded_http import Bounds
+    from deployer.serving.connections import connection_cap
 
-    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    room = max(int(open_files) - RESERVED_FDS - HEALTH_OVERFLOW, 1)
+    cap = connection_cap(args.max_connections, int(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     return Bounds(
         max_header_bytes=args.max_header_bytes,
         max_headers=args.max_headers,
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
         max_body_bytes=args.max_body,
-        max_connections=min(args.max_connections, room),
-        health_overflow=HEALTH_OVERFLOW,
+        max_connections=cap.limit,
+        health_overflow=cap.health_overflow,
         health_paths=frozenset({HEALTH_PATH}),
         label="the front's --",
     )

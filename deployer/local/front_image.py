@@ -34,6 +34,7 @@ _SOURCES = {
     "local/front.py": _PACKAGE / "front.py",
     "serving/__init__.py": _SERVING / "__init__.py",
     "serving/bounded_http.py": _SERVING / "bounded_http.py",
+    "serving/connections.py": _SERVING / "connections.py",
 }
 FRONT_USER = "12345:12345"  # the same ids as the restricted profile the provider runs it with
 STATE_DIR = "/var/lib/deployer-front"

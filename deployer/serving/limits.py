@@ -29,8 +29,14 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from deployer.serving.connections import (  # noqa: F401  (part of this module's API)
+    HEALTH_OVERFLOW,
+    RESERVED_FDS,
+    ConnectionCap,
+    connection_cap,
+)
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -43,11 +49,6 @@ DEFAULT_MAX_BODY_BYTES = 6 * MIB
 DEFAULT_MAX_RESPONSE_BYTES = 32 * MIB
 DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_KEEP_ALIVE_S = 5.0
-
-# File descriptors kept out of the connection cap: the model, logs, metrics files, and
-# the few health-probe connections still let in when the cap is reached.
-RESERVED_FDS = 64
-HEALTH_OVERFLOW = 32
 
 ENV_PREFIX = "DEPLOYER_SERVING_"
 # setting -> (type, lowest accepted value)
@@ -87,15 +88,6 @@ def overrides_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     return found
 
 
-@dataclass(frozen=True)
-class ConnectionCap:
-    """How many connections one worker holds, and the health-only overflow above that."""
-
-    limit: int
-    health_overflow: int
-    open_files: int
-
-
 def raise_open_files_limit() -> int:
     """Raise RLIMIT_NOFILE's soft limit to its hard limit; return the soft limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -107,10 +99,3 @@ def raise_open_files_limit() -> int:
         except (ValueError, OSError):
             pass
     return int(soft)
-
-
-def connection_cap(max_connections: int, open_files: int) -> ConnectionCap:
-    """The configured cap, lowered to fit under the open-file limit with room to spare."""
-    room = max(open_files - RESERVED_FDS - HEALTH_OVERFLOW, 1)
-    overflow = min(HEALTH_OVERFLOW, max(open_files - RESERVED_FDS - 1, 0))
-    return ConnectionCap(min(max_connections, room), overflow, open_files)

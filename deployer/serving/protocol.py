@@ -9,7 +9,7 @@ import resource
 
 from deployer.serving import routes
 from deployer.serving.bounded_http import BoundedProtocol, Bounds
-from deployer.serving.limits import connection_cap
+from deployer.serving.connections import connection_cap
 from deployer.serving.settings import ServingSettings
 
 __all__ = ["BoundedHttpToolsProtocol", "Bounds", "current_bounds"]

@@ -612,16 +612,7 @@ class FakeVertex:
     # -- predictions -------------------------------------------------------------------
 
     def raw_predict(self, request: Any) -> Any:
-        with self.lock:
-            endpoint = self._endpoint(request.endpoint)
-            chosen = self._route(endpoint)
-            broken = chosen is not None and chosen.display_name in self.broken
-            runtime = self.runtime
-        if chosen is None:
-            raise Abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"Endpoint {request.endpoint} does not have any deployed model with traffic.",
-            )
+        chosen, broken, runtime = self._serving_model(request.endpoint)
         body = request.http_body
         if broken:
             status, data, content_type = 500, b'{"error": "model crashed"}', "application/json"
@@ -635,16 +626,7 @@ class FakeVertex:
         """Predict: the container gets ``{"instances": [...]}``; the answer names the
         deployed model that served it (``deployed_model_id``), as Vertex's does."""
         body = json.dumps({"instances": types.PredictRequest.to_dict(request)["instances"]})
-        with self.lock:
-            endpoint = self._endpoint(request.endpoint)
-            chosen = self._route(endpoint)
-            broken = chosen is not None and chosen.display_name in self.broken
-            runtime = self.runtime
-        if chosen is None:
-            raise Abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"Endpoint {request.endpoint} does not have any deployed model with traffic.",
-            )
+        chosen, broken, runtime = self._serving_model(request.endpoint)
         if broken:
             status, data = 500, b'{"error": "model crashed"}'
         else:
@@ -664,6 +646,20 @@ class FakeVertex:
             "modelDisplayName": chosen.display_name,
         }
         return types.PredictResponse.from_json(json.dumps(answer))
+
+    def _serving_model(self, endpoint_name: str) -> tuple[Any, bool, Any]:
+        """(the deployed model this prediction goes to, whether it is broken, the runtime)."""
+        with self.lock:
+            endpoint = self._endpoint(endpoint_name)
+            chosen = self._route(endpoint)
+            broken = chosen is not None and chosen.display_name in self.broken
+            runtime = self.runtime
+        if chosen is None:
+            raise Abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Endpoint {endpoint_name} does not have any deployed model with traffic.",
+            )
+        return chosen, broken, runtime
 
     def _route(self, endpoint: Any) -> Any | None:
         """A deployed model drawn by ``chooser`` over the traffic split (random by default)."""

@@ -241,8 +241,8 @@ def train_models() -> dict[str, dict[str, Any]]:
     return facts
 
 
-def venv_versions(python: Path) -> dict[str, str]:
-    """Installed versions of VERSION_PACKAGES in the venv of ``python``."""
+def venv_versions(python: Path, packages: tuple[str, ...] = VERSION_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``packages`` in the venv of ``python``."""
     code = (
         "import importlib.metadata as m, json, sys\n"
         "out = {}\n"
@@ -252,7 +252,7 @@ def venv_versions(python: Path) -> dict[str, str]:
         "print(json.dumps(out))\n"
     )
     done = subprocess.run(
-        [str(python), "-c", code, *VERSION_PACKAGES], capture_output=True, text=True, check=True
+        [str(python), "-c", code, *packages], capture_output=True, text=True, check=True
     )
     return dict(json.loads(done.stdout))
 
@@ -303,9 +303,14 @@ class ServerSpec:
     ready_path: str
     protocols: tuple[str, ...]
     cwd: Path = ROOT
+    routes: tuple[tuple[str, str], ...] = ()  # (protocol, path) where not PATHS[protocol]
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def route(self, protocol: str) -> str:
+        """The path this server answers ``protocol`` on."""
+        return dict(self.routes).get(protocol) or PATHS[protocol]
 
 
 def free_port() -> int:
@@ -484,7 +489,7 @@ def prediction_of(protocol: str, answer: Any) -> Any:
 
 def verify(spec: ServerSpec, protocol: str, body_file: Path) -> None:
     """One request with the benchmark body must answer 200 with EXPECTED_CLASS."""
-    url = spec.url(PATHS[protocol])
+    url = spec.url(spec.route(protocol))
     try:
         answer = post_json(url, body_file.read_bytes())
         predicted = prediction_of(protocol, answer)
@@ -492,15 +497,16 @@ def verify(spec: ServerSpec, protocol: str, body_file: Path) -> None:
         raise RuntimeError(f"{spec.name} did not predict on {url}: {exc}") from exc
     if predicted != EXPECTED_CLASS:
         raise RuntimeError(f"{spec.name} predicted {predicted!r}, expected {EXPECTED_CLASS}")
-    print(f"  {spec.name} {PATHS[protocol]} -> {json.dumps(answer)[:120]}", flush=True)
+    print(f"  {spec.name} {spec.route(protocol)} -> {json.dumps(answer)[:120]}", flush=True)
 
 
 # --- CPU accounting ------------------------------------------------------------------
 
 
 def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of every live process in the process group."""
-    total = 0
+    """User + system CPU seconds of every live process in the process group of ``pgid``
+    or descended from its leader (some servers start workers in groups of their own)."""
+    stats: dict[int, tuple[int, int, float]] = {}  # pid: (parent, group, cpu ticks)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -509,8 +515,20 @@ def group_cpu_seconds(pgid: int) -> float:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # fields[0] is the state: pgrp, utime, stime are 2, 11, 12
-            total += int(fields[11]) + int(fields[12])
+        # fields[0] is the state: ppid, pgrp, utime, stime are 1, 2, 11, 12
+        stats[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12]))
+
+    def in_tree(pid: int) -> bool:
+        for _ in range(64):  # a parent chain is short; the bound guards a pid reused midway
+            if pid == pgid:
+                return True
+            parent = stats.get(pid)
+            if parent is None or parent[0] <= 1:
+                return False
+            pid = parent[0]
+        return False
+
+    total = sum(ticks for pid, (_, group, ticks) in stats.items() if group == pgid or in_tree(pid))
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -618,7 +636,7 @@ class Plan:
 
 def measure(spec: ServerSpec, pgid: int, protocol: str, concurrency: int, plan: Plan) -> Point:
     """One wrk run, with the CPU the server tree, other processes and wrk used meanwhile."""
-    url = spec.url(PATHS[protocol])
+    url = spec.url(spec.route(protocol))
     command = wrk_command(url, plan.bodies[protocol], concurrency, plan.duration_s, plan.pin)
     before = CpuSample.take(pgid, plan.pin)
     result = run_wrk(command)
@@ -684,7 +702,7 @@ def benchmark_server(spec: ServerSpec, protocols: list[str], plan: Plan) -> list
     with running(spec, plan.pin, plan.startup_timeout_s) as process:
         for protocol in protocols:
             verify(spec, protocol, plan.bodies[protocol])
-            url = spec.url(PATHS[protocol])
+            url = spec.url(spec.route(protocol))
             run_wrk(wrk_command(url, plan.bodies[protocol], 8, plan.warmup_s, plan.pin))
             for concurrency in plan.concurrency:
                 points += measure_undisturbed(spec, process.pid, protocol, concurrency, plan)

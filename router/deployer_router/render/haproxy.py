@@ -82,7 +82,9 @@ def render(
     chunked = ""
     if largest.limit < limits.body_bytes:
         chunked = (
-            "    http-request deny deny_status 411 if { req.hdr(transfer-encoding) -m found }\n"
+            "    http-request return status 411 content-type application/json string"
+            " '{\"error\":\"send a Content-Length: every backend has its own body limit\"}'"
+            " if { req.hdr(transfer-encoding) -m found }\n"
         )
         notes.append(
             "limits: every backend has a body limit under limits.body_mb and HAProxy cannot "

@@ -195,7 +195,7 @@ def test_a_backends_own_timeout_outlasts_the_global_one(kind: str, engine: Any) 
                 cut = through_plain.result(timeout=60)
                 assert cut.status_code == 504, cut.text  # the global timeout, as rendered
                 assert not through_own.done(), "the own timeout must outlast the global one"
-                assert slow.requests["/invocations"] >= 2  # both reached the backend
+                wait_until(lambda: slow.requests["/invocations"] >= 2, message="both arrive")
                 slow.gate.set()
                 answer = through_own.result(timeout=60)
         finally:

@@ -522,7 +522,7 @@ def _read_body(stream: Any, headers: Any) -> bytes:
     if "chunked" not in (headers.get("transfer-encoding") or "").lower():
         length = int(headers.get("content-length") or 0)
         return bytes(stream.read(length)) if length else b""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         size = int(stream.readline().split(b";")[0].strip() or b"0", 16)
         if size == 0:

@@ -158,7 +158,7 @@ def test_nginx_upstreams_per_body_class(manifest: Manifest, tmp_path: Path) -> N
 
     def pick(transfer_encoding: str, content_length: str) -> str:
         key = f"{transfer_encoding}:{content_length}"
-        return next((up for rx, up in regexes if rx.search(key)), entries[0][1])
+        return str(next((up for rx, up in regexes if rx.search(key)), entries[0][1]))
 
     assert pick("", "") == "iris"  # no body
     assert pick("", str(int(1.5 * MB))) == "iris"

@@ -167,13 +167,13 @@ def test_nginx_upstreams_per_body_class(manifest: Manifest, tmp_path: Path) -> N
     assert pick("", str(4 * MB + 1)) == "iris_upto_67108864"
     assert pick("chunked", "") == "iris_upto_67108864"
     assert "proxy_pass http://$deployer_upstream;" in text
-    assert f"client_max_body_size {64 * MB};" in text
+    assert "client_max_body_size 65536k;" in text
     assert "proxy_read_timeout 180s;" in text and "proxy_next_upstream_timeout 180s;" in text
     assert any("the one NGINX location waits 180s" in n for n in rendered.notes)
     _nginx_check(text, tmp_path)
     limited = render(parse(ALL_LIMITED), "nginx", pid=str(tmp_path / "pid"), temp=str(tmp_path))
     assert "proxy_pass http://iris;" in limited.text and 'map "$http' not in limited.text
-    assert f"client_max_body_size {int(1.5 * MB)};" in limited.text
+    assert "client_max_body_size 1536k;" in limited.text
     _nginx_check(limited.text, tmp_path)
 
 

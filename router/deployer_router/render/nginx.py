@@ -105,7 +105,7 @@ def render(
         temp=temp,
         error_log=error_log,
         access_log=access_log,
-        max_body=classes[-1].limit,
+        max_body=_size(classes[-1].limit),
         header_timeout=seconds(limits.header_timeout),
         idle_timeout=seconds(limits.idle_timeout),
         body_timeout=seconds(limits.body_timeout),
@@ -124,6 +124,11 @@ def render(
         attempts=manifest.retries.attempts,
     )
     return Rendered("nginx", text, "nginx.conf", skipped, notes)
+
+
+def _size(limit: int) -> str:
+    """Bytes as NGINX writes a size: kilobytes when whole ('2048k'), else bytes."""
+    return f"{limit // 1024}k" if limit % 1024 == 0 else str(limit)
 
 
 def _upstream_name(name: str, body: BodyClass) -> str:

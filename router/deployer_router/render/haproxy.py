@@ -81,10 +81,10 @@ def render(
     largest = classes[-1]
     chunked = ""
     if largest.limit < limits.body_bytes:
+        message = '{"error":"send a Content-Length: every backend has its own body limit"}'
         chunked = (
-            "    http-request return status 411 content-type application/json string"
-            " '{\"error\":\"send a Content-Length: every backend has its own body limit\"}'"
-            " if { req.hdr(transfer-encoding) -m found }\n"
+            f"    http-request return status 411 content-type application/json string"
+            f" '{message}' if {{ req.hdr(transfer-encoding) -m found }}\n"
         )
         notes.append(
             "limits: every backend has a body limit under limits.body_mb and HAProxy cannot "

@@ -432,7 +432,9 @@ class Load:
 class FakeBackend:
     """A threaded HTTP/1.1 server that counts requests and answers as told:
     ``status`` (default 200), an optional ``delay``, ``check`` (a function of
-    (method, path, headers, body) returning an error text or None: 403 with it)."""
+    (method, path, headers, body) returning an error text or None: 403 with it), and
+    ``gate``: when set to an Event, every request but ``/ping`` waits for it (released by
+    the test) before it is answered."""
 
     def __init__(
         self, name: str = "fake", status: int = 200, delay: float = 0.0, body: bytes | None = None
@@ -442,6 +444,7 @@ class FakeBackend:
         self.delay = delay
         self.body = body
         self.check: Callable[[str, str, dict[str, str], bytes], str | None] | None = None
+        self.gate: threading.Event | None = None
         self.requests: Counter[str] = Counter()
         self.seen: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -455,8 +458,7 @@ class FakeBackend:
                 pass
 
             def _handle(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = _read_body(self.rfile, self.headers)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with outer.lock:
                     outer.requests[self.path] += 1
@@ -470,6 +472,8 @@ class FakeBackend:
                     )
                 if outer.delay:
                     time.sleep(outer.delay)
+                if outer.gate is not None and self.path != "/ping":
+                    outer.gate.wait(120)
                 problem = None
                 if outer.check is not None:
                     problem = outer.check(self.command, self.path, headers, body)
@@ -511,6 +515,22 @@ class FakeBackend:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _read_body(stream: Any, headers: Any) -> bytes:
+    """A request body, by Content-Length or chunked (trailers are skipped)."""
+    if "chunked" not in (headers.get("transfer-encoding") or "").lower():
+        length = int(headers.get("content-length") or 0)
+        return bytes(stream.read(length)) if length else b""
+    chunks: list[bytes] = []
+    while True:
+        size = int(stream.readline().split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        chunks.append(stream.read(size))
+        stream.readline()
 
 
 @contextlib.contextmanager

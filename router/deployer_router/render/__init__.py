@@ -6,7 +6,9 @@ One module per format, each with ``render(manifest, options) -> Rendered``:
   health checks and retries, for **plain-HTTP backends** only (no request signing, the
   request path appended to the URL: Kubernetes Services, local containers). Managed
   endpoints need per-request cloud signing and a fixed invoke URL, which only the built-in
-  router does: they are skipped, and ``Rendered.skipped`` says which and why.
+  router does: they are skipped, and ``Rendered.skipped`` says which and why. Each
+  backend's own ``timeout`` and ``max_body_mb`` are applied by group (``limits``: body
+  classes routed on Content-Length, one timeout per group); each module says how.
 - ``kubernetes``: the built-in router itself as a ConfigMap, Deployment, Service, HPA and
   PodDisruptionBudget.
 - ``route53``: DNS failover or weighted records as a ``change_resource_record_sets``

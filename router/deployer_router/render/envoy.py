@@ -10,6 +10,17 @@ and headers → ``max_request_headers_kb``, header count → ``max_headers_count
 header timeout → ``request_headers_timeout``, head and body → ``request_timeout``, the
 body → the buffer filter's ``max_request_bytes`` (413; the built-in router buffers too).
 
+Per-backend limits (``render.limits``): one cluster per body class (the backends whose
+``max_body_mb``, capped by ``limits.body_mb``, takes its bodies) and one route to it,
+matched on ``content-length`` with a ``range_match``; the last route takes every other
+request: bodies up to the largest limit, and requests without Content-Length (no body, or
+chunked: Envoy removes Transfer-Encoding before routing, so they cannot be told apart).
+``max_request_bytes`` is the largest limit, so a chunked body is capped there too. Each
+route's ``per_try_timeout`` is the longest per-attempt timeout of its cluster's backends
+(their own ``timeout``, else ``timeouts.request``: Envoy times routes, not hosts, so a
+backend with a shorter own timeout is waited on as long, noted) and its ``timeout`` is
+``timeouts.total`` stretched to it.
+
 Envoy cannot be installed on the machine the tests run on, so the rendered file is not
 run there: ``validate`` parses it back and checks the fields and types Envoy requires for
 what we render (see README). Run ``envoy --mode validate -c envoy.yaml`` where Envoy is.
@@ -27,6 +38,13 @@ import yaml
 
 from deployer.router.manifest import Manifest
 from deployer_router.render import Rendered, health_path, plain_http, tier_ranks
+from deployer_router.render.limits import (
+    BodyClass,
+    body_classes,
+    class_notes,
+    longest_timeout,
+    total_timeout,
+)
 from deployer_router.resources import read_template
 
 HCM = (
@@ -51,6 +69,26 @@ _RETRY_ON = {
     "504": "retriable-status-codes",
     "429": "retriable-status-codes",
 }
+# envoy.config.route.v3.HeaderMatcher (route_components.proto): its fields and the
+# header_match_specifier oneof
+HEADER_MATCHER_FIELDS = {
+    "name",
+    "exact_match",
+    "safe_regex_match",
+    "range_match",
+    "present_match",
+    "prefix_match",
+    "suffix_match",
+    "contains_match",
+    "string_match",
+    "invert_match",
+    "treat_missing_header_as_empty",
+}
+HEADER_MATCH_SPECIFIERS = HEADER_MATCHER_FIELDS - {
+    "name",
+    "invert_match",
+    "treat_missing_header_as_empty",
+}
 LB_POLICIES = {"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"}
 
 
@@ -69,41 +107,14 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
         admin_port=admin_port,
     )
     doc = yaml.safe_load(text)
-    retries = manifest.retries
-    conditions = []
-    for condition in retries.retry_on:
-        keyword = _RETRY_ON[condition]
-        if keyword not in conditions:
-            conditions.append(keyword)
-    statuses = sorted({int(c) for c in retries.retry_on if c.isdigit()})
-    retry_policy: dict[str, Any] = {
-        "retry_on": ",".join(conditions),
-        "num_retries": retries.attempts - 1,
-        "per_try_timeout": duration(manifest.timeouts.request),
-        "retry_host_predicate": [
-            {
-                "name": "envoy.retry_host_predicates.previous_hosts",
-                "typed_config": {"@type": PREVIOUS_HOSTS},
-            }
-        ],
-        "host_selection_retry_max_attempts": 5,
-    }
-    if statuses:
-        retry_policy["retriable_status_codes"] = statuses
-    route = {
-        "match": {"prefix": "/"},
-        "route": {
-            "cluster": name,
-            "timeout": duration(manifest.timeouts.total),
-            "retry_policy": retry_policy,
-        },
-        "response_headers_to_add": [
-            {"header": {"key": "x-deployer-backend", "value": "%UPSTREAM_HOST%"}}
-        ],
-    }
+    classes = body_classes(manifest, endpoints)
+    routes = [
+        _route(manifest, body, _cluster_name(name, body), last=body is classes[-1])
+        for body in classes
+    ]
     listener = doc["static_resources"]["listeners"][0]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm["route_config"]["virtual_hosts"][0]["routes"] = [route]
+    hcm["route_config"]["virtual_hosts"][0]["routes"] = routes
     limits = manifest.limits
     hcm["max_request_headers_kb"] = min(
         MAX_HEADERS_KB, math.ceil((limits.url_bytes + limits.header_bytes) / 1024)
@@ -120,7 +131,7 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
             "name": "envoy.filters.http.buffer",
             "typed_config": {
                 "@type": BUFFER,
-                "max_request_bytes": min(limits.body_bytes, 2**32 - 1),
+                "max_request_bytes": min(classes[-1].limit, 2**32 - 1),
             },
         },
     )
@@ -128,12 +139,88 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
         "limits: connections are not rendered (use Envoy's overload manager, "
         "global_downstream_max_connections); Envoy streams answers (response_mb does not apply)"
     )
+    notes.extend(class_notes(manifest, classes, "route"))
+    if len(classes) > 1:
+        notes.append(
+            "body limits: requests without a Content-Length (no body, or chunked: Envoy drops "
+            "Transfer-Encoding before routing) go to the backends that take the largest bodies"
+        )
+    path = health_path(endpoints, notes)
+    clusters = []
+    for body in classes:
+        cluster, drained = _cluster(manifest, body, _cluster_name(name, body), path)
+        clusters.append(cluster)
+        skipped.extend(d for d in drained if d not in skipped)
+    notes.append(
+        "Envoy's retry budget counts retries in flight (min_retry_concurrency), not per second"
+    )
+    if manifest.busy_poll.enabled:
+        notes.append("busy_poll is not rendered: Envoy has no busy-polling setting")
+    doc["static_resources"]["clusters"] = clusters
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    rendered = header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    problems = validate(yaml.safe_load(rendered))
+    if problems:  # a bug in this renderer, not in the manifest
+        raise AssertionError("rendered Envoy config is invalid: " + "; ".join(problems))
+    return Rendered("envoy", rendered, "envoy.yaml", skipped, notes)
 
-    ranks = tier_ranks(endpoints)
+
+def _cluster_name(name: str, body: BodyClass) -> str:
+    """The first class keeps the historical ``NAME``; others name their limit."""
+    return name if body.first else f"{name}_upto_{body.limit}"
+
+
+def _route(manifest: Manifest, body: BodyClass, cluster: str, *, last: bool) -> dict[str, Any]:
+    """The route to a body class's cluster: on its Content-Length range, or every other
+    request (no Content-Length) for the last class; timeouts from its backends."""
+    retries = manifest.retries
+    conditions = []
+    for condition in retries.retry_on:
+        keyword = _RETRY_ON[condition]
+        if keyword not in conditions:
+            conditions.append(keyword)
+    statuses = sorted({int(c) for c in retries.retry_on if c.isdigit()})
+    retry_policy: dict[str, Any] = {
+        "retry_on": ",".join(conditions),
+        "num_retries": retries.attempts - 1,
+        "per_try_timeout": duration(longest_timeout(manifest, body.endpoints)),
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": PREVIOUS_HOSTS},
+            }
+        ],
+        "host_selection_retry_max_attempts": 5,
+    }
+    if statuses:
+        retry_policy["retriable_status_codes"] = statuses
+    match: dict[str, Any] = {"prefix": "/"}
+    if not last:  # Int64Range: [start, end)
+        size = {"start": body.above + 1, "end": body.limit + 1}
+        match["headers"] = [{"name": "content-length", "range_match": size}]
+    return {
+        "match": match,
+        "route": {
+            "cluster": cluster,
+            "timeout": duration(total_timeout(manifest, body.endpoints)),
+            "retry_policy": retry_policy,
+        },
+        "response_headers_to_add": [
+            {"header": {"key": "x-deployer-backend", "value": "%UPSTREAM_HOST%"}}
+        ],
+    }
+
+
+def _cluster(
+    manifest: Manifest, body: BodyClass, name: str, path: str | None
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A body class's cluster (tiers ranked within it), and the drained backends left out."""
+    ranks = tier_ranks(list(body.endpoints))
+    drained: list[tuple[str, str]] = []
     by_priority: dict[int, list[dict[str, Any]]] = {}
-    for endpoint in endpoints:
+    for endpoint in body.endpoints:
         if endpoint.config.weight == 0:
-            skipped.append((endpoint.name, "weight 0 (drained)"))
+            drained.append((endpoint.name, "weight 0 (drained)"))
             continue
         by_priority.setdefault(ranks[endpoint.config.tier], []).append(
             {
@@ -146,8 +233,10 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
                 "load_balancing_weight": endpoint.config.weight,
             }
         )
-    static = all(_is_ip(e.host) for e in endpoints)
+    groups = [by_priority[p] for p in sorted(by_priority)]  # priorities 0, 1, 2 ... in order
+    static = all(_is_ip(e.host) for e in body.endpoints)
     passive = manifest.health.passive
+    retries = manifest.retries
     cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC" if static else "STRICT_DNS",
@@ -157,9 +246,7 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
         "load_assignment": {
             "cluster_name": name,
             "policy": {"overprovisioning_factor": OVERPROVISIONING},
-            "endpoints": [
-                {"priority": p, "lb_endpoints": by_priority[p]} for p in sorted(by_priority)
-            ],
+            "endpoints": [{"priority": p, "lb_endpoints": g} for p, g in enumerate(groups)],
         },
         "outlier_detection": {
             "consecutive_5xx": passive.consecutive_failures,
@@ -181,7 +268,6 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
             ]
         },
     }
-    path = health_path(endpoints, notes)
     if path is not None:
         active = manifest.health.active
         cluster["health_checks"] = [
@@ -193,18 +279,7 @@ def render(manifest: Manifest, *, admin_port: int = 9901, **_: Any) -> Rendered:
                 "http_health_check": {"path": path},
             }
         ]
-    notes.append(
-        "Envoy's retry budget counts retries in flight (min_retry_concurrency), not per second"
-    )
-    if manifest.busy_poll.enabled:
-        notes.append("busy_poll is not rendered: Envoy has no busy-polling setting")
-    doc["static_resources"]["clusters"] = [cluster]
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-    rendered = header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
-    problems = validate(yaml.safe_load(rendered))
-    if problems:  # a bug in this renderer, not in the manifest
-        raise AssertionError("rendered Envoy config is invalid: " + "; ".join(problems))
-    return Rendered("envoy", rendered, "envoy.yaml", skipped, notes)
+    return cluster, drained
 
 
 def _is_ip(host: str) -> bool:
@@ -216,6 +291,32 @@ def _is_ip(host: str) -> bool:
 
 
 # -- structural validation -------------------------------------------------------------
+
+
+def _header_problems(header: Any, where: str) -> list[str]:
+    """A route's HeaderMatcher: known fields, a name, at most one match specifier, and an
+    Int64Range (``start`` < ``end``, integers) for ``range_match``."""
+    if not isinstance(header, dict):
+        return [f"{where}: expected a mapping"]
+    problems = [
+        f"{where}.{key}: unknown field" for key in header if key not in HEADER_MATCHER_FIELDS
+    ]
+    if not isinstance(header.get("name"), str) or not header.get("name"):
+        problems.append(f"{where}.name: required")
+    specifiers = [key for key in header if key in HEADER_MATCH_SPECIFIERS]
+    if len(specifiers) > 1:
+        problems.append(f"{where}: one match specifier only (got {', '.join(specifiers)})")
+    if "range_match" in header:
+        bounds = header["range_match"]
+        start = bounds.get("start") if isinstance(bounds, dict) else None
+        end = bounds.get("end") if isinstance(bounds, dict) else None
+        if not isinstance(bounds, dict) or set(bounds) - {"start", "end"}:
+            problems.append(f"{where}.range_match: expected an Int64Range (start, end)")
+        elif not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+            problems.append(f"{where}.range_match: start and end must be integers")
+        elif start >= end:  # type: ignore[operator]
+            problems.append(f"{where}.range_match: start must be below end (end is exclusive)")
+    return problems
 
 
 def validate(doc: Any) -> list[str]:
@@ -334,7 +435,9 @@ def validate(doc: Any) -> list[str]:
                     need(host, "domains", list, vwhere)
                     for r, route in enumerate(need(host, "routes", list, vwhere) or []):
                         rwhere = f"{vwhere}.routes[{r}]"
-                        need(route, "match", dict, rwhere)
+                        match = need(route, "match", dict, rwhere)
+                        for h, header in enumerate((match or {}).get("headers", []) or []):
+                            problems += _header_problems(header, f"{rwhere}.match.headers[{h}]")
                         action = need(route, "route", dict, rwhere) or {}
                         cluster_name = action.get("cluster")
                         if cluster_name not in names:

@@ -8,14 +8,21 @@ with the most traffic.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from deployer.providers import Progress, UsageError
-from deployer_azure import names, rollout
+from deployer_azure import names, rollout, specs
 from deployer_azure.workspace import Workspace
 
 SUCCEEDED = "succeeded"
 FAILED_STATES = ("failed", "canceled")
+# States of an operation still running on a deployment (the REST API's
+# DeploymentProvisioningState): Azure refuses another write to it meanwhile.
+IN_PROGRESS_STATES = ("creating", "updating", "scaling", "deleting")
+DELETE_ATTEMPTS = 3
+# Deployments per endpoint: how-to-manage-quotas.md (MicrosoftDocs/azure-ai-docs,
+# articles/machine-learning, "Number of deployments per endpoint | 20").
 MAX_DEPLOYMENTS = 20
 
 
@@ -87,16 +94,49 @@ def set_traffic(ws: Workspace, shares: dict[str, int], progress: Progress) -> No
     ws.ml.online_endpoints.begin_create_or_update(endpoint).result()
 
 
-def delete_deployment(ws: Workspace, name: str, progress: Progress) -> str | None:
-    """Delete one deployment; returns why it failed, if it did."""
+def delete_deployment(
+    ws: Workspace, name: str, progress: Progress, *, settle: float = 0.0
+) -> str | None:
+    """Delete one deployment; returns why it failed, if it did.
+
+    Azure answers 409 Conflict to an operation on a deployment while another one (its
+    create or update) is in progress. With ``settle`` seconds, wait up to that long for
+    that operation to end, then delete again; past it, the reason says the deployment is
+    still in progress (and left in place)."""
     from azure.core.exceptions import HttpResponseError
 
     progress(f"deleting deployment {name}")
-    try:
-        ws.ml.online_deployments.begin_delete(name, ws.endpoint).result()
-    except HttpResponseError as exc:
-        return exc.message.splitlines()[0] if exc.message else str(exc)
-    return None
+    deadline = time.monotonic() + settle
+    for _ in range(DELETE_ATTEMPTS):
+        try:
+            ws.ml.online_deployments.begin_delete(name, ws.endpoint).result()
+            return None
+        except HttpResponseError as exc:
+            why = exc.message.splitlines()[0] if exc.message else str(exc)
+            if exc.status_code != 409:
+                return why
+        progress(f"deployment {name} cannot be deleted yet ({why}); waiting for it to settle")
+        current = settled_state(ws, name, deadline)
+        if current is None:
+            return None  # gone meanwhile
+        if current.lower() in IN_PROGRESS_STATES:
+            return f"{why}; it was still {current} after {settle:g}s"
+    return why
+
+
+def settled_state(ws: Workspace, name: str, deadline: float) -> str | None:
+    """Poll ``name`` until no operation on it is in progress or ``deadline`` passes; its
+    last provisioning state, or None when it no longer exists."""
+    while True:
+        found = deployment(ws, name)
+        if found is None:
+            return None
+        current = specs.state(found.provisioning_state)
+        if current.lower() not in IN_PROGRESS_STATES:
+            return current
+        if time.monotonic() + ws.options.poll_interval > deadline:
+            return current
+        time.sleep(ws.options.poll_interval)
 
 
 def retire(ws: Workspace, keep: set[str], progress: Progress) -> None:

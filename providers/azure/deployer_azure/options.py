@@ -7,7 +7,24 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$"
-MAX_REQUEST_TIMEOUT_MS = 180_000  # Azure's maximum request timeout of an online endpoint
+# The limits below, checked against Azure's own documentation (MicrosoftDocs/azure-ai-docs):
+# - request_timeout_ms: default 5000, "the maximum value allowed is 180000 milliseconds"
+#   (articles/machine-learning/reference-yaml-deployment-managed-online.md, RequestSettings,
+#   commit 280c976c), "Max request time-out at endpoint level | 180 seconds" for managed
+#   online endpoints (articles/machine-learning/how-to-manage-quotas.md, commit 0c509fa9);
+#   past it the scoring URI answers 408 (how-to-troubleshoot-online-endpoints.md).
+MAX_REQUEST_TIMEOUT_MS = 180_000
+# - instances: "Number of instances per deployment | 50" for managed online endpoints, a
+#   default limit Azure raises on request, plus 20% extra VM quota reserved for upgrades
+#   (how-to-manage-quotas.md, commit 0c509fa9). deployer keeps to the default.
+MAX_INSTANCES = 50
+# - max_concurrent_requests_per_instance: Azure's default is 1 and no maximum is documented
+#   (reference-yaml-deployment-managed-online.md, RequestSettings; the SDK's REST model
+#   OnlineRequestSettings has no maximum either); Azure answers 429 past
+#   2 * max_concurrent_requests_per_instance * instance_count pending requests
+#   (how-to-troubleshoot-online-endpoints.md, commit 112100ce, "Common error codes for
+#   managed online endpoints"). MAX_CONCURRENT_REQUESTS is deployer's own sanity bound.
+MAX_CONCURRENT_REQUESTS = 1000
 # The image's server is asynchronous (deployer/serving): each worker process takes many
 # requests at once. Azure's own default of 1 per instance makes it answer 429 as soon as
 # 2 * max_concurrent_requests_per_instance * instance_count requests are pending, which
@@ -26,7 +43,10 @@ class AzureOptions(BaseModel):
     workspace: str = Field(min_length=1, description="Azure ML workspace name")
     instance_type: str = Field(default="Standard_DS3_v2", description="VM size of each instance")
     instance_count: int = Field(
-        default=1, ge=1, le=50, description="instances per deployment (Azure allows 50)"
+        default=1,
+        ge=1,
+        le=MAX_INSTANCES,
+        description="instances per deployment (Azure allows 50)",
     )
     endpoint_name: str | None = Field(
         default=None,
@@ -42,7 +62,7 @@ class AzureOptions(BaseModel):
     max_concurrent_requests_per_instance: int | None = Field(
         default=None,
         ge=1,
-        le=1000,
+        le=MAX_CONCURRENT_REQUESTS,
         description="requests Azure lets in at once per instance (twice that many may wait, "
         "more get 429); default: 16 per serving worker (serving.workers when the project "
         "tells it, else 1 worker)",

@@ -91,8 +91,11 @@ def abandon(
     *,
     traffic_moved: bool,
     old: str | None = None,
+    settle: float = 0.0,
 ) -> Status:
-    """Put all traffic back on ``old`` (if it had moved), delete ``new``, say so."""
+    """Put all traffic back on ``old`` (if it had moved), delete ``new``, say so.
+    ``settle``: how long the delete may wait for an operation still running on ``new``
+    (see ``endpoints.delete_deployment``)."""
     previous = deployment.previous_version
     actions = []
     if traffic_moved and old:
@@ -102,11 +105,12 @@ def abandon(
         actions.append(f"the previous version {previous} keeps serving")
     else:
         actions.append("nothing was serving before")
-    failed_delete = endpoints.delete_deployment(ws, new, progress)
+    failed_delete = endpoints.delete_deployment(ws, new, progress, settle=settle)
     actions.append(
         f"deployment {new} deleted"
         if failed_delete is None
-        else f"deployment {new} could not be deleted ({failed_delete})"
+        else f"deployment {new} could not be deleted ({failed_delete}): it gets no traffic, "
+        "and the next push or `deployer destroy` removes it"
     )
     head, _, tail = problem.partition("\n")
     reason = f"deployment {new} (version {deployment.version}) failed: {head}"

@@ -59,7 +59,12 @@ class AzureMLProvider:
     # a managed endpoint: one fixed invoke URL, health from the control plane
     managed: ClassVar[bool] = True
     default_router_auth: ClassVar[str | None] = "azure-key"
-    # Azure ML online endpoints refuse request payloads over 1.5 MB (413)
+    # Azure ML managed online endpoints refuse request payloads over 1.5 MB with 413 ("Your
+    # request payload is larger than 1.5 megabytes": MicrosoftDocs/azure-docs,
+    # articles/machine-learning/how-to-troubleshoot-managed-online-endpoints.md, commit
+    # 00b64da8; the page's successor in MicrosoftDocs/azure-ai-docs,
+    # how-to-troubleshoot-online-endpoints.md, commit 112100ce, no longer lists the 413).
+    # Read as 1.5 MiB, as the Vertex provider reads Google's "1.5 MB".
     max_request_bytes: ClassVar[int] = 1_572_864
     # time a rollout step needs besides its bake (provisioning a deployment's instances)
     rollout_allowance_seconds: ClassVar[float] = 900.0

@@ -1,6 +1,10 @@
 """Waiting for a deploy to settle: the new deployment's provisioning (with Azure's own
 failure reason and the container's last log lines when it fails), its promotion
 (promote.py), then the endpoint's health, all within one timeout.
+
+Provisioning that does not finish before the deadline is abandoned like a failed one: the
+new deployment (which never had traffic) is deleted, the previous one keeps serving, and
+the Status is "failed" with the previous version.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from deployer_azure.status import status
 from deployer_azure.workspace import Workspace
 
 LOG_LINES = 30
+# Seconds past the push timeout that deleting a deployment still provisioning may wait for
+# its create to end (Azure refuses the delete meanwhile): then it is reported left over.
+DELETE_GRACE = 60.0
 
 
 def wait(ws: Workspace, deployment: Deployment, timeout: float, progress: Progress) -> Status:
@@ -29,12 +36,13 @@ def wait(ws: Workspace, deployment: Deployment, timeout: float, progress: Progre
     with azure_errors(f"waiting for deployment {new}", ws.scope):
         outcome, seen = wait_provisioned(ws, new, deadline, progress)
         if outcome == "timeout":
-            return Status(
-                ws.target,
-                "unhealthy",
-                deployment.previous_version,
-                reason=f"timed out after {_seconds(timeout)} waiting for deployment {new} "
-                f"to provision; last provisioning state: {seen}",
+            problem = (
+                f"timed out after {_seconds(timeout)} waiting for deployment {new} to "
+                f"provision; last provisioning state: {seen}; the rollout was stopped"
+            )
+            progress(problem)
+            return abandon(
+                ws, deployment, new, problem, progress, traffic_moved=False, settle=DELETE_GRACE
             )
         if outcome == "failed":
             return abandon(ws, deployment, new, seen, progress, traffic_moved=False)

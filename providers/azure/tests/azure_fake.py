@@ -11,7 +11,8 @@ runtime: a stub answering in the image's response format, or a real container of
 image pulled from the local registry (``azure_runtime.DockerRuntime``).
 
 Scripts for tests: deployments that fail with a message, slow or held provisioning
-(``hold_provisioning()``), throttling
+(``hold_provisioning()``; a deployment still provisioning refuses a DELETE with 409, as
+ARM refuses a second operation on a busy resource), throttling
 (429 with Retry-After) and transient 5xx, 403 AuthorizationFailed on chosen actions,
 a scoring path that breaks for one deployment, regenerated keys, short-lived endpoint
 tokens and Microsoft Entra tokens (``entra_tokens``, minted by the test's credential).
@@ -52,6 +53,14 @@ ACR = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
     r"/providers/Microsoft\.ContainerRegistry/registries/(?P<acr>[^/]+)"
 )
+# Provisioning states in which a DELETE of the deployment is refused with 409 Conflict.
+# Azure ML documents it for Kubernetes online endpoints ("When an operation is already in
+# progress, any new operation on that same online endpoint responds with 409 conflict
+# error", MicrosoftDocs/azure-ai-docs articles/machine-learning/
+# how-to-troubleshoot-online-endpoints.md, "Common error codes for Kubernetes online
+# endpoints"); for managed ones it documents only OperationCanceled ("canceled by another
+# operation that has a higher priority"). The fake takes the harder case for both.
+BUSY_STATES = ("Creating", "Updating", "Scaling")
 NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
 
 
@@ -642,6 +651,16 @@ class FakeAzureML:
         if traffic.get(d, 0) > 0:
             return _error(
                 400, "BadArgument", f"deployment {d} receives {traffic[d]}% of the traffic"
+            )
+        state = self.deployments[(ep, d)]["properties"]["provisioningState"]
+        if state in BUSY_STATES:
+            # ARM serializes writes to one resource: while its create or update runs,
+            # another operation on it is refused with 409 Conflict (see BUSY_STATES)
+            return _error(
+                409,
+                "Conflict",
+                f"Deployment '{d}' is in {state} provisioning state: another operation is "
+                "in progress on it. Retry after it completes.",
             )
         self.deployments[(ep, d)]["properties"]["provisioningState"] = "Deleting"
 

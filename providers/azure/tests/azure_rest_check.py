@@ -20,8 +20,12 @@ from functools import cache
 from typing import Any
 
 API_VERSION = "2025-12-01"  # arm_ml_service's default api-version
+# "Max request time-out at endpoint level | 180 seconds" and "Number of instances per
+# deployment | 50" for managed online endpoints: MicrosoftDocs/azure-ai-docs,
+# articles/machine-learning/how-to-manage-quotas.md (commit 0c509fa9); request_timeout_ms
+# "maximum value allowed is 180000": reference-yaml-deployment-managed-online.md.
 MAX_REQUEST_TIMEOUT = datetime.timedelta(seconds=180)
-MAX_INSTANCES = 50  # instances per deployment (Azure ML online endpoint limits)
+MAX_INSTANCES = 50
 MAX_MIRROR_PERCENT = 50
 
 

@@ -79,3 +79,81 @@ def test_a_linear_rollout_past_the_deadline_is_stopped_and_traffic_restored(
     ]
     assert (EP, name_of(2)) not in fake.deployments
     assert provider.status().version == release(1).version
+
+
+def deletes_of(fake: FakeAzureML, name: str) -> list[int]:
+    """The status of every DELETE of deployment ``name``, in order."""
+    return [r.status for r in fake.requests_to("DELETE", f"/deployments/{name}")]
+
+
+def test_provisioning_past_the_deadline_is_abandoned_once_azure_lets_go(
+    fake: FakeAzureML, make_provider: Any
+) -> None:
+    provider = make_provider()
+    push(provider, fake, 1, "all-at-once", 0, 120)
+    updates = len(fake.traffic_updates(EP))
+    gate = fake.hold_provisioning()  # the new deployment stays Creating past the deadline
+    lines: list[str] = []
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        if "cannot be deleted yet" in line:
+            gate.set()  # Azure refused the delete; now its create ends (after the deadline)
+
+    deployment = provider.deploy(
+        release(2), image_ref(fake, 2), Strategy.parse("all-at-once"), progress
+    )
+    status = provider.wait(deployment, 0.3, progress)
+    reason = status.reason or ""
+    assert status.state == "failed" and status.version == release(1).version
+    assert reason.startswith(
+        f"deployment {name_of(2)} (version {release(2).version}) failed: timed out after "
+        f"0.3s waiting for deployment {name_of(2)} to provision; last provisioning state: "
+        "Creating; the rollout was stopped"
+    )
+    assert f"the previous version {release(1).version} keeps serving" in reason
+    assert reason.endswith(f"deployment {name_of(2)} deleted")
+    # refused while Creating, deleted once provisioning ended
+    assert deletes_of(fake, name_of(2)) == [409, 202]
+    assert (EP, name_of(2)) not in fake.deployments
+    assert fake.traffic_updates(EP)[updates:] == []  # traffic never moved
+    assert fake.endpoints[EP]["properties"]["traffic"] == {name_of(1): 100}
+    now = provider.status()
+    assert now.healthy and now.version == release(1).version
+
+
+def test_provisioning_that_outlasts_the_grace_is_reported_left_over(
+    fake: FakeAzureML, make_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("deployer_azure.waiting.DELETE_GRACE", 0.3)
+    provider = make_provider()
+    push(provider, fake, 1, "all-at-once", 0, 120)
+    fake.hold_provisioning()  # Creating until the test ends
+    status = push(provider, fake, 2, "all-at-once", 0, timeout=0.3)
+    reason = status.reason or ""
+    assert status.state == "failed" and status.version == release(1).version
+    assert "timed out after 0.3s waiting for deployment" in reason
+    assert f"the previous version {release(1).version} keeps serving" in reason
+    assert f"deployment {name_of(2)} could not be deleted (" in reason
+    assert "it was still Creating after 0.3s" in reason
+    assert "it gets no traffic, and the next push or `deployer destroy` removes it" in reason
+    assert set(deletes_of(fake, name_of(2))) == {409}
+    assert fake.deployments[(EP, name_of(2))]["properties"]["provisioningState"] == "Creating"
+    assert fake.endpoints[EP]["properties"]["traffic"] == {name_of(1): 100}
+    now = provider.status()
+    assert now.healthy and now.version == release(1).version
+
+
+def test_a_first_deploy_past_the_deadline_says_nothing_was_serving(
+    fake: FakeAzureML, make_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("deployer_azure.waiting.DELETE_GRACE", 0.3)
+    provider = make_provider()
+    fake.hold_provisioning()
+    status = push(provider, fake, 1, "all-at-once", 0, timeout=0.3)
+    reason = status.reason or ""
+    assert status.state == "failed" and status.version is None
+    assert "timed out after 0.3s waiting for deployment" in reason
+    assert "last provisioning state: Creating" in reason
+    assert "nothing was serving before" in reason
+    assert provider.status().version is None

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from azure_fake import FakeAzureML
 from azure_support import image_ref, release
 
+from deployer.errors import ConfigError
 from deployer.providers import ProjectInfo, Strategy, Target
 from deployer_azure import names
 from deployer_azure.provider import AzureMLProvider
@@ -63,3 +65,16 @@ def test_the_concurrency_follows_the_serving_workers_or_the_option(
     assert provider.options.max_concurrent_requests_per_instance == 64
     explicit = make_provider(max_concurrent_requests_per_instance=3)
     assert request_settings(explicit, fake)["maxConcurrentRequestsPerInstance"] == 3
+
+
+def test_the_options_stop_at_azures_documented_maximums(make_provider: Any) -> None:
+    """request_timeout_ms at most 180000 and at most 50 instances (how-to-manage-quotas.md,
+    reference-yaml-deployment-managed-online.md): past them the option names the field."""
+    assert make_provider(instance_count=50).options.instance_count == 50
+    for options, field in (
+        ({"request_timeout_ms": 180_001}, "request_timeout_ms"),
+        ({"instance_count": 51}, "instance_count"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            make_provider(**options)
+        assert f"targets.azure.{field}" in str(refused.value)

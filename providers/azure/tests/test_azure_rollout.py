@@ -201,17 +201,6 @@ def test_a_canary_failing_its_health_check_is_rolled_back(
     assert provider.status().version == release(1).version
 
 
-def test_a_timeout_while_provisioning_names_the_last_state(
-    fake: FakeAzureML, make_provider: Any
-) -> None:
-    provider = make_provider()
-    fake.hold_provisioning()  # the deployment stays Creating whatever the wait does
-    _, status = push(provider, fake, 1, timeout=0.3)
-    assert status.state == "unhealthy"
-    assert "timed out after 0.3s waiting for deployment" in (status.reason or "")
-    assert "last provisioning state: Creating" in (status.reason or "")
-
-
 def test_rollback_moves_traffic_back_to_the_previous_deployment(
     fake: FakeAzureML, make_provider: Any
 ) -> None:

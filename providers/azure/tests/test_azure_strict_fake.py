@@ -56,6 +56,30 @@ def test_traffic_not_summing_to_100_is_refused(fake: FakeAzureML, make_provider:
     assert fake.endpoints[provider.workspace.endpoint]["properties"]["traffic"] == {name: 100}
 
 
+def test_deleting_a_deployment_still_provisioning_is_refused(
+    fake: FakeAzureML, make_provider: Any
+) -> None:
+    """ARM refuses a second operation on a busy resource: no delete while Creating."""
+    from azure.core.exceptions import HttpResponseError
+
+    provider = make_provider()
+    deployed(provider, fake)
+    ws = provider.workspace
+    gate = fake.hold_provisioning()
+    spec = specs.deployment_entity(ws.options, ws.endpoint, "v-busy", image_ref(fake, 2), {})
+    ws.ml.online_deployments.begin_create_or_update(spec)  # not waited for: still Creating
+    with pytest.raises(HttpResponseError) as refused:
+        ws.ml.online_deployments.begin_delete("v-busy", ws.endpoint).result()
+    assert refused.value.status_code == 409
+    assert "is in Creating provisioning state" in str(refused.value)
+    assert fake.deployments[(ws.endpoint, "v-busy")]["properties"]["provisioningState"] == (
+        "Creating"
+    )
+    gate.set()  # once its create ends, the same delete goes through
+    assert endpoints.delete_deployment(ws, "v-busy", quiet, settle=30) is None
+    assert (ws.endpoint, "v-busy") not in fake.deployments
+
+
 def test_the_sdk_bodies_of_a_whole_rollout_pass(fake: FakeAzureML, make_provider: Any) -> None:
     provider = make_provider()
     deployed(provider, fake)

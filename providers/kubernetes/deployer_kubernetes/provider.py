@@ -255,7 +255,8 @@ class KubernetesProvider:
         self.deployer.remove_canary(deployment.version, progress)
         if outcome.ok:
             return self.status()
-        return self._failed(deployment, outcome.reason, outcome.timed_out, progress)
+        reason = f"promoting {deployment.version} to deployment/{self.names.deployment()}: "
+        return self._failed(deployment, reason + outcome.reason, outcome.timed_out, progress)
 
     def _canary_failed(
         self, deployment: Deployment, step: int, problem: str, progress: Progress
@@ -277,24 +278,32 @@ class KubernetesProvider:
     def _failed(
         self, deployment: Deployment, reason: str, timed_out: bool, progress: Progress
     ) -> Status:
-        """A failed rollout: roll back to the previous version when there is one."""
+        """A failed or timed-out rollout: roll back to the previous version when there is
+        one, so the target is left at a known version (a timeout is never left half done)."""
         previous = deployment.previous_version
         url = self.route().url
-        if timed_out:
-            hint = (
-                f"; `deployer rollback --to {self.target.name}` returns to {previous}"
-                if previous
-                else ""
-            )
-            return Status(self.target.name, "updating", deployment.version, url, reason + hint)
         if not previous or previous == deployment.version:
-            return Status(self.target.name, "failed", deployment.version, url, reason)
-        progress(f"rolling back to {previous}")
+            what = "timed out" if timed_out else "failed"
+            note = (
+                f"nothing to roll back to: {deployment.version} was the first version here "
+                f"and stays, {what}"
+                if not previous
+                else f"{deployment.version} was already live before: nothing to roll back to"
+            )
+            return Status(self.target.name, "failed", deployment.version, url, f"{reason}; {note}")
+        progress(f"rolling back to {previous}" + (" (timed out)" if timed_out else ""))
         try:
             self._roll_back(progress, ROLLBACK_GRACE + self.options.poll_interval)
-            note = f"rolled back: {previous} keeps serving"
         except DeployerError as exc:
-            note = f"the automatic rollback to {previous} did not finish: {exc.message}"
+            note = (
+                f"the automatic rollback to {previous} did not finish: {exc.message}; "
+                f"`deployer rollback --to {self.target.name}` tries again"
+            )
+            live = self.deployer.live().version
+            return Status(
+                self.target.name, "failed", live, url, f"{reason}; {note}", {"rolled_back": False}
+            )
+        note = f"rolled back: {previous} keeps serving"
         return Status(
             self.target.name, "failed", previous, url, f"{reason}; {note}", {"rolled_back": True}
         )

@@ -364,25 +364,6 @@ def test_a_canary_failing_its_smoke_call_is_rolled_back(
     assert provider.status().version == release(1).version
 
 
-def test_a_timeout_says_how_long_and_the_last_state(
-    fake: FakeKube, make_provider: ProviderFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    provider = make_provider()
-    push(provider, 1)
-    fake.fail_image(image_ref(2), "Pending")
-    lines: list[str] = []
-    deployment = provider.deploy(release(2), image_ref(2), Strategy(), lines.append)
-    clock = VirtualClock()
-    monkeypatch.setattr(deployer_kubernetes.provider, "time", clock)
-    monkeypatch.setattr(deployer_kubernetes.deploy, "time", clock)
-    status = provider.wait(deployment, 1.0, lines.append)
-    assert 1.0 <= clock.now < 1.1  # polled until the deadline, and not longer
-    assert not status.healthy and status.state == "updating"
-    assert status.reason.startswith("timed out after 1s waiting for deployment/iris-k8s")
-    assert 'last state: Waiting for deployment "iris-k8s" rollout to finish' in status.reason
-    assert "deployer rollback --to k8s" in status.reason
-
-
 # -- rollback, destroy, plan ---------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -135,6 +136,15 @@ def render_plans(plans: list[dict[str, Any]]) -> None:
             out.print(
                 f"  {symbols[change['action']]} {change['resource']}  [dim]{change['detail']}[/]"
             )
+        for problem in plan.get("problems") or []:
+            out.print(f"  [red]! refuses:[/] {escape(problem)}")
+
+
+def render_refusals(plans: list[dict[str, Any]], strategy: str) -> None:
+    """On stderr: each target whose plan lists problems, and why (``plan`` then exits 2)."""
+    for plan in plans:
+        for problem in plan.get("problems") or []:
+            error(f"{plan['target']} refuses {strategy}: {escape(problem)}")
 
 
 def render_push(result: Any) -> None:

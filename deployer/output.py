@@ -141,10 +141,14 @@ def render_plans(plans: list[dict[str, Any]]) -> None:
 
 
 def render_refusals(plans: list[dict[str, Any]], strategy: str) -> None:
-    """On stderr: each target whose plan lists problems, and why (``plan`` then exits 2)."""
-    for plan in plans:
-        for problem in plan.get("problems") or []:
-            error(f"{plan['target']} refuses {strategy}: {escape(problem)}")
+    """On stderr, after the plans: which targets would refuse ``strategy`` (their plans
+    above say why and what would work; ``plan`` then exits 2)."""
+    refused = [p["target"] for p in plans if p.get("problems")]
+    if refused:
+        error(
+            f"{', '.join(refused)} would refuse {strategy}: nothing was changed",
+            hint="see each refusing target's `! refuses` line above for what would work",
+        )
 
 
 def render_push(result: Any) -> None:

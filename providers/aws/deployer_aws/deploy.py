@@ -64,7 +64,7 @@ def plan(
     scope: Scope, version: str, image_ref: str, strategy: Strategy | None = None
 ) -> tuple[list[Change], list[str]]:
     """What ``deploy`` would do, from read-only calls: the changes, and why it would
-    refuse ``strategy`` (None: not checked), each problem naming the target."""
+    refuse ``strategy`` (None: not checked), each problem naming the endpoint."""
     want = desired(scope.options, scope.endpoint, version, image_ref, scope.repository)
     live = scope.sm.live(scope.endpoint)
     check_owned(scope, live)
@@ -107,8 +107,8 @@ def strategy_problems(scope: Scope, live: Live | None, strategy: Strategy) -> li
             strategy, scope.options, _fleet(scope, live, retain), True, allowance(scope.options)
         )
     except UsageError as exc:
-        text = f"{scope.target} (SageMaker endpoint {scope.endpoint}): {exc.message}"
-        return [f"{text}; {exc.hint}" if exc.hint else text]
+        text = f"SageMaker endpoint {scope.endpoint}: {exc.message}"
+        return [f"{text}. What works: {exc.hint}" if exc.hint else text]
     return []
 
 

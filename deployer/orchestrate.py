@@ -160,7 +160,7 @@ def _rolled_back_by_cloud(result: TargetResult, status: Status, journal: Journal
     result.error = f"not healthy ({status.state}): {status.reason or 'no reason given'}"
     journal.record(target, "failed", result.error)
     result.outcome = "rolled back"
-    result.live_version = status.version
+    result.live_version, result.url = status.version, status.url
     journal.record(target, CLOUD_ROLLED_BACK, status.version or "nothing deployed")
 
 

@@ -82,6 +82,7 @@ def test_a_failed_update_sagemaker_rolled_back_is_journalled_and_not_undone_agai
     (target,) = result.targets
     assert target.outcome == "rolled back" and not result.ok
     assert (target.previous_version, target.live_version) == (V1.version, V1.version)
+    assert target.url and target.url.endswith("/endpoints/iris-aws/invocations")
     assert REASON in (target.error or "")
     journal = steps(result)
     assert (CLOUD_ROLLED_BACK, V1.version) in journal

@@ -352,12 +352,21 @@ class Project:
         """``path`` relative to the project's folder (None stays None)."""
         return None if path is None else self.root / path
 
-    def plan(self, to: list[str], *, progress: Progress | None = None) -> list[Plan]:
-        """What a push would change on each target; changes nothing there."""
-        from deployer.orchestrate import plan_targets
+    def plan(
+        self,
+        to: list[str],
+        *,
+        strategy: str = "all-at-once",
+        bake_seconds: float = 0.0,
+        progress: Progress | None = None,
+    ) -> list[Plan]:
+        """What a push with ``strategy`` would change on each target; changes nothing
+        there. A target that would refuse the strategy says why in ``Plan.problems``."""
+        from deployer.orchestrate import plan_targets, push_options
 
+        parsed = push_options(strategy, bake_seconds, "rollback")[0]
         providers = self.providers(to)
-        return plan_targets(providers, self.release(self.build(progress=progress)))
+        return plan_targets(providers, self.release(self.build(progress=progress)), parsed)
 
     def push_timeouts(
         self,

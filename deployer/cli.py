@@ -15,7 +15,7 @@ import typer
 from deployer import output
 from deployer._version import __version__
 from deployer.commands import CommandGroup
-from deployer.errors import EXIT_FAILED, UsageError
+from deployer.errors import EXIT_BAD_INPUT, EXIT_FAILED, UsageError
 from deployer.output import Format, handles_errors
 
 app = typer.Typer(
@@ -296,6 +296,9 @@ def push(
         output.render_plans(result.plans)
     else:
         output.render_push(result)
+    if dry_run and result.refused:
+        output.render_refusals(result.plans, strategy)
+        raise typer.Exit(EXIT_BAD_INPUT)
     if not result.ok and not dry_run:
         raise typer.Exit(EXIT_FAILED)
 
@@ -315,7 +318,8 @@ def plan(
     output_format: OutputOption = Format.text,
 ) -> None:
     """Show what `push` would create, update or delete on each target, and the timeout its
-    rollout gets there. Changes nothing there."""
+    rollout gets there. Changes nothing there. Exits 2 when a target would refuse the
+    strategy (for example a canary its fleet cannot hold), saying what would work."""
     from deployer.api import Project
     from deployer.orchestrate import plan_dicts, push_options
 
@@ -324,15 +328,22 @@ def plan(
     timeouts = project.push_timeouts(targets, strategy=strategy, bake_seconds=bake, timeout=timeout)
     parsed = push_options(strategy, bake, "rollback")[0]
     quiet = output_format == Format.json
-    plans = plan_dicts(
-        project.plan(targets, progress=None if quiet else output.progress_line),
-        parsed,
-        timeouts,
+    found = project.plan(
+        targets,
+        strategy=strategy,
+        bake_seconds=bake,
+        progress=None if quiet else output.progress_line,
     )
+    plans = plan_dicts(found, parsed, timeouts)
+    refused = any(not p.ok for p in found)
     if quiet:
-        output.emit_json({"ok": True, "plans": plans})
+        output.emit_json({"ok": not refused, "plans": plans})
     else:
         output.render_plans(plans)
+    if refused:
+        if not quiet:
+            output.render_refusals(plans, str(parsed))
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 @app.command()

@@ -11,6 +11,9 @@ Then the policy applies to the whole release:
 Whatever the policy, a failed target that had a previous version is put back on it
 (automatic rollback when the new version fails its health or smoke check). What changed
 is read from the provider itself (the live version before and after), never guessed.
+A target whose platform rolled the update back by itself (``wait`` returns a Status with
+``details["rolled_back"]``) is journalled "rolled back by the cloud" with the version
+live, reported "rolled back", and not rolled back again.
 Every step lands in the journal, so the summary says exactly what changed, what was
 rolled back and what is left.
 
@@ -32,10 +35,20 @@ import orjson
 from deployer import router_update
 from deployer.errors import DeployerError, UsageError
 from deployer.journal import Event, Journal, JournalEntry, write_journal
-from deployer.providers import Plan, Progress, Provider, Release, Strategy, rollout_allowance
+from deployer.providers import (
+    Plan,
+    Progress,
+    Provider,
+    Release,
+    Status,
+    Strategy,
+    plan_of,
+    rollout_allowance,
+)
 from deployer.results import POLICIES, DestroyResult, Outcome, Policy, PushResult, TargetResult
 
 __all__ = [  # the results and the journal are also reachable from here, where push lives
+    "CLOUD_ROLLED_BACK",
     "POLICIES",
     "DestroyResult",
     "Event",
@@ -56,6 +69,9 @@ __all__ = [  # the results and the journal are also reachable from here, where p
     "smoke_test",
     "undo",
 ]
+
+
+CLOUD_ROLLED_BACK = "rolled back by the cloud"  # the journal step: the platform's own rollback
 
 
 class SmokeTestFailed(DeployerError):
@@ -116,6 +132,9 @@ def push_target(
         journal.record(target, "deployed", "changed" if deployment.changed else "no change")
         journal.record(target, "wait")
         status = provider.wait(deployment, timeout, progress)
+        if not status.healthy and status.details.get("rolled_back"):
+            _rolled_back_by_cloud(result, status, journal)
+            return result
         if not status.healthy:
             raise DeployerError(
                 f"not healthy ({status.state}): {status.reason or 'no reason given'}"
@@ -131,6 +150,18 @@ def push_target(
     finally:
         result.seconds = round(time.monotonic() - started, 2)
     return result
+
+
+def _rolled_back_by_cloud(result: TargetResult, status: Status, journal: Journal) -> None:
+    """The platform itself put the target back (``details["rolled_back"]``): the push
+    failed there, and the version ``status`` names is live, with nothing left to undo
+    (``_must_undo`` checks that against the live version)."""
+    target = result.target
+    result.error = f"not healthy ({status.state}): {status.reason or 'no reason given'}"
+    journal.record(target, "failed", result.error)
+    result.outcome = "rolled back"
+    result.live_version, result.url = status.version, status.url
+    journal.record(target, CLOUD_ROLLED_BACK, status.version or "nothing deployed")
 
 
 def undo(provider: Provider, result: TargetResult, journal: Journal) -> None:
@@ -170,6 +201,8 @@ def _must_undo(result: TargetResult, provider: Provider, any_failed: bool, polic
     live = _live_version(provider)
     result.live_version = live
     changed = live != result.previous_version
+    if result.outcome == "rolled back" and changed:  # the cloud said so; what is live wins
+        result.outcome = "failed"
     if policy == "rollback":
         return changed
     return changed and result.previous_version is not None  # keep: auto-rollback only
@@ -231,10 +264,13 @@ def push_all(
     return results
 
 
-def plan_targets(providers: dict[str, Provider], release: Release) -> list[Plan]:
-    """Every target's plan, fetched in parallel (read-only)."""
+def plan_targets(
+    providers: dict[str, Provider], release: Release, strategy: Strategy | None = None
+) -> list[Plan]:
+    """Every target's plan for ``strategy``, fetched in parallel (read-only). Each lists
+    in ``problems`` what its target would refuse (see ``providers.plan_of``)."""
     with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
-        return list(pool.map(lambda p: p.plan(release), providers.values()))
+        return list(pool.map(lambda p: plan_of(p, release, strategy), providers.values()))
 
 
 def plan_dicts(
@@ -286,7 +322,7 @@ def push_release(
     )
     if dry_run:
         result.dry_run = True
-        result.plans = plan_dicts(plan_targets(providers, release), strategy, timeouts)
+        result.plans = plan_dicts(plan_targets(providers, release, strategy), strategy, timeouts)
         return result
     journal = Journal(events)
     result.targets = push_all(providers, release, strategy, policy, timeouts, journal)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -135,6 +136,19 @@ def render_plans(plans: list[dict[str, Any]]) -> None:
             out.print(
                 f"  {symbols[change['action']]} {change['resource']}  [dim]{change['detail']}[/]"
             )
+        for problem in plan.get("problems") or []:
+            out.print(f"  [red]! refuses:[/] {escape(problem)}")
+
+
+def render_refusals(plans: list[dict[str, Any]], strategy: str) -> None:
+    """On stderr, after the plans: which targets would refuse ``strategy`` (their plans
+    above say why and what would work; ``plan`` then exits 2)."""
+    refused = [p["target"] for p in plans if p.get("problems")]
+    if refused:
+        error(
+            f"{', '.join(refused)} would refuse {strategy}: nothing was changed",
+            hint="see each refusing target's `! refuses` line above for what would work",
+        )
 
 
 def render_push(result: Any) -> None:

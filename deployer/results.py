@@ -57,10 +57,16 @@ class PushResult:
         return not self.dry_run and all(t.ok for t in self.targets)
 
     @property
+    def refused(self) -> list[str]:
+        """Targets whose plan (a dry run) lists problems: they would refuse the push."""
+        return [p["target"] for p in self.plans if p.get("problems")]
+
+    @property
     def status(self) -> str:
-        """succeeded, degraded (keep), rolled back (rollback), or planned (dry run)."""
+        """succeeded, degraded (keep), rolled back (rollback); for a dry run planned, or
+        refused when a target's plan lists problems."""
         if self.dry_run:
-            return "planned"
+            return "refused" if self.refused else "planned"
         if self.ok:
             return "succeeded"
         return "degraded" if self.policy == "keep" else "rolled back"

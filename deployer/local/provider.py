@@ -225,7 +225,8 @@ class LocalProvider:
     # -- the provider protocol ---------------------------------------------------------
 
     @_platform_errors
-    def plan(self, release: Release) -> Plan:
+    def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
+        """What a push would change; every strategy runs here (no ``problems``)."""
         changes: list[Change] = []
         snapshot = self._snapshot()
         if not snapshot.front_answers:

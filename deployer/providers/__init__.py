@@ -42,6 +42,7 @@ from deployer.providers.protocol import (
     SignsRouterRequests,
     check_plugin,
     limit,
+    plan_of,
     rollout_allowance,
     router_signer,
 )
@@ -158,6 +159,7 @@ __all__ = [
     "docker_client",
     "limit",
     "parse_options",
+    "plan_of",
     "port_in_use",
     "provider_class",
     "push_image",

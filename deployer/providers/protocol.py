@@ -12,7 +12,16 @@ point group, constructed for one target of one project):
 - ``default_router_auth``: the auth kind the router uses for this provider's backends
   when ``route()`` names none (None: ``none``);
 - ``plan``, ``publish``, ``deploy``, ``wait``, ``status``, ``invoke``, ``rollback``,
-  ``destroy``, ``route``: see ``Provider`` below.
+  ``destroy``, ``route``: see ``Provider`` below. ``plan`` takes the strategy as an
+  optional ``strategy`` parameter (``plan(release, strategy=None)``) and lists what the
+  target would refuse in ``Plan.problems``; the core passes it only to a ``plan`` that
+  accepts it (``plan_of``), so older providers keep working.
+
+A ``wait`` whose target went back to the previous version by itself (the platform's
+own rollback: SageMaker's auto-rollback or failed update, a removed canary) returns a
+not-healthy Status with ``details["rolled_back"] = True`` and ``version`` the version
+live now; the orchestrator journals "rolled back by the cloud" and reports the target
+"rolled back" without rolling it back again.
 
 Optional capabilities, each complete or absent:
 
@@ -72,8 +81,16 @@ class Provider(Protocol):
 
     def __init__(self, target: Target, project: ProjectInfo) -> None: ...
 
-    def plan(self, release: Release) -> Plan:
-        """What a push of ``release`` would change. Reads only: changes nothing."""
+    def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
+        """What a push of ``release`` with ``strategy`` would change. Reads only: changes
+        nothing. A strategy the target would refuse (``deploy`` raising UsageError for
+        it) is listed in ``Plan.problems``, naming the target, the strategy and what would
+        work; None: the strategy is not known, check nothing about it.
+
+        ``strategy`` was added after the first release of this protocol: the core calls
+        ``plan`` through ``plan_of``, which passes it only to a ``plan`` that accepts a
+        ``strategy`` parameter (or ``**kwargs``), so a provider written before keeps
+        working and simply reports no problems."""
         ...
 
     def publish(self, image: Image, progress: Progress) -> str:
@@ -161,6 +178,28 @@ CAPABILITIES = {"RendersManifests": ("render_yaml", "write_manifests")}
 
 class InvalidPlugin(MissingDependencyError):
     """A registered provider plugin that does not implement the protocol."""
+
+
+def plan_of(provider: Any, release: Release, strategy: Strategy | None) -> Plan:
+    """``provider.plan(release, strategy=strategy)``, or ``provider.plan(release)`` when
+    its ``plan`` takes no ``strategy`` (a provider written before the parameter)."""
+    if strategy is not None and _accepts(provider.plan, "strategy"):
+        plan: Plan = provider.plan(release, strategy=strategy)
+    else:
+        plan = provider.plan(release)
+    return plan
+
+
+def _accepts(method: Callable[..., Any], parameter: str) -> bool:
+    """Whether ``method`` takes a keyword argument ``parameter``."""
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+    found = parameters.get(parameter)
+    if found is not None:
+        return found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY)
+    return any(p.kind == p.VAR_KEYWORD for p in parameters.values())
 
 
 def router_signer(cls: Any) -> Callable[[RouterBackend], Signer] | None:

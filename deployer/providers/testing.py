@@ -18,7 +18,9 @@ every check, for example::
 
 The checks (each a function taking the rig, whose ``make`` is the provider factory):
 
-- ``plan_changes_nothing``: ``plan`` neither writes nor changes what the fake holds;
+- ``plan_changes_nothing``: ``plan`` neither writes nor changes what the fake holds, with
+  or without a strategy; all at once is never refused, a refused canary is said in
+  ``Plan.problems``;
 - ``second_push_changes_nothing``: pushing the live version again reports no change
   and writes nothing;
 - ``failed_deploy_keeps_previous``: a deploy the fake makes fail leaves the previous
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployer.errors import DeployerError
+from deployer.providers.protocol import plan_of
 from deployer.providers.types import (
     LABEL_PROJECT,
     LABEL_TARGET,
@@ -129,12 +132,15 @@ def _pushed(rig: Rig, provider: Any, rel: Release) -> None:
 
 
 def plan_changes_nothing(rig: Rig) -> None:
-    """``plan`` reads only: before the first push, and with a version live."""
+    """``plan`` reads only: before the first push, and with a version live, with or
+    without a strategy (``plan_of``). All at once is never refused; what a canary plan
+    refuses is said in ``problems`` (text), not raised."""
     provider = rig.make(PROJECT, TARGET)
     v1, v2 = rig.release("1", PROJECT), rig.release("2", PROJECT)
     writes, held = rig.writes(), dict(rig.inventory())
     first = provider.plan(v1)
     assert first.target == TARGET and first.changed, f"a first push changes something: {first}"
+    assert plan_of(provider, v1, Strategy()).ok, "a first push all at once is refused"
     assert rig.writes() == writes, f"plan wrote: {rig.writes()[len(writes) :]}"
     assert dict(rig.inventory()) == held, "plan changed what the platform holds"
     _pushed(rig, provider, v1)
@@ -143,6 +149,11 @@ def plan_changes_nothing(rig: Rig) -> None:
     assert second.changed and any(v2.version in str(c) for c in second.changes), (
         f"a plan for a new version names it: {second}"
     )
+    whole = plan_of(provider, v2, Strategy())
+    assert whole.ok and whole.changes == second.changes, f"all at once is refused: {whole}"
+    canary = plan_of(provider, v2, Strategy.parse("canary:10"))
+    assert canary.changes == second.changes, "the strategy changed what plan would change"
+    assert all(isinstance(p, str) and p for p in canary.problems), canary.problems
     assert rig.writes() == writes, f"plan wrote: {rig.writes()[len(writes) :]}"
     assert dict(rig.inventory()) == held, "plan changed what the platform holds"
     assert provider.status().version == v1.version

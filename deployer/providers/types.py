@@ -109,20 +109,33 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a push would change on one target (``plan`` computes it and changes nothing)."""
+    """What a push would change on one target (``plan`` computes it and changes nothing).
+
+    ``problems``: why the target would refuse the push as planned (for example a
+    strategy its platform cannot run on its fleet), each naming the target, what it
+    refuses and what would work; empty when the push can go ahead.
+    """
 
     target: str
     changes: list[Change]
+    problems: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return any(c.action != "keep" for c in self.changes)
 
+    @property
+    def ok(self) -> bool:
+        """True when the target would accept the push (no ``problems``)."""
+        return not self.problems
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "changed": self.changed,
+            "ok": self.ok,
             "changes": [asdict(c) for c in self.changes],
+            "problems": list(self.problems),
         }
 
 

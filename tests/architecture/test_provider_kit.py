@@ -141,9 +141,26 @@ class MemoryProvider:
         return Backend(self.target, self.name, f"http://{self.endpoint}")
 
 
-def rig_for(breaks: str = "", skip: dict[str, str] | None = None) -> testing.Rig:
+class StrategyProvider(MemoryProvider):
+    """MemoryProvider whose plan takes the strategy (the protocol since plan_of): it
+    refuses a canary, as a platform whose fleet cannot hold one does."""
+
+    def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
+        plan = super().plan(release)
+        refused = strategy is not None and (
+            strategy.kind == "canary" or self.breaks == "refuses-all-at-once"
+        )
+        if self.breaks == "plan-strategy-writes" and strategy is not None:
+            self.cloud.put(f"probe {self.project}-{self.target}", {})
+        problems = [f"{self.endpoint}: {strategy} cannot run on 1 instance"] if refused else []
+        return Plan(plan.target, plan.changes, problems)
+
+
+def rig_for(
+    breaks: str = "", skip: dict[str, str] | None = None, base: type = MemoryProvider
+) -> testing.Rig:
     cloud = Cloud()
-    provider = type("Variant", (MemoryProvider,), {"cloud": cloud, "breaks": breaks})
+    provider = type("Variant", (base,), {"cloud": cloud, "breaks": breaks})
     return testing.Rig(
         make=lambda project, target: provider(Target(target, "memory", {}), ProjectInfo(project)),
         image_ref=lambda release: f"registry.test/{release.project}@{release.image.id}",
@@ -178,6 +195,19 @@ def test_a_correct_provider_passes_every_check(check: testing.Check) -> None:
 def test_each_check_fails_the_provider_breaking_its_rule(breaks: str, check: testing.Check) -> None:
     with pytest.raises(AssertionError):
         testing.run(check, rig_for(breaks))
+
+
+@pytest.mark.parametrize("check", testing.CHECKS, ids=testing.check_id)
+def test_a_provider_whose_plan_takes_the_strategy_passes_every_check(
+    check: testing.Check,
+) -> None:
+    testing.run(check, rig_for(base=StrategyProvider))
+
+
+@pytest.mark.parametrize("breaks", ["refuses-all-at-once", "plan-strategy-writes"])
+def test_plan_with_a_strategy_is_checked_too(breaks: str) -> None:
+    with pytest.raises(AssertionError):
+        testing.run(testing.plan_changes_nothing, rig_for(breaks, base=StrategyProvider))
 
 
 def test_skips_are_explicit_and_give_their_reason() -> None:

@@ -175,8 +175,10 @@ def test_keep_leaves_the_others_on_b_when_sagemaker_rolls_itself_back(
     version_b = result.version
     assert version_b != version_a
     assert result.status == "degraded" and not result.ok
-    assert outcomes(result) == {"aws": "failed", "gcp": "updated", "azure": "updated"}
+    # SageMaker put A back itself: "rolled back" by the cloud, not by the policy
+    assert outcomes(result) == {"aws": "rolled back", "gcp": "updated", "azure": "updated"}
     assert AWS_REASON in error_of(result, "aws")
+    assert ("rolled back by the cloud", version_a) in steps(result, "aws")
     lives = {t.target: t.live_version for t in result.targets}
     assert lives == {"aws": version_a, "gcp": version_b, "azure": version_b}
     assert live_versions(project_a) == lives

@@ -417,3 +417,46 @@ def test_plan_text_says_the_push_timeout(
     )
     output.render_plans(result.plans)
     assert "push timeout 240 s (linear:50)" in capsys.readouterr().out
+
+
+class SelfHealingTarget(MemoryTarget):
+    """A platform that rolls a failed update back by itself (``honest``), or only says
+    it did (the new version is in fact still live)."""
+
+    def __init__(self, target: str, honest: bool = True) -> None:
+        super().__init__(target, "old")
+        self.honest = honest
+
+    def wait(self, deployment: Deployment, timeout: float, progress: Any) -> Status:
+        if self.honest:
+            self.history.pop()
+        reason = "alarm 5xx fired; the platform rolled back"
+        return Status(self.target, "failed", "old", reason=reason, details={"rolled_back": True})
+
+
+def test_a_cloud_rollback_is_journalled_and_not_undone_again() -> None:
+    aws, gcp = SelfHealingTarget("aws"), MemoryTarget("gcp", "old")
+    results, journal = run([aws, gcp])
+    assert [(r.outcome, r.live_version) for r in results] == [
+        ("rolled back", "old"),
+        ("rolled back", "old"),
+    ]
+    steps = [(e.step, e.detail) for e in journal.for_target("aws")]
+    assert steps[-2:] == [
+        ("failed", "not healthy (failed): alarm 5xx fired; the platform rolled back"),
+        ("rolled back by the cloud", "old"),
+    ]
+    assert "rollback" not in aws.calls and "invoke" not in aws.calls
+    assert "rollback" in gcp.calls  # the policy still undoes the target that took it
+
+
+def test_a_cloud_that_only_says_it_rolled_back_is_undone_and_reported_as_is() -> None:
+    aws = SelfHealingTarget("aws", honest=False)
+    results, _ = run([aws], policy="keep")
+    # keep: a failed target with a previous version goes back; the live version decides
+    assert "rollback" in aws.calls and aws.live == "old"
+    assert (results[0].outcome, results[0].live_version) == ("rolled back", "old")
+    aws = SelfHealingTarget("aws", honest=False)
+    aws.history = []  # nothing before: keep leaves it, and it is not "rolled back"
+    results, _ = run([aws], policy="keep")
+    assert (results[0].outcome, results[0].live_version) == ("failed", NEW)

@@ -60,15 +60,19 @@ def check_owned(scope: Scope, live: Live | None) -> None:
         )
 
 
-def plan(scope: Scope, version: str, image_ref: str) -> list[Change]:
-    """What ``deploy`` would do, from read-only calls."""
+def plan(
+    scope: Scope, version: str, image_ref: str, strategy: Strategy | None = None
+) -> tuple[list[Change], list[str]]:
+    """What ``deploy`` would do, from read-only calls: the changes, and why it would
+    refuse ``strategy`` (None: not checked), each problem naming the endpoint."""
     want = desired(scope.options, scope.endpoint, version, image_ref, scope.repository)
     live = scope.sm.live(scope.endpoint)
     check_owned(scope, live)
     changes: list[Change] = []
     if live is not None and live.config == want.name and live.status == "InService":
         changes.append(Change("keep", f"endpoint {scope.endpoint}", f"serving {version}"))
-        return changes
+        return changes, []
+    problems = strategy_problems(scope, live, strategy) if strategy is not None else []
     for kind, exists in (
         ("model", scope.sm.describe_model(want.name)),
         ("endpoint config", scope.sm.describe_config(want.name)),
@@ -87,7 +91,25 @@ def plan(scope: Scope, version: str, image_ref: str) -> list[Change]:
         for name in scope.sm.owned("config", scope.prefix, scope.project, scope.target):
             if name not in keep:
                 changes.append(Change("delete", f"endpoint config {name}", "older than previous"))
-    return changes
+    return changes, problems
+
+
+def strategy_problems(scope: Scope, live: Live | None, strategy: Strategy) -> list[str]:
+    """Why ``deploy`` would refuse ``strategy`` for an update of ``live`` (as ``deploy``
+    checks it: the same fleet, the same DeploymentConfig). A new endpoint takes its
+    first version all at once (so does one SageMaker left Failed, which deploy deletes
+    and creates again): nothing to refuse."""
+    if live is None or live.status in (*BUSY, "Failed"):
+        return []
+    retain = autoscaling.current(scope.aws, scope.endpoint) is not None
+    try:
+        deployment_config(
+            strategy, scope.options, _fleet(scope, live, retain), True, allowance(scope.options)
+        )
+    except UsageError as exc:
+        text = f"SageMaker endpoint {scope.endpoint}: {exc.message}"
+        return [f"{text}. What works: {exc.hint}" if exc.hint else text]
+    return []
 
 
 def _variant_text(want: Desired) -> str:

@@ -97,18 +97,21 @@ class SageMakerProvider:
 
     # -- the provider protocol ---------------------------------------------------------
 
-    def plan(self, release: Release) -> Plan:
+    def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
+        """What a push would change; ``problems`` when SageMaker would refuse ``strategy``
+        on this endpoint's fleet (canary <= 50%, linear steps 10-50%, whole instances)."""
         changes: list[Change] = []
         if registry.repository_exists(self.aws, self.repository) is None:
             changes.append(Change("create", f"ECR repository {self.repository}"))
         ref = f"{self.repository}:{release.version}"
         changes.append(Change("update", f"image {ref}", "push (layers already there are kept)"))
-        changes.extend(deploy.plan(self.scope, release.version, ref))
+        endpoint, problems = deploy.plan(self.scope, release.version, ref, strategy)
+        changes.extend(endpoint)
         scaling = self.options.autoscaling
         if scaling is not None and not autoscaling.in_sync(self.aws, self.endpoint, scaling):
             detail = f"{scaling.min}..{scaling.max}, {scaling.target_invocations:g}/instance"
             changes.append(Change("update", f"autoscaling {self.endpoint}", detail))
-        return Plan(self.target.name, changes)
+        return Plan(self.target.name, changes, problems)
 
     def publish(self, image: Image, progress: Progress) -> str:
         return registry.publish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,15 +148,52 @@ def _size(strategy: Strategy, fleet: int | None, bounds: tuple[int, int]) -> dic
                 f"(got {strategy.percent}%)"
             )
         return {"Type": "CAPACITY_PERCENT", "Value": strategy.percent}
-    count = max(1, fleet * strategy.percent // 100)
-    if not (count * 100 >= low * fleet and count * 100 <= high * fleet):
+    count = _instances(strategy.percent, fleet)
+    if not _fits(count, fleet, bounds):
         raise UsageError(
             f"strategy {strategy} cannot run on {fleet} instance(s): SageMaker shifts whole "
             f"instances and takes a {what} of {low}-{high}% of the fleet "
-            f"({count} of {fleet} is {count * 100 // fleet}%)",
-            hint="raise instance_count or choose another percentage (or all-at-once)",
+            f"({strategy.percent}% of {fleet} shifts {count} of {fleet}, "
+            f"{count * 100 // fleet}%)",
+            hint=what_works(strategy, fleet),
         )
     return {"Type": "INSTANCE_COUNT", "Value": count}
+
+
+def _instances(percent: int, fleet: int) -> int:
+    """The whole instances a ``percent`` share of ``fleet`` shifts (at least one)."""
+    return max(1, fleet * percent // 100)
+
+
+def _fits(count: int, fleet: int, bounds: tuple[int, int]) -> bool:
+    low, high = bounds
+    return low * fleet <= count * 100 <= high * fleet
+
+
+def what_works(strategy: Strategy, fleet: int) -> str:
+    """What would run instead of ``strategy`` (canary or linear) on ``fleet`` instances:
+    the percentages that fit this fleet, and the fleets this percentage fits."""
+    low, high = (1, MAX_CANARY_PERCENT) if strategy.kind == "canary" else LINEAR_STEP_PERCENT
+    kind, percent = strategy.kind, strategy.percent
+    fitting = [p for p in range(low, high + 1) if _fits(_instances(p, fleet), fleet, (low, high))]
+    ways = [
+        f"use {kind}:{fitting[0]}..{kind}:{fitting[-1]} on {fleet} instance(s)"
+        if fitting
+        else f"no {kind}:N fits {fleet} instance(s)"
+    ]
+    if low <= percent <= high:
+        smallest = next(n for n in range(2, 101) if _fits(_instances(percent, n), n, (low, high)))
+        shifts = _instances(percent, smallest)
+        exact = 100 // math.gcd(100, percent)
+        fits = (
+            f"{strategy} fits instance_count {smallest} ({shifts} of {smallest} "
+            f"instances, {shifts * 100 // smallest}%)"
+        )
+        if exact > smallest:
+            fits += f" and is exactly {percent}% with instance_count {exact}"
+        ways.append(fits)
+    ways.append("all-at-once fits any fleet")
+    return "; ".join(ways)
 
 
 class SageMaker:

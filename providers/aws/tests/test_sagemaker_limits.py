@@ -65,6 +65,48 @@ def test_sizes_are_whole_instances() -> None:
         deployment_config(Strategy.parse("linear:5"), serverless, None)
 
 
+def test_plan_says_what_deploy_would_refuse_and_what_would_work(
+    fake: FakeAws, provider: Any, progress: Recorder
+) -> None:
+    p = provider()  # instance_count 1
+    assert p.plan(V1, Strategy.parse("canary:10")).ok  # a new endpoint starts all at once
+    push(p, V1, progress)
+    before = len(fake.requests)
+    plan = p.plan(V2, Strategy.parse("canary:10"))
+    (problem,) = plan.problems
+    assert problem.startswith("SageMaker endpoint iris-prod: strategy canary:10 cannot run on 1")
+    assert "canary:10 fits instance_count 2 (1 of 2 instances, 50%)" in problem
+    assert "exactly 10% with instance_count 10" in problem and "all-at-once" in problem
+    assert p.plan(V2).ok and p.plan(V2, Strategy()).ok  # no strategy, or all at once
+    assert all(r.operation.startswith(("Describe", "List")) for r in fake.requests[before:])
+    with pytest.raises(UsageError, match="cannot run on 1 instance"):  # deploy agrees
+        p.deploy(V2, image_ref(V2), Strategy.parse("canary:10"), progress)
+
+
+def test_plan_checks_the_fleet_autoscaling_gave_the_endpoint(
+    fake: FakeAws, provider: Any, progress: Recorder
+) -> None:
+    p = provider(autoscaling=SCALING)
+    push(p, V1, progress)
+    assert not p.plan(V2, Strategy.parse("linear:50")).ok  # 1 instance: 100% per step
+    fake.endpoint("iris-prod").production_variants[0]["CurrentInstanceCount"] = 6
+    assert p.plan(V2, Strategy.parse("linear:50")).ok  # the update keeps the 6 instances
+    (problem,) = p.plan(V2, Strategy.parse("canary:90")).problems
+    assert "cannot run on 6 instance(s)" in problem and "use canary:1..canary:50" in problem
+
+
+def test_a_serverless_plan_checks_the_capacity_percent(
+    fake: FakeAws, provider: Any, progress: Recorder
+) -> None:
+    p = provider(serverless={})
+    push(p, V1, progress)
+    assert p.plan(V2, Strategy.parse("canary:10")).ok
+    (problem,) = p.plan(V2, Strategy.parse("linear:5")).problems
+    assert "linear step of 10-50% (got 5%)" in problem
+    (problem,) = p.plan(V2, Strategy.parse("linear:10", 3600)).problems
+    assert "more than the 28800s MaximumExecutionTimeoutInSeconds allows" in problem
+
+
 # 3. autoscaling comes back after an update SageMaker rolled back
 
 

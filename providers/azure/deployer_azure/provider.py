@@ -108,7 +108,9 @@ class AzureMLProvider:
 
     # -- the provider protocol -------------------------------------------------------------
 
-    def plan(self, release: Release) -> Plan:
+    def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
+        """What a push would change; Azure ML splits traffic in whole percent, so every
+        strategy runs (no ``problems``)."""
         return plan.plan(self.workspace, release)
 
     def publish(self, image: Image, progress: Progress) -> str:

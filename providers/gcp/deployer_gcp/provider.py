@@ -97,7 +97,9 @@ class VertexProvider:
 
     # -- the provider protocol ---------------------------------------------------------
 
-    def plan(self, release: Release) -> Plan:
+    def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
+        """What a push would change; Vertex splits traffic in whole percent, so every
+        strategy runs (no ``problems``)."""
         return plan.plan(self.scope, release)
 
     def publish(self, image: Image, progress: Progress) -> str:

@@ -126,8 +126,9 @@ class KubernetesProvider:
 
     # -- the provider protocol ---------------------------------------------------------
 
-    def plan(self, release: Release) -> Plan:
-        """A server-side dry run of every object, compared with what is live."""
+    def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
+        """A server-side dry run of every object, compared with what is live; every
+        strategy runs here (no ``problems``)."""
         live = self.deployer.live()
         image = live.image if live.version == release.version and live.image else None
         version = self.deployer.target_version(

@@ -273,6 +273,33 @@ def plan_targets(
         return list(pool.map(lambda p: plan_of(p, release, strategy), providers.values()))
 
 
+def refuse_unfit_strategy(
+    providers: dict[str, Provider], release: Release, strategy: Strategy
+) -> None:
+    """Before anything changes: a UsageError naming each target whose plan says it would
+    refuse ``strategy`` (e.g. a SageMaker canary one instance cannot hold), so a push
+    never deploys to some targets only to roll them back when another refuses. All at
+    once fits every target; a plan that cannot be fetched is left to the push to report."""
+    if strategy.kind == "all-at-once":
+        return
+
+    def problems_of(item: tuple[str, Provider]) -> list[str]:
+        name, provider = item
+        try:
+            return [f"{name}: {p}" for p in plan_of(provider, release, strategy).problems]
+        except DeployerError:
+            return []
+
+    with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
+        problems = [p for found in pool.map(problems_of, providers.items()) for p in found]
+    if problems:
+        raise UsageError(
+            f"{len(problems)} problem(s) with {strategy}; nothing was changed:\n  "
+            + "\n  ".join(problems),
+            hint="`deployer plan --strategy ...` shows what each target accepts",
+        )
+
+
 def plan_dicts(
     plans: list[Plan], strategy: Strategy, timeouts: Mapping[str, float]
 ) -> list[dict[str, Any]]:
@@ -324,6 +351,7 @@ def push_release(
         result.dry_run = True
         result.plans = plan_dicts(plan_targets(providers, release, strategy), strategy, timeouts)
         return result
+    refuse_unfit_strategy(providers, release, strategy)
     journal = Journal(events)
     result.targets = push_all(providers, release, strategy, policy, timeouts, journal)
     result.journal = journal.entries

@@ -127,6 +127,28 @@ def test_push_dry_run_refuses_it_too(project: Project, fake_aws: FakeAws) -> Non
     assert writes(fake_aws) == before
 
 
+def test_a_real_push_is_refused_before_anything_changes(
+    project: Project, fake_aws: FakeAws
+) -> None:
+    """Not only the dry run: ``push`` checks every target's plan for the strategy first,
+    so no target is deployed (and later rolled back) when one would refuse it."""
+    from deployer.cli import app
+
+    before = writes(fake_aws)
+    result = CliRunner().invoke(
+        app, ["push", "--to", "aws", "--strategy", "canary:10", "-o", "json"]
+    )
+    assert result.exit_code == 2, result.output
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert "problem(s) with canary:10; nothing was changed" in document["error"]
+    assert "aws: SageMaker endpoint iris-aws" in document["error"]
+    assert "cannot run on 1 instance(s)" in document["error"]
+    assert "Traceback" not in result.output
+    assert writes(fake_aws) == before, "the refused push changed something on SageMaker"
+    assert project.status(["aws"])[0].version == V1.version
+
+
 def test_the_python_api_returns_the_problems(project: Project) -> None:
     (plan,) = project.plan(["aws"], strategy="canary:10")
     assert not plan.ok and "cannot run on 1 instance(s)" in plan.problems[0]

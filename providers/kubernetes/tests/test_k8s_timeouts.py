@@ -150,7 +150,8 @@ def test_the_journal_of_a_timed_out_push_records_the_rollback(
         journal_dir=tmp_path,
     )
     (target,) = result.targets
-    assert not result.ok and target.outcome == "failed"
+    # the target rolled itself back: reported as such, at the version that serves
+    assert not result.ok and target.outcome == "rolled back"
     assert target.previous_version == V1 and target.live_version == V1
     (written,) = tmp_path.glob("*.json")
     entries = [(e["step"], e["detail"]) for e in json.loads(written.read_text())["journal"]]
@@ -161,6 +162,7 @@ def test_the_journal_of_a_timed_out_push_records_the_rollback(
     assert failed.endswith(f"rolled back: {V1} keeps serving")
     # the provider rolled back within the push: the orchestrator had nothing left to undo
     assert "rollback" not in steps and "undo failed" not in steps
+    assert ("rolled back by the cloud", V1) in entries
     assert steps.index("failed") > entries.index(("progress", f"rolling back to {V1} (timed out)"))
     assert provider.status().version == V1 and provider.status().healthy
     assert_only_v1_runs(fake)

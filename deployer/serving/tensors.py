@@ -114,11 +114,11 @@ def _texts(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """A BYTES input as an object array of str (bytes kept where they are not UTF-8)."""
     out = np.empty(array.shape, dtype=object)
     for index, value in np.ndenumerate(array):
+        if isinstance(value, Mapping) and set(value) == {"b64"}:
+            value = _b64(value["b64"], spec)
         if isinstance(value, bytes):
             with contextlib.suppress(UnicodeDecodeError):
                 value = value.decode("utf-8")
-        elif isinstance(value, Mapping) and set(value) == {"b64"}:
-            value = _b64(value["b64"], spec)
         elif not isinstance(value, str):
             raise BadRequest(
                 f"input {spec.name!r} must be strings (BYTES), got {type(value).__name__} "

@@ -44,11 +44,17 @@ _TORCH_TO_OIP = {
     "torch.uint8": "UINT8",
     "torch.bool": "BOOL",
 }
-_SIGNATURE_HINT = (
-    "declare the inputs in deployer.yaml, e.g.\n"
-    "model:\n  signature:\n    inputs:\n"
-    "      - {name: x, datatype: FP32, shape: [-1, 4]}   # -1: any size; first: the batch"
-)
+
+
+def _signature_hint(arguments: list[str]) -> str:
+    """What to add to deployer.yaml, one line per argument of forward."""
+    lines = "".join(
+        f"\n      - {{name: {a}, datatype: FP32, shape: [-1, 4]}}" for a in arguments or ["x"]
+    )
+    return (
+        "declare the inputs in deployer.yaml (each datatype and shape; -1 is any size, the "
+        f"first dimension the batch), e.g.\nmodel:\n  signature:\n    inputs:{lines}"
+    )
 
 
 def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
@@ -145,7 +151,8 @@ def _load_torchscript(torch: Any, path: str, options: Mapping[str, Any]) -> tupl
     if not declared:
         raise ValueError(
             f"{path} is TorchScript, which does not record its input shapes and dtypes "
-            f"(forward takes {', '.join(arguments) or 'no arguments'}); {_SIGNATURE_HINT}"
+            f"(forward takes {', '.join(arguments) or 'no arguments'}); "
+            + _signature_hint(arguments)
         )
     inputs = _declared_inputs(declared, arguments, path)
     declared_outputs = options.get("outputs")

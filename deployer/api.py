@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from deployer.results import Policy, PushResult
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, load_model
+from deployer.flavors.base import sample_instances
 from deployer.image.spec import BuildSpec, base_image
 from deployer.lockfile import Lock, lock_warnings, sha256_of
 from deployer.results import DestroyResult
@@ -299,8 +300,7 @@ class Project:
         from deployer.providers import Release
 
         signature = self.load_model().signature
-        zero: Any = "0" if signature.datatype == "BYTES" else 0
-        sample = [[zero] * (signature.width or 1) for _ in range(2)]
+        sample = sample_instances(signature, 2)
         return Release(self.name, image, sample, signature.to_dict())
 
     def push(

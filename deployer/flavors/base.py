@@ -138,6 +138,21 @@ def tensor_signature(
     return Signature(width=None, datatype="", outputs=outputs, inputs=inputs)
 
 
+def sample_instances(signature: Signature, rows: int = 2) -> list[Any]:
+    """A smoke-test body: ``rows`` rows of zeros shaped like the input (tabular rows, or
+    one ``{input: value}`` object per row, variable dimensions of size 1)."""
+    if not signature.is_tensor:
+        zero: Any = "0" if signature.datatype == "BYTES" else 0
+        return [[zero] * (signature.width or 1) for _ in range(rows)]
+    instance: dict[str, Any] = {}
+    for spec in signature.inputs:
+        value: Any = {"BYTES": "0", "BOOL": False}.get(spec.datatype, 0)
+        for size in reversed(spec.shape[1:]):
+            value = [value] * (size if size > 0 else 1)
+        instance[spec.name] = value
+    return [instance for _ in range(rows)]
+
+
 def specs_from_config(entries: Any, what: str) -> tuple[TensorSpec, ...]:
     """``[{name, datatype, shape}, ...]`` (deployer.yaml's model.signature.inputs) as specs."""
     if not isinstance(entries, (list, tuple)):

@@ -274,3 +274,18 @@ def test_azure_score(tensors: httpx.Client, body: Any) -> None:
     answer = tensors.post(routes.AZURE_SCORING, json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"predictions": PREDICTIONS}
+
+
+# --- deployer check's probes ---------------------------------------------------------------
+
+
+def test_check_probes_pass_a_named_tensor_model(tensors: httpx.Client) -> None:
+    from deployer.image.conformance import check_azure, check_oip, check_sagemaker, discover_sample
+
+    url = str(tensors.base_url).rstrip("/")
+    sample = discover_sample(tensors, url, "tensors")
+    assert [t["name"] for t in sample.tensors] == ["image", "scale", "text"]
+    assert sample.rows[0] == {"image": [[0, 0, 0], [0, 0, 0]], "scale": 0, "text": "0"}
+    assert "csv: 415" in check_sagemaker(tensors, url, sample)
+    check_azure(tensors, url, sample)
+    check_oip(tensors, url, sample)

@@ -53,7 +53,9 @@ def _signature_hint(arguments: list[str]) -> str:
     )
     return (
         "declare the inputs in deployer.yaml (each datatype and shape; -1 is any size, the "
-        f"first dimension the batch), e.g.\nmodel:\n  signature:\n    inputs:{lines}"
+        f"first dimension the batch), e.g.\nmodel:\n  signature:\n    inputs:{lines}\n"
+        "or save an example batch with numpy.savez('example.npz', <argument>=array, ...) and "
+        "set model.signature.example: example.npz"
     )
 
 

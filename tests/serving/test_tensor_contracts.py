@@ -289,3 +289,20 @@ def test_check_probes_pass_a_named_tensor_model(tensors: httpx.Client) -> None:
     assert "csv: 415" in check_sagemaker(tensors, url, sample)
     check_azure(tensors, url, sample)
     check_oip(tensors, url, sample)
+
+
+def test_model_method_picks_the_default_output(start_server: ServerFactory) -> None:
+    options = {"predictor": "tensor_predictors:TensorPredictor", "code_paths": [str(FIXTURES)]}
+    settings = serving_settings(
+        "python", None, model_name="tensors", flavor_options=options, default_method="length"
+    )
+    server = start_server(settings)
+    try:
+        answer = server.client.post(routes.VERTEX_PREDICT, json={"instances": INSTANCES})
+        assert answer.json() == {"predictions": LENGTHS}
+        body = {"instances": INSTANCES, "parameters": {"method": "total"}}
+        assert server.client.post(routes.VERTEX_PREDICT, json=body).json() == {
+            "predictions": TOTALS
+        }
+    finally:
+        server.stop()

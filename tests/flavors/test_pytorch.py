@@ -269,3 +269,21 @@ def test_a_bad_declared_shape_is_refused_at_its_line(models: Path, tmp_path: Pat
     with pytest.raises(ConfigError) as info:
         Project.load(project_with(models, tmp_path, inputs))
     assert "shape" in str(info.value) and "[-1, 0]" in str(info.value)
+
+
+def test_a_program_exported_with_a_fixed_batch_declares_it(tmp_path: Path) -> None:
+    from deployer.serving.errors import BadRequest
+    from deployer.serving.tensors import check_inputs
+
+    path = tmp_path / "fixed.pt2"
+    torch.export.save(torch.export.export(example.build(), example.example_inputs(2)), str(path))
+    model = load_model("pytorch", str(path))
+    assert [s.shape for s in model.signature.inputs] == [(2, 1, 8, 8), (2,)]
+    assert model.signature.outputs[0].shape == (-1, 3)
+    assert model.batchable is False  # batching would change the batch size it takes
+    with pytest.raises(
+        BadRequest, match=r"'image' has shape \[3, 1, 8, 8\]; expected \[2, 1, 8, 8\]"
+    ):
+        check_inputs(inputs(3), model.signature)
+    result = model.predict(check_inputs(inputs(2), model.signature), "logits", {})
+    np.testing.assert_allclose(result["logits"], expected(2)["logits"], rtol=1e-5)

@@ -306,3 +306,31 @@ def test_model_method_picks_the_default_output(start_server: ServerFactory) -> N
         }
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def text_model(start_server: ServerFactory) -> Iterator[httpx.Client]:
+    options = {"predictor": "tensor_predictors:TextPredictor", "code_paths": [str(FIXTURES)]}
+    server = start_server(
+        serving_settings("python", None, model_name="text", flavor_options=options)
+    )
+    yield server.client
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (routes.VERTEX_PREDICT, {"instances": ["héllo", "ab"]}),
+        (routes.SAGEMAKER_INVOCATIONS, ["héllo", "ab"]),
+        (routes.SAGEMAKER_INVOCATIONS, {"inputs": ["héllo", "ab"]}),
+        (routes.AZURE_SCORING, {"instances": ["héllo", "ab"]}),
+    ],
+    ids=["vertex", "sagemaker-list", "sagemaker-inputs", "azure"],
+)
+def test_bare_strings_for_a_one_text_input_model(
+    text_model: httpx.Client, path: str, body: Any
+) -> None:
+    answer = text_model.post(path, json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [5, 2]}

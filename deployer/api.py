@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from deployer.results import Policy, PushResult
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, load_model
+from deployer.flavors.base import sample_instances, specs_from_example
 from deployer.image.spec import BuildSpec, base_image
 from deployer.lockfile import Lock, lock_warnings, sha256_of
 from deployer.results import DestroyResult
@@ -116,10 +117,22 @@ class Project:
         options: dict[str, Any] = {
             k: v for k, v in model.signature.model_dump().items() if v is not None
         }
+        example = options.pop("example", None)
+        if example:  # read here: the image carries the inputs it names, not the file
+            options["inputs"] = self._example_inputs(example)
         if model.predictor:
             options["predictor"] = model.predictor
             options["code_paths"] = [str(self.code_folder(c)) for c in model.code or (".",)]
         return options
+
+    def _example_inputs(self, example: str) -> list[dict[str, Any]]:
+        """model.signature.example's arrays as named inputs; a ConfigError at its line."""
+        path = self.checked_path(self.root / example, "model", "signature", "example")
+        try:
+            return [spec.to_dict() for spec in specs_from_example(str(path))]
+        except ValueError as exc:
+            where = self.config.located("model", "signature", "example")
+            raise ConfigError(str(self.file), [f"{where}model.signature.example: {exc}"]) from None
 
     def checked_path(self, path: Path | None, *field: str | int) -> Path:
         """``path`` (of the deployer.yaml field ``field``) if it is a file or a folder; else
@@ -299,8 +312,7 @@ class Project:
         from deployer.providers import Release
 
         signature = self.load_model().signature
-        zero: Any = "0" if signature.datatype == "BYTES" else 0
-        sample = [[zero] * (signature.width or 1) for _ in range(2)]
+        sample = sample_instances(signature, 2)
         return Release(self.name, image, sample, signature.to_dict())
 
     def push(

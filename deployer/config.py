@@ -31,7 +31,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES"
 ]
-FlavorName = Literal["sklearn", "onnx", "xgboost", "python"]
+FlavorName = Literal["sklearn", "onnx", "xgboost", "python", "pytorch"]
 # the sections whose whole-document checks name their field ("model.path: required ...")
 LOCATED = ("model", "serving", "image")
 assert set(get_args(FlavorName)) == set(FLAVOR_NAMES), "keep FlavorName in step with the flavours"
@@ -41,11 +41,44 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TensorConfig(_Strict):
+    """One named tensor: its OIP datatype and shape (first dimension the batch, -1 any)."""
+
+    name: str = Field(min_length=1, max_length=256)
+    datatype: Datatype
+    shape: tuple[int, ...] = Field(min_length=1, max_length=32)
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d < -1 or d == 0 for d in value):
+            raise ValueError(f"each dimension must be a size > 0 or -1 (any), got {list(value)}")
+        return value
+
+
 class SignatureConfig(_Strict):
-    """Declare what a flavour cannot derive (custom predictors, models without n_features_in_)."""
+    """Declare what a flavour cannot derive (custom predictors, models without n_features_in_,
+    a TorchScript model's named tensor inputs)."""
 
     width: int | None = Field(default=None, gt=0, description="features per row")
     datatype: Datatype | None = Field(default=None, description="input datatype (OIP name)")
+    inputs: tuple[TensorConfig, ...] | None = Field(
+        default=None, min_length=1, description="named tensor inputs (instead of rows)"
+    )
+    outputs: tuple[str | TensorConfig, ...] | None = Field(
+        default=None, min_length=1, description="output names, or named tensors"
+    )
+    example: str | None = Field(
+        default=None,
+        description="instead of inputs: an example batch (.npz of numpy.savez(path, name=array))"
+        ", relative to deployer.yaml",
+    )
+
+    @model_validator(mode="after")
+    def _inputs_or_example(self) -> SignatureConfig:
+        if self.inputs and self.example:
+            raise ValueError("set inputs or example, not both")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -55,7 +88,8 @@ class ModelConfig(_Strict):
         default=None, description="model file or folder, relative to deployer.yaml"
     )
     flavor: FlavorName | None = Field(
-        default=None, description="sklearn | onnx | xgboost | python; detected when unset"
+        default=None,
+        description="sklearn | onnx | xgboost | python | pytorch; detected when unset",
     )
 
     predictor: str | None = Field(default=None, description="python flavour: 'module:Class'")

@@ -19,6 +19,7 @@ FLAVOR_MODULES = {
     "onnx": "deployer.flavors.onnx",
     "xgboost": "deployer.flavors.xgboost",
     "python": "deployer.flavors.python",
+    "pytorch": "deployer.flavors.pytorch",
 }
 FLAVOR_NAMES = tuple(FLAVOR_MODULES)
 
@@ -62,7 +63,7 @@ def detect_flavor(path: str) -> str | None:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".json":
         return "xgboost" if _is_xgboost_json(path) else None
-    for flavor in ("sklearn", "onnx", "xgboost"):
+    for flavor in ("sklearn", "onnx", "xgboost", "pytorch"):
         if suffix in flavor_module(flavor).suffixes:
             return flavor
     return None

@@ -6,6 +6,11 @@ request's parameters, and returns anything numpy can turn into an array. Optiona
 class attributes: ``signature = {"width": 4, "datatype": "FP64", "outputs": ["predict"]}``
 and ``batchable = True`` when rows are independent (allows micro-batching).
 
+Named tensors instead of rows: declare ``"inputs": [{"name": "x", "datatype": "FP32",
+"shape": [-1, 3]}, ...]`` (and optionally ``"outputs"`` as such objects) in the class's
+``signature`` or deployer.yaml's ``model.signature``; ``predict`` then receives
+``{name: array}`` and returns one array or ``{output name: array}``.
+
 In the image, ``model.code`` (default: the project folder) is importable from
 /opt/deployer/code; folders go in without .git, .env*, .venv, .deployer, byte code and
 tool caches, nor what the project's .dockerignore lists (deployer/image/ignore.py).
@@ -20,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from deployer.flavors.base import LoadedModel, Signature, TensorSpec
+from deployer.flavors.base import (
+    LoadedModel,
+    Signature,
+    TensorSpec,
+    specs_from_config,
+    tensor_signature,
+)
 
 name = "python"
 suffixes: tuple[str, ...] = ()
@@ -51,6 +62,19 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
     if hasattr(predictor, "load"):
         predictor.load(path)
     declared: Mapping[str, Any] = getattr(predictor_cls, "signature", None) or {}
+    inputs = options.get("inputs") or declared.get("inputs")
+    if inputs:
+        signature = _tensor_signature(inputs, options.get("outputs") or declared.get("outputs"))
+
+        def predict_tensors(tensors: Any, method: str, parameters: Mapping[str, Any]) -> Any:
+            return predictor.predict(tensors, dict(parameters))
+
+        return LoadedModel(
+            flavor=name,
+            signature=signature,
+            predict_fn=predict_tensors,
+            batchable=bool(getattr(predictor_cls, "batchable", False)),
+        )
     outputs = tuple(options.get("outputs") or declared.get("outputs") or ("predict",))
     signature = Signature(
         width=options.get("width") or declared.get("width"),
@@ -70,4 +94,18 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
         signature=signature,
         predict_fn=predict,
         batchable=bool(getattr(predictor_cls, "batchable", False)),
+    )
+
+
+def _tensor_signature(inputs: Any, outputs: Any) -> Signature:
+    """Named tensor inputs; outputs as names (FP64, any shape) or {name, datatype, shape}."""
+    entries = list(outputs or ["predict"])
+    output_specs = tuple(
+        TensorSpec(str(o), "FP64", (-1,)) if isinstance(o, str) else None for o in entries
+    )
+    if any(spec is None for spec in output_specs):
+        output_specs = specs_from_config(entries, "signature.outputs")
+    return tensor_signature(
+        specs_from_config(inputs, "signature.inputs"),
+        tuple(spec for spec in output_specs if spec is not None),
     )

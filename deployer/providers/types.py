@@ -48,7 +48,7 @@ class Release:
 
     project: str
     image: Image
-    sample: list[list[Any]]
+    sample: list[Any]  # rows, or one {input: value} object per row (named tensors)
     signature: dict[str, Any]
 
     @property

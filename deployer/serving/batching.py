@@ -5,17 +5,69 @@ A request is queued; the flush runs on the next event-loop turn (or after
 server adds no latency. If a batch fails, each request is retried alone so only the
 bad one gets the error. ``predict`` is a coroutine function: the runner decides whether
 the model runs on the event loop or on a worker thread.
+
+What a request carries is a 2-D array of rows (tabular) or ``{input name: array}``
+(named tensors). The batching rule: requests share a batch only when they ask for the
+same method and every input agrees on everything but the batch (first) dimension:
+same names, same non-batch dimensions (the decoder has already cast each input to
+its datatype). Requests are grouped by that
+shape, so a tensor model with variable non-batch dimensions (a sequence length, an
+image size) batches only requests of equal shapes; nothing is padded. The batch is
+the concatenation along the first dimension; the model's answer (an array, or a dict
+of arrays for named outputs) is cut back per request along its first dimension.
+Models a flavour marks unsafe to batch (``LoadedModel.batchable`` False) never get here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, TypeAlias
 
 import numpy as np
 
-Predict = Callable[[np.ndarray, str], Awaitable[Any]]
+# A request's inputs: rows, or named tensors.
+Inputs: TypeAlias = "np.ndarray | dict[str, np.ndarray]"
+Predict = Callable[[Inputs, str], Awaitable[Any]]
+Item = tuple[Inputs, "asyncio.Future[Any]"]
+
+
+def batch_rows(inputs: Inputs) -> int:
+    """How many rows (the first dimension) a request carries."""
+    if isinstance(inputs, dict):
+        return len(next(iter(inputs.values()))) if inputs else 0
+    return len(inputs)
+
+
+def shape_key(inputs: Inputs) -> Hashable:
+    """What must agree for requests to share a batch: everything but the batch dimension."""
+    if isinstance(inputs, dict):
+        return tuple((name, a.shape[1:]) for name, a in sorted(inputs.items()))
+    return inputs.shape[1:]
+
+
+def concatenate(parts: list[Inputs]) -> Inputs:
+    """The requests' inputs as one batch (all of one shape_key)."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {
+            name: np.concatenate([part[name] for part in parts])
+            for name in first
+        }
+    return np.concatenate(parts)  # type: ignore[arg-type]
+
+
+def _result_rows(result: Any) -> dict[str, Any]:
+    """The model's answer as named arrays ("" for a bare array), each checked for rows."""
+    if isinstance(result, Mapping):
+        return {str(k): np.asarray(v) for k, v in result.items()}
+    return {"": np.asarray(result)}
+
+
+def _cut(parts: dict[str, Any], start: int, end: int) -> Any:
+    if set(parts) == {""}:
+        return parts[""][start:end]
+    return {name: array[start:end] for name, array in parts.items()}
 
 
 class MicroBatcher:
@@ -32,14 +84,14 @@ class MicroBatcher:
         self._max_rows = max_batch_size
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
-        self._pending: dict[str, list[tuple[np.ndarray, asyncio.Future[Any]]]] = {}
+        self._pending: dict[tuple[str, Hashable], list[Item]] = {}
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()  # keep running batches referenced
 
-    async def submit(self, rows: np.ndarray, method: str) -> Any:
+    async def submit(self, rows: Inputs, method: str) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.setdefault(method, []).append((rows, future))
+        self._pending.setdefault((method, shape_key(rows)), []).append((rows, future))
         if not self._scheduled:
             self._scheduled = True
             if self._max_wait_s > 0:
@@ -51,23 +103,24 @@ class MicroBatcher:
     def _flush(self) -> None:
         self._scheduled = False
         pending, self._pending = self._pending, {}
-        for method, items in pending.items():
+        for (method, _), items in pending.items():
             for chunk in _chunks(items, self._max_rows):
                 task = asyncio.ensure_future(self._run(method, chunk))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, method: str, items: list[tuple[np.ndarray, asyncio.Future[Any]]]) -> None:
+    async def _run(self, method: str, items: list[Item]) -> None:
         if len(items) == 1:
             rows, future = items[0]
             await self._settle(future, rows, method)
             return
-        batch = np.concatenate([rows for rows, _ in items])
+        batch = concatenate([rows for rows, _ in items])
+        total = batch_rows(batch)
         if self._on_batch:
             self._on_batch(len(items))
         try:
-            result = np.asarray(await self._predict(batch, method))
-            if len(result) != len(batch):
+            parts = _result_rows(await self._predict(batch, method))
+            if any(array.ndim == 0 or len(array) != total for array in parts.values()):
                 raise ValueError("the model returned a different number of rows")
         except Exception:
             for rows, future in items:  # isolate the failing request
@@ -75,12 +128,12 @@ class MicroBatcher:
             return
         start = 0
         for rows, future in items:
-            end = start + len(rows)
+            end = start + batch_rows(rows)
             if not future.done():
-                future.set_result(result[start:end])
+                future.set_result(_cut(parts, start, end))
             start = end
 
-    async def _settle(self, future: asyncio.Future[Any], rows: np.ndarray, method: str) -> None:
+    async def _settle(self, future: asyncio.Future[Any], rows: Inputs, method: str) -> None:
         if self._on_batch:
             self._on_batch(1)
         try:
@@ -93,15 +146,14 @@ class MicroBatcher:
             future.set_result(result)
 
 
-def _chunks(
-    items: list[tuple[np.ndarray, asyncio.Future[Any]]], max_rows: int
-) -> list[list[tuple[np.ndarray, asyncio.Future[Any]]]]:
-    chunks: list[list[tuple[np.ndarray, asyncio.Future[Any]]]] = [[]]
+def _chunks(items: list[Item], max_rows: int) -> list[list[Item]]:
+    chunks: list[list[Item]] = [[]]
     rows = 0
     for item in items:
-        if chunks[-1] and rows + len(item[0]) > max_rows:
+        size = batch_rows(item[0])
+        if chunks[-1] and rows + size > max_rows:
             chunks.append([])
             rows = 0
         chunks[-1].append(item)
-        rows += len(item[0])
+        rows += size
     return chunks

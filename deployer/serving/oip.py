@@ -22,6 +22,7 @@ from deployer.serving.http import (
 )
 from deployer.serving.offload import off_loop
 from deployer.serving.runner import ModelRunner
+from deployer.serving.tensors import Tensors, check_inputs, named_outputs
 
 EXTENSIONS = [oip_binary.EXTENSION]
 
@@ -158,8 +159,19 @@ class OIPRoutes:
             runner.check_method(method)
         results: list[tuple[str, Any, bool]] = []
         size = 0
+        if isinstance(rows, dict):  # named tensors: one call answers every output
+            outputs = named_outputs(
+                await runner.predict(rows, signature.methods[0], parameters), signature
+            )
+            if requested is None:
+                wanted = [(name, None) for name in outputs]
         for method, output in wanted:
-            result = np.asarray(await runner.predict(rows, method, parameters))
+            if isinstance(rows, dict):
+                if method not in outputs:
+                    raise BadRequest(f"the model returned no output {method!r}")
+                result = outputs[method]
+            else:
+                result = np.asarray(await runner.predict(rows, method, parameters))
             size += result.nbytes
             check_response_size(size, self.max_response_bytes)
             results.append((method, result, oip_binary.wants_binary(output, parameters)))
@@ -170,8 +182,11 @@ class OIPRoutes:
         return await off_loop(size, _encode_infer, body, results, accept_encoding)
 
 
-def _decode_infer(request: Request, signature: Signature) -> tuple[dict[str, Any], np.ndarray]:
-    """The request's JSON object and its input tensor as rows (400 when either is wrong)."""
+def _decode_infer(
+    request: Request, signature: Signature
+) -> tuple[dict[str, Any], np.ndarray | Tensors]:
+    """The request's JSON object and its inputs: rows for a tabular model, named tensors
+    checked against the signature for a tensor model (400 when anything is wrong)."""
     head, tail = oip_binary.split_body(request.body, request.headers.get(oip_binary.HEADER))
     payload = parse_json(head)
     if not isinstance(payload, dict):
@@ -179,12 +194,33 @@ def _decode_infer(request: Request, signature: Signature) -> tuple[dict[str, Any
     inputs = payload.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest("'inputs' must be a non-empty list of tensors")
-    if len(inputs) != 1:
+    if len(inputs) != 1 and not signature.is_tensor:
         raise BadRequest(f"this model takes 1 input tensor, got {len(inputs)}")
     oip_binary.attach_binary(inputs, tail)
     if not isinstance(payload.get("parameters") or {}, dict):
         raise BadRequest("'parameters' must be a JSON object")
+    if signature.is_tensor:
+        return payload, _named_inputs(inputs, signature)
     return payload, to_rows(decode_tensor(inputs[0]), signature)
+
+
+def _named_inputs(inputs: list[Any], signature: Signature) -> Tensors:
+    """Each OIP input by name, its datatype and shape checked against the signature."""
+    arrays: dict[str, np.ndarray] = {}
+    specs = {spec.name: spec for spec in signature.inputs}
+    for tensor in inputs:
+        array = decode_tensor(tensor)
+        name = str(tensor["name"])
+        if name in arrays:
+            raise BadRequest(f"input {name!r} is sent twice; send each input once")
+        spec = specs.get(name)
+        if spec is not None and tensor["datatype"] != spec.datatype:
+            raise BadRequest(
+                f"input {name!r} is {tensor['datatype']}; the model takes {spec.datatype} "
+                f"(shape {list(spec.shape)})"
+            )
+        arrays[name] = array
+    return check_inputs(arrays, signature)
 
 
 def _encode_infer(

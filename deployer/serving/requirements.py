@@ -30,6 +30,9 @@ FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnxruntime>=1.17,<2",),
     "xgboost": ("xgboost>=2.0,<4",),
     "python": (),
+    # Pinned by the image build to the torch installed on the host (the one the model was
+    # tested with); a host without torch resolves the CPU wheel (deployer/image/wheelhouse.py).
+    "pytorch": ("torch>=2.4,<3",),
 }
 
 

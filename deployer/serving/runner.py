@@ -16,7 +16,7 @@ import numpy as np
 from deployer.flavors import LoadedModel, load_model
 from deployer.flavors.base import Signature
 from deployer.serving import metrics
-from deployer.serving.batching import MicroBatcher
+from deployer.serving.batching import Inputs, MicroBatcher, batch_rows
 from deployer.serving.errors import BadRequest, NotReady
 from deployer.serving.offload import INLINE_ROWS
 from deployer.serving.readiness import WorkerReadiness
@@ -110,13 +110,11 @@ class ModelRunner:
         metrics.MODEL_READY.set(1)
         log.info("model %s (%s) loaded in %.2fs", self.settings.model_name, model.flavor, seconds)
 
-    def _predict_now(
-        self, rows: np.ndarray, method: str, parameters: Mapping[str, Any] = {}
-    ) -> Any:
+    def _predict_now(self, rows: Inputs, method: str, parameters: Mapping[str, Any] = {}) -> Any:
         try:
             return self.require_model().predict(rows, method, parameters)
         except ValueError as exc:
-            if is_input_rejection(exc):
+            if isinstance(rows, np.ndarray) and is_input_rejection(exc):
                 raise rejection(exc, rows) from None
             raise
 
@@ -126,17 +124,18 @@ class ModelRunner:
             raise BadRequest(f"unknown method {method!r}; this model offers {', '.join(methods)}")
 
     async def _call(
-        self, rows: np.ndarray, method: str, parameters: Mapping[str, Any] | None = None
+        self, rows: Inputs, method: str, parameters: Mapping[str, Any] | None = None
     ) -> Any:
         """Run the model: on the event loop for small batches of the built-in flavours,
         else on a thread."""
-        if self._inline and len(rows) <= INLINE_ROWS:
+        if self._inline and batch_rows(rows) <= INLINE_ROWS:
             return self._predict_now(rows, method, parameters or {})
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self._predict_now, rows, method, parameters or {})
 
-    async def predict(self, rows: np.ndarray, method: str, parameters: Mapping[str, Any]) -> Any:
-        """Predict ``rows`` with ``method``; parameters the model may read bypass batching."""
+    async def predict(self, rows: Inputs, method: str, parameters: Mapping[str, Any]) -> Any:
+        """Predict ``rows`` (or named tensors) with ``method``; parameters the model may
+        read bypass batching."""
         self.check_method(method)
         other = {k: v for k, v in parameters.items() if k not in ENCODING_PARAMETERS}
         if self._batcher is not None and not other:

@@ -220,3 +220,56 @@ def test_the_batcher_keeps_working_after_a_failure() -> None:
 
     assert [r.tolist() for r in run(scenario())] == [[2.0], [4.0]]
     assert model.calls == [("predict", 1), ("predict", 2)]
+
+
+# --- named tensors: batched only when every input's non-batch dims agree ------------------
+
+
+class TensorModel:
+    """Sums each row of ``tokens`` and returns named outputs; records each call's rows."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    async def __call__(self, inputs: dict[str, np.ndarray], method: str) -> dict[str, Any]:
+        self.calls.append(len(inputs["tokens"]))
+        return {"sum": inputs["tokens"].sum(axis=1), "first": inputs["tokens"][:, 0]}
+
+
+def tokens(*rows: list[float]) -> dict[str, np.ndarray]:
+    return {"tokens": np.array(rows, dtype=np.float32), "ids": np.arange(len(rows))}
+
+
+def test_named_tensors_of_equal_shapes_share_a_batch_and_get_their_own_outputs() -> None:
+    model = TensorModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+
+    async def scenario() -> list[Any]:
+        return await gather_settled(
+            batcher.submit(tokens([1, 2]), "predict"),
+            batcher.submit(tokens([3, 4], [5, 6]), "predict"),
+        )
+
+    first, second = run(scenario())
+    assert model.calls == [3]
+    assert first["sum"].tolist() == [3.0] and first["first"].tolist() == [1.0]
+    assert second["sum"].tolist() == [7.0, 11.0] and second["first"].tolist() == [3.0, 5.0]
+
+
+def test_named_tensors_of_different_non_batch_shapes_run_apart() -> None:
+    """A variable-length input: requests batch only with requests of the same length."""
+    model = TensorModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+
+    async def scenario() -> list[Any]:
+        return await gather_settled(
+            batcher.submit(tokens([1, 2]), "predict"),
+            batcher.submit(tokens([1, 2, 3]), "predict"),
+            batcher.submit(tokens([4, 5]), "predict"),
+        )
+
+    short, long, other = run(scenario())
+    assert sorted(model.calls) == [1, 2]  # the two 2-token requests together, the 3-token alone
+    assert short["sum"].tolist() == [3.0]
+    assert long["sum"].tolist() == [6.0]
+    assert other["sum"].tolist() == [9.0]

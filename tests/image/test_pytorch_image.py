@@ -1,0 +1,104 @@
+"""The PyTorch example (examples/pytorch, a tiny TorchScript model built from code) through
+``deployer build`` and ``push --to local``, then predictions over OIP v2 and Vertex."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from docker_support import free_port, remove_repository
+from serving_support import EXAMPLES
+
+from deployer import Project
+
+pytestmark = pytest.mark.docker
+torch = pytest.importorskip("torch")
+NAME = "tiny-torch-test"
+
+
+@pytest.fixture(scope="module")
+def deployed(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    folder = tmp_path_factory.mktemp("pytorch-project")
+    subprocess.run(
+        [sys.executable, str(EXAMPLES / "pytorch" / "create.py"), str(folder)],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    text = (EXAMPLES / "pytorch" / "deployer.yaml").read_text()
+    text = text.replace("name: tiny-torch", f"name: {NAME}").replace("port: 8083", f"port: {port}")
+    (folder / "deployer.yaml").write_text(text)
+    shutil.copy(EXAMPLES / "pytorch" / "create.py", folder / "create.py")
+    project = Project.load(folder / "deployer.yaml")
+    try:
+        result = project.push(["local"])
+        assert result.ok, result.targets[0].error
+        yield project
+    finally:
+        project.destroy(["local"])
+        remove_repository(docker, NAME)
+
+
+def url(project: Project) -> str:
+    return f"http://127.0.0.1:{project.config.targets['local'].model_extra['port']}"
+
+
+def expected(image: np.ndarray, scale: np.ndarray, project: Project) -> dict[str, np.ndarray]:
+    result = project.load_model().predict({"image": image, "scale": scale}, "logits", {})
+    return {k: np.asarray(v) for k, v in result.items()}
+
+
+def test_image_size_is_reported(deployed: Project, docker: Any) -> None:
+    image = docker.images.get(deployed.image_ref())
+    size_mb = image.attrs["Size"] / 1e6
+    print(f"\npytorch image {deployed.image_ref()}: {size_mb:.0f} MB")
+    assert image.labels["dev.deployer.model.flavor"] == "pytorch"
+    assert size_mb < 2000  # the CPU wheel: a CUDA build alone is several GB
+
+
+def test_oip_v2_infer_with_two_named_inputs(deployed: Project) -> None:
+    image = np.linspace(0, 1, 2 * 64, dtype=np.float32).reshape(2, 1, 8, 8)
+    scale = np.array([1.0, 2.0], dtype=np.float32)
+    body = {
+        "inputs": [
+            {"name": "image", "datatype": "FP32", "shape": [2, 1, 8, 8],
+             "data": image.ravel().tolist()},
+            {"name": "scale", "datatype": "FP32", "shape": [2], "data": scale.tolist()},
+        ]
+    }  # fmt: skip
+    answer = httpx.post(f"{url(deployed)}/v2/models/{NAME}/infer", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    outputs = {o["name"]: o for o in answer.json()["outputs"]}
+    want = expected(image, scale, deployed)
+    for name in ("logits", "probabilities"):
+        assert outputs[name]["shape"] == [2, 3]
+        np.testing.assert_allclose(np.reshape(outputs[name]["data"], (2, 3)), want[name], rtol=1e-5)
+
+
+def test_vertex_instances_as_objects(deployed: Project) -> None:
+    image = np.full((1, 1, 8, 8), 0.25, dtype=np.float32)
+    instances = [{"image": image[0].tolist(), "scale": 1.5}]
+    answer = httpx.post(
+        f"{url(deployed)}/vertex/predict", json={"instances": instances}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    (prediction,) = answer.json()["predictions"]
+    want = expected(image, np.array([1.5], dtype=np.float32), deployed)
+    np.testing.assert_allclose(prediction["probabilities"], want["probabilities"][0], rtol=1e-5)
+    bad = httpx.post(
+        f"{url(deployed)}/vertex/predict", json={"instances": [{"image": [[1.0]]}]}, timeout=60
+    )
+    assert bad.status_code == 400 and "'scale'" in bad.json()["error"]
+
+
+def test_check_passes_every_contract_with_named_tensors(deployed: Project) -> None:
+    report = deployed.check(deployed.image_ref())
+    failures = [r for r in report.results if not r.passed]
+    assert failures == []
+    assert {r.contract for r in report.results} >= {"SageMaker", "Vertex AI", "Azure ML", "OIP v2"}

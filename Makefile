@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DEPLOYER_BASE_IMAGE ?= deployer-base:bookworm-py311
+TORCH_VERSION ?= 2.13.0
 
 .PHONY: demo test setup machine venv lint bench clean
 
@@ -30,6 +31,9 @@ venv: $(BIN)/deployer
 PROVIDERS := $(patsubst %/pyproject.toml,%,$(wildcard providers/*/pyproject.toml))
 $(BIN)/deployer: pyproject.toml router/pyproject.toml $(wildcard providers/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: 2.13.0 is the CPU build on this machine's disk, which the
+	# dev extra's range then accepts (an unpinned torch would pull a CUDA build of GBs).
+	$(BIN)/pip install -q 'torch==$(TORCH_VERSION)'
 	$(BIN)/pip install -q -e '.[dev]' -e 'router[test]' $(foreach p,$(PROVIDERS),-e '$(p)[test]')
 	touch $@
 

@@ -31,7 +31,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES"
 ]
-FlavorName = Literal["sklearn", "onnx", "xgboost", "python"]
+FlavorName = Literal["sklearn", "onnx", "xgboost", "python", "lightgbm", "catboost", "mlflow"]
 # the sections whose whole-document checks name their field ("model.path: required ...")
 LOCATED = ("model", "serving", "image")
 assert set(get_args(FlavorName)) == set(FLAVOR_NAMES), "keep FlavorName in step with the flavours"
@@ -55,7 +55,9 @@ class ModelConfig(_Strict):
         default=None, description="model file or folder, relative to deployer.yaml"
     )
     flavor: FlavorName | None = Field(
-        default=None, description="sklearn | onnx | xgboost | python; detected when unset"
+        default=None,
+        description="sklearn | onnx | xgboost | lightgbm | catboost | mlflow | python; "
+        "detected when unset",
     )
 
     predictor: str | None = Field(default=None, description="python flavour: 'module:Class'")

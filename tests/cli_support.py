@@ -25,6 +25,10 @@ HEAVY = (
     "sklearn",
     "onnxruntime",
     "xgboost",
+    "lightgbm",
+    "catboost",
+    "mlflow",
+    "pandas",
 )
 
 

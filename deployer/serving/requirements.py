@@ -30,6 +30,11 @@ FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnxruntime>=1.17,<2",),
     "xgboost": ("xgboost>=2.0,<4",),
     "python": (),
+    "lightgbm": ("lightgbm>=4.0,<5",),
+    "catboost": ("catboost>=1.2,<2",),
+    # an MLflow model maps to a native flavour, or brings mlflow-skinny and its own
+    # requirements.txt (deployer.flavors.image_needs; Project.build_spec adds them)
+    "mlflow": (),
 }
 
 

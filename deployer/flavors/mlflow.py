@@ -34,6 +34,7 @@ suffixes: tuple[str, ...] = ()  # detected as a folder holding an MLmodel file
 extra = "mlflow"
 MLMODEL = "MLmodel"
 REGISTRY_PREFIX = "models:/"
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 SAMPLE_ROWS = 8  # rows of MLflow's input example kept as the smoke sample
 
 
@@ -433,6 +434,9 @@ def download_registered(uri: str, folder: Path) -> Path:
     target = folder / f"mlflow-{slug}"
     artifacts = require("mlflow.artifacts", extra, name)
     target.mkdir(parents=True, exist_ok=True)
+    # no tqdm bar: it would leave its monitor thread running in a library caller
+    previous = os.environ.get(_PROGRESS_BAR)
+    os.environ[_PROGRESS_BAR] = "false"
     try:
         artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target))
     except Exception as exc:  # the registry's own errors: name the URI and the store
@@ -440,6 +444,11 @@ def download_registered(uri: str, folder: Path) -> Path:
             f"could not download {uri} from {os.environ['MLFLOW_TRACKING_URI']}: "
             f"{type(exc).__name__}: {str(exc)[:300]}"
         ) from exc
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = previous
     if model_folder(str(target)) is None:
         raise UsageError(f"{uri} downloaded to {target}, but it holds no {MLMODEL} file")
     return target

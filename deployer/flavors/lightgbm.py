@@ -10,6 +10,8 @@ This module shares its name with the library; it imports it absolutely
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +31,8 @@ _HEAD_BYTES = 4096
 def is_lightgbm_text(path: str) -> bool:
     """A LightGBM text model: first line ``tree``, then ``version=v...`` and ``num_class=``."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # never open a FIFO or a device
+            return False
         with open(path, "rb") as f:
             head = f.read(_HEAD_BYTES)
     except OSError:

@@ -204,3 +204,50 @@ def test_missing_runtime_names_the_extra(
 def test_need_a_path(flavor: str) -> None:
     with pytest.raises(ModelLoadError, match=r"needs model\.path"):
         load_model(flavor, None)
+
+
+# --- deployer init ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flavor", "name"), [("lightgbm", "model.txt"), ("catboost", "model.cbm")])
+def test_cli_init_detects_and_validates(
+    tmp_path: Path,
+    lgb_multiclass: tuple[Path, Any],
+    cb_classifier: tuple[Path, Any],
+    flavor: str,
+    name: str,
+) -> None:
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    shutil.copy(lgb_multiclass[0] if flavor == "lightgbm" else cb_classifier[0], tmp_path / name)
+
+    def deployer(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "deployer", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        )
+
+    result = deployer("init", "--model", name)
+    assert result.returncode == 0, result.stderr
+    assert f"flavour {flavor}" in result.stderr
+    assert f"flavor: {flavor}" in (tmp_path / "deployer.yaml").read_text()
+    result = deployer("validate", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["flavor"] == flavor
+    assert report["signature"]["inputs"][0]["shape"] == [-1, 4]
+
+
+def test_detection_never_opens_a_fifo(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "model.txt"
+    os.mkfifo(fifo)
+    assert detect_flavor(str(fifo)) is None  # would block forever if it opened the FIFO

@@ -302,3 +302,21 @@ def test_unknown_registered_model_names_uri_and_store(registry: str, tmp_path: P
     with pytest.raises(UsageError) as info:
         Project.init("models:/absent/3", tmp_path / "deployer.yaml")
     assert "could not download models:/absent/3 from " + registry in str(info.value)
+
+
+def test_cli_init_with_a_registry_uri_and_no_tracking_uri(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = subprocess.run(
+        [sys.executable, "-m", "deployer", "init", "--model", "models:/iris/1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    assert result.returncode == 2
+    assert "models:/iris/1 is a model registry URI, but MLFLOW_TRACKING_URI is not set" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "deployer.yaml").exists()

@@ -370,8 +370,16 @@ def _pyfunc(model: MLModel, backend: Backend, options: Mapping[str, Any]) -> Loa
         pandas = require("pandas", extra, name)
         table = pandas.DataFrame(rows, columns=columns)
         for column, oip in zip(columns or (), column_types, strict=True):
-            if oip != "BYTES":
-                table[column] = table[column].astype(np.dtype(_NUMPY[oip]))
+            if oip == "BYTES":
+                continue
+            values = table[column]
+            integral = oip not in ("FP32", "FP64") and values.dtype.kind == "f"
+            if integral and not np.isfinite(values.to_numpy()).all():  # the server answers 400
+                raise ValueError(
+                    f"Input contains NaN or infinity in column {column!r}, "
+                    f"which MLflow's signature types {oip}"
+                )
+            table[column] = values.astype(np.dtype(_NUMPY[oip]))
         return table
 
     output = output_spec(model)

@@ -239,6 +239,14 @@ mlflow.pyfunc.save_model({str(folder)!r}, python_model=Types(),
     model = load_model("mlflow", str(folder))
     assert model.signature.width == 2 and model.signature.datatype == "FP64"
     assert list(model.predict(np.array([[3.0, 2.5]]), "predict", {})) == ["int64"]
+    # NaN cannot be a long: refused as the model's input error (the server answers 400)
+    from deployer.serving.rejections import is_input_rejection
+
+    with pytest.raises(ValueError, match="column 'count', which MLflow's signature types INT64"):
+        model.predict(np.array([[np.nan, 2.5]]), "predict", {})
+    with pytest.raises(ValueError) as info:
+        model.predict(np.array([[np.inf, 2.5]]), "predict", {})
+    assert is_input_rejection(info.value)
 
 
 # --- deployer init, the release sample, the registry -----------------------------------

@@ -21,7 +21,17 @@ from deployer.errors import DeployerError
 from deployer.serving.requirements import requirements_for
 
 # Distributions whose host version must match the image (the model file depends on them).
-PIN_TO_HOST = ("numpy", "scikit-learn", "joblib", "xgboost", "onnxruntime", "scipy")
+PIN_TO_HOST = (
+    "numpy",
+    "scikit-learn",
+    "joblib",
+    "xgboost",
+    "onnxruntime",
+    "scipy",
+    "lightgbm",
+    "catboost",
+    "cloudpickle",  # what MLflow's pickles (pyfunc models, sklearn) were written with
+)
 
 
 class WheelhouseError(DeployerError):

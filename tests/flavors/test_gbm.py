@@ -251,3 +251,13 @@ def test_detection_never_opens_a_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "model.txt"
     os.mkfifo(fifo)
     assert detect_flavor(str(fifo)) is None  # would block forever if it opened the FIFO
+
+
+def test_the_image_pins_the_host_versions_of_lightgbm_and_catboost() -> None:
+    from importlib import metadata
+
+    from deployer.image.wheelhouse import image_requirements
+
+    requirements = image_requirements("lightgbm", ()) + image_requirements("catboost", ())
+    assert f"lightgbm=={metadata.version('lightgbm')}" in requirements
+    assert f"catboost=={metadata.version('catboost')}" in requirements

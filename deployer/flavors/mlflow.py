@@ -301,8 +301,21 @@ def output_spec(model: MLModel) -> TensorSpec | None:
     return TensorSpec("predict", datatype, (-1,) if len(outputs) == 1 else (-1, len(outputs)))
 
 
-def input_example(model: MLModel, columns: list[str] | None) -> list[list[Any]] | None:
-    """MLflow's saved input example as rows (at most SAMPLE_ROWS), or None."""
+def input_example(
+    model: MLModel, columns: list[str] | None, width: int | None
+) -> list[list[Any]] | None:
+    """MLflow's saved input example as rows of ``width`` (at most SAMPLE_ROWS), or None
+    when there is none or deployer cannot read it as rows (then the smoke sample is zeros)."""
+    try:
+        rows = _example_rows(model, columns)
+    except (DeployerError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # too large (1 MB), not JSON, or not rows: an example is optional
+    if not rows or (width and any(len(row) != width for row in rows)):
+        return None
+    return rows[:SAMPLE_ROWS]
+
+
+def _example_rows(model: MLModel, columns: list[str] | None) -> list[list[Any]] | None:
     info = model.example or {}
     artifact = info.get("artifact_path")
     if not artifact:
@@ -322,9 +335,9 @@ def input_example(model: MLModel, columns: list[str] | None) -> list[list[Any]] 
         rows = [[record.get(k) for k in keys] for record in document]
     elif isinstance(document, dict) and "inputs" in document:  # ndarray
         rows = document["inputs"]
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
         return None
-    return rows[:SAMPLE_ROWS]
+    return rows
 
 
 # -- loading --------------------------------------------------------------------------
@@ -362,7 +375,7 @@ def _pyfunc(model: MLModel, backend: Backend, options: Mapping[str, Any]) -> Loa
     width, datatype, columns = input_spec(model)
     column_types = [COLUMN_TYPES[str(s.get("type"))] for s in model.inputs or ()] if columns else []
     python_model = pyfunc.load_model(str(model.folder))
-    sample = input_example(model, columns)
+    sample = input_example(model, columns, options.get("width") or width)
 
     def frame(rows: np.ndarray) -> Any:
         if columns is None and model.inputs:
@@ -420,9 +433,9 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
         return _pyfunc(model, backend, options)
     loaded = _native(model, backend, options)
     _, _, columns = input_spec(model)
-    sample = input_example(model, columns)
+    sample = input_example(model, columns, loaded.signature.width)
     loaded.extra.update({"backend": backend.flavor, "mlflow_flavor": backend.mlflow_flavor})
-    if sample is not None and (loaded.signature.width in (None, len(sample[0]))):
+    if sample is not None:
         loaded.extra["sample"] = sample
     return loaded
 

@@ -328,3 +328,24 @@ def test_cli_init_with_a_registry_uri_and_no_tracking_uri(tmp_path: Path) -> Non
     )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "deployer.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        "not json",
+        '{"columns": ["a"], "data": [[1.0]]}',  # one column for a 4-feature model
+        '{"inputs": 3}',
+    ],
+)
+def test_an_unusable_input_example_leaves_the_zero_sample(
+    models: Path, tmp_path: Path, example: str
+) -> None:
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(models / "sklearn", folder)
+    (folder / "input_example.json").write_text(example)
+    model = load_model("mlflow", str(folder))
+    assert "sample" not in model.extra
+    assert model.signature.width == 4

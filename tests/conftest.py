@@ -126,7 +126,9 @@ def catboost_model_path(model_dir: Path, iris: tuple[np.ndarray, np.ndarray]) ->
     from catboost import CatBoostClassifier
 
     features, labels = iris
-    classifier = CatBoostClassifier(iterations=5, depth=2, verbose=0, thread_count=1)
+    classifier = CatBoostClassifier(
+        iterations=5, depth=2, verbose=0, thread_count=1, allow_writing_files=False
+    )
     classifier.fit(features, labels.astype(int))
     path = model_dir / "model.cbm"
     classifier.save_model(str(path))

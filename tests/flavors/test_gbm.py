@@ -115,7 +115,9 @@ def cb_classifier(tmp_path_factory: pytest.TempPathFactory, iris: Any) -> tuple[
 
     features, labels = iris
     names = np.array(["setosa", "versicolor", "virginica"])[labels.astype(int)]
-    classifier = CatBoostClassifier(iterations=5, depth=2, verbose=0, thread_count=1)
+    classifier = CatBoostClassifier(
+        iterations=5, depth=2, verbose=0, thread_count=1, allow_writing_files=False
+    )
     classifier.fit(features, names)
     path = tmp_path_factory.mktemp("cb") / "model.cbm"
     classifier.save_model(str(path))
@@ -145,7 +147,9 @@ def test_catboost_regressor(tmp_path: Path, iris: Any) -> None:
     from catboost import CatBoostRegressor
 
     features, _ = iris
-    regressor = CatBoostRegressor(iterations=5, depth=2, verbose=0, thread_count=1)
+    regressor = CatBoostRegressor(
+        iterations=5, depth=2, verbose=0, thread_count=1, allow_writing_files=False
+    )
     regressor.fit(features[:, :3], features[:, 3])
     path = tmp_path / "reg.cbm"
     regressor.save_model(str(path))
@@ -161,7 +165,9 @@ def test_catboost_with_categorical_features_is_refused(tmp_path: Path) -> None:
     from catboost import CatBoostClassifier
 
     rows = [["a", 1.0], ["b", 2.0], ["a", 3.0], ["b", 4.0]] * 5
-    classifier = CatBoostClassifier(iterations=2, verbose=0, thread_count=1)
+    classifier = CatBoostClassifier(
+        iterations=2, verbose=0, thread_count=1, allow_writing_files=False
+    )
     classifier.fit(rows, [0, 1, 0, 1] * 5, cat_features=[0])
     path = tmp_path / "cat.cbm"
     classifier.save_model(str(path))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from deployer.providers import Deployment, Invocation, Plan, Provider, Release, Status
     from deployer.results import Policy, PushResult
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
-from deployer.flavors import LoadedModel, detect_flavor, load_model
+from deployer.flavors import LoadedModel, detect_flavor, image_needs, load_model
 from deployer.flavors.base import sample_instances, specs_from_example
 from deployer.image.spec import BuildSpec, base_image
 from deployer.lockfile import Lock, lock_warnings, sha256_of
@@ -269,9 +269,20 @@ class Project:
             base=base_image(image.base),
             platform=platform or image.platform,
             python=image.python,
-            requirements=image.requirements,
+            requirements=(*image.requirements, *self.model_requirements()),
             source=self.root,
         )
+
+    def model_requirements(self) -> tuple[str, ...]:
+        """What this model needs beyond its flavour's runtime: an MLflow model brings the
+        runtime of the native flavour it maps to, or mlflow-skinny and its own requirements."""
+        from deployer.serving.requirements import FLAVOR_REQUIREMENTS
+
+        path = self.model_path
+        runtime, extra = image_needs(self.flavor, str(path) if path else None)
+        if runtime == self.flavor:
+            return extra
+        return (*FLAVOR_REQUIREMENTS.get(runtime, ()), *extra)
 
     def build(
         self,
@@ -308,11 +319,13 @@ class Project:
         return providers_for(self.config, self.file, names)
 
     def release(self, image: Image) -> Release:
-        """The release of ``image``, with a two-row sample shaped like the input for smoke tests."""
+        """The release of ``image``, with a sample for smoke tests: the model's own input
+        example when it recorded one (MLflow), else two rows of zeros shaped like the input."""
         from deployer.providers import Release
 
-        signature = self.load_model().signature
-        sample = sample_instances(signature, 2)
+        loaded = self.load_model()
+        signature = loaded.signature
+        sample = loaded.extra.get("sample") or sample_instances(signature, 2)
         return Release(self.name, image, sample, signature.to_dict())
 
     def push(

@@ -61,13 +61,23 @@ def split_targets(value: str | None) -> list[str] | None:
 @app.command()
 @handles_errors
 def init(
-    model: Annotated[Path, typer.Option("--model", "-m", help="The trained model file.")],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The trained model file, an MLflow model folder, or models:/NAME/VERSION.",
+        ),
+    ],
     file: FileOption = Path("deployer.yaml"),
     name: Annotated[
         str | None, typer.Option(help="Project name (default: from the model).")
     ] = None,
     flavor: Annotated[
-        str | None, typer.Option(help="sklearn, onnx, xgboost or python (default: detected).")
+        str | None,
+        typer.Option(
+            help="sklearn, onnx, xgboost, lightgbm, catboost, mlflow or python (default: detected)."
+        ),
     ] = None,
     predictor: Annotated[
         str | None, typer.Option(help="python flavour: the predictor class, 'module:Class'.")

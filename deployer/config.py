@@ -31,7 +31,9 @@ NAME_PATTERN = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES"
 ]
-FlavorName = Literal["sklearn", "onnx", "xgboost", "python", "pytorch"]
+FlavorName = Literal[
+    "sklearn", "onnx", "xgboost", "python", "pytorch", "lightgbm", "catboost", "mlflow"
+]
 # the sections whose whole-document checks name their field ("model.path: required ...")
 LOCATED = ("model", "serving", "image")
 assert set(get_args(FlavorName)) == set(FLAVOR_NAMES), "keep FlavorName in step with the flavours"
@@ -89,7 +91,8 @@ class ModelConfig(_Strict):
     )
     flavor: FlavorName | None = Field(
         default=None,
-        description="sklearn | onnx | xgboost | python | pytorch; detected when unset",
+        description="sklearn | onnx | xgboost | lightgbm | catboost | mlflow | pytorch | python;"
+        " detected when unset",
     )
 
     predictor: str | None = Field(default=None, description="python flavour: 'module:Class'")

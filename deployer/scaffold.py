@@ -9,6 +9,7 @@ from string import Template
 
 from deployer.errors import UsageError, file_or_folder_problem
 from deployer.flavors import FLAVOR_NAMES, detect_flavor, load_model
+from deployer.flavors.mlflow import download_registered, is_registry_uri
 from deployer.resources import read_template
 
 
@@ -29,7 +30,12 @@ def render_project_file(
     flavor: str | None = None,
     predictor: str | None = None,
 ) -> str:
-    """The text of a new deployer.yaml; loads the model once to list its outputs."""
+    """The text of a new deployer.yaml; loads the model once to list its outputs.
+
+    A registry URI (``models:/NAME/VERSION``, with MLFLOW_TRACKING_URI set) is first
+    downloaded into a folder next to the project file, which deployer.yaml then names."""
+    if is_registry_uri(str(model)):
+        model = download_registered(str(model), config_dir)
     problem = file_or_folder_problem(model)  # stat only: a FIFO is never opened
     if problem:
         raise UsageError(f"model file {model} {problem}; expected a regular file or a folder")
@@ -45,7 +51,7 @@ def render_project_file(
     block = f"  predictor: {predictor}   # module:Class\n  code: [.]\n" if predictor else ""
     pickle_note = (
         "Loading a pickle runs code from it: only deploy models you trust."
-        if flavor == "sklearn"
+        if flavor in ("sklearn", "mlflow")
         else ""
     )
     return Template(read_template("deployer.yaml.tmpl")).substitute(

@@ -26,6 +26,10 @@ HEAVY = (
     "onnxruntime",
     "xgboost",
     "torch",
+    "lightgbm",
+    "catboost",
+    "mlflow",
+    "pandas",
 )
 
 

@@ -108,6 +108,34 @@ def xgboost_model_path(model_dir: Path, iris: tuple[np.ndarray, np.ndarray]) -> 
 
 
 @pytest.fixture(scope="session")
+def lightgbm_model_path(model_dir: Path, iris: tuple[np.ndarray, np.ndarray]) -> Path:
+    """A small multi-class LightGBM Booster in its text format (Booster.save_model)."""
+    import lightgbm as lgb
+
+    features, labels = iris
+    params = {"objective": "multiclass", "num_class": 3, "num_leaves": 4, "verbose": -1}
+    booster = lgb.train({**params, "num_threads": 1}, lgb.Dataset(features, labels), 4)
+    path = model_dir / "lightgbm-model.txt"
+    booster.save_model(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def catboost_model_path(model_dir: Path, iris: tuple[np.ndarray, np.ndarray]) -> Path:
+    """A small CatBoost classifier saved as .cbm."""
+    from catboost import CatBoostClassifier
+
+    features, labels = iris
+    classifier = CatBoostClassifier(
+        iterations=5, depth=2, verbose=0, thread_count=1, allow_writing_files=False
+    )
+    classifier.fit(features, labels.astype(int))
+    path = model_dir / "model.cbm"
+    classifier.save_model(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
 def custom_example_dir() -> Path:
     return EXAMPLES / "custom"
 

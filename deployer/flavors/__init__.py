@@ -20,6 +20,9 @@ FLAVOR_MODULES = {
     "xgboost": "deployer.flavors.xgboost",
     "python": "deployer.flavors.python",
     "pytorch": "deployer.flavors.pytorch",
+    "lightgbm": "deployer.flavors.lightgbm",
+    "catboost": "deployer.flavors.catboost",
+    "mlflow": "deployer.flavors.mlflow",
 }
 FLAVOR_NAMES = tuple(FLAVOR_MODULES)
 
@@ -31,6 +34,7 @@ __all__ = [
     "TensorSpec",
     "detect_flavor",
     "flavor_module",
+    "image_needs",
     "load_model",
 ]
 
@@ -60,13 +64,27 @@ def _is_xgboost_json(path: str) -> bool:
 
 def detect_flavor(path: str) -> str | None:
     """Guess the flavour from the file name (and, for .json, its content)."""
+    from deployer.flavors.lightgbm import is_lightgbm_text
+    from deployer.flavors.mlflow import is_mlflow_model
+
+    if is_mlflow_model(path):  # a folder with an MLmodel file, or models:/NAME/VERSION
+        return "mlflow"
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".json":
         return "xgboost" if _is_xgboost_json(path) else None
-    for flavor in ("sklearn", "onnx", "xgboost", "pytorch"):
+    for flavor in ("sklearn", "onnx", "xgboost", "catboost", "pytorch"):
         if suffix in flavor_module(flavor).suffixes:
             return flavor
+    if is_lightgbm_text(path):  # Booster.save_model writes any suffix: read the first lines
+        return "lightgbm"
     return None
+
+
+def image_needs(flavor: str, path: str | None) -> tuple[str, tuple[str, ...]]:
+    """The flavour whose runtime the image installs for this model, and the model's own
+    extra requirements: an MLflow model maps to a native flavour or brings its own."""
+    needs = getattr(flavor_module(flavor), "image_needs", None)
+    return needs(path) if needs is not None and path else (flavor, ())
 
 
 def load_model(

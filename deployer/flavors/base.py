@@ -113,9 +113,7 @@ class Signature:
         }
 
 
-def tensor_signature(
-    inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
-) -> Signature:
+def tensor_signature(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Signature:
     """A signature of named tensor inputs; every datatype is checked to be an OIP name."""
     if not inputs:
         raise ValueError("a tensor signature needs at least one input")

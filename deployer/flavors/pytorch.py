@@ -115,8 +115,10 @@ def _output_names(program: Any, count: int) -> list[str]:
     """A dict output's keys, else ``output-0``...: what the module returns, in order."""
     spec = getattr(getattr(program, "call_spec", None), "out_spec", None)
     context = getattr(spec, "context", None)
-    if isinstance(context, list) and len(context) == count and all(
-        isinstance(k, str) for k in context
+    if (
+        isinstance(context, list)
+        and len(context) == count
+        and all(isinstance(k, str) for k in context)
     ):
         return list(context)
     return ["output-0"] if count == 1 else [f"output-{i}" for i in range(count)]

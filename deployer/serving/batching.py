@@ -50,10 +50,7 @@ def concatenate(parts: list[Inputs]) -> Inputs:
     """The requests' inputs as one batch (all of one shape_key)."""
     first = parts[0]
     if isinstance(first, dict):
-        return {
-            name: np.concatenate([part[name] for part in parts])
-            for name in first
-        }
+        return {name: np.concatenate([part[name] for part in parts]) for name in first}
     return np.concatenate(parts)  # type: ignore[arg-type]
 
 

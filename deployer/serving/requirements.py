@@ -33,6 +33,11 @@ FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # Pinned by the image build to the torch installed on the host (the one the model was
     # tested with); a host without torch resolves the CPU wheel (deployer/image/wheelhouse.py).
     "pytorch": ("torch>=2.4,<3",),
+    "lightgbm": ("lightgbm>=4.0,<5",),
+    "catboost": ("catboost>=1.2,<2",),
+    # an MLflow model maps to a native flavour, or brings mlflow-skinny and its own
+    # requirements.txt (deployer.flavors.image_needs; Project.build_spec adds them)
+    "mlflow": (),
 }
 
 

@@ -29,7 +29,7 @@ log = logging.getLogger("deployer.serving")
 # when the batch is small (up to INLINE_ROWS rows), else on a worker thread. A custom
 # predictor may block for long (I/O, big models): always on a worker thread, so health
 # probes keep answering.
-_INLINE_FLAVORS = frozenset({"sklearn", "onnx", "xgboost"})
+_INLINE_FLAVORS = frozenset({"sklearn", "onnx", "xgboost", "lightgbm", "catboost"})
 # Request parameters that only shape the encoding of the answer (OIP's binary tensor
 # extension): they never change the prediction, so such requests still share a batch.
 ENCODING_PARAMETERS = frozenset({"method", "binary_data_output", "binary_data", "binary_data_size"})

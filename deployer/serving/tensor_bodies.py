@@ -70,8 +70,10 @@ def _json(payload: Any, signature: Signature) -> tuple[Tensors, dict[str, Any]]:
         return from_instances(payload["instances"], signature), parameters
     if "inputs" in payload:
         inputs = payload["inputs"]
-        if isinstance(inputs, list) and inputs and all(
-            isinstance(t, dict) and "datatype" in t for t in inputs
+        if (
+            isinstance(inputs, list)
+            and inputs
+            and all(isinstance(t, dict) and "datatype" in t for t in inputs)
         ):  # OIP v2 tensors
             arrays = {str(t.get("name")): decode_tensor(t) for t in inputs}
             return check_inputs(arrays, signature), parameters

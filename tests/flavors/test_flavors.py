@@ -232,6 +232,7 @@ def test_custom_predictor_import_errors(
         ("model.ubj", "xgboost"),
         ("model.xgb", "xgboost"),
         ("model.bst", "xgboost"),
+        ("model.cbm", "catboost"),
         ("model.bin", None),
         ("model", None),
         ("predictor.py", None),
@@ -325,8 +326,11 @@ def test_missing_optional_dependency_names_the_extra(
 
 
 def test_unknown_flavour() -> None:
-    expected = r"unknown flavour 'torch'; expected one of sklearn, onnx, xgboost, python"
+    expected = (
+        r"unknown flavour 'torch'; expected one of "
+        r"sklearn, onnx, xgboost, python, lightgbm, catboost, mlflow"
+    )
     with pytest.raises(ValueError, match=expected):
         load_model("torch", "model.pt")
     assert FLAVOR_NAMES[:4] == ("sklearn", "onnx", "xgboost", "python")
-    assert "pytorch" in FLAVOR_NAMES
+    assert {"pytorch", "lightgbm", "catboost", "mlflow"} <= set(FLAVOR_NAMES)

@@ -29,7 +29,7 @@ from serving_support import PLATFORM_VARIABLES, REPO, free_port, serving_setting
 from deployer.flavors import flavor_module
 from deployer.serving.requirements import FLAVOR_REQUIREMENTS, RUNTIME_REQUIREMENTS
 
-FLAVORS = ("sklearn", "onnx", "xgboost", "python")
+FLAVORS = ("sklearn", "onnx", "xgboost", "python", "lightgbm", "catboost")
 FORBIDDEN = ("typer", "rich", "pydantic", "docker", "boto3", "botocore")
 FORBIDDEN_DEPLOYER = ("deployer.config", "deployer.api", "deployer.cli")
 SITE_DIRS = tuple(
@@ -187,18 +187,22 @@ def imported(
     sklearn_model_path: Path,
     onnx_model_path: Path,
     xgboost_model_path: Path,
+    lightgbm_model_path: Path,
+    catboost_model_path: Path,
     custom_example_dir: Path,
     custom_predictor_options: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
     """flavour -> {"baseline": modules at start, "modules": {name: file} after serving,
     "attempted": imports the hook refused}.
 
-    The four probes run concurrently to keep the suite fast.
+    The probes run concurrently to keep the suite fast.
     """
     settings = {
         "sklearn": serving_settings("sklearn", sklearn_model_path),
         "onnx": serving_settings("onnx", onnx_model_path),
         "xgboost": serving_settings("xgboost", xgboost_model_path),
+        "lightgbm": serving_settings("lightgbm", lightgbm_model_path),
+        "catboost": serving_settings("catboost", catboost_model_path),
         "python": serving_settings(
             "python", custom_example_dir, flavor_options=custom_predictor_options
         ),
@@ -303,5 +307,12 @@ def test_requirements_match_pyproject() -> None:
         assert declared.get(normalize(parsed.name)) == str(parsed.specifier), requirement
     extras = project["optional-dependencies"]
     for flavor, requirements in FLAVOR_REQUIREMENTS.items():
+        if flavor == "mlflow":  # the image's come from the model: deployer.flavors.image_needs
+            assert requirements == ()
+            continue
         extra = flavor_module(flavor).extra or flavor  # the pytorch flavour's extra: torch
         assert sorted(requirements) == sorted(extras.get(extra, [])), flavor
+    # the mlflow extra is what the pyfunc fallback's image carries (and init's registry)
+    from deployer.flavors.mlflow import MLFLOW_SKINNY, PYFUNC_REQUIREMENTS
+
+    assert sorted(extras["mlflow"]) == sorted([MLFLOW_SKINNY, *PYFUNC_REQUIREMENTS])

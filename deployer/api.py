@@ -117,6 +117,7 @@ class Project:
         options: dict[str, Any] = {
             k: v for k, v in model.signature.model_dump().items() if v is not None
         }
+        options.update(model.options)  # the flavour rejects options it does not take
         if model.predictor:
             options["predictor"] = model.predictor
             options["code_paths"] = [str(self.code_folder(c)) for c in model.code or (".",)]

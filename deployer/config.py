@@ -31,7 +31,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES"
 ]
-FlavorName = Literal["sklearn", "onnx", "xgboost", "python", "pytorch"]
+FlavorName = Literal["sklearn", "onnx", "xgboost", "python", "pytorch", "transformers"]
 # the sections whose whole-document checks name their field ("model.path: required ...")
 LOCATED = ("model", "serving", "image")
 assert set(get_args(FlavorName)) == set(FLAVOR_NAMES), "keep FlavorName in step with the flavours"
@@ -78,7 +78,11 @@ class ModelConfig(_Strict):
     )
     flavor: FlavorName | None = Field(
         default=None,
-        description="sklearn | onnx | xgboost | python | pytorch; detected when unset",
+        description="sklearn | onnx | xgboost | python | pytorch | transformers; detected when unset",
+    )
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="flavour options, e.g. transformers: task, top_k, max_new_tokens",
     )
 
     predictor: str | None = Field(default=None, description="python flavour: 'module:Class'")

@@ -20,6 +20,7 @@ FLAVOR_MODULES = {
     "xgboost": "deployer.flavors.xgboost",
     "python": "deployer.flavors.python",
     "pytorch": "deployer.flavors.pytorch",
+    "transformers": "deployer.flavors.transformers_flavor",
 }
 FLAVOR_NAMES = tuple(FLAVOR_MODULES)
 
@@ -60,6 +61,10 @@ def _is_xgboost_json(path: str) -> bool:
 
 def detect_flavor(path: str) -> str | None:
     """Guess the flavour from the file name (and, for .json, its content)."""
+    if os.path.isdir(path):
+        from deployer.flavors.transformers_flavor import looks_like_model
+
+        return "transformers" if looks_like_model(path) else None
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".json":
         return "xgboost" if _is_xgboost_json(path) else None

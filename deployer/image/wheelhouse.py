@@ -24,6 +24,8 @@ from deployer.serving.requirements import requirements_for
 # torch too: the image carries the build the model was tested with, local tag included
 # (2.13.0+cpu stays the CPU wheel; an unpinned torch would resolve a CUDA build of GBs).
 PIN_TO_HOST = ("numpy", "scikit-learn", "joblib", "xgboost", "onnxruntime", "scipy", "torch")
+# A save_pretrained folder loads with the transformers (and tokenizers) that wrote it.
+PIN_TO_HOST += ("transformers", "tokenizers")
 
 
 class WheelhouseError(DeployerError):

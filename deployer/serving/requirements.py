@@ -33,6 +33,9 @@ FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # Pinned by the image build to the torch installed on the host (the one the model was
     # tested with); a host without torch resolves the CPU wheel (deployer/image/wheelhouse.py).
     "pytorch": ("torch>=2.4,<3",),
+    # torch pinned to the host build like the pytorch flavour; transformers and tokenizers
+    # to the host versions too (deployer/image/wheelhouse.py: PIN_TO_HOST).
+    "transformers": ("torch>=2.4,<3", "transformers>=4.40,<6", "tokenizers>=0.19,<1"),
 }
 
 

@@ -72,6 +72,7 @@ def build(folder: Path, kind: str = "classifier", seed: int = 0) -> Path:
             bos_token_id=sep, eos_token_id=sep, pad_token_id=SPECIALS.index("[PAD]"),
         )  # fmt: skip
         model = transformers.GPT2LMHeadModel(config)
+        model.generation_config.do_sample = False  # greedy (the pipeline samples by default)
     else:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     model.save_pretrained(str(folder))  # type: ignore[attr-defined]

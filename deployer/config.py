@@ -78,7 +78,8 @@ class ModelConfig(_Strict):
     )
     flavor: FlavorName | None = Field(
         default=None,
-        description="sklearn | onnx | xgboost | python | pytorch | transformers; detected when unset",
+        description="sklearn | onnx | xgboost | python | pytorch | transformers; "
+        "detected when unset",
     )
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict,

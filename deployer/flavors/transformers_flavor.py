@@ -58,10 +58,13 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voc
                     "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")  # fmt: skip
 TEXT = TensorSpec("text", "BYTES", (-1,))
 _OUTPUTS: dict[str, tuple[TensorSpec, ...]] = {
-    "text-classification": (TensorSpec("label", "BYTES", (-1,)), TensorSpec("score", "FP32", (-1,))),
+    "text-classification": (
+        TensorSpec("label", "BYTES", (-1,)),
+        TensorSpec("score", "FP32", (-1,)),
+    ),
     "token-classification": (TensorSpec("entities", "BYTES", (-1,)),),
     "text-generation": (TensorSpec("generated_text", "BYTES", (-1,)),),
-}  # fmt: skip
+}
 
 
 def looks_like_model(path: str) -> bool:
@@ -216,7 +219,9 @@ def texts_of(tensors: Mapping[str, np.ndarray]) -> list[str]:
             except UnicodeDecodeError:
                 raise RequestError(f"input 'text' row {index} is not UTF-8") from None
         if not isinstance(value, str):
-            raise RequestError(f"input 'text' row {index} is {type(value).__name__}; expected a string")
+            raise RequestError(
+                f"input 'text' row {index} is {type(value).__name__}; expected a string"
+            )
         texts.append(value)
     return texts
 
@@ -225,7 +230,9 @@ Predict = Callable[[Mapping[str, np.ndarray], str, Mapping[str, Any]], Any]
 
 
 def _classifier(pipe: Any, default_top_k: int) -> Predict:
-    def predict(tensors: Mapping[str, np.ndarray], method: str, parameters: Mapping[str, Any]) -> Any:
+    def predict(
+        tensors: Mapping[str, np.ndarray], method: str, parameters: Mapping[str, Any]
+    ) -> Any:
         texts = texts_of(tensors)
         top_k = default_top_k
         if "top_k" in parameters:
@@ -243,7 +250,9 @@ def _classifier(pipe: Any, default_top_k: int) -> Predict:
 
 
 def _tagger(pipe: Any, aggregation: str) -> Predict:
-    def predict(tensors: Mapping[str, np.ndarray], method: str, parameters: Mapping[str, Any]) -> Any:
+    def predict(
+        tensors: Mapping[str, np.ndarray], method: str, parameters: Mapping[str, Any]
+    ) -> Any:
         texts = texts_of(tensors)
         if not texts:
             return np.array([], dtype=object)
@@ -270,7 +279,9 @@ def _embedder(pipe: Any, torch: Any) -> Predict:
     tokenizer, model = pipe.tokenizer, pipe.model
     hidden_size = int(model.config.hidden_size)
 
-    def predict(tensors: Mapping[str, np.ndarray], method: str, parameters: Mapping[str, Any]) -> Any:
+    def predict(
+        tensors: Mapping[str, np.ndarray], method: str, parameters: Mapping[str, Any]
+    ) -> Any:
         texts = texts_of(tensors)
         if not texts:
             return np.zeros((0, hidden_size), dtype=np.float32)
@@ -285,11 +296,15 @@ def _embedder(pipe: Any, torch: Any) -> Predict:
 
 
 def _generator(pipe: Any, limit: int) -> Predict:
-    def predict(tensors: Mapping[str, np.ndarray], method: str, parameters: Mapping[str, Any]) -> Any:
+    def predict(
+        tensors: Mapping[str, np.ndarray], method: str, parameters: Mapping[str, Any]
+    ) -> Any:
         texts = texts_of(tensors)
         tokens = limit
         if "max_new_tokens" in parameters:
-            tokens = _positive(parameters["max_new_tokens"], "parameter max_new_tokens", RequestError)
+            tokens = _positive(
+                parameters["max_new_tokens"], "parameter max_new_tokens", RequestError
+            )
             if tokens > limit:
                 raise RequestError(
                     f"parameter max_new_tokens is {tokens}; this model allows at most {limit} "

@@ -23,7 +23,9 @@ from deployer.serving.requirements import requirements_for
 # Distributions whose host version must match the image (the model file depends on them).
 # torch too: the image carries the build the model was tested with, local tag included
 # (2.13.0+cpu stays the CPU wheel; an unpinned torch would resolve a CUDA build of GBs).
-PIN_TO_HOST = ("numpy", "scikit-learn", "joblib", "xgboost", "onnxruntime", "scipy", "torch")
+PIN_TO_HOST: tuple[str, ...] = (
+    "numpy", "scikit-learn", "joblib", "xgboost", "onnxruntime", "scipy", "torch",
+)  # fmt: skip
 # A save_pretrained folder loads with the transformers (and tokenizers) that wrote it.
 PIN_TO_HOST += ("transformers", "tokenizers")
 

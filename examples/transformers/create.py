@@ -16,10 +16,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-WORDS = (
-    "the a an is was not very good bad great awful movie film book cat dog sat on mat "
-    "hello world paris london i love hate it this that and or ##s ##ed ##ing"
-).split()
+WORDS = [
+    *("the", "a", "an", "is", "was", "not", "very", "good", "bad", "great", "awful"),
+    *("movie", "film", "book", "cat", "dog", "sat", "on", "mat", "hello", "world"),
+    *("paris", "london", "i", "love", "hate", "it", "this", "that", "and", "or"),
+    *("##s", "##ed", "##ing"),
+]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 KINDS = ("classifier", "tagger", "encoder", "generator")
 

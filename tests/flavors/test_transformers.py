@@ -110,7 +110,9 @@ def test_unknown_architecture_names_the_file_the_architectures_and_the_tasks(
     for item in folders["encoder"].iterdir():
         (folder / item.name).write_bytes(item.read_bytes())
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["BertForMaskedLM"]}))
+    (folder / "config.json").write_text(
+        json.dumps({**config, "architectures": ["BertForMaskedLM"]})
+    )
     with pytest.raises(ModelLoadError) as info:
         load_model("transformers", str(folder))
     message = str(info.value)
@@ -162,7 +164,9 @@ def test_missing_transformers_names_the_extra(
     assert info.value.hint == "pip install 'deployer[transformers]'"
 
 
-def test_load_switches_the_hub_off(folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_switches_the_hub_off(
+    folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE")
     load_model("transformers", str(folders["classifier"]))
     assert os.environ["HF_HUB_OFFLINE"] == "1"
@@ -204,7 +208,9 @@ def test_token_classification_is_json_per_text(
         [e["word"] for e in row] for row in answers
     ]
     for row, expected in zip(decoded, answers, strict=True):
-        np.testing.assert_allclose([e["score"] for e in row], [e["score"] for e in expected], rtol=1e-5)
+        np.testing.assert_allclose(
+            [e["score"] for e in row], [e["score"] for e in expected], rtol=1e-5
+        )
         assert {k for e in row for k in e} <= {"entity_group", "score", "word", "start", "end"}
 
 
@@ -241,7 +247,7 @@ def test_generation_equals_the_pipeline_and_is_bounded(
 
 
 def test_bytes_text_is_decoded_and_non_utf8_refused(loaded: dict[str, LoadedModel]) -> None:
-    as_bytes = loaded["classifier"].predict(text("good movie".encode()), "label", {})
+    as_bytes = loaded["classifier"].predict(text(b"good movie"), "label", {})
     as_text = loaded["classifier"].predict(text("good movie"), "label", {})
     assert as_bytes["label"].tolist() == as_text["label"].tolist()
     with pytest.raises(RequestError, match="input 'text' row 0 is not UTF-8"):
@@ -289,7 +295,8 @@ def test_help_and_detection_import_no_transformers_or_torch(folders: dict[str, P
     for code in (
         "from deployer.cli import main\nimport sys\nsys.argv=['deployer','--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass",
-        f"from deployer.flavors import detect_flavor\ndetect_flavor({str(folders['classifier'])!r})",
+        "from deployer.flavors import detect_flavor\n"
+        f"detect_flavor({str(folders['classifier'])!r})",
     ):
         modules = imported_by(code)
         assert "deployer" in modules

@@ -49,7 +49,10 @@ def classifier(start_server: ServerFactory, folders: dict[str, Path]) -> Iterato
 @pytest.fixture(scope="module")
 def generator(start_server: ServerFactory, folders: dict[str, Path]) -> Iterator[httpx.Client]:
     settings = serving_settings(
-        "transformers", folders["generator"], model_name="writer", flavor_options={"max_new_tokens": 8}
+        "transformers",
+        folders["generator"],
+        model_name="writer",
+        flavor_options={"max_new_tokens": 8},
     )
     server = start_server(settings, OFFLINE)
     yield server.client
@@ -57,7 +60,9 @@ def generator(start_server: ServerFactory, folders: dict[str, Path]) -> Iterator
 
 
 def oip_text(texts: list[Any], datatype: str = "BYTES") -> dict[str, Any]:
-    return {"inputs": [{"name": "text", "datatype": datatype, "shape": [len(texts)], "data": texts}]}
+    return {
+        "inputs": [{"name": "text", "datatype": datatype, "shape": [len(texts)], "data": texts}]
+    }
 
 
 def outputs_by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:

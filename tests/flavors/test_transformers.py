@@ -301,3 +301,14 @@ def test_help_and_detection_import_no_transformers_or_torch(folders: dict[str, P
         modules = imported_by(code)
         assert "deployer" in modules
         assert not [m for m in modules if m.split(".")[0] in ("transformers", "torch")]
+
+
+def test_image_pins_torch_transformers_and_tokenizers_to_the_host() -> None:
+    from importlib import metadata
+
+    from deployer.image.wheelhouse import image_requirements
+
+    requirements = image_requirements("transformers", ())
+    for package in ("torch", "transformers", "tokenizers"):
+        assert f"{package}=={metadata.version(package)}" in requirements
+    assert not any(r.startswith("torch") for r in image_requirements("sklearn", ()))

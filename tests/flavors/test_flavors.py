@@ -325,7 +325,10 @@ def test_missing_optional_dependency_names_the_extra(
 
 
 def test_unknown_flavour() -> None:
-    expected = r"unknown flavour 'torch'; expected one of sklearn, onnx, xgboost, python"
+    expected = (
+        r"unknown flavour 'torch'; expected one of sklearn, onnx, xgboost, python, pytorch, "
+        r"transformers$"
+    )
     with pytest.raises(ValueError, match=expected):
         load_model("torch", "model.pt")
-    assert FLAVOR_NAMES == ("sklearn", "onnx", "xgboost", "python")
+    assert FLAVOR_NAMES == ("sklearn", "onnx", "xgboost", "python", "pytorch", "transformers")

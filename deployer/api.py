@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from deployer.results import Policy, PushResult
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, load_model
-from deployer.flavors.base import sample_instances
+from deployer.flavors.base import sample_instances, specs_from_example
 from deployer.image.spec import BuildSpec, base_image
 from deployer.lockfile import Lock, lock_warnings, sha256_of
 from deployer.results import DestroyResult
@@ -117,11 +117,23 @@ class Project:
         options: dict[str, Any] = {
             k: v for k, v in model.signature.model_dump().items() if v is not None
         }
+        example = options.pop("example", None)
+        if example:  # read here: the image carries the inputs it names, not the file
+            options["inputs"] = self._example_inputs(example)
         options.update(model.options)  # the flavour rejects options it does not take
         if model.predictor:
             options["predictor"] = model.predictor
             options["code_paths"] = [str(self.code_folder(c)) for c in model.code or (".",)]
         return options
+
+    def _example_inputs(self, example: str) -> list[dict[str, Any]]:
+        """model.signature.example's arrays as named inputs; a ConfigError at its line."""
+        path = self.checked_path(self.root / example, "model", "signature", "example")
+        try:
+            return [spec.to_dict() for spec in specs_from_example(str(path))]
+        except ValueError as exc:
+            where = self.config.located("model", "signature", "example")
+            raise ConfigError(str(self.file), [f"{where}model.signature.example: {exc}"]) from None
 
     def checked_path(self, path: Path | None, *field: str | int) -> Path:
         """``path`` (of the deployer.yaml field ``field``) if it is a file or a folder; else

@@ -68,6 +68,17 @@ class SignatureConfig(_Strict):
     outputs: tuple[str | TensorConfig, ...] | None = Field(
         default=None, min_length=1, description="output names, or named tensors"
     )
+    example: str | None = Field(
+        default=None,
+        description="instead of inputs: an example batch (.npz of numpy.savez(path, name=array))"
+        ", relative to deployer.yaml",
+    )
+
+    @model_validator(mode="after")
+    def _inputs_or_example(self) -> SignatureConfig:
+        if self.inputs and self.example:
+            raise ValueError("set inputs or example, not both")
+        return self
 
 
 class ModelConfig(_Strict):

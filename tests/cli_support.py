@@ -25,6 +25,7 @@ HEAVY = (
     "sklearn",
     "onnxruntime",
     "xgboost",
+    "torch",
 )
 
 

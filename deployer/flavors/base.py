@@ -153,6 +153,30 @@ def sample_instances(signature: Signature, rows: int = 2) -> list[Any]:
     return [instance for _ in range(rows)]
 
 
+def specs_from_example(path: str) -> tuple[TensorSpec, ...]:
+    """Named inputs from an example batch saved with ``numpy.savez(path, name=array, ...)``:
+    each array's name, datatype and shape (its first dimension, the batch, becomes -1)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"{path}: not an example input (.npz from numpy.savez(path, name=array, ...)): {exc}"
+        ) from None
+    specs = []
+    for name, array in arrays.items():
+        if array.ndim == 0:
+            raise ValueError(f"{path}: example {name!r} has no batch dimension")
+        try:
+            datatype = oip_datatype(array.dtype)
+        except ValueError as exc:
+            raise ValueError(f"{path}: example {name!r}: {exc}") from None
+        specs.append(TensorSpec(name, datatype, (-1, *array.shape[1:])))
+    if not specs:
+        raise ValueError(f"{path}: the example holds no arrays")
+    return tuple(specs)
+
+
 def specs_from_config(entries: Any, what: str) -> tuple[TensorSpec, ...]:
     """``[{name, datatype, shape}, ...]`` (deployer.yaml's model.signature.inputs) as specs."""
     if not isinstance(entries, (list, tuple)):

@@ -2,7 +2,9 @@
 programs (``.pt2``, ``torch.export.save``).
 
 Inputs are named tensors, the first dimension the batch. A ``.pt2`` program carries its
-input names, shapes (dynamic dimensions become -1) and dtypes, and its outputs. A
+input names, shapes (dynamic dimensions become -1) and dtypes, and its outputs; export
+with a dynamic batch dimension (``dynamic_shapes``), or every request must carry exactly
+the example's batch size (and requests are not micro-batched). A
 TorchScript file carries only the argument names of ``forward``: declare the inputs in
 deployer.yaml (``model.signature.inputs``: name, datatype, shape), and optionally
 ``model.signature.outputs``. The model's outputs become named outputs: a dict's keys, a
@@ -53,7 +55,9 @@ def _signature_hint(arguments: list[str]) -> str:
     )
     return (
         "declare the inputs in deployer.yaml (each datatype and shape; -1 is any size, the "
-        f"first dimension the batch), e.g.\nmodel:\n  signature:\n    inputs:{lines}"
+        f"first dimension the batch), e.g.\nmodel:\n  signature:\n    inputs:{lines}\n"
+        "or save an example batch with numpy.savez('example.npz', <argument>=array, ...) and "
+        "set model.signature.example: example.npz"
     )
 
 
@@ -76,7 +80,9 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
             result = module(*args)
         return _to_numpy(result, output_names)
 
-    return LoadedModel(flavor=name, signature=signature, predict_fn=predict)
+    # A program exported with a fixed batch size takes only that size: no micro-batching.
+    batchable = all(spec.shape[0] == -1 for spec in signature.inputs)
+    return LoadedModel(flavor=name, signature=signature, predict_fn=predict, batchable=batchable)
 
 
 def _load_exported(torch: Any, path: str, options: Mapping[str, Any]) -> tuple[Any, Signature]:
@@ -131,8 +137,8 @@ def _spec(tensor_name: str, value: Any, path: str, output: bool = False) -> Tens
             f"deployer serves {', '.join(sorted(set(_TORCH_TO_OIP.values())))}"
         )
     dims = tuple(int(d) if isinstance(d, int) else -1 for d in value.shape)
-    if dims:
-        dims = (-1, *dims[1:])  # the first dimension is the batch
+    if dims and output:
+        dims = (-1, *dims[1:])  # the batch follows the inputs'
     return TensorSpec(tensor_name, datatype, dims or (-1,))
 
 

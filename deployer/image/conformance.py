@@ -79,15 +79,38 @@ class Failure(Exception):
 
 @dataclass(frozen=True)
 class Sample:
-    """Two rows of zeros shaped like the model's input, read from its OIP metadata."""
+    """Two rows of zeros shaped like the model's input, read from its OIP metadata: rows
+    of features, or (``tensors`` set: several inputs, or one not 2-D) one object
+    ``{input: value}`` per row, each variable dimension of size 1."""
 
     model: str
-    rows: list[list[Any]]
+    rows: list[Any]
     datatype: str
+    tensors: tuple[dict[str, Any], ...] = ()
 
     @property
     def csv(self) -> str:
         return "\n".join(",".join(str(v) for v in row) for row in self.rows)
+
+    def infer_inputs(self) -> list[dict[str, Any]]:
+        """The OIP inputs: name, shape (batch 2), datatype and flat zeros."""
+        if not self.tensors:
+            flat = [v for row in self.rows for v in row]
+            shape = [2, len(self.rows[0])]
+            return [{"name": "input-0", "shape": shape, "datatype": self.datatype, "data": flat}]
+        inputs = []
+        for tensor in self.tensors:
+            shape = [2, *(d if d > 0 else 1 for d in tensor["shape"][1:])]
+            count = 1
+            for d in shape:
+                count *= d
+            zero = _zero(tensor["datatype"])
+            inputs.append({**tensor, "shape": shape, "data": [zero] * count})
+        return inputs
+
+
+def _zero(datatype: str) -> Any:
+    return {"BYTES": "0", "BOOL": False}.get(datatype, 0)
 
 
 def expect(condition: bool, message: str) -> None:
@@ -98,9 +121,21 @@ def expect(condition: bool, message: str) -> None:
 def discover_sample(http: httpx.Client, url: str, model: str) -> Sample:
     metadata = http.get(f"{url}/v2/models/{model}")
     expect(metadata.status_code == 200, f"GET /v2/models/{model} answered {metadata.status_code}")
-    tensor = metadata.json()["inputs"][0]
+    inputs = metadata.json()["inputs"]
+    tensor = inputs[0]
+    if len(inputs) > 1 or len(tensor["shape"]) != 2:
+        tensors = tuple(
+            {"name": t["name"], "datatype": t["datatype"], "shape": t["shape"]} for t in inputs
+        )
+        instance: dict[str, Any] = {}
+        for t in tensors:
+            value = _zero(t["datatype"])
+            for size in reversed(t["shape"][1:]):
+                value = [value] * (size if size > 0 else 1)
+            instance[t["name"]] = value
+        return Sample(model, [instance, instance], "", tensors)
     width = tensor["shape"][-1] if tensor["shape"][-1] > 0 else 1
-    zero: Any = "0" if tensor["datatype"] == "BYTES" else 0
+    zero = _zero(tensor["datatype"])
     return Sample(model, [[zero] * width for _ in range(2)], tensor["datatype"])
 
 
@@ -125,6 +160,14 @@ def check_sagemaker(http: httpx.Client, url: str, sample: Sample) -> str:
     _predictions(
         http.post(url + routes.SAGEMAKER_INVOCATIONS, json=sample.rows), "/invocations (json)", 2
     )
+    if sample.tensors:  # CSV carries rows only: the server must say so (415)
+        csv = http.post(
+            url + routes.SAGEMAKER_INVOCATIONS,
+            content=b"0,0\n",
+            headers={"content-type": "text/csv"},
+        )
+        expect(csv.status_code == 415, f"/invocations (csv) of named tensors: {csv.status_code}")
+        return f"/ping {ping_s * 1000:.0f} ms; /invocations json (named tensors; csv: 415)"
     csv = http.post(
         url + routes.SAGEMAKER_INVOCATIONS,
         content=sample.csv,
@@ -149,7 +192,11 @@ def check_azure(http: httpx.Client, url: str, sample: Sample) -> str:
     return f"{routes.AZURE_LIVENESS}, {routes.AZURE_READINESS}, {routes.AZURE_SCORING}"
 
 
-NUMERIC_FORMATS = {"FP32": "f", "FP64": "d", "INT32": "i", "INT64": "q", "BOOL": "?"}
+NUMERIC_FORMATS = {
+    "FP16": "e", "FP32": "f", "FP64": "d", "BOOL": "?",
+    "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q",
+    "UINT8": "B", "UINT16": "H", "UINT32": "I", "UINT64": "Q",
+}  # fmt: skip
 
 
 def _json_body(response: httpx.Response, what: str) -> Any:
@@ -160,31 +207,23 @@ def _json_body(response: httpx.Response, what: str) -> Any:
 
 
 def _infer_request(sample: Sample) -> dict[str, Any]:
-    flat = [v for row in sample.rows for v in row]
-    return {
-        "inputs": [
-            {
-                "name": "input-0",
-                "shape": [2, len(sample.rows[0])],
-                "datatype": sample.datatype,
-                "data": flat,
-            }
-        ]
-    }
+    return {"inputs": sample.infer_inputs()}
 
 
 def binary_infer_body(sample: Sample) -> tuple[bytes, int]:
     """The sample as OIP's binary tensor data extension: (body, JSON header length)."""
-    flat = [v for row in sample.rows for v in row]
-    if sample.datatype == "BYTES":
-        raw = b"".join(struct.pack("<I", len(str(v))) + str(v).encode() for v in flat)
-    else:
-        code = NUMERIC_FORMATS.get(sample.datatype, "d")
-        raw = struct.pack(f"<{len(flat)}{code}", *flat)
     request = _infer_request(sample)
-    tensor = request["inputs"][0]
-    del tensor["data"]
-    tensor["parameters"] = {"binary_data_size": len(raw)}
+    chunks = []
+    for tensor in request["inputs"]:
+        flat = tensor.pop("data")
+        if tensor["datatype"] == "BYTES":
+            raw = b"".join(struct.pack("<I", len(str(v))) + str(v).encode() for v in flat)
+        else:
+            code = NUMERIC_FORMATS.get(tensor["datatype"], "d")
+            raw = struct.pack(f"<{len(flat)}{code}", *flat)
+        tensor["parameters"] = {"binary_data_size": len(raw)}
+        chunks.append(raw)
+    raw = b"".join(chunks)
     request["parameters"] = {"binary_data_output": False}
     header = json.dumps(request).encode()
     return header + raw, len(header)

@@ -41,13 +41,15 @@ async def predict_body(runner: ModelRunner, request: Request) -> Response:
 async def _predict_tensors(
     runner: ModelRunner, request: Request, content_type: str, accept: str
 ) -> Response:
-    """One call returns every output; ``method`` (when asked) keeps only that one."""
+    """One call returns every output; ``method`` (asked, or deployer.yaml's model.method)
+    keeps only that one."""
     signature = runner.signature
     size = len(request.body)
     tensors, parameters = await off_loop(
         size, tensor_bodies.decode, request.body, content_type, signature
     )
-    asked = method_from(parameters, request.headers, "") or None
+    default = runner.settings.default_method or ""  # model.method: one output by default
+    asked = method_from(parameters, request.headers, default) or None
     result = await runner.predict(tensors, signature.methods[0], parameters)
     outputs = select(named_outputs(result, signature), asked)
     nbytes = sum(int(a.nbytes) for a in outputs.values()) or size

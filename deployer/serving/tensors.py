@@ -1,8 +1,9 @@
 """Named tensor inputs and outputs: check decoded arrays against the model's signature,
 and turn what the model returns into named outputs.
 
-Every input's first dimension is the batch and must agree across inputs; the other
-dimensions must match the signature where it gives a size (-1 is variable). BYTES
+Every input's first dimension is the batch and must agree across inputs; every
+dimension must match the signature where it gives a size (-1 is variable; a model that
+takes one fixed batch size declares it). BYTES
 inputs reach the model as an object array of ``str`` (UTF-8), or ``bytes`` for an
 element that is not UTF-8 text.
 """
@@ -54,7 +55,7 @@ def check_input(value: Any, spec: TensorSpec) -> np.ndarray:
     array = _as_array(value, spec)
     shape = spec.shape
     if array.ndim != len(shape) or any(
-        want not in (-1, got) for want, got in zip(shape[1:], array.shape[1:], strict=True)
+        want not in (-1, got) for want, got in zip(shape, array.shape, strict=True)
     ):
         raise BadRequest(
             f"input {spec.name!r} has shape {list(array.shape)}; expected {list(shape)} "

@@ -206,3 +206,84 @@ def test_served_over_vertex(served: httpx.Client) -> None:
     predictions = answer.json()["predictions"]
     assert set(predictions[0]) == {"logits", "probabilities"}
     np.testing.assert_allclose([p["logits"] for p in predictions], expected(2)["logits"], rtol=1e-5)
+
+
+# --- the signature from deployer.yaml -----------------------------------------------------
+
+
+def project_with(models: Path, folder: Path, signature: str) -> Path:
+    (folder / "model.pt").write_bytes((models / "model.pt").read_bytes())
+    (folder / "deployer.yaml").write_text(
+        f"name: tiny\nmodel:\n  path: model.pt\n  signature:\n{signature}"
+    )
+    return folder / "deployer.yaml"
+
+
+def test_torchscript_signature_from_an_example_batch(models: Path, tmp_path: Path) -> None:
+    from deployer import Project
+
+    image, scale = example.example_inputs(2)
+    np.savez(tmp_path / "example.npz", scale=scale.numpy(), image=image.numpy())
+    project = Project.load(project_with(models, tmp_path, "    example: example.npz\n"))
+    assert project.flavor == "pytorch"
+    report = project.validate()
+    assert report.signature is not None
+    assert report.signature["inputs"] == [
+        {"name": "image", "datatype": "FP32", "shape": [-1, 1, 8, 8]},
+        {"name": "scale", "datatype": "FP32", "shape": [-1]},
+    ]
+    assert "example" not in project.flavor_options  # the image gets the inputs, not the file
+
+
+def test_a_bad_example_is_a_config_error_at_its_line(models: Path, tmp_path: Path) -> None:
+    from deployer import Project
+    from deployer.errors import ConfigError
+
+    (tmp_path / "example.npz").write_bytes(b"not an npz")
+    project = Project.load(project_with(models, tmp_path, "    example: example.npz\n"))
+    with pytest.raises(ConfigError) as info:
+        project.validate()
+    assert "line 5: model.signature.example:" in str(info.value)
+    assert "example.npz: not an example input" in str(info.value)
+
+
+def test_torchscript_signature_declared_in_deployer_yaml(models: Path, tmp_path: Path) -> None:
+    from deployer import Project
+
+    inputs = (
+        "    inputs:\n"
+        "      - {name: image, datatype: FP32, shape: [-1, 1, 8, 8]}\n"
+        "      - {name: scale, datatype: FP32, shape: [-1]}\n"
+        "    outputs: [logits, probabilities]\n"
+    )
+    report = Project.load(project_with(models, tmp_path, inputs)).validate()
+    assert report.signature is not None
+    assert [o["name"] for o in report.signature["outputs"]] == ["logits", "probabilities"]
+
+
+def test_a_bad_declared_shape_is_refused_at_its_line(models: Path, tmp_path: Path) -> None:
+    from deployer import Project
+    from deployer.errors import ConfigError
+
+    inputs = "    inputs:\n      - {name: image, datatype: FP32, shape: [-1, 0]}\n"
+    with pytest.raises(ConfigError) as info:
+        Project.load(project_with(models, tmp_path, inputs))
+    assert "shape" in str(info.value) and "[-1, 0]" in str(info.value)
+
+
+def test_a_program_exported_with_a_fixed_batch_declares_it(tmp_path: Path) -> None:
+    from deployer.serving.errors import BadRequest
+    from deployer.serving.tensors import check_inputs
+
+    path = tmp_path / "fixed.pt2"
+    torch.export.save(torch.export.export(example.build(), example.example_inputs(2)), str(path))
+    model = load_model("pytorch", str(path))
+    assert [s.shape for s in model.signature.inputs] == [(2, 1, 8, 8), (2,)]
+    assert model.signature.outputs[0].shape == (-1, 3)
+    assert model.batchable is False  # batching would change the batch size it takes
+    with pytest.raises(
+        BadRequest, match=r"'image' has shape \[3, 1, 8, 8\]; expected \[2, 1, 8, 8\]"
+    ):
+        check_inputs(inputs(3), model.signature)
+    result = model.predict(check_inputs(inputs(2), model.signature), "logits", {})
+    np.testing.assert_allclose(result["logits"], expected(2)["logits"], rtol=1e-5)

@@ -95,3 +95,10 @@ def test_vertex_instances_as_objects(deployed: Project) -> None:
         f"{url(deployed)}/vertex/predict", json={"instances": [{"image": [[1.0]]}]}, timeout=60
     )
     assert bad.status_code == 400 and "'scale'" in bad.json()["error"]
+
+
+def test_check_passes_every_contract_with_named_tensors(deployed: Project) -> None:
+    report = deployed.check(deployed.image_ref())
+    failures = [r for r in report.results if not r.passed]
+    assert failures == []
+    assert {r.contract for r in report.results} >= {"SageMaker", "Vertex AI", "Azure ML", "OIP v2"}

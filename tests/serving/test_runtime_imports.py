@@ -26,6 +26,7 @@ import pytest
 from packaging.requirements import Requirement
 from serving_support import PLATFORM_VARIABLES, REPO, free_port, serving_settings
 
+from deployer.flavors import flavor_module
 from deployer.serving.requirements import FLAVOR_REQUIREMENTS, RUNTIME_REQUIREMENTS
 
 FLAVORS = ("sklearn", "onnx", "xgboost", "python")
@@ -302,4 +303,5 @@ def test_requirements_match_pyproject() -> None:
         assert declared.get(normalize(parsed.name)) == str(parsed.specifier), requirement
     extras = project["optional-dependencies"]
     for flavor, requirements in FLAVOR_REQUIREMENTS.items():
-        assert sorted(requirements) == sorted(extras.get(flavor, [])), flavor
+        extra = flavor_module(flavor).extra or flavor  # the pytorch flavour's extra: torch
+        assert sorted(requirements) == sorted(extras.get(extra, [])), flavor

@@ -274,3 +274,63 @@ def test_azure_score(tensors: httpx.Client, body: Any) -> None:
     answer = tensors.post(routes.AZURE_SCORING, json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"predictions": PREDICTIONS}
+
+
+# --- deployer check's probes ---------------------------------------------------------------
+
+
+def test_check_probes_pass_a_named_tensor_model(tensors: httpx.Client) -> None:
+    from deployer.image.conformance import check_azure, check_oip, check_sagemaker, discover_sample
+
+    url = str(tensors.base_url).rstrip("/")
+    sample = discover_sample(tensors, url, "tensors")
+    assert [t["name"] for t in sample.tensors] == ["image", "scale", "text"]
+    assert sample.rows[0] == {"image": [[0, 0, 0], [0, 0, 0]], "scale": 0, "text": "0"}
+    assert "csv: 415" in check_sagemaker(tensors, url, sample)
+    check_azure(tensors, url, sample)
+    check_oip(tensors, url, sample)
+
+
+def test_model_method_picks_the_default_output(start_server: ServerFactory) -> None:
+    options = {"predictor": "tensor_predictors:TensorPredictor", "code_paths": [str(FIXTURES)]}
+    settings = serving_settings(
+        "python", None, model_name="tensors", flavor_options=options, default_method="length"
+    )
+    server = start_server(settings)
+    try:
+        answer = server.client.post(routes.VERTEX_PREDICT, json={"instances": INSTANCES})
+        assert answer.json() == {"predictions": LENGTHS}
+        body = {"instances": INSTANCES, "parameters": {"method": "total"}}
+        assert server.client.post(routes.VERTEX_PREDICT, json=body).json() == {
+            "predictions": TOTALS
+        }
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def text_model(start_server: ServerFactory) -> Iterator[httpx.Client]:
+    options = {"predictor": "tensor_predictors:TextPredictor", "code_paths": [str(FIXTURES)]}
+    server = start_server(
+        serving_settings("python", None, model_name="text", flavor_options=options)
+    )
+    yield server.client
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (routes.VERTEX_PREDICT, {"instances": ["héllo", "ab"]}),
+        (routes.SAGEMAKER_INVOCATIONS, ["héllo", "ab"]),
+        (routes.SAGEMAKER_INVOCATIONS, {"inputs": ["héllo", "ab"]}),
+        (routes.AZURE_SCORING, {"instances": ["héllo", "ab"]}),
+    ],
+    ids=["vertex", "sagemaker-list", "sagemaker-inputs", "azure"],
+)
+def test_bare_strings_for_a_one_text_input_model(
+    text_model: httpx.Client, path: str, body: Any
+) -> None:
+    answer = text_model.post(path, json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [5, 2]}

@@ -26,6 +26,7 @@ HEAVY = (
     "onnxruntime",
     "xgboost",
     "torch",
+    "transformers",
 )
 
 

@@ -5,6 +5,7 @@ what was wrong."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,7 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hf-served")
-    return {kind: example.build(root / kind, kind) for kind in ("classifier", "generator")}
+    return {kind: example.build(root / kind, kind) for kind in example.KINDS}
 
 
 def pipeline(folder: Path, task: str) -> Any:
@@ -187,3 +188,52 @@ def test_generation_beyond_the_bound_is_400(generator: httpx.Client) -> None:
     assert answer.status_code == 400, answer.text
     assert "max_new_tokens is 9; this model allows at most 8" in answer.json()["error"]
     assert generator.get("/v2/models/writer/ready").status_code == 200  # still serving
+
+
+@pytest.fixture(scope="module")
+def encoder_and_tagger(
+    start_server: ServerFactory, folders: dict[str, Path]
+) -> Iterator[dict[str, httpx.Client]]:
+    servers = {
+        kind: start_server(
+            serving_settings("transformers", folders[kind], model_name=kind), OFFLINE
+        )
+        for kind in ("encoder", "tagger")
+    }
+    yield {kind: server.client for kind, server in servers.items()}
+    for server in servers.values():
+        server.stop()
+
+
+def test_embeddings_over_oip_and_vertex(
+    encoder_and_tagger: dict[str, httpx.Client], folders: dict[str, Path]
+) -> None:
+    features = pipeline(folders["encoder"], "feature-extraction")
+    expected = np.array([np.mean(np.array(features(t))[0], axis=0) for t in TEXTS])
+    client = encoder_and_tagger["encoder"]
+    answer = client.post("/v2/models/encoder/infer", json=oip_text(TEXTS))
+    assert answer.status_code == 200, answer.text
+    (output,) = answer.json()["outputs"]
+    assert output["name"] == "embedding" and output["datatype"] == "FP32"
+    assert output["shape"] == [4, 32]
+    np.testing.assert_allclose(np.reshape(output["data"], (4, 32)), expected, rtol=1e-4, atol=1e-5)
+    vertex = client.post(routes.VERTEX_PREDICT, json={"instances": TEXTS[:2]})
+    assert vertex.status_code == 200, vertex.text
+    np.testing.assert_allclose(vertex.json()["predictions"], expected[:2], rtol=1e-4, atol=1e-5)
+
+
+def test_entities_over_oip_and_vertex(
+    encoder_and_tagger: dict[str, httpx.Client], folders: dict[str, Path]
+) -> None:
+    tagger = pipeline(folders["tagger"], "token-classification")
+    expected = [[e["word"] for e in tagger(t, aggregation_strategy="simple")] for t in TEXTS]
+    client = encoder_and_tagger["tagger"]
+    answer = client.post("/v2/models/tagger/infer", json=oip_text(TEXTS))
+    assert answer.status_code == 200, answer.text
+    (output,) = answer.json()["outputs"]
+    assert output["name"] == "entities" and output["datatype"] == "BYTES"
+    assert [[e["word"] for e in json.loads(row)] for row in output["data"]] == expected
+    vertex = client.post(routes.VERTEX_PREDICT, json={"instances": TEXTS[:1]})
+    assert vertex.status_code == 200, vertex.text
+    (row,) = vertex.json()["predictions"]
+    assert [e["word"] for e in json.loads(row)] == expected[0]

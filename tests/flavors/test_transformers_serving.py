@@ -237,3 +237,22 @@ def test_entities_over_oip_and_vertex(
     assert vertex.status_code == 200, vertex.text
     (row,) = vertex.json()["predictions"]
     assert [e["word"] for e in json.loads(row)] == expected[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (routes.SAGEMAKER_INVOCATIONS, {"instances": [{"text": t} for t in TEXTS[:2]]}),
+        (routes.SAGEMAKER_INVOCATIONS, {"inputs": {"text": TEXTS[:2]}}),
+        (routes.AZURE_SCORING, {"instances": [{"text": t} for t in TEXTS[:2]]}),
+    ],
+    ids=["sagemaker-instances", "sagemaker-columns", "azure"],
+)
+def test_sagemaker_and_azure_bodies(
+    classifier: httpx.Client, folders: dict[str, Path], path: str, body: dict[str, Any]
+) -> None:
+    expected = [pipeline(folders["classifier"], "text-classification")(t)[0] for t in TEXTS[:2]]
+    answer = classifier.post(path, json=body)
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert [p["label"] for p in predictions] == [e["label"] for e in expected]

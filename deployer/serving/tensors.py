@@ -147,9 +147,9 @@ def from_instances(instances: Any, signature: Signature) -> Tensors:
         raise BadRequest("'instances' must be a non-empty list, one item per row")
     specs = signature.inputs
     names = [spec.name for spec in specs]
+    if len(specs) == 1 and all(_bare(item, names[0]) for item in instances):
+        return check_inputs({names[0]: instances}, signature)
     if not all(isinstance(item, dict) for item in instances):
-        if len(specs) == 1 and not any(isinstance(item, dict) for item in instances):
-            return check_inputs({names[0]: instances}, signature)
         raise BadRequest(
             f"each instance must be an object with {', '.join(map(repr, names))}"
             + ("" if len(specs) > 1 else " (or the bare value of the one input)")
@@ -166,6 +166,12 @@ def from_instances(instances: Any, signature: Signature) -> Tensors:
         for name in names:
             columns.setdefault(name, []).append(item[name])
     return check_inputs(columns, signature)
+
+
+def _bare(item: Any, name: str) -> bool:
+    """A one-input model's bare value: not an object, or Vertex's ``{"b64": ...}``
+    (unless the input is itself named b64)."""
+    return not isinstance(item, dict) or (set(item) == {"b64"} and name != "b64")
 
 
 def from_columns(inputs: Any, signature: Signature) -> Tensors:

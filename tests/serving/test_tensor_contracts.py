@@ -334,3 +334,10 @@ def test_bare_strings_for_a_one_text_input_model(
     answer = text_model.post(path, json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"predictions": [5, 2]}
+
+
+def test_vertex_b64_instances_for_a_one_text_input_model(text_model: httpx.Client) -> None:
+    body = {"instances": [{"b64": "aMOpbGxv"}, {"b64": "YWI="}]}  # "héllo", "ab"
+    answer = text_model.post(routes.VERTEX_PREDICT, json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [5, 2]}

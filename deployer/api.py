@@ -120,6 +120,7 @@ class Project:
         example = options.pop("example", None)
         if example:  # read here: the image carries the inputs it names, not the file
             options["inputs"] = self._example_inputs(example)
+        options.update(model.options)  # the flavour rejects options it does not take
         if model.predictor:
             options["predictor"] = model.predictor
             options["code_paths"] = [str(self.code_folder(c)) for c in model.code or (".",)]

@@ -32,7 +32,15 @@ Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "FP16", "FP32", "FP64", "BYTES"
 ]
 FlavorName = Literal[
-    "sklearn", "onnx", "xgboost", "python", "pytorch", "lightgbm", "catboost", "mlflow"
+    "sklearn",
+    "onnx",
+    "xgboost",
+    "python",
+    "pytorch",
+    "transformers",
+    "lightgbm",
+    "catboost",
+    "mlflow",
 ]
 # the sections whose whole-document checks name their field ("model.path: required ...")
 LOCATED = ("model", "serving", "image")
@@ -91,8 +99,12 @@ class ModelConfig(_Strict):
     )
     flavor: FlavorName | None = Field(
         default=None,
-        description="sklearn | onnx | xgboost | lightgbm | catboost | mlflow | pytorch | python;"
-        " detected when unset",
+        description="sklearn | onnx | xgboost | lightgbm | catboost | mlflow | pytorch | "
+        "transformers | python; detected when unset",
+    )
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="flavour options, e.g. transformers: task, top_k, max_new_tokens",
     )
 
     predictor: str | None = Field(default=None, description="python flavour: 'module:Class'")

@@ -22,6 +22,16 @@ def project_name_for(model: Path) -> str:
     return name[:40].rstrip("-") or "model"
 
 
+def transformers_block(task: str) -> str:
+    """The pipeline task (inferred from config.json) and the options it takes."""
+    return (
+        f"  options:\n    task: {task}   # text-classification | token-classification | "
+        "feature-extraction | text-generation\n"
+        "    # top_k: 1             # text-classification: labels per text\n"
+        "    # max_new_tokens: 64   # text-generation: the most a request may ask for\n"
+    )
+
+
 def render_project_file(
     model: Path,
     config_dir: Path,
@@ -49,6 +59,8 @@ def render_project_file(
     loaded = load_model(flavor, str(model), options)
     relative = os.path.relpath(model.resolve(), config_dir.resolve())
     block = f"  predictor: {predictor}   # module:Class\n  code: [.]\n" if predictor else ""
+    if flavor == "transformers":
+        block += transformers_block(loaded.extra.get("task", ""))
     pickle_note = (
         "Loading a pickle runs code from it: only deploy models you trust."
         if flavor in ("sklearn", "mlflow")

@@ -30,6 +30,7 @@ HEAVY = (
     "catboost",
     "mlflow",
     "pandas",
+    "transformers",
 )
 
 

@@ -23,6 +23,7 @@ FLAVOR_MODULES = {
     "lightgbm": "deployer.flavors.lightgbm",
     "catboost": "deployer.flavors.catboost",
     "mlflow": "deployer.flavors.mlflow",
+    "transformers": "deployer.flavors.transformers_flavor",
 }
 FLAVOR_NAMES = tuple(FLAVOR_MODULES)
 
@@ -69,6 +70,10 @@ def detect_flavor(path: str) -> str | None:
 
     if is_mlflow_model(path):  # a folder with an MLmodel file, or models:/NAME/VERSION
         return "mlflow"
+    if os.path.isdir(path):
+        from deployer.flavors.transformers_flavor import looks_like_model
+
+        return "transformers" if looks_like_model(path) else None
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".json":
         return "xgboost" if _is_xgboost_json(path) else None

@@ -226,6 +226,11 @@ class Flavor(Protocol):
     def load(self, path: str | None, options: Mapping[str, Any]) -> LoadedModel: ...
 
 
+class RequestError(ValueError):
+    """A request the model refuses (e.g. a bad parameter value): the server answers 400
+    with this message."""
+
+
 class ModelLoadError(DeployerError):
     """The model file exists but the flavour could not load it."""
 

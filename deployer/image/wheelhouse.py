@@ -33,6 +33,8 @@ PIN_TO_HOST = (
     "torch",
     "lightgbm",
     "catboost",
+    "transformers",  # a save_pretrained folder loads with the versions that wrote it
+    "tokenizers",
     "cloudpickle",  # what MLflow's pickles (pyfunc models, sklearn) were written with
 )
 

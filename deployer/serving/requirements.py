@@ -38,6 +38,9 @@ FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # an MLflow model maps to a native flavour, or brings mlflow-skinny and its own
     # requirements.txt (deployer.flavors.image_needs; Project.build_spec adds them)
     "mlflow": (),
+    # torch pinned to the host build like the pytorch flavour; transformers and tokenizers
+    # to the host versions too (deployer/image/wheelhouse.py: PIN_TO_HOST).
+    "transformers": ("torch>=2.4,<3", "transformers>=4.40,<6", "tokenizers>=0.19,<1"),
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from deployer.flavors import LoadedModel, load_model
-from deployer.flavors.base import Signature
+from deployer.flavors.base import RequestError, Signature
 from deployer.serving import metrics
 from deployer.serving.batching import Inputs, MicroBatcher, batch_rows
 from deployer.serving.errors import BadRequest, NotReady
@@ -113,6 +113,8 @@ class ModelRunner:
     def _predict_now(self, rows: Inputs, method: str, parameters: Mapping[str, Any] = {}) -> Any:
         try:
             return self.require_model().predict(rows, method, parameters)
+        except RequestError as exc:
+            raise BadRequest(str(exc)) from None
         except ValueError as exc:
             if isinstance(rows, np.ndarray) and is_input_rejection(exc):
                 raise rejection(exc, rows) from None

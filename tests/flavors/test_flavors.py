@@ -328,9 +328,9 @@ def test_missing_optional_dependency_names_the_extra(
 def test_unknown_flavour() -> None:
     expected = (
         r"unknown flavour 'torch'; expected one of "
-        r"sklearn, onnx, xgboost, python, lightgbm, catboost, mlflow"
+        r"sklearn, onnx, xgboost, python, pytorch, lightgbm, catboost, mlflow, transformers"
     )
     with pytest.raises(ValueError, match=expected):
         load_model("torch", "model.pt")
     assert FLAVOR_NAMES[:4] == ("sklearn", "onnx", "xgboost", "python")
-    assert {"pytorch", "lightgbm", "catboost", "mlflow"} <= set(FLAVOR_NAMES)
+    assert {"pytorch", "lightgbm", "catboost", "mlflow", "transformers"} <= set(FLAVOR_NAMES)

@@ -1,24 +1,31 @@
 """Side-by-side PyTorch serving benchmark: our model server vs BentoML and LitServe (issue 16).
 
-    .venv/bin/python benchmarks/torch_serving.py [--duration 10] [--concurrency 1,8,32]
-        [--rounds 3] [--servers ours,bentoml,litserve] [--skip-setup] [--json out.json]
+    .venv/bin/python benchmarks/torch_serving.py [--model mlp|text] [--duration 10]
+        [--concurrency 1,8,32] [--rounds 3] [--servers ours,bentoml,litserve]
+        [--skip-setup] [--json out.json]
 
-Every server loads the same TorchScript file (benchmarks/peers/torch_model.py: a 3-layer MLP,
-64 features in, 10 logits out), runs one worker process and one torch thread
-(``OMP_NUM_THREADS=1``), pinned with its whole process tree to core 0 while wrk runs on core
-1, and is sent one row per request on its own JSON route:
+Two models (``--model``), each loaded by every server from the same file:
 
-* ours: ``POST /invocations`` ``{"instances": [[64 floats]]}`` (micro-batching on, our default);
-* BentoML: ``POST /predict`` ``{"x": [[64 floats]]}`` (``@bentoml.api(batchable=True)``);
-* LitServe: ``POST /predict`` ``{"x": [64 floats]}`` (``max_batch_size=64``, 1 ms timeout).
+* ``mlp`` (default): a TorchScript 3-layer MLP (benchmarks/peers/torch_model.py, 64 features
+  in, 10 logits out). Ours: ``POST /invocations`` ``{"instances": [[64 floats]]}``; BentoML:
+  ``POST /predict`` ``{"x": [[64 floats]]}`` (``@bentoml.api(batchable=True)``); LitServe:
+  ``POST /predict`` ``{"x": [64 floats]}`` (``max_batch_size=64``, 1 ms timeout).
+* ``text``: a BERT-mini-sized Hugging Face text classifier (peers/text_model.py: 4 layers,
+  hidden 256, random weights from a seed, saved with ``save_pretrained``), served as a
+  text-classification pipeline. Ours: ``{"instances": ["a sentence"]}``; BentoML
+  ``{"texts": ["a sentence"]}``; LitServe ``{"text": "a sentence"}``; each peer runs a batch
+  in one pipeline call (``batch_size=len(batch)``), as ours does.
 
-Before measuring, each server's answer must equal the logits torch computes for the row.
+Every server runs one worker process and one torch thread (``OMP_NUM_THREADS=1``), pinned with
+its whole process tree to core 0 while wrk runs on core 1, one item per request. Before
+measuring, each server's answer must equal what torch (or the pipeline) computes directly.
 The load loop, the CPU accounting and the disturbed-run rule are serving.py's: see its
 docstring and benchmarks/README.md.
 
 Setup (skipped by ``--skip-setup``): the peers venv benchmarks/.peers/torch-venv gets
-torch==2.13.0 (the CPU wheel), BentoML and LitServe; the model file is written to
-benchmarks/.work/torch/. Our venv needs torch==2.13.0 too (``pip install torch==2.13.0``).
+torch==2.13.0 (the CPU wheel), BentoML, LitServe and our venv's transformers version; the
+models are written to benchmarks/.work/torch/. Our venv needs torch==2.13.0 (and
+transformers for ``--model text``).
 """
 
 from __future__ import annotations
@@ -29,75 +36,149 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import serving as base
 
 HERE = Path(__file__).resolve().parent
+PEERS = HERE / "peers"
 WORK = base.WORK / "torch"
 PEERS_VENV = HERE / ".peers" / "torch-venv"
 PEER_PYTHON = PEERS_VENV / "bin" / "python"
-MODEL_SCRIPT = HERE / "peers" / "torch_model.py"
-MODEL_FILE = WORK / "mlp.pt"
 FEATURES = 64
 ROW = [round((i % 7) / 7 - 0.4, 4) for i in range(FEATURES)]
+TEXT = "the movie was very good and i love it"
 PEER_REQUIREMENTS = ("torch==2.13.0", "bentoml==1.4.40", "litserve==0.2.19")
-VERSIONS = ("deployer", "torch", "numpy", "bentoml", "litserve", "uvicorn", "fastapi")
+VERSIONS = (
+    "deployer", "torch", "transformers", "tokenizers", "numpy", "bentoml", "litserve",
+    "uvicorn", "fastapi",
+)  # fmt: skip
 SERVERS = ("ours", "bentoml", "litserve")
-PROTOCOL = "json"  # each server's own JSON route, one row per request
+PROTOCOL = "json"  # each server's own JSON route, one item per request
 TARGET_CONCURRENCY = 32  # issue 16: ahead of every peer in req/s here, p99 no worse
-THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def ensure_setup() -> list[str]:
-    """The peers venv and the model file; returns notes."""
-    notes = []
+@dataclass(frozen=True)
+class Suite:
+    """One model served by every server: how to make it, call it and check its answers."""
+
+    name: str
+    model: Path  # the file or folder every server loads
+    make: str  # the script in peers/ that writes ``model`` (run in the peers venv)
+    ours: dict[str, Any]  # our serving settings besides host, port and workers
+    bodies: dict[str, Any]  # server: the request body (one item)
+    services: dict[str, list[str]]  # peer: its command after the venv's bin/ (PORT for port)
+    reference: str  # Python run in the peers venv that prints the expected answer as JSON
+    answer: Callable[[str, Any], Any]  # (server, its JSON answer) -> comparable value
+
+
+def peer_commands(bento_service: str, litserve_script: str) -> dict[str, list[str]]:
+    """Each peer's command (after the peers venv's bin/; the port is appended)."""
+    return {
+        "bentoml": ["bentoml", "serve", bento_service, "--host", "127.0.0.1", "--port"],
+        "litserve": ["python", str(PEERS / litserve_script)],
+    }
+
+
+def _logits(server: str, answer: Any) -> Any:
+    if server == "ours":
+        prediction = answer["predictions"][0]
+        return prediction["logits"] if isinstance(prediction, dict) else prediction
+    return answer[0] if server == "bentoml" else answer["output"]
+
+
+def _label_score(server: str, answer: Any) -> Any:
+    found = {"ours": lambda a: a["predictions"][0], "bentoml": lambda a: a[0]}.get(
+        server, lambda a: a
+    )(answer)
+    return [found["label"], found["score"]]
+
+
+MLP = Suite(
+    name="mlp",
+    model=WORK / "mlp.pt",
+    make="torch_model.py",
+    ours={
+        "flavor": "pytorch",
+        "flavor_options": {
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, FEATURES]}],
+            "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
+        },
+    },
+    bodies={"ours": {"instances": [ROW]}, "bentoml": {"x": [ROW]}, "litserve": {"x": ROW}},
+    services=peer_commands("bentoml_service:MLP", "litserve_server.py"),
+    reference=(
+        "import json, sys, torch\n"
+        "m = torch.jit.load(sys.argv[1]).eval()\n"
+        f"print(json.dumps(m(torch.tensor([{ROW!r}])).tolist()[0]))\n"
+    ),
+    answer=_logits,
+)
+TEXT_SUITE = Suite(
+    name="text",
+    model=WORK / "text-classifier",
+    make="text_model.py",
+    ours={"flavor": "transformers", "flavor_options": {"task": "text-classification"}},
+    bodies={
+        "ours": {"instances": [TEXT]},
+        "bentoml": {"texts": [TEXT]},
+        "litserve": {"text": TEXT},
+    },
+    services=peer_commands("bentoml_text_service:TextClassifier", "litserve_text_server.py"),
+    reference=(
+        "import json, sys, transformers\n"
+        "p = transformers.pipeline('text-classification', model=sys.argv[1], device='cpu')\n"
+        f"r = p({TEXT!r})[0]\n"
+        "print(json.dumps([r['label'], r['score']]))\n"
+    ),
+    answer=_label_score,
+)
+SUITES = {s.name: s for s in (MLP, TEXT_SUITE)}
+
+
+def ensure_setup(suite: Suite) -> list[str]:
+    """The peers venv (with our venv's transformers) and the suite's model; returns notes."""
     if not PEER_PYTHON.exists():
         subprocess.run([str(base.OUR_PYTHON), "-m", "venv", str(PEERS_VENV)], check=True)
+    ours = base.venv_versions(base.OUR_PYTHON, ("transformers", "tokenizers"))
+    same = [f"{name}=={version}" for name, version in ours.items()]
     done = subprocess.run(
-        [str(PEER_PYTHON), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS],
+        [str(PEER_PYTHON), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS, *same],
         capture_output=True,
         text=True,
     )
     if done.returncode:
         raise SystemExit(f"pip could not install the peers:\n{done.stdout[-3000:]}{done.stderr}")
     WORK.mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(PEER_PYTHON), str(MODEL_SCRIPT), str(MODEL_FILE)], check=True)
-    notes.append(f"model: {MODEL_FILE.name} written by peers/torch_model.py (torch.manual_seed(0))")
-    return notes
+    subprocess.run([str(PEER_PYTHON), str(PEERS / suite.make), str(suite.model)], check=True)
+    return [f"model: {suite.model.name} written by peers/{suite.make} (torch.manual_seed(0))"]
 
 
-def expected_logits() -> list[float]:
-    """What torch computes for ROW, in the peers venv (the same torch as ours)."""
-    code = (
-        "import json, sys, torch\n"
-        "m = torch.jit.load(sys.argv[1]).eval()\n"
-        "print(json.dumps(m(torch.tensor([json.loads(sys.argv[2])])).tolist()[0]))\n"
-    )
+def expected_answer(suite: Suite) -> Any:
+    """What torch (or the pipeline) answers for the suite's item, in the peers venv."""
     done = subprocess.run(
-        [str(PEER_PYTHON), "-c", code, str(MODEL_FILE), json.dumps(ROW)],
+        [str(PEER_PYTHON), "-c", suite.reference, str(suite.model)],
         capture_output=True,
         text=True,
         check=True,
+        env=dict(os.environ, **THREAD_ENV, HF_HUB_OFFLINE="1"),
     )
-    return list(json.loads(done.stdout))
+    return json.loads(done.stdout)
 
 
 # --- servers -------------------------------------------------------------------------
 
 
-def ours_spec() -> base.ServerSpec:
+def ours_spec(suite: Suite) -> base.ServerSpec:
     port = base.free_port()
     settings = {
-        "model_name": "mlp",
-        "flavor": "pytorch",
-        "model_path": str(MODEL_FILE),
-        "flavor_options": {
-            "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, FEATURES]}],
-            "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
-        },
+        "model_name": suite.name,
+        "model_path": str(suite.model),
+        **suite.ours,
         "host": "127.0.0.1",
         "port": port,
         "workers": 1,
@@ -108,81 +189,53 @@ def ours_spec() -> base.ServerSpec:
     return base.ServerSpec("ours", command, env, port, "/ping", (PROTOCOL,), routes=routes)
 
 
-def peer_env() -> dict[str, str]:
-    env = dict(os.environ, **THREAD_ENV, MODEL_PATH=str(MODEL_FILE))
+def peer_spec(name: str, suite: Suite) -> base.ServerSpec:
+    """A peer's server for ``suite``, from the peers venv, in benchmarks/peers/."""
+    port = base.free_port()
+    program, *args = suite.services[name]
+    command = [str(PEERS_VENV / "bin" / program), *args, str(port)]
+    env = dict(os.environ, **THREAD_ENV, MODEL_PATH=str(suite.model), HF_HUB_OFFLINE="1")
     env["PATH"] = f"{PEERS_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(PEERS_VENV)
     env["BENTOML_DO_NOT_TRACK"] = "True"
-    return env
-
-
-def bentoml_spec() -> base.ServerSpec:
-    port = base.free_port()
-    command = [
-        str(PEERS_VENV / "bin" / "bentoml"),
-        "serve",
-        "bentoml_service:MLP",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    ready = "/readyz" if name == "bentoml" else "/health"
     routes = ((PROTOCOL, "/predict"),)
-    return base.ServerSpec(
-        "bentoml", command, peer_env(), port, "/readyz", (PROTOCOL,), HERE / "peers", routes
-    )
+    return base.ServerSpec(name, command, env, port, ready, (PROTOCOL,), PEERS, routes)
 
 
-def litserve_spec() -> base.ServerSpec:
-    port = base.free_port()
-    command = [str(PEER_PYTHON), str(HERE / "peers" / "litserve_server.py"), str(port)]
-    routes = ((PROTOCOL, "/predict"),)
-    return base.ServerSpec(
-        "litserve", command, peer_env(), port, "/health", (PROTOCOL,), HERE / "peers", routes
-    )
+def server_spec(name: str, suite: Suite) -> base.ServerSpec:
+    return ours_spec(suite) if name == "ours" else peer_spec(name, suite)
 
 
-BUILDERS = {"ours": ours_spec, "bentoml": bentoml_spec, "litserve": litserve_spec}
-BODIES = {
-    "ours": {"instances": [ROW]},
-    "bentoml": {"x": [ROW]},
-    "litserve": {"x": ROW},
-}
+def close(a: Any, b: Any) -> bool:
+    """Equal, numbers to 1e-4 (lists element-wise)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= 1e-4
+    return bool(a == b)
 
 
-def logits_of(server: str, answer: Any) -> list[float]:
-    """The logits of the one row in ``server``'s answer."""
-    if server == "ours":
-        prediction = answer["predictions"][0]
-        return list(prediction["logits"] if isinstance(prediction, dict) else prediction)
-    if server == "bentoml":
-        return list(answer[0])
-    return list(answer["output"])
-
-
-def verify(spec: base.ServerSpec, body_file: Path, expected: list[float]) -> None:
-    """The server's logits for ROW must be torch's, to 1e-4."""
+def verify(spec: base.ServerSpec, suite: Suite, body_file: Path, expected: Any) -> None:
+    """The server's answer for the suite's item must be what torch computes."""
     url = spec.url(spec.route(PROTOCOL))
     try:
         answer = base.post_json(url, body_file.read_bytes())
-        logits = logits_of(spec.name, answer)
+        got = suite.answer(spec.name, answer)
     except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise RuntimeError(f"{spec.name} did not predict on {url}: {exc}") from exc
-    close = len(logits) == len(expected) and all(
-        abs(a - b) <= 1e-4 for a, b in zip(logits, expected, strict=True)
-    )
-    if not close:
-        raise RuntimeError(f"{spec.name} answered {logits}, expected {expected}")
+    if not close(got, expected):
+        raise RuntimeError(f"{spec.name} answered {got}, expected {expected}")
     print(f"  {spec.name} {spec.route(PROTOCOL)} -> {json.dumps(answer)[:100]}", flush=True)
 
 
 def benchmark_server(
-    spec: base.ServerSpec, plan: base.Plan, expected: list[float]
+    spec: base.ServerSpec, suite: Suite, plan: base.Plan, expected: Any
 ) -> list[base.Point]:
     """Start one server, verify, warm up, and measure every concurrency."""
     points: list[base.Point] = []
     with base.running(spec, plan.pin, plan.startup_timeout_s) as process:
-        verify(spec, plan.bodies[PROTOCOL], expected)
+        verify(spec, suite, plan.bodies[PROTOCOL], expected)
         url = spec.url(spec.route(PROTOCOL))
         base.run_wrk(base.wrk_command(url, plan.bodies[PROTOCOL], 8, plan.warmup_s, plan.pin))
         for concurrency in plan.concurrency:
@@ -263,6 +316,7 @@ def render_markdown(run: base.Run, servers: list[str]) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(SUITES), default="mlp", help="mlp or text")
     parser.add_argument("--duration", type=int, default=10, help="seconds per point (10)")
     parser.add_argument(
         "--concurrency",
@@ -279,9 +333,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-setup", action="store_true", help="reuse venv and model")
     parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds (180)")
     parser.add_argument("--json", type=Path, help="write every run and the facts here")
-    parser.add_argument("--markdown", type=Path, default=WORK / "torch-serving.md")
+    parser.add_argument("--markdown", type=Path, help="default: .work/torch/<model>-serving.md")
     args = parser.parse_args(argv)
-    unknown = set(args.servers.split(",")) - set(BUILDERS)
+    unknown = set(args.servers.split(",")) - set(SERVERS)
     if unknown:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
     return args
@@ -292,15 +346,16 @@ def main(argv: list[str]) -> int:
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt-get install wrk util-linux)")
-    notes = [] if args.skip_setup else ensure_setup()
-    if not MODEL_FILE.exists():
-        raise SystemExit(f"no model at {MODEL_FILE}: run without --skip-setup once")
-    expected = expected_logits()
+    suite = SUITES[args.model]
+    notes = [] if args.skip_setup else ensure_setup(suite)
+    if not suite.model.exists():
+        raise SystemExit(f"no model at {suite.model}: run without --skip-setup once")
+    expected = expected_answer(suite)
     servers = args.servers.split(",")
     bodies = {}
     for server in servers:
-        path = WORK / f"body-{server}.json"
-        path.write_text(json.dumps(BODIES[server]))
+        path = WORK / f"body-{suite.name}-{server}.json"
+        path.write_text(json.dumps(suite.bodies[server]))
         bodies[server] = path
     pin = (os.cpu_count() or 1) >= 2
     run = base.Run(
@@ -338,17 +393,18 @@ def main(argv: list[str]) -> int:
                 retries=args.retries,
                 quiet_wait_s=args.quiet_wait,
             )
-            spec = BUILDERS[name]()
+            spec = server_spec(name, suite)
             print(f"{name}: {' '.join(spec.command)}", flush=True)
             try:
-                run.points += benchmark_server(spec, plan, expected)
+                run.points += benchmark_server(spec, suite, plan, expected)
             except RuntimeError as exc:
                 print(f"  {name} FAILED: {exc}", flush=True)
                 run.notes.append(f"{name} failed in round {number + 1}: {str(exc)[:1500]}")
     markdown = render_markdown(run, servers)
     print("\n" + markdown)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(markdown)
+    out = args.markdown or WORK / f"{suite.name}-serving.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown)
     if args.json:
         args.json.write_text(json.dumps(asdict(run), indent=2) + "\n")
     return 0

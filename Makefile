@@ -31,6 +31,8 @@ venv: $(BIN)/deployer
 PROVIDERS := $(patsubst %/pyproject.toml,%,$(wildcard providers/*/pyproject.toml))
 $(BIN)/deployer: pyproject.toml router/pyproject.toml $(wildcard providers/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
+	# a current pip: the resolver of older ones (23.x) gives up on this dependency set
+	$(BIN)/pip install -q --upgrade 'pip>=25'
 	# torch first, pinned: 2.13.0 is the CPU build on this machine's disk, which the
 	# dev extra's range then accepts (an unpinned torch would pull a CUDA build of GBs).
 	$(BIN)/pip install -q 'torch==$(TORCH_VERSION)'

@@ -183,7 +183,7 @@ def _load_saved_model(path: str, threads: int) -> LoadedModel:
         structured = {"output-0": structured}
     outputs = tuple(
         _spec(str(key), spec.shape, spec.dtype.name, path, output=True)
-        for key, spec in structured.items()
+        for key, spec in sorted(structured.items())  # a SavedModel keeps no order
     )
     signature = tensor_signature(inputs, outputs)
     dtypes = {spec.name: keyword[spec.name].dtype for spec in inputs}

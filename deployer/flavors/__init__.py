@@ -98,7 +98,7 @@ def image_needs(
     Keras model brings the backend its options choose."""
     with_options = getattr(flavor_module(flavor), "image_needs_with_options", None)
     if with_options is not None and path:
-        return with_options(path, options or {})  # type: ignore[no-any-return]
+        return with_options(path, options or {})
     needs = getattr(flavor_module(flavor), "image_needs", None)
     return needs(path) if needs is not None and path else (flavor, ())
 

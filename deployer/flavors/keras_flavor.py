@@ -72,7 +72,9 @@ def image_needs_with_options(path: str, options: Mapping[str, Any]) -> tuple[str
 def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
     """Load a ``.keras`` file or a SavedModel folder and derive its signature."""
     if path is None:
-        raise ValueError("the keras flavour needs model.path (a .keras file or a SavedModel folder)")
+        raise ValueError(
+            "the keras flavour needs model.path (a .keras file or a SavedModel folder)"
+        )
     threads = int(options.get("threads") or 1)
     if os.path.isdir(path):
         if not is_saved_model(path):
@@ -205,9 +207,7 @@ def _load_saved_model(path: str, threads: int) -> LoadedModel:
 # -- shared ---------------------------------------------------------------------------------
 
 
-def _spec(
-    tensor_name: str, shape: Any, dtype: Any, path: str, output: bool = False
-) -> TensorSpec:
+def _spec(tensor_name: str, shape: Any, dtype: Any, path: str, output: bool = False) -> TensorSpec:
     """A TensorSpec from a Keras/TensorFlow shape (None: -1) and dtype name."""
     dtype_name = str(getattr(dtype, "name", dtype))
     kind = "output" if output else "input"
@@ -239,6 +239,6 @@ def _named(result: Any, names: list[str]) -> Any:
     if isinstance(result, Mapping):
         return {str(k): np.asarray(v) for k, v in result.items()}
     if isinstance(result, (list, tuple)):
-        return {names[i] if i < len(names) else f"output-{i}": np.asarray(v)
-                for i, v in enumerate(result)}  # fmt: skip
+        padded = [*names, *(f"output-{i}" for i in range(len(names), len(result)))]
+        return {padded[i]: np.asarray(v) for i, v in enumerate(result)}
     return np.asarray(result)

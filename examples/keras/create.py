@@ -20,7 +20,7 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras  # noqa: E402  (after KERAS_BACKEND)
+import keras  # after KERAS_BACKEND
 
 CLASSES = 3
 

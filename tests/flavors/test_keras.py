@@ -166,9 +166,7 @@ def test_another_backend_than_the_running_one_is_refused(models: Path) -> None:
     assert "already running with the tensorflow backend" in str(info.value)
 
 
-def test_missing_tensorflow_names_the_extra(
-    models: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_tensorflow_names_the_extra(models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     with pytest.raises(MissingDependencyError) as info:
         load_model("keras", str(models / "saved_model"))

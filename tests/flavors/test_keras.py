@@ -6,6 +6,7 @@ Vertex by a real ``python -m deployer.serving``, micro-batched requests included
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from deployer.errors import MissingDependencyError
 from deployer.flavors import ModelLoadError, detect_flavor, image_needs, load_model
 from deployer.serving import routes
 
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # this process: the default backend
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 example = load_example("keras/create.py")

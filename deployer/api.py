@@ -280,7 +280,8 @@ class Project:
         from deployer.serving.requirements import FLAVOR_REQUIREMENTS
 
         path = self.model_path
-        runtime, extra = image_needs(self.flavor, str(path) if path else None)
+        options = self.config.model.options
+        runtime, extra = image_needs(self.flavor, str(path) if path else None, options)
         if runtime == self.flavor:
             return extra
         return (*FLAVOR_REQUIREMENTS.get(runtime, ()), *extra)

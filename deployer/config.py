@@ -41,6 +41,7 @@ FlavorName = Literal[
     "lightgbm",
     "catboost",
     "mlflow",
+    "keras",
 ]
 # the sections whose whole-document checks name their field ("model.path: required ...")
 LOCATED = ("model", "serving", "image")

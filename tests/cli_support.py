@@ -31,6 +31,9 @@ HEAVY = (
     "mlflow",
     "pandas",
     "transformers",
+    "tensorflow",
+    "keras",
+    "jax",
 )
 
 

@@ -24,6 +24,7 @@ FLAVOR_MODULES = {
     "catboost": "deployer.flavors.catboost",
     "mlflow": "deployer.flavors.mlflow",
     "transformers": "deployer.flavors.transformers_flavor",
+    "keras": "deployer.flavors.keras_flavor",
 }
 FLAVOR_NAMES = tuple(FLAVOR_MODULES)
 
@@ -70,11 +71,15 @@ def detect_flavor(path: str) -> str | None:
 
     if is_mlflow_model(path):  # a folder with an MLmodel file, or models:/NAME/VERSION
         return "mlflow"
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return "keras"  # a TensorFlow SavedModel folder
     if os.path.isdir(path):
         from deployer.flavors.transformers_flavor import looks_like_model
 
         return "transformers" if looks_like_model(path) else None
     suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".keras":
+        return "keras"
     if suffix == ".json":
         return "xgboost" if _is_xgboost_json(path) else None
     for flavor in ("sklearn", "onnx", "xgboost", "catboost", "pytorch"):
@@ -85,9 +90,15 @@ def detect_flavor(path: str) -> str | None:
     return None
 
 
-def image_needs(flavor: str, path: str | None) -> tuple[str, tuple[str, ...]]:
+def image_needs(
+    flavor: str, path: str | None, options: Mapping[str, Any] | None = None
+) -> tuple[str, tuple[str, ...]]:
     """The flavour whose runtime the image installs for this model, and the model's own
-    extra requirements: an MLflow model maps to a native flavour or brings its own."""
+    extra requirements: an MLflow model maps to a native flavour or brings its own; a
+    Keras model brings the backend its options choose."""
+    with_options = getattr(flavor_module(flavor), "image_needs_with_options", None)
+    if with_options is not None and path:
+        return with_options(path, options or {})
     needs = getattr(flavor_module(flavor), "image_needs", None)
     return needs(path) if needs is not None and path else (flavor, ())
 

@@ -35,6 +35,10 @@ PIN_TO_HOST = (
     "catboost",
     "transformers",  # a save_pretrained folder loads with the versions that wrote it
     "tokenizers",
+    "keras",  # a .keras file / SavedModel loads with the versions that wrote it
+    "tensorflow-cpu",
+    "jax",
+    "jaxlib",
     "cloudpickle",  # what MLflow's pickles (pyfunc models, sklearn) were written with
 )
 

@@ -41,6 +41,9 @@ FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # torch pinned to the host build like the pytorch flavour; transformers and tokenizers
     # to the host versions too (deployer/image/wheelhouse.py: PIN_TO_HOST).
     "transformers": ("torch>=2.4,<3", "transformers>=4.40,<6", "tokenizers>=0.19,<1"),
+    # Keras 3 only: its backend (tensorflow-cpu, torch or jax; a SavedModel: tensorflow-cpu)
+    # follows model.options.backend (deployer.flavors.keras_flavor.image_needs_with_options).
+    "keras": ("keras>=3,<4",),
 }
 
 

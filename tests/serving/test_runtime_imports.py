@@ -310,6 +310,12 @@ def test_requirements_match_pyproject() -> None:
         if flavor == "mlflow":  # the image's come from the model: deployer.flavors.image_needs
             assert requirements == ()
             continue
+        if flavor == "keras":  # the backend follows model.options (keras_flavor.image_needs...)
+            from deployer.flavors.keras_flavor import BACKEND_REQUIREMENTS
+
+            default = BACKEND_REQUIREMENTS["tensorflow"]
+            assert sorted(extras["keras"]) == sorted([*requirements, *default])
+            continue
         extra = flavor_module(flavor).extra or flavor  # the pytorch flavour's extra: torch
         assert sorted(requirements) == sorted(extras.get(extra, [])), flavor
     # the mlflow extra is what the pyfunc fallback's image carries (and init's registry)

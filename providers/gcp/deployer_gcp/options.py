@@ -28,6 +28,14 @@ class VertexOptions(BaseModel):
     repository: str = Field(default="deployer", description="Artifact Registry repository")
     image_name: str | None = Field(default=None, description="image name; default project name")
     machine_type: str = Field(default="n1-standard-2", min_length=1)
+    accelerator_type: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z][A-Z0-9_]+$",
+        description="GPU attached to each replica (NVIDIA_TESLA_T4, NVIDIA_L4 ...); default none",
+    )
+    accelerator_count: int = Field(
+        default=1, ge=1, le=16, description="GPUs per replica, with accelerator_type"
+    )
     min_replicas: int = Field(default=1, ge=1, le=1000)
     max_replicas: int | None = Field(default=None, ge=1, le=1000, description="default min")
     endpoint_name: str | None = Field(

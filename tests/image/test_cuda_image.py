@@ -171,3 +171,15 @@ def test_host_torch_drops_the_local_tag() -> None:
     except metadata.PackageNotFoundError:
         pytest.skip("torch is not installed on this host")
     assert host_torch() == raw.split("+")[0]
+
+
+def test_providers_read_the_label_the_image_writes() -> None:
+    from deployer.image.accelerator import ACCELERATOR_LABEL
+    from deployer.providers import IMAGE_ACCELERATOR_LABEL, Release
+    from deployer.providers import Image as ProviderImage
+
+    assert IMAGE_ACCELERATOR_LABEL == ACCELERATOR_LABEL
+    image = ProviderImage("demo:1", "sha256:" + "0" * 64, 1, {ACCELERATOR_LABEL: "cuda"})
+    assert Release("demo", image, [], {}).accelerator == "cuda"
+    plain = ProviderImage("demo:1", "sha256:" + "0" * 64, 1, {})
+    assert Release("demo", plain, [], {}).accelerator == "cpu"

@@ -267,7 +267,7 @@ class Project:
             model_path=self.model_path,
             code=tuple(self.root / c for c in model.code or (".",)) if model.predictor else (),
             settings=self.serving_settings(),
-            base=base_image(image.base_image),
+            base=base_image(image.base),
             accelerator=image.accelerator,
             cuda=image.cuda,
             torch=image.torch,

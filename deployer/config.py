@@ -167,8 +167,8 @@ DEFAULT_BASES: dict[str, str] = {"cpu": "python:3.11-slim", "cuda": "python:3.11
 class ImageConfig(_Strict):
     """The container image (used by ``deployer build``)."""
 
-    base: str | None = Field(
-        default=None, description="base image; default per accelerator (DEFAULT_BASES)"
+    base: str = Field(
+        default=DEFAULT_BASES["cpu"], description="base image; default per accelerator"
     )
     accelerator: Accelerator = Field(
         default="cpu", description="cpu: CPU-only wheels; cuda: CUDA wheels and GPU runtime env"
@@ -190,10 +190,15 @@ class ImageConfig(_Strict):
         default=None, description="image name; default: the project name"
     )
 
-    @property
-    def base_image(self) -> str:
-        """image.base, or the default for image.accelerator."""
-        return self.base or DEFAULT_BASES[self.accelerator]
+    @model_validator(mode="before")
+    @classmethod
+    def _default_base(cls, data: Any) -> Any:
+        """No image.base: the default of image.accelerator (DEFAULT_BASES)."""
+        if isinstance(data, dict) and data.get("base") is None:
+            accelerator = data.get("accelerator", "cpu")
+            if accelerator in DEFAULT_BASES:  # otherwise the accelerator's own error
+                return {**data, "base": DEFAULT_BASES[accelerator]}
+        return data
 
     @model_validator(mode="after")
     def _cuda_only(self) -> ImageConfig:

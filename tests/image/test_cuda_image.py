@@ -128,13 +128,13 @@ def test_the_cpu_dockerfile_has_no_nvidia_environment(tmp_path: Path) -> None:
 
 def test_config_defaults_and_overrides() -> None:
     cpu = parse_config(CONFIG, "deployer.yaml").image
-    assert (cpu.accelerator, cpu.base_image, cpu.cuda, cpu.torch) == (
+    assert (cpu.accelerator, cpu.base, cpu.cuda, cpu.torch) == (
         "cpu", "python:3.11-slim", None, None,
     )  # fmt: skip
     cuda = parse_config(CONFIG + "image: {accelerator: cuda, cuda: '12.8'}\n", "d.yaml").image
-    assert (cuda.accelerator, cuda.cuda, cuda.base_image) == ("cuda", "12.8", "python:3.11-slim")
+    assert (cuda.accelerator, cuda.cuda, cuda.base) == ("cuda", "12.8", "python:3.11-slim")
     own = parse_config(CONFIG + "image: {accelerator: cuda, base: 'my/base:1'}\n", "d.yaml")
-    assert own.image.base_image == "my/base:1"
+    assert own.image.base == "my/base:1"
 
 
 @pytest.mark.parametrize(

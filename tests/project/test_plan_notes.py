@@ -22,3 +22,15 @@ def test_notes_are_printed_under_their_target(capsys: pytest.CaptureFixture[str]
     printed = capsys.readouterr().out
     assert "note: a CUDA image on [ml.m5]" in printed  # escaped: brackets survive
     assert printed.index("aws") < printed.index("note:")
+
+
+def test_the_local_target_notes_that_it_has_no_gpu() -> None:
+    from deployer.local.provider import local_gpu_notes
+    from deployer.providers import IMAGE_ACCELERATOR_LABEL, Image, Release
+
+    def release(labels: dict[str, str]) -> Release:
+        return Release("demo", Image("demo:1", "sha256:" + "0" * 64, 1, labels), [], {})
+
+    (note,) = local_gpu_notes(release({IMAGE_ACCELERATOR_LABEL: "cuda"}))
+    assert "without a GPU" in note
+    assert local_gpu_notes(release({})) == []

@@ -158,16 +158,55 @@ class ServingConfig(_Strict):
     limits: ServingLimitsConfig = ServingLimitsConfig()
 
 
+Accelerator = Literal["cpu", "cuda"]
+# image.base when none is set, per image.accelerator (see base_for): PyPI's Linux torch
+# wheels carry CUDA's user-space libraries (the nvidia-* wheels), so a CUDA image needs no
+# CUDA base, only Python 3.11 and the host's driver (NVIDIA container toolkit).
+DEFAULT_BASES: dict[str, str] = {"cpu": "python:3.11-slim", "cuda": "python:3.11-slim"}
+
+
 class ImageConfig(_Strict):
     """The container image (used by ``deployer build``)."""
 
-    base: str = "python:3.11-slim"
+    base: str = Field(
+        default=DEFAULT_BASES["cpu"], description="base image; default per accelerator"
+    )
+    accelerator: Accelerator = Field(
+        default="cpu", description="cpu: CPU-only wheels; cuda: CUDA wheels and GPU runtime env"
+    )
+    cuda: str | None = Field(
+        default=None,
+        pattern=r"^1[1-9]\.\d$",
+        description="CUDA version of the torch wheels (12.8); default: PyPI's torch build",
+    )
+    torch: str | None = Field(
+        default=None,
+        pattern=r"^\d+\.\d+(\.\d+)?$",
+        description="torch version for a cuda image; default: the host's, without +cpu",
+    )
     platform: str = "linux/amd64"
     python: str = Field(default="3.11", pattern=r"^3\.\d+$")
     requirements: tuple[str, ...] = Field(default=(), description="extra pip requirements")
     repository: str | None = Field(
         default=None, description="image name; default: the project name"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_base(cls, data: Any) -> Any:
+        """No image.base: the default of image.accelerator (DEFAULT_BASES)."""
+        if isinstance(data, dict) and data.get("base") is None:
+            accelerator = data.get("accelerator", "cpu")
+            if accelerator in DEFAULT_BASES:  # otherwise the accelerator's own error
+                return {**data, "base": DEFAULT_BASES[accelerator]}
+        return data
+
+    @model_validator(mode="after")
+    def _cuda_only(self) -> ImageConfig:
+        for field in ("cuda", "torch"):
+            if getattr(self, field) is not None and self.accelerator != "cuda":
+                raise ValueError(f"image.{field}: only with image.accelerator: cuda")
+        return self
 
 
 class TargetConfig(BaseModel):

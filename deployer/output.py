@@ -138,6 +138,8 @@ def render_plans(plans: list[dict[str, Any]]) -> None:
             )
         for problem in plan.get("problems") or []:
             out.print(f"  [red]! refuses:[/] {escape(problem)}")
+        for note in plan.get("notes") or []:
+            out.print(f"  [yellow]note:[/] {escape(note)}")
 
 
 def render_refusals(plans: list[dict[str, Any]], strategy: str) -> None:

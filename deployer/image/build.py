@@ -61,14 +61,23 @@ def build_image(
     import tempfile
 
     from deployer.image import context, wheelhouse
+    from deployer.image.accelerator import index_options
     from deployer.image.engine import docker_client
 
     say = progress or (lambda _line: None)
     context.check_code(spec)  # a symlink leaving the project: exit 2 before any work
     client = docker_client()
-    requirements = wheelhouse.image_requirements(spec.flavor, spec.requirements)
+    requirements = wheelhouse.image_requirements(
+        spec.flavor, spec.requirements, spec.accelerator, spec.cuda, spec.torch
+    )
     say(f"resolving {len(requirements)} requirements for {spec.platform}, Python {spec.python}")
-    wheels = wheelhouse.download(requirements, spec.platform, spec.python, refresh=refresh_wheels)
+    wheels = wheelhouse.download(
+        requirements,
+        spec.platform,
+        spec.python,
+        refresh=refresh_wheels,
+        index=index_options(spec.accelerator, spec.cuda),
+    )
     ensure_base_image(client, spec.base, say)
     with tempfile.TemporaryDirectory(prefix="deployer-build-") as folder:
         build_context = context.assemble(spec, wheels, Path(folder))

@@ -12,6 +12,7 @@ from pathlib import Path
 from string import Template
 
 from deployer._version import __version__
+from deployer.image import accelerator
 from deployer.image.code_copy import copy_code
 from deployer.image.spec import BuildSpec
 from deployer.resources import read_template, template_path
@@ -63,7 +64,7 @@ def image_labels(spec: BuildSpec, commit: str | None) -> dict[str, str]:
     }
     if commit:
         labels["org.opencontainers.image.revision"] = commit
-    return labels
+    return {**labels, **accelerator.labels(spec.accelerator, spec.cuda)}
 
 
 def copy_runtime(target: Path, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> None:
@@ -178,7 +179,13 @@ def assemble(spec: BuildSpec, wheels: Path, folder: Path) -> BuildContext:
     (folder / "serving.json").write_text(json.dumps(json.loads(settings.to_json()), indent=2))
     make_readable(folder)
     labels = image_labels(spec, git_commit(spec.source) if spec.source else None)
-    dockerfile = render_dockerfile("Dockerfile.tmpl", spec.base, labels, port=DEFAULT_PORT)
+    dockerfile = render_dockerfile(
+        "Dockerfile.tmpl",
+        spec.base,
+        labels,
+        port=DEFAULT_PORT,
+        accelerator_env=accelerator.dockerfile_env(spec.accelerator),
+    )
     (folder / "Dockerfile").write_text(dockerfile)
     requirements = (wheels / "requirements.txt").read_text().split()
     return BuildContext(folder, labels, requirements)

@@ -31,6 +31,9 @@ class BuildSpec:
     python: str  # the base image's Python (3.11 ...), for the wheelhouse
     requirements: tuple[str, ...] = ()  # extra pip requirements, on top of the flavour's
     source: Path | None = None  # a folder whose git commit labels the image
+    accelerator: str = "cpu"  # cpu, or cuda: CUDA torch wheels and the NVIDIA runtime env
+    cuda: str | None = None  # cuda: the CUDA version of the torch wheels (12.8), else PyPI's
+    torch: str | None = None  # cuda: the torch version, else the host's without +cpu
 
 
 def base_image(configured: str) -> str:

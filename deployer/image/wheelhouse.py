@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from deployer.errors import DeployerError
+from deployer.image.accelerator import CUDA_UNPINNED, torch_requirement
 from deployer.serving.requirements import requirements_for
 
 # Distributions whose host version must match the image (the model file depends on them).
@@ -52,13 +53,14 @@ def cache_root() -> Path:
     return Path(base) / "deployer" / "wheelhouse"
 
 
-def pinned(requirements: list[str]) -> list[str]:
-    """Replace the specifier of a PIN_TO_HOST requirement with ``==`` the host version."""
+def pinned(requirements: list[str], keep: tuple[str, ...] = ()) -> list[str]:
+    """Replace the specifier of a PIN_TO_HOST requirement (not in ``keep``) with ``==``
+    the host version."""
     result = []
     for requirement in requirements:
         name = _name_of(requirement)
         try:
-            version = metadata.version(name) if name in PIN_TO_HOST else None
+            version = metadata.version(name) if name in PIN_TO_HOST and name not in keep else None
         except metadata.PackageNotFoundError:
             version = None
         result.append(f"{name}=={version}" if version else requirement)
@@ -83,31 +85,57 @@ def platform_tags(platform: str) -> list[str]:
     return [f"manylinux2014_{arch}", *tags, f"linux_{arch}"]
 
 
-def image_requirements(flavor: str, extra: tuple[str, ...]) -> list[str]:
-    """The requirements the image installs, pinned where the model depends on them."""
-    return pinned(requirements_for(flavor, extra))
+def image_requirements(
+    flavor: str,
+    extra: tuple[str, ...],
+    accelerator: str = "cpu",
+    cuda: str | None = None,
+    torch: str | None = None,
+) -> list[str]:
+    """The requirements the image installs, pinned where the model depends on them; a
+    CUDA image's torch is its CUDA build (deployer.image.accelerator)."""
+    if accelerator != "cuda":
+        return pinned(requirements_for(flavor, extra))
+    result = pinned(requirements_for(flavor, extra), keep=CUDA_UNPINNED)
+    return [torch_requirement(r, cuda, torch) if _name_of(r) == "torch" else r for r in result]
 
 
-def download(requirements: list[str], platform: str, python: str, *, refresh: bool = False) -> Path:
-    """Download wheels for ``requirements`` into a cached folder and return it."""
-    key_source = "\n".join([platform, python, *sorted(requirements)])
-    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
-    folder = cache_root() / key
-    marker = folder / ".complete"
-    if marker.exists() and not refresh:
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+def pip_command(
+    requirements: list[str], platform: str, python: str, dest: Path, index: list[str]
+) -> list[str]:
+    """The ``pip download`` the wheelhouse runs (``index``: extra index options)."""
     version = python.replace(".", "")
     command = [
         sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--only-binary=:all:", "--dest", str(folder),
+        "--only-binary=:all:", "--dest", str(dest),
         "--python-version", python, "--implementation", "cp",
         "--abi", f"cp{version}", "--abi", "abi3", "--abi", "none",
     ]  # fmt: skip
     for tag in platform_tags(platform):
         command += ["--platform", tag]
-    result = subprocess.run([*command, *requirements], capture_output=True, text=True, check=False)
+    return [*command, *index, *requirements]
+
+
+def download(
+    requirements: list[str],
+    platform: str,
+    python: str,
+    *,
+    refresh: bool = False,
+    index: list[str] | None = None,
+) -> Path:
+    """Download wheels for ``requirements`` into a cached folder and return it."""
+    index = index or []
+    key_source = "\n".join([platform, python, *sorted(requirements), *index])
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
+    folder = cache_root() / key
+    marker = folder / ".complete"
+    if marker.exists() and not refresh:
+        return folder
+    command = pip_command(requirements, platform, python, folder, index)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         lines = [

@@ -258,7 +258,7 @@ class LocalProvider:
                 changes.append(
                     Change("delete", f"container {container.name}", "neither serving nor kept")
                 )
-        return Plan(self.target.name, changes)
+        return Plan(self.target.name, changes, notes=local_gpu_notes(release))
 
     def publish(self, image: Image, progress: Progress) -> str:
         """The local engine already has the image: its id is the pullable ref."""
@@ -411,3 +411,13 @@ def _loopback_url(container: Any) -> str:
     container.reload()
     binding = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]
     return f"http://127.0.0.1:{binding['HostPort']}"
+
+
+def local_gpu_notes(release: Release) -> list[str]:
+    """A CUDA image here runs without a GPU (containers start without ``--gpus``)."""
+    if release.accelerator != "cuda":
+        return []
+    return [
+        "a CUDA image: the local target starts containers without a GPU (no --gpus), "
+        "so it serves on the CPU here"
+    ]

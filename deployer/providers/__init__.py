@@ -58,6 +58,7 @@ from deployer.providers.registry import (
 )
 from deployer.providers.signing import FOREVER, RouterBackend, Signer, refresh_after
 from deployer.providers.types import (
+    IMAGE_ACCELERATOR_LABEL,
     LABEL_PROJECT,
     LABEL_TARGET,
     LABEL_VERSION,
@@ -120,6 +121,7 @@ __all__ = [
     "DISTRIBUTIONS",
     "ENTRY_POINT_GROUP",
     "FOREVER",
+    "IMAGE_ACCELERATOR_LABEL",
     "KNOWN_DISTRIBUTIONS",
     "LABEL_PROJECT",
     "LABEL_TARGET",

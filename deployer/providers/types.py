@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 LABEL_PROJECT = "deployer-project"
 LABEL_TARGET = "deployer-target"
 LABEL_VERSION = "deployer-version"
+# The image label a CUDA image carries (deployer.image.accelerator sets it; absent: cpu).
+IMAGE_ACCELERATOR_LABEL = "dev.deployer.accelerator"
 
 Progress = Callable[[str], None]
 State = Literal["healthy", "updating", "unhealthy", "failed", "absent"]
@@ -54,6 +56,11 @@ class Release:
     @property
     def version(self) -> str:
         return self.image.version
+
+    @property
+    def accelerator(self) -> str:
+        """``cuda`` for an image built with ``image.accelerator: cuda``, else ``cpu``."""
+        return self.image.labels.get(IMAGE_ACCELERATOR_LABEL, "cpu")
 
 
 @dataclass(frozen=True)
@@ -113,12 +120,14 @@ class Plan:
 
     ``problems``: why the target would refuse the push as planned (for example a
     strategy its platform cannot run on its fleet), each naming the target, what it
-    refuses and what would work; empty when the push can go ahead.
+    refuses and what would work; empty when the push can go ahead. ``notes``: advice
+    that refuses nothing (a CUDA image on a CPU-only instance type, and what to use).
     """
 
     target: str
     changes: list[Change]
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -136,6 +145,7 @@ class Plan:
             "ok": self.ok,
             "changes": [asdict(c) for c in self.changes],
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }
 
 

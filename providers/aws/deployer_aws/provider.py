@@ -39,7 +39,7 @@ from deployer.providers import (
     UsageError,
     parse_options,
 )
-from deployer_aws import autoscaling, deploy, invoke, names, registry, waiting
+from deployer_aws import autoscaling, deploy, gpu, invoke, names, registry, waiting
 from deployer_aws.aws import Aws
 from deployer_aws.options import SageMakerOptions
 
@@ -111,7 +111,9 @@ class SageMakerProvider:
         if scaling is not None and not autoscaling.in_sync(self.aws, self.endpoint, scaling):
             detail = f"{scaling.min}..{scaling.max}, {scaling.target_invocations:g}/instance"
             changes.append(Change("update", f"autoscaling {self.endpoint}", detail))
-        return Plan(self.target.name, changes, problems)
+        return Plan(
+            self.target.name, changes, problems, gpu.notes(self.target.name, self.options, release)
+        )
 
     def publish(self, image: Image, progress: Progress) -> str:
         return registry.publish(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployer.providers import Change, Plan, Release
-from deployer_azure import endpoints, names, rollout
+from deployer_azure import endpoints, gpu, names, rollout
 from deployer_azure.auth import azure_errors
 from deployer_azure.workspace import Workspace
 
@@ -14,6 +14,7 @@ def plan(ws: Workspace, release: Release) -> Plan:
     options = ws.options
     new = names.deployment_name(release.version)
     changes: list[Change] = []
+    notes = gpu.notes(ws.target, options.instance_type, release)
     with azure_errors("planning", ws.scope):
         endpoint = endpoints.owned_endpoint(ws)
         deployments = endpoints.deployments(ws) if endpoint is not None else {}
@@ -24,7 +25,7 @@ def plan(ws: Workspace, release: Release) -> Plan:
         changes.append(Change("create", f"endpoint {ws.endpoint}", f"auth {options.auth_mode}"))
     if live_version == release.version:
         changes.append(Change("keep", f"deployment {new}", "already serving this version"))
-        return Plan(ws.target, changes)
+        return Plan(ws.target, changes, notes=notes)
     changes.append(Change("create", f"deployment {new}", image))
     changes.append(
         Change(
@@ -39,4 +40,4 @@ def plan(ws: Workspace, release: Release) -> Plan:
             changes.append(Change("delete", f"deployment {name}", "no longer needed"))
     if live and not options.keep_previous:
         changes.append(Change("delete", f"deployment {live}", "keep_previous is false"))
-    return Plan(ws.target, changes)
+    return Plan(ws.target, changes, notes=notes)

@@ -52,7 +52,7 @@ def deployed_model(scope: Scope, model: str, version: str) -> Any:
         model=model,
         display_name=names.deployed_model_display_name(version),
         dedicated_resources=types.DedicatedResources(
-            machine_spec=types.MachineSpec(machine_type=scope.options.machine_type),
+            machine_spec=machine_spec(scope),
             min_replica_count=low,
             max_replica_count=high,
         ),
@@ -60,3 +60,15 @@ def deployed_model(scope: Scope, model: str, version: str) -> Any:
     if scope.options.service_account:
         deployed.service_account = scope.options.service_account
     return deployed
+
+
+def machine_spec(scope: Scope) -> Any:
+    """The replicas' MachineSpec: the machine type, and the GPU when one is configured."""
+    options = scope.options
+    if options.accelerator_type is None:
+        return scope.api.types.MachineSpec(machine_type=options.machine_type)
+    return scope.api.types.MachineSpec(
+        machine_type=options.machine_type,
+        accelerator_type=options.accelerator_type,
+        accelerator_count=options.accelerator_count,
+    )

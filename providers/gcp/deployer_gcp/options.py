@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -11,6 +12,23 @@ RESERVED_ENV_PREFIX = "AIP_"
 _REGION = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
 _PROJECT = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")  # domain:id (legacy)
 _REPOSITORY = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Vertex AI's NVIDIA AcceleratorType values (google.cloud.aiplatform_v1.types, 1.x).
+GpuType = Literal[
+    "NVIDIA_TESLA_K80",
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_L4",
+    "NVIDIA_H100_80GB",
+    "NVIDIA_H100_MEGA_80GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200",
+    "NVIDIA_GB200",
+    "NVIDIA_RTX_PRO_6000",
+]
 
 
 class VertexOptions(BaseModel):
@@ -28,6 +46,12 @@ class VertexOptions(BaseModel):
     repository: str = Field(default="deployer", description="Artifact Registry repository")
     image_name: str | None = Field(default=None, description="image name; default project name")
     machine_type: str = Field(default="n1-standard-2", min_length=1)
+    accelerator_type: GpuType | None = Field(
+        default=None, description="GPU attached to each replica (NVIDIA_TESLA_T4 ...); default none"
+    )
+    accelerator_count: int = Field(
+        default=1, ge=1, le=16, description="GPUs per replica, with accelerator_type"
+    )
     min_replicas: int = Field(default=1, ge=1, le=1000)
     max_replicas: int | None = Field(default=None, ge=1, le=1000, description="default min")
     endpoint_name: str | None = Field(

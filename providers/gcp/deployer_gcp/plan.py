@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from deployer.providers import Change, Plan, Release
-from deployer_gcp import names, traffic
+from deployer_gcp import gpu, names, traffic
 from deployer_gcp.scope import Scope
 
 
 def plan(scope: Scope, release: Release) -> Plan:
     """The endpoint, model and traffic changes a push of ``release`` would make."""
     changes: list[Change] = []
+    notes = gpu.notes(scope.target, scope.options, release)
     endpoint = scope.endpoint()
     display = scope.display()
     if endpoint is None:
@@ -19,7 +20,7 @@ def plan(scope: Scope, release: Release) -> Plan:
     version = release.version
     if current == version:
         changes.append(Change("keep", f"deployed model {version}", "already live"))
-        return Plan(scope.target, changes)
+        return Plan(scope.target, changes, notes=notes)
     model = names.model_display_name(scope.project, scope.target, version)
     if scope.models(version):
         changes.append(Change("keep", f"model {model}", "already uploaded"))
@@ -30,7 +31,7 @@ def plan(scope: Scope, release: Release) -> Plan:
         Change(
             "update",
             f"endpoint {display}",
-            f"deploy {version} on {scope.options.machine_type} ({low}-{high} replicas); "
+            f"deploy {version} on {machine(scope)} ({low}-{high} replicas); "
             f"traffic {current or 'none'} -> {version}",
         )
     )
@@ -42,4 +43,12 @@ def plan(scope: Scope, release: Release) -> Plan:
                 "undeployed once the new version has all traffic; its model is kept",
             )
         )
-    return Plan(scope.target, changes)
+    return Plan(scope.target, changes, notes=notes)
+
+
+def machine(scope: Scope) -> str:
+    """The machine type, with its GPUs when any: "n1-standard-4 + 1 x NVIDIA_TESLA_T4"."""
+    options = scope.options
+    if options.accelerator_type is None:
+        return options.machine_type
+    return f"{options.machine_type} + {options.accelerator_count} x {options.accelerator_type}"

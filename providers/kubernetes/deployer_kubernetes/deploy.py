@@ -21,7 +21,9 @@ from deployer_kubernetes.cluster import DELETE_ORDER, Cluster
 from deployer_kubernetes.diff import compared, differences
 from deployer_kubernetes.manifests import Renderer, Version, canary_replicas
 from deployer_kubernetes.names import (
+    ANNOTATION_ACCELERATOR,
     ANNOTATION_IMAGE,
+    ANNOTATION_PREVIOUS_ACCELERATOR,
     ANNOTATION_PREVIOUS_IMAGE,
     ANNOTATION_PREVIOUS_VERSION,
     HANDOVER_MANAGER,
@@ -94,18 +96,23 @@ class Deployer:
     def canary(self) -> dict[str, Any] | None:
         return self.cluster.get("Deployment", self.names.canary)
 
-    def target_version(self, image: str, version: str, live: Live) -> Version:
+    def target_version(
+        self, image: str, version: str, live: Live, accelerator: str = "cpu"
+    ) -> Version:
         """The Version to render: the previous one is what runs now (kept on a re-apply)."""
         if live.version is None:
-            return Version(image, version)
+            return Version(image, version, accelerator=accelerator)
         if live.version == version:
             return Version(
                 image,
                 version,
                 live.annotation(ANNOTATION_PREVIOUS_IMAGE),
                 live.annotation(ANNOTATION_PREVIOUS_VERSION),
+                accelerator,
+                live.annotation(ANNOTATION_PREVIOUS_ACCELERATOR) or "cpu",
             )
-        return Version(image, version, live.image, live.version)
+        running = live.annotation(ANNOTATION_ACCELERATOR) or "cpu"
+        return Version(image, version, live.image, live.version, accelerator, running)
 
     def changes(self, manifests: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
         """(action, detail, manifest) per object: a server-side dry run against the live one."""

@@ -14,10 +14,13 @@ from typing import Any
 
 from deployer.providers import routes
 from deployer_kubernetes.names import (
+    ANNOTATION_ACCELERATOR,
     ANNOTATION_CHANGE_CAUSE,
     ANNOTATION_IMAGE,
+    ANNOTATION_PREVIOUS_ACCELERATOR,
     ANNOTATION_PREVIOUS_IMAGE,
     ANNOTATION_PREVIOUS_VERSION,
+    GPU_RESOURCE,
     TRACK_CANARY,
     TRACK_STABLE,
     Names,
@@ -36,6 +39,8 @@ class Version:
     version: str
     previous_image: str | None = None
     previous_version: str | None = None
+    accelerator: str = "cpu"  # cuda: the pods ask for one nvidia.com/gpu
+    previous_accelerator: str = "cpu"
 
 
 class Renderer:
@@ -85,6 +90,10 @@ class Renderer:
         if version.previous_image and version.previous_version:
             annotations[ANNOTATION_PREVIOUS_IMAGE] = version.previous_image
             annotations[ANNOTATION_PREVIOUS_VERSION] = version.previous_version
+        if version.accelerator == "cuda":
+            annotations[ANNOTATION_ACCELERATOR] = "cuda"
+        if version.previous_accelerator == "cuda":
+            annotations[ANNOTATION_PREVIOUS_ACCELERATOR] = "cuda"
         context = {
             **self._common(self.names.deployment(track), version.version, track),
             "annotations": annotations,
@@ -100,14 +109,18 @@ class Renderer:
             "image": version.image,
             "image_pull_policy": options.image_pull_policy,
             "port": routes.DEFAULT_PORT,
-            "resources": self._resources(),
+            "resources": self._resources(version.accelerator),
             "routes": {"ready": routes.OIP_READY, "live": routes.OIP_LIVE},
             "startup_failure_threshold": math.ceil(options.startup_seconds / PROBE_PERIOD),
         }
         return render("deployment.yaml", context)
 
-    def _resources(self) -> dict[str, Any] | None:
+    def _resources(self, accelerator: str = "cpu") -> dict[str, Any] | None:
+        """The container's requests and limits; a CUDA image's limits add one GPU (an
+        extended resource: Kubernetes sets its request to the limit)."""
         resources = self.options.resources.model_dump(exclude_none=True)
+        if accelerator == "cuda":
+            resources["limits"] = {**resources.get("limits", {}), GPU_RESOURCE: "1"}
         kept = {kind: values for kind, values in resources.items() if values}
         return kept or None
 

@@ -25,6 +25,12 @@ TRACK_CANARY = "canary"
 ANNOTATION_IMAGE = "deployer.dev/image"
 ANNOTATION_PREVIOUS_IMAGE = "deployer.dev/previous-image"
 ANNOTATION_PREVIOUS_VERSION = "deployer.dev/previous-version"
+# Only on a CUDA image's Deployment (a CPU one renders as before), so a rollback or a
+# canary step asks for the GPU the version it runs needs.
+ANNOTATION_ACCELERATOR = "deployer.dev/accelerator"
+ANNOTATION_PREVIOUS_ACCELERATOR = "deployer.dev/previous-accelerator"
+# The extended resource the NVIDIA device plugin advertises; one per pod of a CUDA image.
+GPU_RESOURCE = "nvidia.com/gpu"
 ANNOTATION_CHANGE_CAUSE = "kubernetes.io/change-cause"
 
 

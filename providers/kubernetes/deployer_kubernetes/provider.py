@@ -32,7 +32,14 @@ from deployer_kubernetes.cluster import Cluster
 from deployer_kubernetes.deploy import Deployer
 from deployer_kubernetes.diff import summary
 from deployer_kubernetes.manifests import Renderer, Version
-from deployer_kubernetes.names import TRACK_CANARY, TRACK_STABLE, Names
+from deployer_kubernetes.names import (
+    ANNOTATION_ACCELERATOR,
+    ANNOTATION_PREVIOUS_ACCELERATOR,
+    GPU_RESOURCE,
+    TRACK_CANARY,
+    TRACK_STABLE,
+    Names,
+)
 from deployer_kubernetes.options import KubernetesOptions
 from deployer_kubernetes.rollout import diagnose, rollout_status
 
@@ -87,6 +94,7 @@ class KubernetesProvider:
         else:
             image = self._planned_ref(source)
             version = version or source.version
+            return self.renderer.all(Version(image, version, accelerator=source.accelerator))
         return self.renderer.all(Version(image, version))
 
     def render_yaml(self, source: Release | str, *, version: str | None = None) -> str:
@@ -132,7 +140,7 @@ class KubernetesProvider:
         live = self.deployer.live()
         image = live.image if live.version == release.version and live.image else None
         version = self.deployer.target_version(
-            image or self._planned_ref(release), release.version, live
+            image or self._planned_ref(release), release.version, live, release.accelerator
         )
         manifests = self.renderer.all(version)
         changes = []
@@ -152,7 +160,7 @@ class KubernetesProvider:
                 else ("no longer configured")
             )
             changes.append(Change("delete", f"{kind.lower()}/{name}", detail))
-        return Plan(self.target.name, changes)
+        return Plan(self.target.name, changes, notes=gpu_notes(release))
 
     def publish(self, image: Image, progress: Progress) -> str:
         return registry.publish(self.options, self.target.name, image, progress)
@@ -162,7 +170,9 @@ class KubernetesProvider:
     ) -> Deployment:
         live = self.deployer.live()
         canary = self.deployer.canary()
-        version = self.deployer.target_version(image_ref, release.version, live)
+        version = self.deployer.target_version(
+            image_ref, release.version, live, release.accelerator
+        )
         manifests = self.renderer.all(version)
         details: dict[str, Any] = {
             "namespace": self.names.namespace,
@@ -170,6 +180,7 @@ class KubernetesProvider:
             "image": image_ref,
             "strategy": "all-at-once",
             "sample": release.sample,
+            "accelerator": release.accelerator,
         }
         if live.version == release.version and canary is None:
             changes = [c for c in self.deployer.changes(manifests) if c[0] != "keep"]
@@ -224,7 +235,9 @@ class KubernetesProvider:
         steps = [percent] if details["strategy"] == "canary" else list(range(percent, 100, percent))
         live = self.deployer.live()
         previous = deployment.previous_version or ""
-        version = self.deployer.target_version(details["image"], deployment.version, live)
+        version = self.deployer.target_version(
+            details["image"], deployment.version, live, details.get("accelerator", "cpu")
+        )
         stable_replicas = int(details.get("stable_replicas") or live.replicas or 1)
         bake = float(details.get("bake_seconds") or 0)
         for index, step in enumerate(steps):
@@ -371,7 +384,14 @@ class KubernetesProvider:
             raise UsageError(f"{self.target.name} has no previous version to roll back to")
         assert live.version is not None and live.image is not None
         progress(f"rolling back deployment/{self.names.deployment()} to {previous_version}")
-        version = Version(previous_image, previous_version, live.image, live.version)
+        version = Version(
+            previous_image,
+            previous_version,
+            live.image,
+            live.version,
+            live.annotation(ANNOTATION_PREVIOUS_ACCELERATOR) or "cpu",
+            live.annotation(ANNOTATION_ACCELERATOR) or "cpu",
+        )
         self.deployer.apply_all(self.renderer.all(version), live, progress)
         outcome = self.deployer.watch(
             self.names.deployment(),
@@ -426,3 +446,15 @@ def _version_of(image: str) -> str:
     last = image.rsplit("/", 1)[-1]
     tag = last.rsplit(":", 1)[1] if ":" in last else "latest"
     return re.sub(r"[^A-Za-z0-9_.-]", "-", tag)[:63]
+
+
+def gpu_notes(release: Release) -> list[str]:
+    """What a CUDA image needs from the cluster (a CPU image: nothing to say)."""
+    if release.accelerator != "cuda":
+        return []
+    return [
+        f"a CUDA image: each pod's limits ask for {GPU_RESOURCE}: 1, so pods schedule only "
+        "on nodes whose NVIDIA device plugin advertises a GPU; a tainted GPU node pool "
+        "(AKS suggests sku=gpu:NoSchedule; GKE adds its own toleration) needs a matching "
+        "toleration, which deployer does not add"
+    ]

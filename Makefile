@@ -48,6 +48,9 @@ bench: setup
 	$(BIN)/python benchmarks/image.py
 	$(BIN)/python benchmarks/multicloud.py
 	$(BIN)/python benchmarks/router.py
+	$(BIN)/python benchmarks/torch_serving.py
+	$(BIN)/python benchmarks/torch_serving.py --model text
+	$(BIN)/python benchmarks/torch_image.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_IMAGE = os.environ.get("DEPLOYER_BASE_IMAGE", "deployer-base:bookworm-py311")
@@ -152,6 +153,44 @@ def iris_project(
 @pytest.fixture(scope="session")
 def iris_image(iris_project: Any) -> Any:
     return iris_project.build()
+
+
+def local_url(project: Any) -> str:
+    """The URL of a project's ``local`` target (its stable front port)."""
+    return f"http://127.0.0.1:{project.config.targets['local'].model_extra['port']}"
+
+
+@contextlib.contextmanager
+def pushed_example(
+    docker: Any, folder: Path, example: str, name: str, model_arg: str = ""
+) -> Iterator[Any]:
+    """examples/``example`` as a project in ``folder``: its create.py writes the model
+    (into ``folder / model_arg``), deployer.yaml gets ``name`` and a free port, and the
+    project is pushed to its local target; destroyed and its image tags removed after."""
+    from serving_support import EXAMPLES
+
+    from deployer import Project
+
+    source = EXAMPLES / example
+    subprocess.run(
+        [sys.executable, str(source / "create.py"), str(folder / model_arg)],
+        check=True,
+        capture_output=True,
+    )
+    config = yaml.safe_load((source / "deployer.yaml").read_text())
+    text = (source / "deployer.yaml").read_text()
+    text = text.replace(f"name: {config['name']}", f"name: {name}")
+    port = config["targets"]["local"]["port"]
+    (folder / "deployer.yaml").write_text(text.replace(f"port: {port}", f"port: {free_port()}"))
+    shutil.copy(source / "create.py", folder / "create.py")
+    project = Project.load(folder / "deployer.yaml")
+    try:
+        result = project.push(["local"])
+        assert result.ok, result.targets[0].error
+        yield project
+    finally:
+        project.destroy(["local"])
+        remove_repository(docker, name)
 
 
 @contextlib.contextmanager

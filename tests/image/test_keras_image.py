@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from docker_support import free_port, remove_repository
-from serving_support import EXAMPLES
+from docker_support import local_url, pushed_example
 
 from deployer import Project
 
@@ -26,28 +22,8 @@ NAME = "tiny-keras-test"
 @pytest.fixture(scope="module")
 def deployed(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     folder = tmp_path_factory.mktemp("keras-project")
-    subprocess.run(
-        [sys.executable, str(EXAMPLES / "keras" / "create.py"), str(folder)],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    text = (EXAMPLES / "keras" / "deployer.yaml").read_text()
-    text = text.replace("name: tiny-keras", f"name: {NAME}").replace("port: 8087", f"port: {port}")
-    (folder / "deployer.yaml").write_text(text)
-    shutil.copy(EXAMPLES / "keras" / "create.py", folder / "create.py")
-    project = Project.load(folder / "deployer.yaml")
-    try:
-        result = project.push(["local"])
-        assert result.ok, result.targets[0].error
+    with pushed_example(docker, folder, "keras", NAME) as project:
         yield project
-    finally:
-        project.destroy(["local"])
-        remove_repository(docker, NAME)
-
-
-def url(project: Project) -> str:
-    return f"http://127.0.0.1:{project.config.targets['local'].model_extra['port']}"
 
 
 def expected(data: dict[str, np.ndarray], project: Project) -> dict[str, np.ndarray]:
@@ -74,7 +50,7 @@ def test_oip_v2_infer_with_two_named_inputs(deployed: Project) -> None:
             for n, a in data.items()
         ]
     }
-    answer = httpx.post(f"{url(deployed)}/v2/models/{NAME}/infer", json=body, timeout=60)
+    answer = httpx.post(f"{local_url(deployed)}/v2/models/{NAME}/infer", json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     outputs = {o["name"]: o for o in answer.json()["outputs"]}
     want = expected(data, deployed)
@@ -88,7 +64,7 @@ def test_oip_v2_infer_with_two_named_inputs(deployed: Project) -> None:
 def test_vertex_instances_as_objects(deployed: Project) -> None:
     instances = [{"features": [0.25] * 4, "scale": [1.5]}]
     answer = httpx.post(
-        f"{url(deployed)}/vertex/predict", json={"instances": instances}, timeout=60
+        f"{local_url(deployed)}/vertex/predict", json={"instances": instances}, timeout=60
     )
     assert answer.status_code == 200, answer.text
     (prediction,) = answer.json()["predictions"]
@@ -101,7 +77,9 @@ def test_vertex_instances_as_objects(deployed: Project) -> None:
         prediction["probabilities"], want["probabilities"][0], rtol=1e-5, atol=1e-6
     )
     bad = httpx.post(
-        f"{url(deployed)}/vertex/predict", json={"instances": [{"features": [1.0]}]}, timeout=60
+        f"{local_url(deployed)}/vertex/predict",
+        json={"instances": [{"features": [1.0]}]},
+        timeout=60,
     )
     assert bad.status_code == 400 and "'" in bad.json()["error"]
 

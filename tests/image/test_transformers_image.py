@@ -4,17 +4,13 @@ and Vertex equal to the model loaded on the host."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from docker_support import free_port, remove_repository
-from serving_support import EXAMPLES
+from docker_support import local_url, pushed_example
 
 from deployer import Project
 
@@ -28,28 +24,8 @@ TEXTS = ["good movie", "the cat sat on the mat and i love it"]
 @pytest.fixture(scope="module")
 def deployed(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     folder = tmp_path_factory.mktemp("transformers-project")
-    subprocess.run(
-        [sys.executable, str(EXAMPLES / "transformers" / "create.py"), str(folder / "model")],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    text = (EXAMPLES / "transformers" / "deployer.yaml").read_text()
-    text = text.replace("name: tiny-sentiment", f"name: {NAME}")
-    (folder / "deployer.yaml").write_text(text.replace("port: 8084", f"port: {port}"))
-    shutil.copy(EXAMPLES / "transformers" / "create.py", folder / "create.py")
-    project = Project.load(folder / "deployer.yaml")
-    try:
-        result = project.push(["local"])
-        assert result.ok, result.targets[0].error
+    with pushed_example(docker, folder, "transformers", NAME, "model") as project:
         yield project
-    finally:
-        project.destroy(["local"])
-        remove_repository(docker, NAME)
-
-
-def url(project: Project) -> str:
-    return f"http://127.0.0.1:{project.config.targets['local'].model_extra['port']}"
 
 
 def expected(project: Project) -> dict[str, np.ndarray]:
@@ -67,7 +43,7 @@ def test_image_size_is_reported(deployed: Project, docker: Any) -> None:
 
 def test_oip_v2_infer_with_text(deployed: Project) -> None:
     body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": TEXTS}]}
-    answer = httpx.post(f"{url(deployed)}/v2/models/{NAME}/infer", json=body, timeout=60)
+    answer = httpx.post(f"{local_url(deployed)}/v2/models/{NAME}/infer", json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     outputs = {o["name"]: o for o in answer.json()["outputs"]}
     want = expected(deployed)
@@ -77,9 +53,9 @@ def test_oip_v2_infer_with_text(deployed: Project) -> None:
 
 def test_vertex_strings_top_k_and_a_bad_instance(deployed: Project) -> None:
     body = {"instances": TEXTS[:1], "parameters": {"top_k": 2}}
-    answer = httpx.post(f"{url(deployed)}/vertex/predict", json=body, timeout=60)
+    answer = httpx.post(f"{local_url(deployed)}/vertex/predict", json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     (prediction,) = answer.json()["predictions"]
     assert sorted(prediction["label"]) == ["NEGATIVE", "POSITIVE"]
-    bad = httpx.post(f"{url(deployed)}/vertex/predict", json={"instances": [3]}, timeout=60)
+    bad = httpx.post(f"{local_url(deployed)}/vertex/predict", json={"instances": [3]}, timeout=60)
     assert bad.status_code == 400 and "'text'" in bad.json()["error"]

@@ -996,18 +996,38 @@ def new_run(argv: list[str], args: argparse.Namespace, pin: bool, notes: list[st
         command=" ".join([".venv/bin/python", "benchmarks/serving.py", *argv]),
         machine=machine_facts(),
         versions={"ours": venv_versions(OUR_PYTHON), "peers": venv_versions(PEER_PYTHON)},
-        settings={
-            "duration": args.duration,
-            "concurrency": args.concurrency,
-            "workers": args.workers,
-            "rounds": args.rounds,
-            "warmup": args.warmup,
-            "max_other_cpu": args.max_other_cpu,
-            "retries": args.retries,
-            "quiet_wait": args.quiet_wait,
-            "pinned": pin,
-        },
+        settings={**run_settings(args, pin), "workers": args.workers},
         notes=notes,
+    )
+
+
+def run_settings(args: argparse.Namespace, pin: bool) -> dict[str, Any]:
+    """The settings a Run records: what every point was measured with."""
+    return {
+        "duration": args.duration,
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "max_other_cpu": args.max_other_cpu,
+        "retries": args.retries,
+        "quiet_wait": args.quiet_wait,
+        "pinned": pin,
+    }
+
+
+def round_plan(args: argparse.Namespace, pin: bool, number: int, bodies: dict[str, Path]) -> Plan:
+    """What round ``number`` measures, from the command line's options."""
+    return Plan(
+        concurrency=args.concurrency,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        pin=pin,
+        round=number,
+        bodies=bodies,
+        startup_timeout_s=args.startup_timeout,
+        max_other_cpu=args.max_other_cpu,
+        retries=args.retries,
+        quiet_wait_s=args.quiet_wait,
     )
 
 
@@ -1022,18 +1042,7 @@ def run_rounds(run: Run, servers: list[str], args: argparse.Namespace, pin: bool
     """Every server in turn, ``--rounds`` times, rotating the order each round."""
     bodies = write_bodies()
     for number in range(args.rounds):
-        plan = Plan(
-            concurrency=args.concurrency,
-            duration_s=args.duration,
-            warmup_s=args.warmup,
-            pin=pin,
-            round=number,
-            bodies=bodies,
-            startup_timeout_s=args.startup_timeout,
-            max_other_cpu=args.max_other_cpu,
-            retries=args.retries,
-            quiet_wait_s=args.quiet_wait,
-        )
+        plan = round_plan(args, pin, number, bodies)
         order = servers[number % len(servers) :] + servers[: number % len(servers)]
         print(f"round {number + 1}/{args.rounds}: {', '.join(order)}", flush=True)
         for name in order:

@@ -365,34 +365,14 @@ def main(argv: list[str]) -> int:
             "ours": base.venv_versions(base.OUR_PYTHON, VERSIONS),
             "peers": base.venv_versions(PEER_PYTHON, VERSIONS),
         },
-        settings={
-            "duration": args.duration,
-            "concurrency": args.concurrency,
-            "rounds": args.rounds,
-            "warmup": args.warmup,
-            "max_other_cpu": args.max_other_cpu,
-            "retries": args.retries,
-            "quiet_wait": args.quiet_wait,
-            "pinned": pin,
-        },
+        settings=base.run_settings(args, pin),
         notes=notes,
     )
     for number in range(args.rounds):
         order = servers[number % len(servers) :] + servers[: number % len(servers)]
         print(f"round {number + 1}/{args.rounds}: {', '.join(order)}", flush=True)
         for name in order:
-            plan = base.Plan(
-                concurrency=args.concurrency,
-                duration_s=args.duration,
-                warmup_s=args.warmup,
-                pin=pin,
-                round=number,
-                bodies={PROTOCOL: bodies[name]},
-                startup_timeout_s=args.startup_timeout,
-                max_other_cpu=args.max_other_cpu,
-                retries=args.retries,
-                quiet_wait_s=args.quiet_wait,
-            )
+            plan = base.round_plan(args, pin, number, {PROTOCOL: bodies[name]})
             spec = server_spec(name, suite)
             print(f"{name}: {' '.join(spec.command)}", flush=True)
             try:

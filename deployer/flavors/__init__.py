@@ -96,11 +96,8 @@ def image_needs(
     """The flavour whose runtime the image installs for this model, and the model's own
     extra requirements: an MLflow model maps to a native flavour or brings its own; a
     Keras model brings the backend its options choose."""
-    with_options = getattr(flavor_module(flavor), "image_needs_with_options", None)
-    if with_options is not None and path:
-        return with_options(path, options or {})
     needs = getattr(flavor_module(flavor), "image_needs", None)
-    return needs(path) if needs is not None and path else (flavor, ())
+    return needs(path, options or {}) if needs is not None and path else (flavor, ())
 
 
 def load_model(

@@ -62,7 +62,7 @@ def backend_of(options: Mapping[str, Any]) -> str:
     return backend
 
 
-def image_needs_with_options(path: str, options: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+def image_needs(path: str, options: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     """The backend the image installs beside Keras: TensorFlow for a SavedModel, the
     chosen backend for a ``.keras`` file."""
     backend = "tensorflow" if is_saved_model(path) else backend_of(options)

@@ -229,8 +229,9 @@ def _model_requirements(model: MLModel) -> tuple[str, ...]:
     return (skinny, *PYFUNC_REQUIREMENTS, *found)
 
 
-def image_needs(path: str) -> tuple[str, tuple[str, ...]]:
-    """(flavour whose runtime the image installs, the model's own extra requirements)."""
+def image_needs(path: str, options: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """(flavour whose runtime the image installs, the model's own extra requirements);
+    ``options`` (model.options) change nothing for an MLflow model."""
     model = read_mlmodel(path)
     backend = resolve(model)
     if backend.flavor == "pyfunc":

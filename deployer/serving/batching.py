@@ -55,7 +55,7 @@ def concatenate(parts: list[Inputs]) -> Inputs:
 
 
 def _result_rows(result: Any) -> dict[str, Any]:
-    """The model's answer as named arrays ("" for a bare array), each checked for rows."""
+    """The model's answer as named arrays ("" for a bare array)."""
     if isinstance(result, Mapping):
         return {str(k): np.asarray(v) for k, v in result.items()}
     return {"": np.asarray(result)}

@@ -42,7 +42,7 @@ FLAVOR_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # to the host versions too (deployer/image/wheelhouse.py: PIN_TO_HOST).
     "transformers": ("torch>=2.4,<3", "transformers>=4.40,<6", "tokenizers>=0.19,<1"),
     # Keras 3 only: its backend (tensorflow-cpu, torch or jax; a SavedModel: tensorflow-cpu)
-    # follows model.options.backend (deployer.flavors.keras_flavor.image_needs_with_options).
+    # follows model.options.backend (deployer.flavors.keras_flavor.image_needs).
     "keras": ("keras>=3,<4",),
 }
 

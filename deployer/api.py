@@ -236,6 +236,7 @@ class Project:
             batching=batching,
             max_batch_size=serving.batching.max_batch_size,
             max_batch_wait_ms=serving.batching.max_wait_ms,
+            max_concurrent_batches=serving.batching.max_concurrent_batches,
             access_log=serving.access_log,
             **serving.limits.settings(),
         )

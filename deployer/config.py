@@ -128,6 +128,7 @@ class BatchingConfig(_Strict):
     enabled: Literal["auto", "on", "off"] = "auto"
     max_batch_size: int = Field(default=64, ge=1, le=65536)
     max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    max_concurrent_batches: int = Field(default=1, ge=1, le=256)
 
 
 class ServingLimitsConfig(_Strict):

@@ -2,9 +2,13 @@
 
 A request is queued; the flush runs on the next event-loop turn (or after
 ``max_wait_s``), so every request parsed in the same turn joins the batch and an idle
-server adds no latency. If a batch fails, each request is retried alone so only the
-bad one gets the error. ``predict`` is a coroutine function: the runner decides whether
-the model runs on the event loop or on a worker thread.
+server adds no latency. At most ``max_in_flight`` batches run at once (default 1, one
+model instance): requests that arrive while a batch runs wait for it and then go
+together as the next batch, so under load batches grow to what the model can take
+instead of many small batches competing for the same cores. If a batch fails, each
+request is retried alone so only the bad one gets the error. ``predict`` is a coroutine
+function: the runner decides whether the model runs on the event loop or on a worker
+thread.
 
 What a request carries is a 2-D array of rows (tabular) or ``{input name: array}``
 (named tensors). The batching rule: requests share a batch only when they ask for the
@@ -76,20 +80,27 @@ class MicroBatcher:
         max_batch_size: int,
         max_wait_s: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
+        max_in_flight: int = 1,
     ) -> None:
         self._predict = predict
         self._max_rows = max_batch_size
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
-        self._pending: dict[tuple[str, Hashable], list[Item]] = {}
+        self._max_in_flight = max(1, max_in_flight)
+        self._pending: dict[tuple[str, Hashable], list[Item]] = {}  # oldest group first
         self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()  # keep running batches referenced
+        self._tasks: set[asyncio.Task[None]] = set()  # the running batches
+
+    @property
+    def running(self) -> int:
+        """How many batches are running now."""
+        return len(self._tasks)
 
     async def submit(self, rows: Inputs, method: str) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.setdefault((method, shape_key(rows)), []).append((rows, future))
-        if not self._scheduled:
+        if not self._scheduled and len(self._tasks) < self._max_in_flight:
             self._scheduled = True
             if self._max_wait_s > 0:
                 loop.call_later(self._max_wait_s, self._flush)
@@ -98,13 +109,25 @@ class MicroBatcher:
         return await future
 
     def _flush(self) -> None:
+        """Start batches from the oldest waiting group while fewer than max_in_flight run."""
         self._scheduled = False
-        pending, self._pending = self._pending, {}
-        for (method, _), items in pending.items():
-            for chunk in _chunks(items, self._max_rows):
-                task = asyncio.ensure_future(self._run(method, chunk))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        while self._pending and len(self._tasks) < self._max_in_flight:
+            key = next(iter(self._pending))
+            chunk, rest = _take(self._pending[key], self._max_rows)
+            if rest:
+                self._pending[key] = rest
+            else:
+                del self._pending[key]
+            task = asyncio.ensure_future(self._run(key[0], chunk))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A batch ended: what waited meanwhile goes next, at once (it has waited)."""
+        self._tasks.discard(task)
+        if self._pending and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     async def _run(self, method: str, items: list[Item]) -> None:
         if len(items) == 1:
@@ -143,14 +166,12 @@ class MicroBatcher:
             future.set_result(result)
 
 
-def _chunks(items: list[Item], max_rows: int) -> list[list[Item]]:
-    chunks: list[list[Item]] = [[]]
+def _take(items: list[Item], max_rows: int) -> tuple[list[Item], list[Item]]:
+    """The first requests that fit in ``max_rows`` (at least one), and the rest."""
     rows = 0
-    for item in items:
+    for count, item in enumerate(items):
         size = batch_rows(item[0])
-        if chunks[-1] and rows + size > max_rows:
-            chunks.append([])
-            rows = 0
-        chunks[-1].append(item)
+        if count and rows + size > max_rows:
+            return items[:count], items[count:]
         rows += size
-    return chunks
+    return items, []

@@ -100,6 +100,7 @@ class ModelRunner:
                 self.settings.max_batch_size,
                 self.settings.max_batch_wait_ms / 1000.0,
                 on_batch=metrics.BATCH_SIZE.observe,
+                max_in_flight=self.settings.max_concurrent_batches,
             )
         # The model and its libraries are ~100k long-lived objects: move them out of the
         # collector's reach, or every full collection pauses serving for 50-70 ms.

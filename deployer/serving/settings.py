@@ -37,6 +37,7 @@ class ServingSettings:
     batching: bool | None = None  # None: on for flavours whose rows are independent
     max_batch_size: int = 64
     max_batch_wait_ms: float = 0.0
+    max_concurrent_batches: int = 1  # per worker process
     access_log: bool = False
     graceful_shutdown_s: float = 20.0
     # Client bounds: defaults and meaning in deployer/serving/limits.py.

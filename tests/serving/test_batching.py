@@ -273,3 +273,93 @@ def test_named_tensors_of_different_non_batch_shapes_run_apart() -> None:
     assert short["sum"].tolist() == [3.0]
     assert long["sum"].tolist() == [6.0]
     assert other["sum"].tolist() == [9.0]
+
+
+# --- batches in flight: what arrives while a batch runs goes together next ---------------
+
+
+class GatedModel(CountingModel):
+    """A CountingModel whose every call waits until the test opens its gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.running = 0
+        self.most_running = 0
+
+    async def __call__(self, rows: np.ndarray, method: str) -> np.ndarray:
+        self.calls.append((method, len(rows)))
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        await self.gate.wait()
+        self.running -= 1
+        return rows[:, 0] * 2
+
+
+def test_requests_arriving_while_a_batch_runs_form_the_next_batch() -> None:
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(batcher.submit(row(1), "predict"))
+        await turns(50, until=lambda: bool(model.calls))
+        assert model.calls == [("predict", 1)]
+        later = [asyncio.ensure_future(batcher.submit(row(i), "predict")) for i in (2, 3, 4)]
+        await turns(50)
+        assert model.calls == [("predict", 1)]  # they wait: one batch in flight
+        model.gate.set()
+        return await gather_settled(first, *later)
+
+    results = run(scenario())
+    assert model.calls == [("predict", 1), ("predict", 3)]
+    assert model.most_running == 1
+    assert [r.tolist() for r in results] == [[2.0], [4.0], [6.0], [8.0]]
+
+
+def test_max_in_flight_lets_that_many_batches_run_at_once() -> None:
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch_size=64, max_in_flight=2)
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(batcher.submit(row(1), "predict"))
+        await turns(50, until=lambda: len(model.calls) == 1)
+        second = asyncio.ensure_future(batcher.submit(row(2), "predict"))
+        await turns(50, until=lambda: len(model.calls) == 2)
+        third = asyncio.ensure_future(batcher.submit(row(3), "predict"))
+        await turns(50)
+        assert [n for _, n in model.calls] == [1, 1]  # two running, the third waits
+        model.gate.set()
+        return await gather_settled(first, second, third)
+
+    results = run(scenario())
+    assert [n for _, n in model.calls] == [1, 1, 1]
+    assert model.most_running == 2
+    assert [r.tolist() for r in results] == [[2.0], [4.0], [6.0]]
+
+
+def test_waiting_groups_run_oldest_first_one_batch_at_a_time() -> None:
+    model = GatedModel()
+    batcher = MicroBatcher(model, max_batch_size=2)
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(batcher.submit(row(1), "predict"))
+        await turns(50, until=lambda: bool(model.calls))
+        waiting = [
+            asyncio.ensure_future(batcher.submit(row(2), "predict_proba")),
+            asyncio.ensure_future(batcher.submit(row(3), "predict")),
+            asyncio.ensure_future(batcher.submit(row(4), "predict_proba")),
+            asyncio.ensure_future(batcher.submit(row(5), "predict_proba")),
+        ]
+        await turns(5)
+        model.gate.set()
+        return await gather_settled(first, *waiting)
+
+    results = run(scenario())
+    assert model.calls == [
+        ("predict", 1),
+        ("predict_proba", 2),  # the oldest waiting group first, capped at max_batch_size
+        ("predict_proba", 1),
+        ("predict", 1),
+    ]
+    assert model.most_running == 1
+    assert [r.tolist() for r in results] == [[2.0], [4.0], [6.0], [8.0], [10.0]]

@@ -18,7 +18,7 @@ demo: setup
 	cd examples/iris && ../../$(BIN)/deployer predict --to local -d '[[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]'
 
 test: setup
-	DEPLOYER_REQUIRE_DOCKER=$${DEPLOYER_REQUIRE_DOCKER:-0} $(BIN)/pytest -q
+	DEPLOYER_REQUIRE_DOCKER=$${DEPLOYER_REQUIRE_DOCKER:-0} $(BIN)/pytest -q --durations=25
 
 setup: machine venv
 

@@ -12,6 +12,7 @@ from deployer.errors import UsageError
 
 if TYPE_CHECKING:
     from deployer.image.build import Image
+    from deployer.providers.live import LiveRules
 
 # The labels (tags) that mark what deployer owns in a cloud: every resource a provider
 # creates carries the project and the target; destroy removes only what carries both.
@@ -70,6 +71,8 @@ class Strategy:
     kind: Literal["all-at-once", "canary", "linear"] = "all-at-once"
     percent: int = 100
     bake_seconds: float = 0.0
+    # Live gates (release.live): compare new and old while each step bakes; None: just wait.
+    live: LiveRules | None = None
 
     @classmethod
     def parse(cls, text: str, bake_seconds: float = 0.0) -> Strategy:

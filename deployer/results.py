@@ -51,10 +51,13 @@ class PushResult:
     journal: list[JournalEntry] = field(default_factory=list)
     seconds: float = 0.0
     router_manifest: str | None = None
+    gates: list[dict[str, Any]] = field(default_factory=list)  # deployer.gates.GateResult's
+    override: dict[str, Any] | None = None  # {"reason": ...} when gates were overridden
+    blocked: bool = False  # a gate failed: nothing was built or changed
 
     @property
     def ok(self) -> bool:
-        return not self.dry_run and all(t.ok for t in self.targets)
+        return not self.dry_run and not self.blocked and all(t.ok for t in self.targets)
 
     @property
     def refused(self) -> list[str]:

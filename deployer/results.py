@@ -67,7 +67,9 @@ class PushResult:
     @property
     def status(self) -> str:
         """succeeded, degraded (keep), rolled back (rollback); for a dry run planned, or
-        refused when a target's plan lists problems."""
+        refused when a target's plan lists problems; blocked when a release gate failed."""
+        if self.blocked:
+            return "blocked"
         if self.dry_run:
             return "refused" if self.refused else "planned"
         if self.ok:

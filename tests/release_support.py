@@ -90,7 +90,9 @@ class FakeCloud:
             return Status(self.target, "absent")
         version, annotations = self.cloud.versions[-1]
         details = {"annotations": annotations}
-        return Status(self.target, "healthy", version, f"http://127.0.0.1:9/{self.target}", None, details)
+        return Status(
+            self.target, "healthy", version, f"http://127.0.0.1:9/{self.target}", None, details
+        )
 
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
         rows = orjson.loads(body)

@@ -3,6 +3,7 @@ reorders by line, concurrent appends from two processes, and ``deployer audit ve
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_records_are_chained_and_verify_counts_them(tmp_path: Path) -> None:
     records = log.records()
     assert [r["seq"] for r in records] == [1, 2, 3, 4]
     assert records[0]["prev_hash"] == GENESIS
-    for before, after in zip(records, records[1:], strict=False):
+    for before, after in itertools.pairwise(records):
         assert after["prev_hash"] == before["hash"]
     assert all(record_hash(r) == r["hash"] for r in records)
     found = log.verify()

@@ -84,13 +84,16 @@ def test_why_has_the_reason_commit_and_message(repository: Path) -> None:
 def test_outside_a_repository_the_os_user_and_no_commit(tmp_path: Path, identity: None) -> None:
     folder = tmp_path / "plain"
     folder.mkdir()
-    assert who(folder, {}) == {"name": getpass.getuser(), "email": None, "source": "os", "run": None}
+    assert who(folder, {}) == {
+        "name": getpass.getuser(),
+        "email": None,
+        "source": "os",
+        "run": None,
+    }
     assert why(folder, None) == {"reason": None, "git_commit": None, "git_message": None}
 
 
-def test_no_git_installed_is_tolerated(
-    repository: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_git_installed_is_tolerated(repository: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(repository / "no-bin"))
     assert who(repository, {})["source"] == "os"
     assert why(repository, "r")["git_commit"] is None

@@ -375,7 +375,7 @@ class Project:
         parsed, policy = push_options(strategy, bake_seconds, on_failure)
         providers = self.providers(to)
         gates = self.check_gates(to, reason=reason, override=override_gates, providers=providers)
-        trail = None if dry_run else self.audit_trail(reason, gates)
+        trail = None if dry_run else self.audit_trail(reason, gates, push=True)
         if gates.blocked:
             if trail is not None:
                 trail.blocked(list(providers), str(parsed))
@@ -427,11 +427,16 @@ class Project:
             reason if override else None,
         )
 
-    def audit_trail(self, reason: str | None = None, gates: GateReport | None = None) -> AuditTrail:
-        """The records of one action (push, rollback, destroy) in the audit log."""
+    def audit_trail(
+        self, reason: str | None = None, gates: GateReport | None = None, *, push: bool = False
+    ) -> AuditTrail:
+        """The records of one action in the audit log; a ``push``'s carry the model's
+        sha256 and its recorded metrics (a rollback or destroy reads no model file)."""
         from deployer.audit import AuditTrail
         from deployer.release_checks import model_metrics
 
+        if not push:
+            return AuditTrail(self.root, self.name, reason)
         sha = self.model_sha256() if self.config.model.path else None
         metrics = model_metrics(Lock.read(self.root), sha)[0] or {}
         return AuditTrail(self.root, self.name, reason, sha, metrics, gates)

@@ -243,3 +243,17 @@ def test_plan_and_dry_run_check_the_gates_and_change_nothing(
     passing = cli("plan", "--to", "a,b", "-f", str(project), "-o", "json")
     assert passing.exit_code == 0, passing.stderr
     assert json.loads(passing.stdout)["gates"][0]["passed"] is True
+
+
+def test_rollback_reads_no_model_file(tmp_path: Path, fakecloud: Any) -> None:
+    # an emergency rollback works whatever the model file has become
+    project = fake_project(tmp_path)
+    assert push(project).exit_code == 0
+    fakecloud.release = release_of("v2")
+    assert push(project).exit_code == 0
+    (tmp_path / "model.joblib").unlink()
+    back = cli("rollback", "--to", "a,b", "-f", str(project))
+    assert back.exit_code == 0, back.stderr
+    finished = records(project)[-1]
+    assert (finished["action"], finished["outcome"]) == ("rollback", "succeeded")
+    assert finished["model_sha256"] is None and finished["metrics"] == {}

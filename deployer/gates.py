@@ -107,6 +107,7 @@ class Baseline:
     live_metrics: Mapping[str, Any] | None = None
     previous_version: str | None = None
     previous_metrics: Mapping[str, Any] | None = None
+    error: str | None = None  # why the live version is unknown (its status failed)
 
     def of(self, reference: Reference) -> tuple[str | None, Mapping[str, Any] | None]:
         if reference == "live":
@@ -216,6 +217,9 @@ def _against(
     missing: str | None,
 ) -> GateResult:
     target = baseline.target
+    if baseline.error:
+        note = f"cannot tell what {target} serves: {baseline.error}"
+        return GateResult(gate.text, False, value, None, target, note)
     version, recorded = baseline.of(gate.reference)
     if version is None:
         note = f"no {gate.reference} version on {target}: nothing to compare with, passed"

@@ -36,22 +36,25 @@ def model_metrics(
     return (metrics if isinstance(metrics, Mapping) else {}), None
 
 
-def live_version(provider: Provider) -> str | None:
-    """The version ``provider`` serves now (None: nothing, or its status failed)."""
+def live_version(provider: Provider) -> tuple[str | None, str | None]:
+    """(the version ``provider`` serves now or None, the error when its status failed)."""
     try:
         status = provider.status()
-    except DeployerError:
-        return None
-    return status.version if status.state != "absent" else None
+    except DeployerError as exc:
+        return None, exc.message
+    return (status.version if status.state != "absent" else None), None
 
 
 def baselines(providers: Mapping[str, Provider], folder: Path) -> list[Baseline]:
     """Each target's live and previous versions and their recorded metrics (statuses
-    read in parallel, read-only)."""
+    read in parallel, read-only); a target whose status fails has an ``error``."""
     records = AuditLog(folder).records()
     with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
         lives = list(pool.map(live_version, providers.values()))
-    return [baseline(records, name, live) for name, live in zip(providers, lives, strict=True)]
+    return [
+        baseline(records, name, live) if error is None else Baseline(name, error=error)
+        for name, (live, error) in zip(providers, lives, strict=True)
+    ]
 
 
 def check_gates(

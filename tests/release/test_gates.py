@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from deployer.config import load_config
-from deployer.errors import ConfigError
+from deployer.errors import ConfigError, DeployerError
 from deployer.gates import Baseline, Gate, evaluate, parse_gate
 from deployer.lockfile import Lock
-from deployer.release_checks import model_metrics
+from deployer.release_checks import baselines, model_metrics
 
 
 def test_parse_numbers_live_and_previous() -> None:
@@ -136,3 +136,22 @@ def test_metrics_only_while_the_evaluation_is_of_this_model() -> None:
     assert missing is None and "no evaluation" in (why or "")
     [result] = evaluate([parse_gate("f1_macro >= 0.5")], stale, [], missing=why)
     assert not result.passed and "deployer evaluate" in (result.note or "")
+
+
+def test_a_target_whose_status_fails_fails_a_live_gate() -> None:
+    # not knowing what is live is not "nothing is live": the gate must not pass
+    [result] = evaluate(
+        [parse_gate("f1_macro >= live")], {"f1_macro": 0.9}, [Baseline("a", error="denied")]
+    )
+    assert not result.passed
+    assert result.note == "cannot tell what a serves: denied"
+
+
+class Unreachable:
+    def status(self) -> None:
+        raise DeployerError("403 from the control plane")
+
+
+def test_baselines_carry_a_failed_status(tmp_path: Path) -> None:
+    [found] = baselines({"a": Unreachable()}, tmp_path)  # type: ignore[dict-item]
+    assert found == Baseline("a", error="403 from the control plane")

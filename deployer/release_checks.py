@@ -47,8 +47,17 @@ def live_version(provider: Provider) -> tuple[str | None, str | None]:
 
 def baselines(providers: Mapping[str, Provider], folder: Path) -> list[Baseline]:
     """Each target's live and previous versions and their recorded metrics (statuses
-    read in parallel, read-only); a target whose status fails has an ``error``."""
-    records = AuditLog(folder).records()
+    read in parallel, read-only); a target whose status fails has an ``error``, and so
+    has every target when the audit log does not verify (its metrics could be forged)."""
+    log = AuditLog(folder)
+    checked = log.verify()
+    if not checked.ok:
+        error = (
+            f"{log.path} does not verify (line {checked.bad_line}: {checked.problem}), so the "
+            "metrics it records cannot be trusted; see `deployer audit verify`"
+        )
+        return [Baseline(name, error=error) for name in providers]
+    records = log.records()
     with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
         lives = list(pool.map(live_version, providers.values()))
     return [

@@ -257,3 +257,17 @@ def test_rollback_reads_no_model_file(tmp_path: Path, fakecloud: Any) -> None:
     finished = records(project)[-1]
     assert (finished["action"], finished["outcome"]) == ("rollback", "succeeded")
     assert finished["model_sha256"] is None and finished["metrics"] == {}
+
+
+def test_a_tampered_log_fails_the_live_gates(tmp_path: Path, fakecloud: Any) -> None:
+    # lowering the live version's recorded metric would let a worse model through
+    project = fake_project(tmp_path, gates=["roc_auc >= live"], metrics=METRICS)
+    assert push(project).exit_code == 0
+    log = AuditLog(tmp_path)
+    log.path.write_text(log.path.read_text().replace('"roc_auc":0.9', '"roc_auc":0.1'))
+    fake_project(tmp_path, gates=["roc_auc >= live"], metrics={**METRICS, "roc_auc": 0.5})
+    fakecloud.release = release_of("v2")
+    run = push(project)
+    assert run.exit_code == 1
+    assert "does not verify (line 1" in run.stderr
+    assert deploys() == 2  # only the first push's

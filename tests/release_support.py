@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from deployer.errors import DeployerError
 from deployer.image.build import Image
 from deployer.providers import (
     Backend,
@@ -45,6 +46,7 @@ class Cloud:
     versions: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     fail_deploy: bool = False
+    fail_rollback: bool = False
 
     @property
     def live(self) -> str | None:
@@ -100,6 +102,8 @@ class FakeCloud:
 
     def rollback(self, progress: Any) -> Deployment:
         self.cloud.calls.append("rollback")
+        if self.cloud.fail_rollback:
+            raise DeployerError(f"{self.target}: the rollback was refused")
         current = self.cloud.versions.pop()[0]
         return Deployment(self.target, self.cloud.live or "", current, changed=True)
 

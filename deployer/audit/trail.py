@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound=Mapping[str, list[str]])
 STARTED, BLOCKED, SUCCEEDED, FAILED = "started", "blocked", "succeeded", "failed"
-PENDING = "pending"
+PENDING, PARTIAL = "pending", "partial"
 
 
 def new_release_id() -> str:
@@ -153,7 +153,8 @@ class AuditTrail:
         self, providers: Mapping[str, Provider], say: Callable[[str], None]
     ) -> list[Deployment]:
         """Roll each target back in turn, recording the start and what happened (the first
-        failure stops the rest, is recorded, then raised)."""
+        failure stops the rest, is recorded, "partial" when targets before it went back,
+        then raised)."""
         self.append("rollback", STARTED, targets=_pending(providers))
         done: list[Deployment] = []
         targets: dict[str, Any] = {}
@@ -168,7 +169,8 @@ class AuditTrail:
                     "previous_version": deployment.previous_version,
                 }
         except DeployerError as exc:
-            self.append("rollback", FAILED, targets=targets, error=str(exc))
+            targets[name]["error"] = str(exc)
+            self.append("rollback", PARTIAL if done else FAILED, targets=targets, error=str(exc))
             raise
         self.append("rollback", SUCCEEDED, targets=targets)
         return done

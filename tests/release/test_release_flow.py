@@ -271,3 +271,21 @@ def test_a_tampered_log_fails_the_live_gates(tmp_path: Path, fakecloud: Any) -> 
     assert run.exit_code == 1
     assert "does not verify (line 1" in run.stderr
     assert deploys() == 2  # only the first push's
+
+
+def test_a_rollback_that_fails_halfway_is_recorded_as_partial(
+    tmp_path: Path, fakecloud: Any
+) -> None:
+    project = fake_project(tmp_path)
+    assert push(project).exit_code == 0
+    fakecloud.release = release_of("v2")
+    assert push(project).exit_code == 0
+    FakeCloud.clouds["b"].fail_rollback = True
+    back = cli("rollback", "--to", "a,b", "-f", str(project))
+    assert back.exit_code == 1
+    assert "the rollback was refused" in back.stderr
+    finished = records(project)[-1]
+    assert (finished["action"], finished["outcome"]) == ("rollback", "partial")
+    assert finished["targets"]["a"]["outcome"] == "rolled back"
+    assert finished["targets"]["b"]["outcome"] == "failed"
+    assert "refused" in finished["targets"]["b"]["error"]

@@ -47,6 +47,7 @@ class Cloud:
     calls: list[str] = field(default_factory=list)
     fail_deploy: bool = False
     fail_rollback: bool = False
+    fail_destroy: bool = False
 
     @property
     def live(self) -> str | None:
@@ -109,6 +110,8 @@ class FakeCloud:
 
     def destroy(self, progress: Any) -> list[str]:
         self.cloud.calls.append("destroy")
+        if self.cloud.fail_destroy:
+            raise DeployerError(f"{self.target}: the endpoint is locked")
         removed = ["endpoint"] if self.cloud.versions else []
         self.cloud.versions.clear()
         return removed

@@ -289,3 +289,16 @@ def test_a_rollback_that_fails_halfway_is_recorded_as_partial(
     assert finished["targets"]["a"]["outcome"] == "rolled back"
     assert finished["targets"]["b"]["outcome"] == "failed"
     assert "refused" in finished["targets"]["b"]["error"]
+
+
+def test_a_failed_destroy_is_recorded(tmp_path: Path, fakecloud: Any) -> None:
+    project = fake_project(tmp_path)
+    assert push(project).exit_code == 0
+    FakeCloud.clouds["a"].fail_destroy = True
+    gone = cli("destroy", "--to", "a", "-y", "-f", str(project), "--reason", "cost")
+    assert gone.exit_code == 1
+    started, failed = records(project)[-2:]
+    assert (started["action"], started["outcome"]) == ("destroy", "started")
+    assert (failed["action"], failed["outcome"]) == ("destroy", "failed")
+    assert "the endpoint is locked" in failed["error"]
+    assert failed["why"]["reason"] == "cost"

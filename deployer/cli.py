@@ -303,11 +303,9 @@ def push(
     else:
         cli_release.render_gates(result.gates, (result.override or {}).get("reason"))
     cli_release.stop_if_blocked(result.blocked)
-    if output_format == Format.json:
-        pass  # the document above says it all
-    elif dry_run:
+    if output_format == Format.text and dry_run:
         output.render_plans(result.plans)
-    else:
+    elif output_format == Format.text:
         output.render_push(result)
     if dry_run and result.refused:
         output.render_refusals(result.plans, strategy)

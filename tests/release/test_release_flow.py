@@ -302,3 +302,15 @@ def test_a_failed_destroy_is_recorded(tmp_path: Path, fakecloud: Any) -> None:
     assert (failed["action"], failed["outcome"]) == ("destroy", "failed")
     assert "the endpoint is locked" in failed["error"]
     assert failed["why"]["reason"] == "cost"
+
+
+def test_history_without_live_asks_no_target(tmp_path: Path, fakecloud: Any) -> None:
+    project = fake_project(tmp_path)
+    assert push(project, "--to", "a").exit_code == 0
+    calls = list(FakeCloud.clouds["a"].calls)
+    shown = cli("history", "--no-live", "-f", str(project), "-o", "json")
+    assert shown.exit_code == 0, shown.stderr
+    [a, b] = json.loads(shown.stdout)["targets"]
+    assert (a["target"], a["state"], len(a["entries"])) == ("a", None, 1)
+    assert (b["target"], b["entries"]) == ("b", [])
+    assert FakeCloud.clouds["a"].calls == calls

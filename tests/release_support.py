@@ -89,6 +89,7 @@ class FakeCloud:
         return self.status()
 
     def status(self) -> Status:
+        self.cloud.calls.append("status")
         if not self.cloud.versions:
             return Status(self.target, "absent")
         version, annotations = self.cloud.versions[-1]

@@ -314,3 +314,5 @@ def test_history_without_live_asks_no_target(tmp_path: Path, fakecloud: Any) -> 
     assert (a["target"], a["state"], len(a["entries"])) == ("a", None, 1)
     assert (b["target"], b["entries"]) == ("b", [])
     assert FakeCloud.clouds["a"].calls == calls
+    assert cli("history", "-f", str(project)).exit_code == 0
+    assert FakeCloud.clouds["a"].calls == [*calls, "status"]  # the live view asks it

@@ -15,20 +15,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deployer.errors import ConfigError, UsageError, file_or_folder_problem
+from deployer.errors import ConfigError, DeployerError, UsageError, file_or_folder_problem
 
 if TYPE_CHECKING:
+    from deployer.audit import AuditLog, AuditTrail
+    from deployer.audit.history import TargetHistory
+    from deployer.gates import GateReport
     from deployer.image.build import Image, Progress
     from deployer.image.conformance import CheckReport
     from deployer.journal import Event
     from deployer.providers import Deployment, Invocation, Plan, Provider, Release, Status
-    from deployer.results import Policy, PushResult
+    from deployer.results import Policy
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, image_needs, load_model
 from deployer.flavors.base import sample_instances, specs_from_example
 from deployer.image.spec import BuildSpec, base_image
 from deployer.lockfile import Lock, lock_warnings, sha256_of
-from deployer.results import DestroyResult
+from deployer.results import DestroyResult, PushResult
 from deployer.serving.settings import ServingSettings
 
 
@@ -347,6 +350,8 @@ class Project:
         events: Event | None = None,
         journal_dir: str | Path | None = ".deployer/journal",
         router_file: str | Path | None = "router.yaml",
+        reason: str | None = None,
+        override_gates: bool = False,
     ) -> PushResult:
         """Build once, then deploy to every target in ``to`` in parallel.
 
@@ -360,12 +365,25 @@ class Project:
         skip). When every target succeeded, ``router_file`` (relative to the project;
         None to skip) is updated with the pushed targets' backends, keeping the other
         backends and hand edits.
+
+        First, before the build, the release gates (``check_gates``): a failing one
+        returns a ``blocked`` result, unless ``override_gates`` (which needs a
+        ``reason``). Every push but a dry run appends to the audit log
+        (``deployer.audit``), with ``reason``, and annotates the release.
         """
         from deployer.orchestrate import push_options, push_release
 
         parsed, policy = push_options(strategy, bake_seconds, on_failure)
         providers = self.providers(to)
-        return push_release(
+        gates = self.check_gates(to, reason=reason, override=override_gates, providers=providers)
+        trail = None if dry_run else self.audit_trail(reason, gates, push=True)
+        if gates.blocked:
+            if trail is not None:
+                trail.blocked(list(providers), str(parsed))
+            result = PushResult(self.name, "", {}, [], policy, str(parsed), dry_run)
+            result.blocked, result.gates = True, gates.to_dicts()
+            return result
+        result = push_release(
             self.name,
             providers,
             lambda: self.release(self.build(progress=progress)),
@@ -377,7 +395,77 @@ class Project:
             journal_dir=self._path(journal_dir),
             router_file=self._path(router_file),
             target_options={n: self.config.targets[n].model_dump() for n in providers},
+            recorder=trail,
         )
+        result.gates = gates.to_dicts()
+        result.override = {"reason": gates.override} if gates.override else None
+        return result
+
+    def check_gates(
+        self,
+        to: list[str],
+        *,
+        reason: str | None = None,
+        override: bool = False,
+        providers: dict[str, Provider] | None = None,
+    ) -> GateReport:
+        """deployer.yaml's release gates against the model's recorded metrics and each
+        target's live and previous versions' (read-only). ``override`` lets failures
+        through and needs a ``reason`` (a UsageError otherwise)."""
+        from deployer.gates import GateReport
+        from deployer.release_checks import check_gates
+
+        if override and not (reason and reason.strip()):
+            raise UsageError('--override-gates needs --reason "why" (it is recorded)')
+        if not self.config.release.gates:
+            return GateReport()  # nothing to override
+        return check_gates(
+            self.config.release.gates,
+            Lock.read(self.root),
+            self.model_sha256(),
+            providers if providers is not None else self.providers(to),
+            self.root,
+            reason if override else None,
+        )
+
+    def audit_trail(
+        self, reason: str | None = None, gates: GateReport | None = None, *, push: bool = False
+    ) -> AuditTrail:
+        """The records of one action in the audit log; a ``push``'s carry the model's
+        sha256 and its recorded metrics (a rollback or destroy reads no model file)."""
+        from deployer.audit import AuditTrail
+        from deployer.release_checks import model_metrics
+
+        if not push:
+            return AuditTrail(self.root, self.name, reason)
+        sha = self.model_sha256() if self.config.model.path else None
+        metrics = model_metrics(Lock.read(self.root), sha)[0] or {}
+        return AuditTrail(self.root, self.name, reason, sha, metrics, gates)
+
+    @property
+    def audit_log(self) -> AuditLog:
+        """The project's audit log, ``.deployer/audit.jsonl``."""
+        from deployer.audit import AuditLog
+
+        return AuditLog(self.root)
+
+    def history(self, to: list[str] | None = None, *, live: bool = True) -> list[TargetHistory]:
+        """Each target's versions over time from the audit log; with ``live``, merged with
+        each target's status (its live version and that version's annotations)."""
+        from deployer.audit.history import logged_targets, target_history
+
+        records = self.audit_log.records()
+        names = to or list(dict.fromkeys([*self.config.targets, *logged_targets(records)]))
+        found = []
+        for name in names:
+            status, note = None, None
+            if live and name in self.config.targets:
+                try:
+                    status = self.providers([name])[name].status()
+                except DeployerError as exc:
+                    note = f"status unavailable: {exc.message}"
+            found.append(target_history(records, name, status, note))
+        return found
 
     def _path(self, path: str | Path | None) -> Path | None:
         """``path`` relative to the project's folder (None stays None)."""
@@ -450,9 +538,12 @@ class Project:
         """Send one request through the target's real invoke path."""
         return self.providers([to])[to].invoke(body, content_type, accept)
 
-    def rollback(self, to: list[str], *, progress: Progress | None = None) -> list[Deployment]:
+    def rollback(
+        self, to: list[str], *, progress: Progress | None = None, reason: str | None = None
+    ) -> list[Deployment]:
+        """Return each target to its previous version, recorded in the audit log."""
         say = progress or (lambda _line: None)
-        return [provider.rollback(say) for provider in self.providers(to).values()]
+        return self.audit_trail(reason).rollback(self.providers(to), say)
 
     def destroy(
         self,
@@ -461,6 +552,7 @@ class Project:
         dry_run: bool = False,
         progress: Progress | None = None,
         router_file: str | Path | None = "router.yaml",
+        reason: str | None = None,
     ) -> DestroyResult:
         """Remove everything deployer created on each target in ``to``, then the targets'
         backends from ``router_file`` (relative to the project; None to skip) when it
@@ -469,11 +561,18 @@ class Project:
         ``dry_run`` destroys nothing and says which backends would leave router.yaml. When
         a target fails, router.yaml is left as it was (like push, it changes only when
         every target succeeded); an invalid router.yaml fails before anything is removed.
+        A destroy (not a dry run) is recorded in the audit log, with ``reason``.
         """
         from deployer.orchestrate import destroy_targets
 
         providers = self.providers(to)
         kinds = {name: self.config.targets[name].provider for name in providers}
-        return destroy_targets(
-            providers, kinds, self._path(router_file), dry_run=dry_run, progress=progress
-        )
+
+        def run() -> DestroyResult:
+            return destroy_targets(
+                providers, kinds, self._path(router_file), dry_run=dry_run, progress=progress
+            )
+
+        if dry_run:
+            return run()
+        return self.audit_trail(reason).destroy(list(providers), run)

@@ -12,8 +12,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from deployer import output
+from deployer import cli_release, output
 from deployer._version import __version__
+from deployer.cli_release import OverrideGatesOption, ReasonOption, split_targets
 from deployer.commands import CommandGroup
 from deployer.errors import EXIT_BAD_INPUT, EXIT_FAILED, UsageError
 from deployer.output import Format, handles_errors
@@ -47,15 +48,6 @@ ToOption = Annotated[
     typer.Option("--to", "-t", help="Target names from deployer.yaml, comma-separated (aws,gcp)."),
 ]
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def split_targets(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    if not names:
-        raise UsageError("--to needs at least one target name")
-    return names
 
 
 @app.command()
@@ -270,6 +262,8 @@ def push(
             "Shorter than that is refused."
         ),
     ] = None,
+    reason: ReasonOption = None,
+    override_gates: OverrideGatesOption = False,
     output_format: OutputOption = Format.text,
 ) -> None:
     """Build the image once, then deploy it to every target in parallel.
@@ -277,8 +271,10 @@ def push(
     Each target: publish the image to its registry, create or update the endpoint with
     the strategy, wait until healthy, send one prediction through the target's own
     invoke path. Then the failure policy applies to the whole release. A journal of every
-    step is written to .deployer/journal/. Re-running with nothing changed changes
-    nothing. Exit 0 only when every target is healthy.
+    step is written to .deployer/journal/, a record to .deployer/audit.jsonl. Re-running
+    with nothing changed changes nothing. Exit 0 only when every target is healthy.
+    Before anything (the build included), deployer.yaml's release gates are checked: a
+    failing one stops the push with exit 1, unless --override-gates --reason "...".
 
     Example: deployer push --to aws,gcp,azure --strategy canary:10 --bake 300
     """
@@ -299,12 +295,17 @@ def push(
             timeout=timeout,
             progress=None if quiet else live.build_line,
             events=None if quiet else live.event,
+            reason=reason,
+            override_gates=override_gates,
         )
     if output_format == Format.json:
         output.emit_json(result.to_dict())
-    elif dry_run:
-        output.render_plans(result.plans)
     else:
+        cli_release.render_gates(result.gates, (result.override or {}).get("reason"))
+    cli_release.stop_if_blocked(result.blocked)
+    if output_format == Format.text and dry_run:
+        output.render_plans(result.plans)
+    elif output_format == Format.text:
         output.render_push(result)
     if dry_run and result.refused:
         output.render_refusals(result.plans, strategy)
@@ -325,11 +326,14 @@ def plan(
     timeout: Annotated[
         float | None, typer.Option(help="The --timeout `push` would use (checked).")
     ] = None,
+    reason: ReasonOption = None,
+    override_gates: OverrideGatesOption = False,
     output_format: OutputOption = Format.text,
 ) -> None:
     """Show what `push` would create, update or delete on each target, and the timeout its
     rollout gets there. Changes nothing there. Exits 2 when a target would refuse the
-    strategy (for example a canary its fleet cannot hold), saying what would work."""
+    strategy (for example a canary its fleet cannot hold), saying what would work; exits
+    1 when a release gate fails (see push)."""
     from deployer.api import Project
     from deployer.orchestrate import plan_dicts, push_options
 
@@ -338,6 +342,12 @@ def plan(
     timeouts = project.push_timeouts(targets, strategy=strategy, bake_seconds=bake, timeout=timeout)
     parsed = push_options(strategy, bake, "rollback")[0]
     quiet = output_format == Format.json
+    gates = project.check_gates(targets, reason=reason, override=override_gates)
+    if quiet and gates.blocked:
+        output.emit_json({"ok": False, "status": "blocked", "gates": gates.to_dicts()})
+    elif not quiet:
+        cli_release.render_gates(gates.to_dicts(), gates.override)
+    cli_release.stop_if_blocked(gates.blocked)
     found = project.plan(
         targets,
         strategy=strategy,
@@ -347,7 +357,7 @@ def plan(
     plans = plan_dicts(found, parsed, timeouts)
     refused = any(not p.ok for p in found)
     if quiet:
-        output.emit_json({"ok": not refused, "plans": plans})
+        output.emit_json({"ok": not refused, "plans": plans, "gates": gates.to_dicts()})
     else:
         output.render_plans(plans)
     if refused:
@@ -449,12 +459,14 @@ def predict(
 
 @app.command()
 @handles_errors
-def rollback(to: ToOption, file: FileOption = Path("deployer.yaml")) -> None:
-    """Return each target to its previous version."""
+def rollback(
+    to: ToOption, file: FileOption = Path("deployer.yaml"), reason: ReasonOption = None
+) -> None:
+    """Return each target to its previous version (recorded in .deployer/audit.jsonl)."""
     from deployer.api import Project
 
     for deployment in Project.load(file).rollback(
-        split_targets(to) or [], progress=output.progress_line
+        split_targets(to) or [], progress=output.progress_line, reason=reason
     ):
         output.ok(
             f"{deployment.target}: back on {deployment.version} (was {deployment.previous_version})"
@@ -473,10 +485,12 @@ def destroy(
             "--dry-run", help="Say which backends would leave router.yaml; remove nothing."
         ),
     ] = False,
+    reason: ReasonOption = None,
     output_format: OutputOption = Format.text,
 ) -> None:
     """Remove everything deployer created on each target (found by its labels), then the
-    targets' backends from router.yaml when every target is gone."""
+    targets' backends from router.yaml when every target is gone (recorded in
+    .deployer/audit.jsonl)."""
     from deployer.api import Project
 
     names = split_targets(to) or []
@@ -487,6 +501,7 @@ def destroy(
         names,
         dry_run=dry_run,
         progress=None if output_format == Format.json else output.progress_line,
+        reason=reason,
     )
     if output_format == Format.json:
         output.emit_json({"ok": True, **result.to_dict()})
@@ -511,6 +526,9 @@ def destroy(
 def version() -> None:
     """Print the deployer version."""
     output.out.print(__version__)
+
+
+cli_release.register(app)  # deployer audit verify, deployer history
 
 
 def main() -> None:

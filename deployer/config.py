@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +24,7 @@ from pydantic import (
 
 from deployer.errors import ConfigError, read_config_text
 from deployer.flavors import FLAVOR_NAMES
+from deployer.gates import parse_gate
 from deployer.yaml_errors import describe_errors, line_of, load_yaml
 
 SCHEMA_VERSION = 1
@@ -210,6 +212,20 @@ class ImageConfig(_Strict):
         return self
 
 
+def _gate(text: str) -> str:
+    parse_gate(text)  # a ValueError naming the gate and what was expected
+    return text
+
+
+class ReleaseConfig(_Strict):
+    """What a release must meet: gates checked by ``push`` and ``plan`` (deployer.gates)."""
+
+    gates: tuple[Annotated[str, AfterValidator(_gate)], ...] = Field(
+        default=(),
+        description='e.g. "f1_macro >= 0.90", "roc_auc >= live - 0.01", "log_loss <= previous"',
+    )
+
+
 class TargetConfig(BaseModel):
     """A deploy target. ``provider`` picks the plugin, which validates the other fields."""
 
@@ -226,6 +242,7 @@ class ProjectConfig(_Strict):
     model: ModelConfig
     serving: ServingConfig = ServingConfig()
     image: ImageConfig = ImageConfig()
+    release: ReleaseConfig = ReleaseConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     _yaml_root: yaml.Node | None = PrivateAttr(default=None)  # where each field was written
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -69,6 +69,15 @@ __all__ = [  # the results and the journal are also reachable from here, where p
     "smoke_test",
     "undo",
 ]
+
+
+class Recorder(Protocol):
+    """What records a push (the audit trail, ``deployer.audit.AuditTrail``): ``start``
+    before any target changes (it may annotate the release), ``finish`` with the result."""
+
+    def start(self, release: Release, targets: list[str], strategy: str) -> Release: ...
+
+    def finish(self, result: PushResult) -> None: ...
 
 
 CLOUD_ROLLED_BACK = "rolled back by the cloud"  # the journal step: the platform's own rollback
@@ -331,6 +340,7 @@ def push_release(
     journal_dir: Path | None = None,
     router_file: Path | None = None,
     target_options: Mapping[str, dict[str, Any]] | None = None,
+    recorder: Recorder | None = None,
 ) -> PushResult:
     """Make the release once (the build), then push it to every target.
 
@@ -339,7 +349,8 @@ def push_release(
     timed from the start of the build, is also written to ``journal_dir`` (None to
     skip); when every target succeeded, ``router_file`` (None to skip) gets the pushed
     targets' backends, configured with ``target_options`` (each target's deployer.yaml
-    options).
+    options). ``recorder`` (None: none) records the push once nothing can refuse it any
+    more, before any target changes, and its result after the journal is written.
     """
     started = time.monotonic()
     timeouts = push_timeouts(providers, strategy, timeout)
@@ -352,12 +363,16 @@ def push_release(
         result.plans = plan_dicts(plan_targets(providers, release, strategy), strategy, timeouts)
         return result
     refuse_unfit_strategy(providers, release, strategy)
+    if recorder is not None:
+        release = recorder.start(release, list(providers), str(strategy))
     journal = Journal(events)
     result.targets = push_all(providers, release, strategy, policy, timeouts, journal)
     result.journal = journal.entries
     result.seconds = round(time.monotonic() - started, 2)
     if journal_dir is not None:
         write_journal(journal_dir, result.version, result.to_dict())
+    if recorder is not None:
+        recorder.finish(result)
     if router_file is not None and result.ok:
         options = target_options or {}
         written = router_update.add_pushed(

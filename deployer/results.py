@@ -51,10 +51,13 @@ class PushResult:
     journal: list[JournalEntry] = field(default_factory=list)
     seconds: float = 0.0
     router_manifest: str | None = None
+    gates: list[dict[str, Any]] = field(default_factory=list)  # deployer.gates.GateResult's
+    override: dict[str, Any] | None = None  # {"reason": ...} when gates were overridden
+    blocked: bool = False  # a gate failed: nothing was built or changed
 
     @property
     def ok(self) -> bool:
-        return not self.dry_run and all(t.ok for t in self.targets)
+        return not self.dry_run and not self.blocked and all(t.ok for t in self.targets)
 
     @property
     def refused(self) -> list[str]:
@@ -64,7 +67,9 @@ class PushResult:
     @property
     def status(self) -> str:
         """succeeded, degraded (keep), rolled back (rollback); for a dry run planned, or
-        refused when a target's plan lists problems."""
+        refused when a target's plan lists problems; blocked when a release gate failed."""
+        if self.blocked:
+            return "blocked"
         if self.dry_run:
             return "refused" if self.refused else "planned"
         if self.ok:

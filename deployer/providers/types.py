@@ -53,6 +53,7 @@ class Release:
     image: Image
     sample: list[Any]  # rows, or one {input: value} object per row (named tensors)
     signature: dict[str, Any]
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def version(self) -> str:

@@ -10,6 +10,7 @@ report = project.validate()
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from deployer.image.conformance import CheckReport
     from deployer.journal import Event
     from deployer.providers import Deployment, Invocation, Plan, Provider, Release, Status
+    from deployer.providers.types import Strategy
     from deployer.results import Policy
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, image_needs, load_model
@@ -374,6 +376,7 @@ class Project:
         from deployer.orchestrate import push_options, push_release
 
         parsed, policy = push_options(strategy, bake_seconds, on_failure)
+        parsed = self._watched(parsed)
         providers = self.providers(to)
         gates = self.check_gates(to, reason=reason, override=override_gates, providers=providers)
         trail = None if dry_run else self.audit_trail(reason, gates, push=True)
@@ -483,9 +486,18 @@ class Project:
         there. A target that would refuse the strategy says why in ``Plan.problems``."""
         from deployer.orchestrate import plan_targets, push_options
 
-        parsed = push_options(strategy, bake_seconds, "rollback")[0]
+        parsed = self._watched(push_options(strategy, bake_seconds, "rollback")[0])
         providers = self.providers(to)
         return plan_targets(providers, self.release(self.build(progress=progress)), parsed)
+
+    def _watched(self, strategy: Strategy) -> Strategy:
+        """``strategy`` with the live gates of deployer.yaml's ``release.live``, if any."""
+        from deployer.providers.live import LiveRules
+
+        live = self.config.release.live
+        if live is None:
+            return strategy
+        return dataclasses.replace(strategy, live=LiveRules(**live.model_dump()))
 
     def push_timeouts(
         self,

@@ -217,13 +217,27 @@ def _gate(text: str) -> str:
     return text
 
 
+class LiveGatesConfig(_Strict):
+    """Live gates: while a canary or linear step bakes, the new version may be worse than
+    the old by at most these margins (deployer.providers.live.LiveRules)."""
+
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1, description="absolute")
+    max_p99_increase: float = Field(default=0.5, ge=0, le=100, description="relative: 0.5 = +50%")
+    min_p99_increase_ms: float = Field(default=5.0, ge=0, le=600_000)
+    min_requests: int = Field(default=20, ge=1, le=10_000_000)
+    interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+    require_traffic: bool = False
+
+
 class ReleaseConfig(_Strict):
-    """What a release must meet: gates checked by ``push`` and ``plan`` (deployer.gates)."""
+    """What a release must meet: gates checked by ``push`` and ``plan`` (deployer.gates),
+    and live gates watched while a canary bakes (``live``; absent: no live gates)."""
 
     gates: tuple[Annotated[str, AfterValidator(_gate)], ...] = Field(
         default=(),
         description='e.g. "f1_macro >= 0.90", "roc_auc >= live - 0.01", "log_loss <= previous"',
     )
+    live: LiveGatesConfig | None = None
 
 
 class TargetConfig(BaseModel):

@@ -45,6 +45,7 @@ class Cloud:
 
     versions: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    strategies: list[Strategy] = field(default_factory=list)  # what each deploy was given
     fail_deploy: bool = False
     fail_rollback: bool = False
     fail_destroy: bool = False
@@ -77,6 +78,7 @@ class FakeCloud:
 
     def deploy(self, release: Release, ref: str, strategy: Strategy, progress: Any) -> Deployment:
         self.cloud.calls.append("deploy")
+        self.cloud.strategies.append(strategy)
         previous = self.cloud.live
         if previous == release.version:
             return Deployment(self.target, release.version, previous, changed=False)

@@ -14,6 +14,7 @@ import typer
 
 from deployer import output
 from deployer._version import __version__
+from deployer.cli_evaluate import register as register_evaluate
 from deployer.commands import CommandGroup
 from deployer.errors import EXIT_BAD_INPUT, EXIT_FAILED, UsageError
 from deployer.output import Format, handles_errors
@@ -511,6 +512,9 @@ def destroy(
 def version() -> None:
     """Print the deployer version."""
     output.out.print(__version__)
+
+
+register_evaluate(app)
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ class Lock:
     model_sha256: str
     flavor: str
     signature: dict[str, Any]
+    evaluation: dict[str, Any] | None = None
     deployer_version: str = __version__
 
     def write(self, folder: Path) -> Path:
@@ -72,6 +73,15 @@ class Lock:
             )
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**{"model_path": "", "flavor": "", "signature": {}, **fields})
+
+
+def valid_evaluation(lock: Lock | None, model_sha256: str | None) -> dict[str, Any] | None:
+    """The lock's ``evaluation`` while it belongs to the model ``model_sha256``, else None
+    (metrics of another model are stale: ``deployer lock`` drops them)."""
+    evaluation = lock.evaluation if lock else None
+    if not isinstance(evaluation, dict) or not model_sha256:
+        return None
+    return evaluation if evaluation.get("model_sha256") == model_sha256 else None
 
 
 def lock_warnings(lock: Lock | None, model_sha256: str | None) -> list[str]:

@@ -1,0 +1,185 @@
+"""Classification and regression metrics, every number from ``sklearn.metrics``.
+
+Classification: accuracy; precision, recall and F1 per class, macro and weighted;
+ROC-AUC (binary, or one-vs-rest macro); PR-AUC (average precision: binary, or macro
+one-vs-rest); log loss; the confusion matrix. The three that need probabilities are
+skipped, with the reason, for a model without ``predict_proba``. Regression: MAE, MSE,
+RMSE, R².
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PROBABILITY_METRICS = ("roc_auc", "pr_auc", "log_loss")
+
+
+@dataclass
+class Metrics:
+    """What was measured: the headline numbers, per class, the confusion matrix and what
+    was skipped (metric → why)."""
+
+    task: str
+    metrics: dict[str, float]
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    confusion: dict[str, Any] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _number(value: Any) -> float:
+    result = float(value)
+    return result if math.isfinite(result) else float("nan")
+
+
+def label_key(value: Any) -> str:
+    """A class label as the string the lock and JSON use (1 → "1", "setosa" → "setosa")."""
+    if isinstance(value, (np.floating, float)) and float(value).is_integer():
+        return str(int(value))
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def align_labels(y_true: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``y_true`` in the kind of ``reference`` (the model's classes or predictions): whole
+    floats as integers for an integer model, numbers as text for a text model."""
+    whole = y_true.dtype.kind == "f" and bool(np.all(np.mod(y_true, 1) == 0))
+    if whole and reference.dtype.kind in "iu":
+        return y_true.astype(reference.dtype)
+    if reference.dtype.kind in "USO" and y_true.dtype.kind in "iufb":
+        return np.array([label_key(v) for v in y_true], dtype=object)
+    return y_true
+
+
+def classification(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: np.ndarray,
+    positive: Any = None,
+    no_proba_reason: str = "the model has no predict_proba",
+) -> Metrics:
+    """Every classification metric over ``classes`` (the order of ``proba``'s columns);
+    ``positive`` is the class whose probability the binary ROC/PR use."""
+    from sklearn import metrics as skm
+
+    labels = list(classes)
+    values: dict[str, float] = {"accuracy": _number(skm.accuracy_score(y_true, y_pred))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for average in ("macro", "weighted"):
+            p, r, f, _ = skm.precision_recall_fscore_support(
+                y_true, y_pred, labels=labels, average=average, zero_division=0
+            )
+            values[f"precision_{average}"] = _number(p)
+            values[f"recall_{average}"] = _number(r)
+            values[f"f1_{average}"] = _number(f)
+        p, r, f, s = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=None, zero_division=0
+        )
+    per_class = {
+        label_key(c): {
+            "precision": _number(p[i]),
+            "recall": _number(r[i]),
+            "f1": _number(f[i]),
+            "support": int(s[i]),
+        }
+        for i, c in enumerate(labels)
+    }
+    matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    confusion = {"labels": [label_key(c) for c in labels], "matrix": matrix.tolist()}
+    result = Metrics("classification", values, per_class, confusion)
+    if proba is None:
+        result.skipped = {name: no_proba_reason for name in PROBABILITY_METRICS}
+        return result
+    _probability_metrics(result, y_true, proba, labels, positive)
+    return result
+
+
+def _probability_metrics(
+    result: Metrics, y_true: np.ndarray, proba: np.ndarray, labels: list[Any], positive: Any
+) -> None:
+    """ROC-AUC, PR-AUC and log loss into ``result`` (or into its skipped, with why)."""
+    from sklearn import metrics as skm
+    from sklearn.preprocessing import label_binarize
+
+    present = set(np.unique(y_true).tolist())
+    if len(present) < 2:
+        for name in ("roc_auc", "pr_auc"):
+            result.skipped[name] = "the labels hold only one class"
+    elif len(labels) == 2:
+        index = labels.index(positive if positive is not None else labels[1])
+        truth = y_true == labels[index]
+        result.metrics["roc_auc"] = _number(skm.roc_auc_score(truth, proba[:, index]))
+        result.metrics["pr_auc"] = _number(skm.average_precision_score(truth, proba[:, index]))
+    else:
+        missing = [label_key(c) for c in labels if c not in present]
+        if missing:
+            reason = f"class(es) {', '.join(missing)} never occur in the labels"
+            result.skipped["roc_auc"] = result.skipped["pr_auc"] = reason
+        else:
+            result.metrics["roc_auc"] = _number(
+                skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
+            )
+            onehot = label_binarize(y_true, classes=labels)
+            result.metrics["pr_auc"] = _number(
+                skm.average_precision_score(onehot, proba, average="macro")
+            )
+    unknown = present - set(labels)
+    if unknown:
+        shown = ", ".join(sorted(label_key(v) for v in unknown))
+        result.skipped["log_loss"] = f"label(s) {shown} are not classes of the model"
+    else:
+        result.metrics["log_loss"] = _number(skm.log_loss(y_true, proba, labels=labels))
+
+
+def regression(y_true: np.ndarray, y_pred: np.ndarray) -> Metrics:
+    """MAE, MSE, RMSE and R² of ``y_pred`` against ``y_true``."""
+    from sklearn import metrics as skm
+
+    truth = y_true.astype(np.float64)
+    guess = np.asarray(y_pred, dtype=np.float64).reshape(len(truth), -1)
+    guess = guess[:, 0] if guess.shape[1] == 1 else guess
+    mse = _number(skm.mean_squared_error(truth, guess))
+    values = {
+        "mae": _number(skm.mean_absolute_error(truth, guess)),
+        "mse": mse,
+        "rmse": _number(skm.root_mean_squared_error(truth, guess)),
+        "r2": _number(skm.r2_score(truth, guess)),
+    }
+    return Metrics("regression", values)
+
+
+def _thin(*arrays: np.ndarray, points: int = 1000) -> list[list[float]]:
+    """At most ``points`` evenly spaced entries of each array (for drawing)."""
+    size = len(arrays[0])
+    keep = np.unique(np.linspace(0, max(size - 1, 0), min(size, points)).astype(int))
+    return [np.asarray(a)[keep].astype(float).tolist() for a in arrays]
+
+
+def chart_curves(
+    y_true: np.ndarray, proba: np.ndarray, labels: list[Any], positive: Any
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """ROC and PR curves to draw (``sklearn.metrics.roc_curve``/``precision_recall_curve``),
+    thinned to at most 1000 points each: the positive class of a binary model, else each
+    class against the rest (classes absent from the labels are left out)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    shown = [positive] if len(labels) == 2 else labels
+    roc: dict[str, dict[str, list[float]]] = {}
+    pr: dict[str, dict[str, list[float]]] = {}
+    for label in shown:
+        truth = y_true == label
+        if truth.all() or not truth.any():
+            continue
+        scores = proba[:, labels.index(label)]
+        fpr, tpr, _ = roc_curve(truth, scores)
+        precision, recall, _ = precision_recall_curve(truth, scores)
+        fpr_l, tpr_l = _thin(fpr, tpr)
+        precision_l, recall_l = _thin(precision, recall)
+        roc[label_key(label)] = {"fpr": fpr_l, "tpr": tpr_l}
+        pr[label_key(label)] = {"precision": precision_l, "recall": recall_l}
+    return {"roc": roc, "pr": pr}

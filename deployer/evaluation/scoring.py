@@ -5,6 +5,7 @@ running target's real invoke path (``Project.predict``)."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +74,14 @@ def in_process(loaded: LoadedModel) -> Scorer:
     empty: dict[str, Any] = {}
 
     def call(method: str) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda rows: np.asarray(loaded.predict(rows, method, empty))
+        def answer(rows: np.ndarray) -> np.ndarray:
+            if names is None:
+                return np.asarray(loaded.predict(rows, method, empty))
+            with warnings.catch_warnings():  # columns were chosen by the model's names
+                warnings.filterwarnings("ignore", "X does not have valid feature names")
+                return np.asarray(loaded.predict(rows, method, empty))
+
+        return answer
 
     return Scorer(
         predict=call(predict),

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from deployer.errors import UsageError
+from deployer.errors import MissingDependencyError, UsageError
 from deployer.evaluation import data as datasets
 from deployer.evaluation import metrics as measure
 from deployer.evaluation import thresholds
@@ -124,6 +124,19 @@ def _collect(
     return np.concatenate(truths), y_pred, proba, done
 
 
+def _require(module: str, package: str) -> None:
+    """Import ``module`` or say which extra installs it (exit 3)."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(
+            f"deployer evaluate needs {package}, which is not installed",
+            hint="pip install 'deployer[evaluate]'",
+        ) from None
+
+
 def evaluate(
     scorer: Scorer,
     source: str,
@@ -134,6 +147,8 @@ def evaluate(
     progress: Progress | None = None,
 ) -> EvaluationResult:
     """Run ``scorer`` over ``source`` and measure it (see ``deployer evaluate --help``)."""
+    for module, package in (("pyarrow", "pyarrow"), ("sklearn", "scikit-learn")):
+        _require(module, package)
     if options.batch_size < 1:
         raise UsageError(f"--batch-size {options.batch_size}: expected a positive number of rows")
     rule = thresholds.parse_rule(options.rule) if options.rule else None

@@ -161,11 +161,16 @@ def _thin(*arrays: np.ndarray, points: int = 1000) -> list[list[float]]:
 
 
 def chart_curves(
-    y_true: np.ndarray, proba: np.ndarray, labels: list[Any], positive: Any
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    labels: list[Any],
+    positive: Any,
+    binary_pr: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, dict[str, dict[str, list[float]]]]:
     """ROC and PR curves to draw (``sklearn.metrics.roc_curve``/``precision_recall_curve``),
     thinned to at most 1000 points each: the positive class of a binary model, else each
-    class against the rest (classes absent from the labels are left out)."""
+    class against the rest (classes absent from the labels are left out). ``binary_pr``:
+    the binary PR curve (precision, recall) when it was computed already."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     shown = [positive] if len(labels) == 2 else labels
@@ -177,7 +182,10 @@ def chart_curves(
             continue
         scores = proba[:, labels.index(label)]
         fpr, tpr, _ = roc_curve(truth, scores)
-        precision, recall, _ = precision_recall_curve(truth, scores)
+        if binary_pr is not None and len(labels) == 2:
+            precision, recall = binary_pr
+        else:
+            precision, recall, _ = precision_recall_curve(truth, scores)
         fpr_l, tpr_l = _thin(fpr, tpr)
         precision_l, recall_l = _thin(precision, recall)
         roc[label_key(label)] = {"fpr": fpr_l, "tpr": tpr_l}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -39,7 +39,7 @@ class EvaluationResult:
     confusion_matrix: dict[str, Any] | None
     skipped: dict[str, str]
     positive_label: str | None
-    curve: dict[str, list[float]] | None
+    curve: thresholds.Curve | None
     trade_off: list[dict[str, float]]
     threshold: dict[str, Any] | None
     evaluated_at: str
@@ -49,7 +49,10 @@ class EvaluationResult:
     recorded: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field as JSON-ready values (the whole curve as lists)."""
+        found = {f.name: getattr(self, f.name) for f in fields(self)}
+        found["curve"] = self.curve.to_dict() if self.curve is not None else None
+        return found
 
     def lock_entry(self) -> dict[str, Any]:
         """The ``evaluation`` object of deployer.lock (see docs/ARCHITECTURE.md)."""
@@ -254,9 +257,9 @@ def _classify(
     found = measure.classification(y_true, y_pred, proba, classes, positive, reason or "")
     result.metrics, result.per_class = found.metrics, found.per_class
     result.confusion_matrix, result.skipped = found.confusion, found.skipped
-    if proba is not None:
-        result.charts = measure.chart_curves(y_true, proba, labels, positive)
     if proba is None or positive is None:
+        if proba is not None:
+            result.charts = measure.chart_curves(y_true, proba, labels, positive)
         if rule is not None:
             raise UsageError(
                 f"--choose-threshold needs a binary classifier; this one has {len(labels)} classes"
@@ -265,7 +268,10 @@ def _classify(
     truth = y_true == positive
     scores = proba[:, labels.index(positive)]
     trade_off = thresholds.curve(truth, scores)
-    result.curve = trade_off.to_dict()
+    result.charts = measure.chart_curves(
+        y_true, proba, labels, positive, (trade_off.precision, trade_off.recall)
+    )
+    result.curve = trade_off
     result.trade_off = thresholds.summary(trade_off)
     if rule is not None:
         point = thresholds.choose(trade_off, rule)

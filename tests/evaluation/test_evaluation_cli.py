@@ -2,44 +2,50 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from conftest import FEATURES, holdout_rows, write_formats, write_project
-from typer.testing import CliRunner
-
-from deployer.cli import app
-
-
-def evaluate(project: Path, *args: str) -> Any:
-    return CliRunner().invoke(
-        app, ["evaluate", "-f", str(project / "deployer.yaml"), *args], env={"COLUMNS": "200"}
-    )
-
-
-def evaluate_json(project: Path, *args: str, code: int = 0) -> dict[str, Any]:
-    result = evaluate(project, *args, "-o", "json")
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout)
+from evaluation_support import (
+    FEATURES,
+    evaluate,
+    evaluate_json,
+    holdout_rows,
+    write_formats,
+    write_project,
+)
 
 
 def test_csv_jsonl_and_parquet_give_the_same_result(binary_project: Path) -> None:
     found = {
-        fmt: evaluate_json(binary_project, "--data", str(binary_project / f"holdout.{fmt}"),
-                           "--label", "y", "--no-record", "--batch-size", "37")
+        fmt: evaluate_json(
+            binary_project,
+            "--data",
+            str(binary_project / f"holdout.{fmt}"),
+            "--label",
+            "y",
+            "--no-record",
+            "--batch-size",
+            "37",
+        )
         for fmt in ("csv", "jsonl", "parquet")
     }
     csv = found["csv"]
     assert csv["task"] == "classification" and csv["data"]["rows"] == 200
     assert set(csv["metrics"]) == {
-        "accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
-        "recall_weighted", "f1_weighted", "roc_auc", "pr_auc", "log_loss",
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "precision_weighted",
+        "recall_weighted",
+        "f1_weighted",
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
     }
     assert csv["metrics"]["accuracy"] > 0.7
     for other in (found["jsonl"], found["parquet"]):
@@ -54,8 +60,16 @@ def test_the_metrics_equal_sklearn_on_the_whole_set(binary_project: Path) -> Non
 
     model = joblib.load(binary_project / "model.joblib")
     features, labels = holdout_rows(seed=2)
-    found = evaluate_json(binary_project, "--data", str(binary_project / "holdout.parquet"),
-                          "--label", "y", "--no-record", "--batch-size", "16")
+    found = evaluate_json(
+        binary_project,
+        "--data",
+        str(binary_project / "holdout.parquet"),
+        "--label",
+        "y",
+        "--no-record",
+        "--batch-size",
+        "16",
+    )
     assert found["metrics"]["f1_macro"] == pytest.approx(
         f1_score(labels, model.predict(features), average="macro")
     )
@@ -67,8 +81,9 @@ def test_the_metrics_equal_sklearn_on_the_whole_set(binary_project: Path) -> Non
 
 
 def test_text_output_has_the_tables(binary_project: Path) -> None:
-    result = evaluate(binary_project, "--data", str(binary_project / "holdout.csv"),
-                      "--label", "y", "--no-record")
+    result = evaluate(
+        binary_project, "--data", str(binary_project / "holdout.csv"), "--label", "y", "--no-record"
+    )
     assert result.exit_code == 0, result.output
     for title in ("metrics", "per class", "confusion matrix", "precision/recall trade-off"):
         assert title in result.stdout
@@ -76,8 +91,9 @@ def test_text_output_has_the_tables(binary_project: Path) -> None:
 
 
 def test_regression(regression_project: Path) -> None:
-    found = evaluate_json(regression_project, "--data",
-                          str(regression_project / "holdout.csv"), "--label", "y")
+    found = evaluate_json(
+        regression_project, "--data", str(regression_project / "holdout.csv"), "--label", "y"
+    )
     assert found["task"] == "regression"
     assert set(found["metrics"]) == {"mae", "mse", "rmse", "r2"}
     assert found["metrics"]["r2"] > 0.9
@@ -130,8 +146,9 @@ def test_bad_inputs_are_named_with_exit_2(binary_project: Path) -> None:
     missing = evaluate(binary_project, "--data", str(binary_project / "nope.csv"), "--label", "y")
     assert missing.exit_code == 2 and "nope.csv" in missing.output
     assert "no label column 'label'" in " ".join(
-        evaluate(binary_project, "--data", str(binary_project / "holdout.csv"), "--label",
-                 "label").output.split()
+        evaluate(
+            binary_project, "--data", str(binary_project / "holdout.csv"), "--label", "label"
+        ).output.split()
     )
     text = bad(binary_project, "text.csv", "f0,f1,f2,y\n1,2,abc,1\n3,4,5,0\n")
     assert "text.csv" in text and "column 'f2' holds non-numeric values" in text
@@ -154,13 +171,21 @@ def test_bad_inputs_are_named_with_exit_2(binary_project: Path) -> None:
 
 def test_bad_options_exit_2(binary_project: Path, regression_project: Path) -> None:
     data = str(binary_project / "holdout.csv")
-    assert "expected classification or regression" in evaluate(
-        binary_project, "--data", data, "--label", "y", "--task", "ranking"
-    ).output
+    assert (
+        "expected classification or regression"
+        in evaluate(binary_project, "--data", data, "--label", "y", "--task", "ranking").output
+    )
     result = evaluate(binary_project, "--data", data, "--label", "y", "--positive", "7")
     assert result.exit_code == 2 and "expected one of the classes 0, 1" in result.output
-    result = evaluate(regression_project, "--data", str(regression_project / "holdout.csv"),
-                      "--label", "y", "--choose-threshold", "f1=max")
+    result = evaluate(
+        regression_project,
+        "--data",
+        str(regression_project / "holdout.csv"),
+        "--label",
+        "y",
+        "--choose-threshold",
+        "f1=max",
+    )
     assert result.exit_code == 2 and "binary classifier" in result.output
 
 
@@ -171,8 +196,9 @@ def test_a_uri_without_its_provider_is_named(binary_project: Path) -> None:
 
 
 def test_errors_as_json_for_ci(binary_project: Path) -> None:
-    found = evaluate_json(binary_project, "--data", str(binary_project / "holdout.csv"),
-                          "--label", "nope", code=2)
+    found = evaluate_json(
+        binary_project, "--data", str(binary_project / "holdout.csv"), "--label", "nope", code=2
+    )
     assert found["ok"] is False and "no label column 'nope'" in found["error"]
 
 
@@ -180,7 +206,10 @@ def test_a_real_process_shows_no_traceback(binary_project: Path) -> None:
     (binary_project / "text.csv").write_text("f0,f1,f2,y\n1,2,abc,1\n")
     result = subprocess.run(
         [sys.executable, "-m", "deployer", "evaluate", "--data", "text.csv", "--label", "y"],
-        cwd=binary_project, capture_output=True, text=True, timeout=120,
+        cwd=binary_project,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
     )
     assert result.returncode == 2

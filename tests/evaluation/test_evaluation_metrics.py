@@ -26,10 +26,18 @@ def test_binary_label_metrics_by_hand() -> None:
     m = found.metrics
     assert m["accuracy"] == approx(7 / 10)
     # class 1: P 3/5, R 3/4, F1 2/3; class 0: P 4/5, R 4/6, F1 8/11
-    assert found.per_class["1"] == {"precision": approx(0.6), "recall": approx(0.75),
-                                    "f1": approx(2 / 3), "support": 4}
-    assert found.per_class["0"] == {"precision": approx(0.8), "recall": approx(4 / 6),
-                                    "f1": approx(8 / 11), "support": 6}
+    assert found.per_class["1"] == {
+        "precision": approx(0.6),
+        "recall": approx(0.75),
+        "f1": approx(2 / 3),
+        "support": 4,
+    }
+    assert found.per_class["0"] == {
+        "precision": approx(0.8),
+        "recall": approx(4 / 6),
+        "f1": approx(8 / 11),
+        "support": 6,
+    }
     assert m["precision_macro"] == approx(0.7)
     assert m["recall_macro"] == approx((0.75 + 4 / 6) / 2)
     assert m["f1_macro"] == approx((2 / 3 + 8 / 11) / 2)

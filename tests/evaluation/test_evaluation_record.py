@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_project
-from test_evaluation_cli import evaluate, evaluate_json
+from evaluation_support import evaluate, evaluate_json, holdout_rows, write_formats, write_project
 
 from deployer import Project
 from deployer.lockfile import Lock
@@ -22,8 +21,9 @@ def test_the_lock_records_the_evaluation_and_keeps_the_rest(binary_project: Path
     project = Project.load(binary_project / "deployer.yaml")
     project.lock()
     before = lock_json(binary_project)
-    found = evaluate_json(binary_project, "--data", str(binary_project / "holdout.csv"),
-                          "--label", "y")
+    found = evaluate_json(
+        binary_project, "--data", str(binary_project / "holdout.csv"), "--label", "y"
+    )
     after = lock_json(binary_project)
     assert {k: v for k, v in after.items() if k != "evaluation"} == {
         k: v for k, v in before.items() if k != "evaluation"
@@ -38,9 +38,10 @@ def test_the_lock_records_the_evaluation_and_keeps_the_rest(binary_project: Path
     }
     import hashlib
 
-    assert found["data"]["sha256"] == hashlib.sha256(
-        (binary_project / "holdout.csv").read_bytes()
-    ).hexdigest()
+    assert (
+        found["data"]["sha256"]
+        == hashlib.sha256((binary_project / "holdout.csv").read_bytes()).hexdigest()
+    )
     assert evaluation["task"] == "classification"
     assert evaluation["metrics"] == pytest.approx(found["metrics"])
     assert set(evaluation["per_class"]) == {"0", "1"}
@@ -52,8 +53,9 @@ def test_the_lock_records_the_evaluation_and_keeps_the_rest(binary_project: Path
 
 
 def test_no_record_leaves_the_lock_alone(binary_project: Path) -> None:
-    evaluate_json(binary_project, "--data", str(binary_project / "holdout.csv"), "--label", "y",
-                  "--no-record")
+    evaluate_json(
+        binary_project, "--data", str(binary_project / "holdout.csv"), "--label", "y", "--no-record"
+    )
     assert not (binary_project / "deployer.lock").exists()
 
 
@@ -91,29 +93,44 @@ def test_an_evaluation_of_a_changed_model_rewrites_the_lock(binary_project: Path
 
 def test_the_chosen_threshold_is_printed_and_recorded(binary_project: Path) -> None:
     data = str(binary_project / "holdout.parquet")
-    found = evaluate_json(binary_project, "--data", data, "--label", "y",
-                          "--choose-threshold", "recall>=0.9")
+    found = evaluate_json(
+        binary_project, "--data", data, "--label", "y", "--choose-threshold", "recall>=0.9"
+    )
     threshold = found["threshold"]
     assert threshold["rule"] == "recall>=0.9" and threshold["positive_label"] == "1"
     assert threshold["recall"] >= 0.9
     assert set(threshold) == {"value", "rule", "positive_label", "precision", "recall", "f1"}
     assert lock_json(binary_project)["evaluation"]["threshold"] == threshold
-    text = evaluate(binary_project, "--data", data, "--label", "y", "--choose-threshold",
-                    "f1=max", "--no-record")
+    text = evaluate(
+        binary_project,
+        "--data",
+        data,
+        "--label",
+        "y",
+        "--choose-threshold",
+        "f1=max",
+        "--no-record",
+    )
     assert text.exit_code == 0 and "(f1=max): precision" in " ".join(text.output.split())
 
 
 def test_an_unreachable_threshold_exits_1_naming_the_best(binary_project: Path) -> None:
     import joblib
-    from conftest import holdout_rows, write_formats
 
     Project.load(binary_project / "deployer.yaml").lock()
     features, labels = holdout_rows(seed=2)
     scores = joblib.load(binary_project / "model.joblib").predict_proba(features)[:, 1]
     labels[scores.argsort()[-3:]] = 0  # the three most confident positives are negatives
     write_formats(binary_project, features, labels)
-    result = evaluate(binary_project, "--data", str(binary_project / "holdout.csv"), "--label",
-                      "y", "--choose-threshold", "precision>=0.99")
+    result = evaluate(
+        binary_project,
+        "--data",
+        str(binary_project / "holdout.csv"),
+        "--label",
+        "y",
+        "--choose-threshold",
+        "precision>=0.99",
+    )
     output = " ".join(result.output.split())
     assert result.exit_code == 1
     assert "no threshold reaches precision>=0.99: the best reachable precision is" in output
@@ -121,22 +138,36 @@ def test_an_unreachable_threshold_exits_1_naming_the_best(binary_project: Path) 
 
 
 def test_choose_threshold_refuses_a_multiclass_model(tmp_path: Path) -> None:
-    from conftest import holdout_rows, write_formats
     from sklearn.linear_model import LogisticRegression
 
     features, labels = holdout_rows(seed=8)
     classes = labels + (features[:, 0] > 1)
     write_project(tmp_path, LogisticRegression().fit(features, classes))
     write_formats(tmp_path, features, classes)
-    result = evaluate(tmp_path, "--data", str(tmp_path / "holdout.csv"), "--label", "y",
-                      "--choose-threshold", "f1=max")
+    result = evaluate(
+        tmp_path,
+        "--data",
+        str(tmp_path / "holdout.csv"),
+        "--label",
+        "y",
+        "--choose-threshold",
+        "f1=max",
+    )
     assert result.exit_code == 2 and "binary classifier; this one has 3 classes" in result.output
 
 
 def test_the_report_holds_png_charts_and_html(binary_project: Path) -> None:
     folder = binary_project / "report"
-    found = evaluate_json(binary_project, "--data", str(binary_project / "holdout.csv"),
-                          "--label", "y", "--report", str(folder), "--no-record")
+    found = evaluate_json(
+        binary_project,
+        "--data",
+        str(binary_project / "holdout.csv"),
+        "--label",
+        "y",
+        "--report",
+        str(folder),
+        "--no-record",
+    )
     assert found["report"] == str(folder / "index.html")
     for name in ("confusion_matrix.png", "roc_curve.png", "pr_curve.png"):
         data = (folder / name).read_bytes()
@@ -161,7 +192,15 @@ def test_the_report_holds_png_charts_and_html(binary_project: Path) -> None:
 
 def test_a_regression_report_has_no_charts(regression_project: Path) -> None:
     folder = regression_project / "report"
-    evaluate_json(regression_project, "--data", str(regression_project / "holdout.csv"),
-                  "--label", "y", "--report", str(folder), "--no-record")
+    evaluate_json(
+        regression_project,
+        "--data",
+        str(regression_project / "holdout.csv"),
+        "--label",
+        "y",
+        "--report",
+        str(folder),
+        "--no-record",
+    )
     assert sorted(p.name for p in folder.iterdir()) == ["index.html"]
     assert "rmse" in (folder / "index.html").read_text()

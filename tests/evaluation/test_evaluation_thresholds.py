@@ -21,8 +21,12 @@ def choose(rule: str) -> dict[str, float]:
 
 def test_the_curve_by_hand() -> None:
     curve = thresholds.curve(TRUTH, SCORES)
-    assert curve.thresholds.tolist() == pytest.approx([0.05, 0.1, 0.2, 0.3, 0.4, 0.55, 0.6, 0.7, 0.8, 0.9])
-    assert curve.precision.tolist() == pytest.approx([0.4, 4 / 9, 0.5, 4 / 7, 0.5, 0.6, 0.75, 1, 1, 1])
+    assert curve.thresholds.tolist() == pytest.approx(
+        [0.05, 0.1, 0.2, 0.3, 0.4, 0.55, 0.6, 0.7, 0.8, 0.9]
+    )
+    assert curve.precision.tolist() == pytest.approx(
+        [0.4, 4 / 9, 0.5, 4 / 7, 0.5, 0.6, 0.75, 1, 1, 1]
+    )
     assert curve.recall.tolist() == pytest.approx([1, 1, 1, 1, 0.75, 0.75, 0.75, 0.75, 0.5, 0.25])
 
 
@@ -62,7 +66,7 @@ def test_measured_at_the_threshold() -> None:
 
 @pytest.mark.parametrize("rule", ["precision>0.9", "accuracy>=0.9", "recall>=1.5", "f1=min", ""])
 def test_bad_rules_say_what_is_expected(rule: str) -> None:
-    with pytest.raises(UsageError, match="precision>=X|between 0 and 1"):
+    with pytest.raises(UsageError, match=r"precision>=X|between 0 and 1"):
         thresholds.parse_rule(rule)
 
 

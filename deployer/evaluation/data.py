@@ -122,8 +122,11 @@ def _arrow_error(data: DataSet, exc: Exception, names: Sequence[str] = ()) -> Da
     """A pyarrow error as a DataError naming the file and, when pyarrow numbers it, the column."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     found = re.search(r"column #(\d+)", message)
+    named = re.search(r"Column\(/([^)]+)\)", message)
     if found and int(found.group(1)) < len(names):
         message = f"column {names[int(found.group(1))]!r}: {message}"
+    elif named:
+        message = f"column {named.group(1)!r}: {message}"
     return DataError(f"{data.source}: cannot read it as {data.format}: {message}")
 
 
@@ -248,7 +251,6 @@ def batches(
     """(features, labels) per batch of at most ``size`` rows; features as ``dtype``."""
     import pyarrow as pa
 
-    names = [*columns.features, columns.label]
     seen = 0
     stream = _record_batches(data, columns, schema, size)
     while True:
@@ -257,7 +259,7 @@ def batches(
         except StopIteration:
             return
         except (pa.ArrowException, OSError, ValueError) as exc:
-            raise _arrow_error(data, exc, names if data.format != "parquet" else ()) from None
+            raise _arrow_error(data, exc, schema.names if data.format == "csv" else ()) from None
         if batch.num_rows == 0:
             continue
         yield _features(data, batch, columns, dtype), _labels(data, batch, columns, seen)

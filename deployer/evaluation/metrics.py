@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from deployer.errors import UsageError
+
 PROBABILITY_METRICS = ("roc_auc", "pr_auc", "log_loss")
 
 
@@ -142,7 +144,12 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray) -> Metrics:
 
     truth = y_true.astype(np.float64)
     guess = np.asarray(y_pred, dtype=np.float64).reshape(len(truth), -1)
-    guess = guess[:, 0] if guess.shape[1] == 1 else guess
+    if guess.shape[1] != 1:
+        raise UsageError(
+            f"the model answers {guess.shape[1]} values per row; regression metrics compare "
+            "one value with the label (pass --task classification for class scores)"
+        )
+    guess = guess[:, 0]
     mse = _number(skm.mean_squared_error(truth, guess))
     values = {
         "mae": _number(skm.mean_absolute_error(truth, guess)),

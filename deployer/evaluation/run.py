@@ -91,6 +91,8 @@ def _task(scorer: Scorer, schema: Any, options: Options) -> str:
         return options.task
     if scorer.classes is not None or scorer.predict_proba is not None:
         return "classification"
+    if scorer.predict_columns > 1:  # one score per class (an XGBoost multi:softprob booster)
+        return "classification"
     kind = schema.field(options.label).type
     if pa.types.is_floating(kind):
         return "regression"
@@ -199,12 +201,18 @@ def evaluate(
         evaluated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         seconds=0.0,
     )
-    if task == "regression":
-        assert y_pred is not None
-        found = measure.regression(y_true, y_pred)
-        result.metrics = found.metrics
-    else:
-        _classify(result, scorer, y_true, y_pred, proba, options, rule)
+    try:
+        if task == "regression":
+            assert y_pred is not None
+            result.metrics = measure.regression(y_true, y_pred).metrics
+        else:
+            _classify(result, scorer, y_true, y_pred, proba, options, rule)
+    except (ValueError, TypeError) as exc:  # labels and predictions that cannot be compared
+        raise UsageError(
+            f"{source}: cannot compare the label column {options.label!r} with the model's "
+            f"{task} answers: {exc}",
+            hint="check --label, and --task classification|regression",
+        ) from None
     result.seconds = time.perf_counter() - started
     return result
 

@@ -34,6 +34,7 @@ class Scorer:
     labels_from_proba: bool = False
     through: str = "in-process"
     predict_datatype: str = "FP64"
+    predict_columns: int = 1  # predict's answer per row: several for class scores
 
 
 def _methods(loaded: LoadedModel) -> tuple[str, str | None]:
@@ -67,6 +68,12 @@ def _scores_labels(loaded: LoadedModel, predict: str, proba: str | None, known: 
     return proba is not None and not known and datatype.startswith("FP")
 
 
+def _columns(loaded: LoadedModel, method: str) -> int:
+    """How many values ``method`` answers per row (-1, an unknown width, counts as one)."""
+    shape = loaded.signature.output(method).shape
+    return shape[1] if len(shape) == 2 and shape[1] > 1 else 1
+
+
 def in_process(loaded: LoadedModel) -> Scorer:
     """The loaded model, called directly."""
     predict, proba = _methods(loaded)
@@ -92,6 +99,7 @@ def in_process(loaded: LoadedModel) -> Scorer:
         dtype=loaded.signature.numpy_dtype,
         labels_from_proba=_scores_labels(loaded, predict, proba, classes is not None),
         predict_datatype=loaded.signature.output(predict).datatype,
+        predict_columns=_columns(loaded, predict),
     )
 
 
@@ -128,4 +136,5 @@ def through_target(loaded: LoadedModel, target: str, send: Callable[[bytes], Any
         labels_from_proba=_scores_labels(loaded, predict, proba, classes is not None),
         through=target,
         predict_datatype=loaded.signature.output(predict).datatype,
+        predict_columns=_columns(loaded, predict),
     )

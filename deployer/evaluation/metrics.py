@@ -31,6 +31,7 @@ class Metrics:
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: dict[str, Any] | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    roc: tuple[np.ndarray, np.ndarray] | None = None  # binary: (fpr, tpr) of roc_curve
 
 
 def _number(value: Any) -> float:
@@ -56,6 +57,16 @@ def align_labels(y_true: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return y_true
 
 
+def encode(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Each value's index in ``classes`` (-1: not a class) as small integers: sklearn's
+    label checks count those several times faster than int64 or text, same results."""
+    order = np.argsort(classes, kind="stable")
+    ordered = np.asarray(classes)[order]
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    codes = np.where(ordered[at] == values, order[at], -1)
+    return codes.astype(np.int16 if len(classes) < 2**15 else np.int32)
+
+
 def classification(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -65,22 +76,25 @@ def classification(
     no_proba_reason: str = "the model has no predict_proba",
 ) -> Metrics:
     """Every classification metric over ``classes`` (the order of ``proba``'s columns);
-    ``positive`` is the class whose probability the binary ROC/PR use."""
+    ``positive`` is the class whose probability the binary ROC/PR use. The labels are
+    compared as their indices in ``classes`` (see ``encode``)."""
     from sklearn import metrics as skm
 
     labels = list(classes)
-    values: dict[str, float] = {"accuracy": _number(skm.accuracy_score(y_true, y_pred))}
+    codes = list(range(len(labels)))
+    truth, guess = encode(y_true, np.asarray(classes)), encode(y_pred, np.asarray(classes))
+    values: dict[str, float] = {"accuracy": _number(skm.accuracy_score(truth, guess))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for average in ("macro", "weighted"):
             p, r, f, _ = skm.precision_recall_fscore_support(
-                y_true, y_pred, labels=labels, average=average, zero_division=0
+                truth, guess, labels=codes, average=average, zero_division=0
             )
             values[f"precision_{average}"] = _number(p)
             values[f"recall_{average}"] = _number(r)
             values[f"f1_{average}"] = _number(f)
         p, r, f, s = skm.precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=None, zero_division=0
+            truth, guess, labels=codes, average=None, zero_division=0
         )
     per_class = {
         label_key(c): {
@@ -91,51 +105,62 @@ def classification(
         }
         for i, c in enumerate(labels)
     }
-    matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    matrix = skm.confusion_matrix(truth, guess, labels=codes)
     confusion = {"labels": [label_key(c) for c in labels], "matrix": matrix.tolist()}
     result = Metrics("classification", values, per_class, confusion)
     if proba is None:
         result.skipped = {name: no_proba_reason for name in PROBABILITY_METRICS}
         return result
-    _probability_metrics(result, y_true, proba, labels, positive)
+    index = labels.index(positive if positive is not None else labels[-1])
+    _probability_metrics(result, truth, proba, index)
+    if "log_loss" in result.skipped:
+        unknown = np.unique(y_true[truth < 0]).tolist()
+        shown = ", ".join(sorted(label_key(v) for v in unknown))
+        result.skipped["log_loss"] = f"label(s) {shown} are not classes of the model"
     return result
 
 
-def _probability_metrics(
-    result: Metrics, y_true: np.ndarray, proba: np.ndarray, labels: list[Any], positive: Any
-) -> None:
-    """ROC-AUC, PR-AUC and log loss into ``result`` (or into its skipped, with why)."""
+def _probability_metrics(result: Metrics, truth: np.ndarray, proba: np.ndarray, index: int) -> None:
+    """ROC-AUC, PR-AUC and log loss into ``result`` (or into its skipped, with why), from
+    ``truth`` (the labels' indices in the classes, -1 for none) and ``index`` (the
+    positive class of a binary model)."""
     from sklearn import metrics as skm
     from sklearn.preprocessing import label_binarize
 
-    present = set(np.unique(y_true).tolist())
-    if len(present) < 2:
+    k = proba.shape[1]
+    present = set(np.unique(truth).tolist())
+    if len(present - {-1}) < 2:
         for name in ("roc_auc", "pr_auc"):
             result.skipped[name] = "the labels hold only one class"
-    elif len(labels) == 2:
-        index = labels.index(positive if positive is not None else labels[1])
-        truth = y_true == labels[index]
-        result.metrics["roc_auc"] = _number(skm.roc_auc_score(truth, proba[:, index]))
-        result.metrics["pr_auc"] = _number(skm.average_precision_score(truth, proba[:, index]))
+    elif k == 2:
+        positive = (truth == index).view(np.int8)
+        fpr, tpr, _ = skm.roc_curve(positive, proba[:, index])  # also drawn: one sort, not two
+        result.roc = (fpr, tpr)
+        result.metrics["roc_auc"] = _number(skm.auc(fpr, tpr))
+        result.metrics["pr_auc"] = _number(skm.average_precision_score(positive, proba[:, index]))
     else:
-        missing = [label_key(c) for c in labels if c not in present]
-        if missing:
-            reason = f"class(es) {', '.join(missing)} never occur in the labels"
+        missing = [name for i, name in enumerate(result.per_class) if i not in present]
+        if missing or -1 in present:
+            reason = (
+                f"class(es) {', '.join(missing)} never occur in the labels"
+                if missing
+                else "some labels are not classes of the model"
+            )
             result.skipped["roc_auc"] = result.skipped["pr_auc"] = reason
         else:
             result.metrics["roc_auc"] = _number(
-                skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
+                skm.roc_auc_score(
+                    truth, proba, multi_class="ovr", average="macro", labels=list(range(k))
+                )
             )
-            onehot = label_binarize(y_true, classes=labels)
+            onehot = label_binarize(truth, classes=list(range(k)))
             result.metrics["pr_auc"] = _number(
                 skm.average_precision_score(onehot, proba, average="macro")
             )
-    unknown = present - set(labels)
-    if unknown:
-        shown = ", ".join(sorted(label_key(v) for v in unknown))
-        result.skipped["log_loss"] = f"label(s) {shown} are not classes of the model"
+    if -1 in present:
+        result.skipped["log_loss"] = "labels that are not classes of the model"
     else:
-        result.metrics["log_loss"] = _number(skm.log_loss(y_true, proba, labels=labels))
+        result.metrics["log_loss"] = _number(skm.log_loss(truth, proba, labels=list(range(k))))
 
 
 def regression(y_true: np.ndarray, y_pred: np.ndarray) -> Metrics:
@@ -173,11 +198,12 @@ def chart_curves(
     labels: list[Any],
     positive: Any,
     binary_pr: tuple[np.ndarray, np.ndarray] | None = None,
+    binary_roc: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, dict[str, dict[str, list[float]]]]:
     """ROC and PR curves to draw (``sklearn.metrics.roc_curve``/``precision_recall_curve``),
     thinned to at most 1000 points each: the positive class of a binary model, else each
-    class against the rest (classes absent from the labels are left out). ``binary_pr``:
-    the binary PR curve (precision, recall) when it was computed already."""
+    class against the rest (classes absent from the labels are left out). ``binary_pr``,
+    ``binary_roc``: a binary model's curves when they were computed already."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     shown = [positive] if len(labels) == 2 else labels
@@ -188,8 +214,9 @@ def chart_curves(
         if truth.all() or not truth.any():
             continue
         scores = proba[:, labels.index(label)]
-        fpr, tpr, _ = roc_curve(truth, scores)
-        if binary_pr is not None and len(labels) == 2:
+        binary = len(labels) == 2
+        fpr, tpr = binary_roc if binary and binary_roc else roc_curve(truth, scores)[:2]
+        if binary and binary_pr is not None:
             precision, recall = binary_pr
         else:
             precision, recall, _ = precision_recall_curve(truth, scores)

@@ -275,9 +275,9 @@ def _classify(
         return
     truth = y_true == positive
     scores = proba[:, labels.index(positive)]
-    trade_off = thresholds.curve(truth, scores)
+    trade_off = thresholds.curve(truth.view(np.int8), scores)  # 0/1: sklearn's fast path
     result.charts = measure.chart_curves(
-        y_true, proba, labels, positive, (trade_off.precision, trade_off.recall)
+        y_true, proba, labels, positive, (trade_off.precision, trade_off.recall), found.roc
     )
     result.curve = trade_off
     result.trade_off = thresholds.summary(trade_off)

@@ -113,3 +113,14 @@ def test_labels_are_aligned_to_the_model_classes() -> None:
     assert metrics.align_labels(np.array([1.0, 0.0]), np.array([0, 1])).dtype.kind == "i"
     texts = metrics.align_labels(np.array([1, 0]), np.array(["0", "1"]))
     assert list(texts) == ["1", "0"]
+
+
+def test_labels_that_are_no_class_of_the_model_are_named() -> None:
+    y_true = np.array([0, 1, 2, 0, 1, 7])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3], [0.4, 0.6], [0.5, 0.5]])
+    y_pred = np.array([0, 1, 0, 0, 1, 0])
+    found = metrics.classification(y_true, y_pred, proba, np.array([0, 1]), positive=1)
+    assert found.skipped["log_loss"] == "label(s) 2, 7 are not classes of the model"
+    assert found.metrics["accuracy"] == approx(4 / 6)  # the rows labelled 2 and 7 are wrong
+    assert found.confusion["matrix"] == [[2, 0], [0, 2]]  # only the model's classes
+    assert found.per_class["0"]["support"] == 2

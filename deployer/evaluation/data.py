@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from deployer.errors import UsageError, require_regular
+from deployer.errors import ConfigError, UsageError, require_regular
 
 FORMATS = {
     ".csv": "csv",
@@ -78,11 +78,11 @@ def open_data(source: str, fmt: str | None = None) -> Iterator[DataSet]:
 
         path = Path(source)
         try:
-            require_regular(path)
-        except UsageError as exc:  # ConfigError is not a UsageError: keep the message
-            raise DataError(exc.message) from None
-        except Exception as exc:
-            raise DataError(f"{source}: {getattr(exc, 'message', exc)}") from None
+            require_regular(path)  # a FIFO or a device is refused, never opened
+        except ConfigError as exc:
+            problem = "; ".join(exc.problems)
+            wanted = "" if "expected" in problem else f"; expected a {kind} file"
+            raise DataError(f"{source}: {problem}{wanted}") from None
         yield DataSet(source, kind, sha256_of(path), str(path))
         return
     spool: IO[bytes]

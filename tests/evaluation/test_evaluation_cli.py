@@ -144,7 +144,8 @@ def bad(project: Path, name: str, text: str, *args: str) -> str:
 
 def test_bad_inputs_are_named_with_exit_2(binary_project: Path) -> None:
     missing = evaluate(binary_project, "--data", str(binary_project / "nope.csv"), "--label", "y")
-    assert missing.exit_code == 2 and "nope.csv" in missing.output
+    assert missing.exit_code == 2
+    assert "nope.csv: file not found; expected a csv file" in " ".join(missing.output.split())
     assert "no label column 'label'" in " ".join(
         evaluate(
             binary_project, "--data", str(binary_project / "holdout.csv"), "--label", "label"
@@ -167,6 +168,13 @@ def test_bad_inputs_are_named_with_exit_2(binary_project: Path) -> None:
     assert "no rows to evaluate" in text
     text = bad(binary_project, "bad.jsonl", '{"f0": 1, "f1": 2, "f2": "x", "y": 1}\n')
     assert "column 'f2' holds non-numeric values" in text
+
+
+def test_a_fifo_is_refused_without_being_opened(binary_project: Path) -> None:
+    os.mkfifo(binary_project / "pipe.csv")
+    result = evaluate(binary_project, "--data", str(binary_project / "pipe.csv"), "--label", "y")
+    assert result.exit_code == 2
+    assert "pipe.csv: expected a regular file, got a FIFO" in " ".join(result.output.split())
 
 
 def test_bad_options_exit_2(binary_project: Path, regression_project: Path) -> None:

@@ -90,6 +90,27 @@ def test_xgboost_softprob_outputs_are_probabilities(tmp_path: Path) -> None:
     assert "the model answers 3 values per row" in refused["error"]
 
 
+def test_catboost_text_classes_in_the_model_order(tmp_path: Path) -> None:
+    import catboost
+    from sklearn.metrics import roc_auc_score
+
+    features, labels = holdout_rows(seed=14, rows=300)
+    names = np.where(labels == 1, "yes", "no")
+    model = catboost.CatBoostClassifier(iterations=20, verbose=False, thread_count=1)
+    model.fit(features, names)
+    model.save_model(str(tmp_path / "model.cbm"))
+    write_formats(project(tmp_path, "model.cbm", "catboost"), features, names)
+    found = evaluate_json(tmp_path, "--data", str(tmp_path / "holdout.jsonl"), "--label", "y")
+    column = list(model.classes_).index("yes")
+    assert found["positive_label"] == "yes"
+    assert found["metrics"]["roc_auc"] == pytest.approx(
+        roc_auc_score(names == "yes", model.predict_proba(features)[:, column])
+    )
+    assert found["metrics"]["accuracy"] == pytest.approx(
+        float(np.mean(model.predict(features).reshape(-1) == names))
+    )
+
+
 def test_evaluate_help_imports_no_framework() -> None:
     loaded = imported_by(
         "import sys\nsys.argv = ['deployer', 'evaluate', '--help']\n"

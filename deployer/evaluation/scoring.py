@@ -63,9 +63,9 @@ def _facts(loaded: LoadedModel) -> tuple[np.ndarray | None, list[str] | None]:
 
 
 def _scores_labels(loaded: LoadedModel, predict: str, proba: str | None, known: bool) -> bool:
-    """Whether predict answers floats while probabilities exist and the classes are unknown."""
-    datatype = loaded.signature.output(predict).datatype
-    return proba is not None and not known and datatype.startswith("FP")
+    """Whether predict answers the probabilities again rather than labels (a LightGBM
+    booster's predict): then the labels are the argmax of predict_proba, one call."""
+    return loaded.flavor == "lightgbm" and proba is not None and not known
 
 
 def _columns(loaded: LoadedModel, method: str) -> int:

@@ -111,6 +111,31 @@ def test_catboost_text_classes_in_the_model_order(tmp_path: Path) -> None:
     )
 
 
+def test_a_python_predictor_labels_come_from_its_predict(tmp_path: Path) -> None:
+    """examples/custom decides with its own threshold: its predict, not the argmax of
+    predict_proba, gives the labels."""
+    import shutil
+
+    from sklearn.datasets import load_iris
+
+    source = Path(__file__).resolve().parents[2] / "examples" / "custom"
+    for name in ("deployer.yaml", "predictor.py", "weights.json"):
+        shutil.copy(source / name, tmp_path / name)
+    weights = json.loads((tmp_path / "weights.json").read_text())
+    (tmp_path / "weights.json").write_text(json.dumps({**weights, "threshold": 0.9}))
+    features, target = load_iris(return_X_y=True)
+    labels = (target == 2).astype(int)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({**{f"x{i}": features[:, i] for i in range(4)}, "y": labels})
+    pq.write_table(table, tmp_path / "iris.parquet")
+    found = evaluate_json(tmp_path, "--data", str(tmp_path / "iris.parquet"), "--label", "y")
+    scores = 1 / (1 + np.exp(-(features @ np.array(weights["weights"]) + weights["bias"])))
+    assert found["metrics"]["accuracy"] == pytest.approx(float(np.mean((scores >= 0.9) == labels)))
+    assert found["metrics"]["accuracy"] != pytest.approx(float(np.mean((scores >= 0.5) == labels)))
+
+
 def test_evaluate_help_imports_no_framework() -> None:
     loaded = imported_by(
         "import sys\nsys.argv = ['deployer', 'evaluate', '--help']\n"

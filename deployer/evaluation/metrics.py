@@ -39,6 +39,15 @@ def _number(value: Any) -> float:
     return result if math.isfinite(result) else float("nan")
 
 
+def _defined(result: Metrics) -> Metrics:
+    """``result`` without the metrics the data leaves undefined (NaN, e.g. R² of one row),
+    which move to ``skipped``: the JSON and the lock hold numbers only."""
+    for name in [n for n, v in result.metrics.items() if math.isnan(v)]:
+        del result.metrics[name]
+        result.skipped[name] = "undefined on this data"
+    return result
+
+
 def label_key(value: Any) -> str:
     """A class label as the string the lock and JSON use (1 → "1", "setosa" → "setosa")."""
     if isinstance(value, (np.floating, float)) and float(value).is_integer():
@@ -110,14 +119,14 @@ def classification(
     result = Metrics("classification", values, per_class, confusion)
     if proba is None:
         result.skipped = {name: no_proba_reason for name in PROBABILITY_METRICS}
-        return result
+        return _defined(result)
     index = labels.index(positive if positive is not None else labels[-1])
     _probability_metrics(result, truth, proba, index)
     if "log_loss" in result.skipped:
         unknown = np.unique(y_true[truth < 0]).tolist()
         shown = ", ".join(sorted(label_key(v) for v in unknown))
         result.skipped["log_loss"] = f"label(s) {shown} are not classes of the model"
-    return result
+    return _defined(result)
 
 
 def _probability_metrics(result: Metrics, truth: np.ndarray, proba: np.ndarray, index: int) -> None:
@@ -182,7 +191,7 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray) -> Metrics:
         "rmse": _number(skm.root_mean_squared_error(truth, guess)),
         "r2": _number(skm.r2_score(truth, guess)),
     }
-    return Metrics("regression", values)
+    return _defined(Metrics("regression", values))
 
 
 def _thin(*arrays: np.ndarray, points: int = 1000) -> list[list[float]]:

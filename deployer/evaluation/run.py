@@ -204,7 +204,8 @@ def evaluate(
     try:
         if task == "regression":
             assert y_pred is not None
-            result.metrics = measure.regression(y_true, y_pred).metrics
+            found = measure.regression(y_true, y_pred)
+            result.metrics, result.skipped = found.metrics, found.skipped
         else:
             _classify(result, scorer, y_true, y_pred, proba, options, rule)
     except (ValueError, TypeError) as exc:  # labels and predictions that cannot be compared

@@ -124,3 +124,13 @@ def test_labels_that_are_no_class_of_the_model_are_named() -> None:
     assert found.metrics["accuracy"] == approx(4 / 6)  # the rows labelled 2 and 7 are wrong
     assert found.confusion["matrix"] == [[2, 0], [0, 2]]  # only the model's classes
     assert found.per_class["0"]["support"] == 2
+
+
+def test_an_undefined_metric_is_skipped_not_nan() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = metrics.regression(np.array([3.0]), np.array([2.5]))  # R² of one row
+    assert found.metrics == {"mae": approx(0.5), "mse": approx(0.25), "rmse": approx(0.5)}
+    assert found.skipped == {"r2": "undefined on this data"}

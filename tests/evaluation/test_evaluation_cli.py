@@ -166,6 +166,10 @@ def test_bad_inputs_are_named_with_exit_2(binary_project: Path) -> None:
     assert "rows.txt" in text and "--format" in text
     text = bad(binary_project, "empty.csv", "f0,f1,f2,y\n")
     assert "no rows to evaluate" in text
+    text = bad(binary_project, "bad.parquet", "garbage")
+    assert "bad.parquet: cannot read it as parquet" in text
+    text = bad(binary_project, "nothing.csv", "")
+    assert "nothing.csv: cannot read it as csv: Empty CSV file" in text
     text = bad(binary_project, "bad.jsonl", '{"f0": 1, "f1": 2, "f2": "x", "y": 1}\n')
     assert "column 'f2' holds non-numeric values" in text
 

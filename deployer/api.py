@@ -21,6 +21,7 @@ from deployer.errors import ConfigError, DeployerError, UsageError, file_or_fold
 if TYPE_CHECKING:
     from deployer.audit import AuditLog, AuditTrail
     from deployer.audit.history import TargetHistory
+    from deployer.evaluation.run import EvaluationProgress, EvaluationResult
     from deployer.gates import GateReport
     from deployer.image.build import Image, Progress
     from deployer.image.conformance import CheckReport
@@ -32,7 +33,7 @@ from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, image_needs, load_model
 from deployer.flavors.base import sample_instances, specs_from_example
 from deployer.image.spec import BuildSpec, base_image
-from deployer.lockfile import Lock, lock_warnings, sha256_of
+from deployer.lockfile import Lock, lock_warnings, sha256_of, valid_evaluation
 from deployer.results import DestroyResult, PushResult
 from deployer.serving.settings import ServingSettings
 
@@ -210,14 +211,82 @@ class Project:
         return loaded.to_dict()
 
     def lock(self) -> Path:
-        """Write deployer.lock: the model's sha256, flavour and signature."""
+        """Write deployer.lock: the model's sha256, flavour and signature; an ``evaluation``
+        already there is kept while it belongs to this model, else dropped."""
+        return self._fresh_lock(keep_evaluation=True).write(self.root)
+
+    def _fresh_lock(self, *, keep_evaluation: bool = False) -> Lock:
         model = self.load_model()
+        sha256 = self.model_sha256() or ""
+        kept = None
+        if keep_evaluation:
+            try:
+                kept = valid_evaluation(Lock.read(self.root), self.evaluated_sha256())
+            except ConfigError:  # an unreadable lock is rewritten, its evaluation lost
+                kept = None
         return Lock(
             model_path=self.config.model.path or "",
-            model_sha256=self.model_sha256() or "",
+            model_sha256=sha256,
             flavor=self.flavor,
             signature=model.signature.to_dict(),
-        ).write(self.root)
+            evaluation=kept,
+        )
+
+    def evaluated_sha256(self) -> str:
+        """The sha256 an evaluation belongs to: the model file's (a custom predictor with
+        no model file: its code's)."""
+        return self.model_sha256() or self.artifact_sha256()
+
+    def evaluate(
+        self,
+        data: str | Path,
+        label: str,
+        *,
+        to: str | None = None,
+        task: str | None = None,
+        positive: str | None = None,
+        choose_threshold: str | None = None,
+        data_format: str | None = None,
+        batch_size: int | None = None,
+        report: str | Path | None = None,
+        record: bool = True,
+        progress: EvaluationProgress | None = None,
+    ) -> EvaluationResult:
+        """Run the model over the labelled ``data`` (CSV, JSON Lines, Parquet; a local path or
+        a ``scheme://`` URI) and measure it with ``sklearn.metrics``: in this process, or
+        through the running target ``to``. ``choose_threshold`` (``precision>=X``,
+        ``recall>=X``, ``f1=max``) picks a binary classifier's decision threshold. The
+        result is recorded as ``evaluation`` in deployer.lock unless ``record`` is False;
+        ``report`` writes PNG charts and an index.html into that folder."""
+        from deployer.evaluation import run, scoring
+
+        loaded = self.load_model()
+        if to is None:
+            scorer = scoring.in_process(loaded)
+        else:
+            provider = self.providers([to])[to]
+            scorer = scoring.through_target(
+                loaded, to, lambda body: provider.invoke(body, "application/json")
+            )
+        size = batch_size or (run.DEFAULT_BATCH if to is None else run.TARGET_BATCH)
+        options = run.Options(label, data_format, task, positive, choose_threshold, size)
+        result = run.evaluate(
+            scorer,
+            str(data),
+            options,
+            project=self.name,
+            model_sha256=self.evaluated_sha256(),
+            progress=progress,
+        )
+        if report is not None:
+            from deployer.evaluation.report import write_report
+
+            result.report = str(write_report(result, Path(report)))
+        if record:
+            from deployer.evaluation.record import record as write_record
+
+            result.recorded = str(write_record(self.root, result.lock_entry(), self._fresh_lock))
+        return result
 
     def serving_settings(
         self, *, host: str = "127.0.0.1", port: int | None = None, workers: int | None = None

@@ -75,6 +75,15 @@ class Lock:
         return cls(**{"model_path": "", "flavor": "", "signature": {}, **fields})
 
 
+def valid_evaluation(lock: Lock | None, model_sha256: str | None) -> dict[str, Any] | None:
+    """The lock's ``evaluation`` while it belongs to the model ``model_sha256``, else None
+    (metrics of another model are stale: ``deployer lock`` drops them)."""
+    evaluation = lock.evaluation if lock else None
+    if not isinstance(evaluation, dict) or not model_sha256:
+        return None
+    return evaluation if evaluation.get("model_sha256") == model_sha256 else None
+
+
 def lock_warnings(lock: Lock | None, model_sha256: str | None) -> list[str]:
     """What ``validate`` warns about: a model file that no longer matches deployer.lock."""
     if lock and model_sha256 and lock.model_sha256 != model_sha256:

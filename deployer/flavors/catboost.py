@@ -75,4 +75,4 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
         answer = np.asarray(model.predict(rows, thread_count=threads))
         return answer.reshape(-1) if classifier else answer
 
-    return LoadedModel(flavor=name, signature=signature, predict_fn=predict)
+    return LoadedModel(flavor=name, signature=signature, predict_fn=predict, extra={"model": model})

@@ -76,8 +76,7 @@ def _columns(loaded: LoadedModel, method: str) -> int:
 
 def in_process(loaded: LoadedModel) -> Scorer:
     """The loaded model, called directly."""
-    predict, proba = _methods(loaded)
-    classes, names = _facts(loaded)
+    names = _facts(loaded)[1]
     empty: dict[str, Any] = {}
 
     def call(method: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -90,25 +89,13 @@ def in_process(loaded: LoadedModel) -> Scorer:
 
         return answer
 
-    return Scorer(
-        predict=call(predict),
-        predict_proba=call(proba) if proba else None,
-        classes=classes,
-        feature_names=names,
-        width=loaded.signature.width,
-        dtype=loaded.signature.numpy_dtype,
-        labels_from_proba=_scores_labels(loaded, predict, proba, classes is not None),
-        predict_datatype=loaded.signature.output(predict).datatype,
-        predict_columns=_columns(loaded, predict),
-    )
+    return _scorer(loaded, call, "in-process")
 
 
 def through_target(loaded: LoadedModel, target: str, send: Callable[[bytes], Any]) -> Scorer:
     """The target's deployed model, one JSON request per batch and output; ``send`` is
     ``Project.predict`` bound to the target. ``loaded`` (the project's model) says which
     outputs exist and the classes."""
-    predict, proba = _methods(loaded)
-    classes, names = _facts(loaded)
 
     def call(method: str) -> Callable[[np.ndarray], np.ndarray]:
         def answer(rows: np.ndarray) -> np.ndarray:
@@ -126,6 +113,15 @@ def through_target(loaded: LoadedModel, target: str, send: Callable[[bytes], Any
 
         return answer
 
+    return _scorer(loaded, call, target)
+
+
+def _scorer(
+    loaded: LoadedModel, call: Callable[[str], Callable[[np.ndarray], np.ndarray]], through: str
+) -> Scorer:
+    """A Scorer whose methods are ``call(method)``, with what ``loaded`` says of its outputs."""
+    predict, proba = _methods(loaded)
+    classes, names = _facts(loaded)
     return Scorer(
         predict=call(predict),
         predict_proba=call(proba) if proba else None,
@@ -134,7 +130,7 @@ def through_target(loaded: LoadedModel, target: str, send: Callable[[bytes], Any
         width=loaded.signature.width,
         dtype=loaded.signature.numpy_dtype,
         labels_from_proba=_scores_labels(loaded, predict, proba, classes is not None),
-        through=target,
+        through=through,
         predict_datatype=loaded.signature.output(predict).datatype,
         predict_columns=_columns(loaded, predict),
     )

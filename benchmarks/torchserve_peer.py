@@ -98,7 +98,10 @@ def java_problem() -> str | None:
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not java:
         return f"no java on PATH (TorchServe needs Java {JAVA_MAJOR}+: openjdk-17-jre-headless)"
-    done = subprocess.run([java, "-version"], capture_output=True, text=True)
+    try:
+        done = subprocess.run([java, "-version"], capture_output=True, text=True)
+    except OSError as exc:
+        return f"{java} does not run ({exc}); TorchServe needs Java {JAVA_MAJOR}+"
     found = re.search(r'version "(\d+)', done.stderr + done.stdout)
     if not found or int(found.group(1)) < JAVA_MAJOR:
         return f"{java} is not Java {JAVA_MAJOR}+: {(done.stderr or done.stdout).strip()[:200]}"

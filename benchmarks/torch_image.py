@@ -17,12 +17,14 @@ service file and the model, in a two-stage build so no wheel stays in a layer. A
 layout); these are lower bounds, which makes the comparison harder for us, not easier.
 
 TorchServe the same way (its own Dockerfile starts from Docker Hub's ubuntu image and builds
-from source): the venv gets torchserve (whose wheel carries its Java front end) and torch; a
-throwaway venv of the first stage runs torch-model-archiver to pack the MLP with the
-benchmark's handler and batching config (``--archive-format no-archive``), and only the
-model store reaches the final image. TorchServe needs a Java 17+ runtime:
+from source): the venv gets torchserve (whose wheel carries its Java front end), torch and
+PyYAML (which its worker imports but its wheel does not declare); a throwaway venv of the
+first stage runs torch-model-archiver to pack the MLP with the benchmark's handler and
+batching config (``--archive-format no-archive``), and only the model store reaches the
+final image. TorchServe needs a Java 17+ runtime:
 ``openjdk-17-jre-headless`` from Debian's packages (``--no-install-recommends``, apt lists
-removed), installed in the final stage.
+removed), installed in the final stage. The script then starts the image (no network) and
+checks that TorchServe answers a prediction inside it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ PEERS = {
     "torchserve": ("torchserve==0.12.0", "torchserve_handler.py"),
 }
 ARCHIVER = "torch-model-archiver==0.12.0"
+# TorchServe's Python worker imports yaml, which its wheel does not declare (its own install
+# script adds it from requirements/common.txt); without it the worker never starts.
+TORCHSERVE_UNDECLARED = "pyyaml==6.0.4"
 JRE = "openjdk-17-jre-headless"
 IMAGES = ("ours", *PEERS)
 DEPLOYER_YAML = """\
@@ -107,6 +112,28 @@ disable_token_authorization=true
 """
 
 
+# Run inside the TorchServe container: POST one row until the model answers 10 logits.
+SERVE_CHECK = """\
+import json, time, urllib.request
+url = "http://127.0.0.1:8080/predictions/mlp"
+body = json.dumps({"x": [0.0] * 64}).encode()
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+for _ in range(240):
+    try:
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        with opener.open(request, timeout=5) as response:
+            logits = json.loads(response.read())
+        break
+    except OSError:
+        time.sleep(0.5)
+else:
+    raise SystemExit(f"no answer from {url} in 2 minutes")
+if len(logits) != 10:
+    raise SystemExit(f"expected 10 logits, got {logits}")
+print("torchserve in the image answered", [round(v, 4) for v in logits[:3]], "...")
+"""
+
+
 def docker(*args: str) -> str:
     done = subprocess.run(["docker", *args], capture_output=True, text=True)
     if done.returncode:
@@ -150,11 +177,34 @@ def peer_dockerfile(name: str, context: Path) -> str:
     return TORCHSERVE_DOCKERFILE.format(
         base=BASE,
         pip=PIP_INSTALL,
-        requirements=f"{TORCH} {requirement}",
+        requirements=f"{TORCH} {requirement} {TORCHSERVE_UNDECLARED}",
         archiver=ARCHIVER,
         service=service,
         jre=JRE,
     )
+
+
+def check_torchserve_image(tag: str) -> None:
+    """Start the TorchServe image without network; it must answer a prediction inside."""
+    container = f"deployer-bench-torchserve-check-{os.getpid()}"
+    docker("run", "-d", "--network", "none", "--name", container, tag)
+    try:
+        done = subprocess.run(
+            ["docker", "exec", container, "python3", "-c", SERVE_CHECK],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            logs = subprocess.run(
+                ["docker", "logs", "--tail", "30", container], capture_output=True, text=True
+            )
+            raise SystemExit(
+                f"TorchServe's image did not serve: {done.stdout}{done.stderr}\n"
+                f"its last log lines:\n{logs.stdout}{logs.stderr}"
+            )
+        print(done.stdout.strip())
+    finally:
+        docker("rm", "-f", container)
 
 
 def peer(name: str, folder: Path, model: Path) -> int:
@@ -163,7 +213,8 @@ def peer(name: str, folder: Path, model: Path) -> int:
     context = folder / name
     wheels = context / "wheels"
     wheels.mkdir(parents=True)
-    wanted = [TORCH, requirement, *([ARCHIVER] if name == "torchserve" else [])]
+    extra = [ARCHIVER, TORCHSERVE_UNDECLARED] if name == "torchserve" else []
+    wanted = [TORCH, requirement, *extra]
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), *wanted], check=True
     )
@@ -173,8 +224,8 @@ def peer(name: str, folder: Path, model: Path) -> int:
     tag = f"deployer-bench-{name}:torch"
     docker("build", "-q", "-t", tag, str(context))
     try:
-        if name == "torchserve":  # the JRE the build installed runs
-            docker("run", "--rm", "--network", "none", tag, "java", "-version")
+        if name == "torchserve":  # the JRE the build installed runs the server
+            check_torchserve_image(tag)
         return image_size(tag)
     finally:
         docker("image", "rm", "-f", tag)

@@ -36,7 +36,8 @@ from typing import Any
 
 import serving as base
 
-REQUIREMENTS = ("torchserve==0.12.0", "torch-model-archiver==0.12.0")
+# pyyaml: TorchServe's worker imports it, its wheel does not declare it (BentoML brings it too).
+REQUIREMENTS = ("torchserve==0.12.0", "torch-model-archiver==0.12.0", "pyyaml")
 BATCH_SIZE = 64
 MAX_BATCH_DELAY_MS = 1
 JAVA_MAJOR = 17

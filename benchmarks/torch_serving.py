@@ -29,10 +29,9 @@ The load loop, the CPU accounting and the disturbed-run rule are serving.py's: s
 docstring and benchmarks/README.md.
 
 Setup (skipped by ``--skip-setup``): the peers venv benchmarks/.peers/torch-venv gets
-torch==2.13.0 (the CPU wheel), BentoML, LitServe, TorchServe and torch-model-archiver and our
-venv's transformers version; the
-models are written to benchmarks/.work/torch/. Our venv needs torch==2.13.0 (and
-transformers for ``--model text``).
+torch==2.13.0 (the CPU wheel), BentoML, LitServe, TorchServe with torch-model-archiver, and
+our venv's transformers version; the models are written to benchmarks/.work/torch/. Our venv
+needs torch==2.13.0 (and transformers for ``--model text``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/torch_serving.py [--model mlp|text] [--duration 10]
         [--concurrency 1,8,32] [--rounds 3] [--servers ours,bentoml,litserve,torchserve]
-        [--skip-setup] [--json out.json]
+        [--torchserve-logs quiet|default] [--skip-setup] [--json out.json]
 
 Two models (``--model``), each loaded by every server from the same file:
 

@@ -1,7 +1,7 @@
 """TorchServe 0.12 handler for the PyTorch benchmark: the TorchScript MLP, loaded by TorchServe's
-own BaseHandler (its documented way to serve a TorchScript file); TorchServe's batching
-(batch_size 64, max_batch_delay 1 ms, in torchserve_config.py) hands it a batch of requests,
-one torch thread.
+own BaseHandler (its documented way to serve a TorchScript file). TorchServe's batching
+(batchSize 64, maxBatchDelay 1 ms: the model-config.yaml written by benchmarks/torchserve_peer.py)
+hands it a batch of requests; one torch thread.
 
 ``POST /predictions/mlp`` with ``{"x": [64 floats]}`` answers the row's logits.
 """

@@ -1,7 +1,8 @@
 """TorchServe 0.12 handler for the text benchmark: a transformers text-classification pipeline
 over the model folder packed into the model's directory (torch-model-archiver
-``--extra-files``); TorchServe's batching (batch_size 64, max_batch_delay 1 ms, in
-torchserve_config.py) hands it a batch of requests, run in one pipeline call; one torch thread.
+``--extra-files``). TorchServe's batching (batchSize 64, maxBatchDelay 1 ms: the
+model-config.yaml written by benchmarks/torchserve_peer.py) hands it a batch of requests, run
+in one pipeline call; one torch thread.
 
 ``POST /predictions/text`` with ``{"text": "..."}`` answers ``{"label": ..., "score": ...}``.
 """

@@ -1,20 +1,26 @@
-"""Side-by-side PyTorch serving benchmark: our model server vs BentoML and LitServe (issue 16).
+"""Side-by-side PyTorch serving benchmark: our model server vs BentoML, LitServe and TorchServe
+(issue 16).
 
     .venv/bin/python benchmarks/torch_serving.py [--model mlp|text] [--duration 10]
-        [--concurrency 1,8,32] [--rounds 3] [--servers ours,bentoml,litserve]
-        [--skip-setup] [--json out.json]
+        [--concurrency 1,8,32] [--rounds 3] [--servers ours,bentoml,litserve,torchserve]
+        [--torchserve-logs quiet|default] [--skip-setup] [--json out.json]
 
 Two models (``--model``), each loaded by every server from the same file:
 
 * ``mlp`` (default): a TorchScript 3-layer MLP (benchmarks/peers/torch_model.py, 64 features
   in, 10 logits out). Ours: ``POST /invocations`` ``{"instances": [[64 floats]]}``; BentoML:
   ``POST /predict`` ``{"x": [[64 floats]]}`` (``@bentoml.api(batchable=True)``); LitServe:
-  ``POST /predict`` ``{"x": [64 floats]}`` (``max_batch_size=64``, 1 ms timeout).
+  ``POST /predict`` ``{"x": [64 floats]}`` (``max_batch_size=64``, 1 ms timeout); TorchServe:
+  ``POST /predictions/mlp`` ``{"x": [64 floats]}`` (its BaseHandler loading the TorchScript
+  file, ``batchSize`` 64, ``maxBatchDelay`` 1 ms).
 * ``text``: a BERT-mini-sized Hugging Face text classifier (peers/text_model.py: 4 layers,
   hidden 256, random weights from a seed, saved with ``save_pretrained``), served as a
   text-classification pipeline. Ours: ``{"instances": ["a sentence"]}``; BentoML
-  ``{"texts": ["a sentence"]}``; LitServe ``{"text": "a sentence"}``; each peer runs a batch
-  in one pipeline call (``batch_size=len(batch)``), as ours does.
+  ``{"texts": ["a sentence"]}``; LitServe and TorchServe ``{"text": "a sentence"}``; each peer
+  runs a batch in one pipeline call (``batch_size=len(batch)``), as ours does.
+
+TorchServe (Java 17+ needed; its model store, config and readiness are in torchserve_peer.py)
+runs its Java front end and one Python worker, both pinned with the rest of its tree.
 
 Every server runs one worker process and one torch thread (``OMP_NUM_THREADS=1``), pinned with
 its whole process tree to core 0 while wrk runs on core 1, one item per request. Before
@@ -23,9 +29,9 @@ The load loop, the CPU accounting and the disturbed-run rule are serving.py's: s
 docstring and benchmarks/README.md.
 
 Setup (skipped by ``--skip-setup``): the peers venv benchmarks/.peers/torch-venv gets
-torch==2.13.0 (the CPU wheel), BentoML, LitServe and our venv's transformers version; the
-models are written to benchmarks/.work/torch/. Our venv needs torch==2.13.0 (and
-transformers for ``--model text``).
+torch==2.13.0 (the CPU wheel), BentoML, LitServe, TorchServe with torch-model-archiver, and
+our venv's transformers version; the models are written to benchmarks/.work/torch/. Our venv
+needs torch==2.13.0 (and transformers for ``--model text``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import serving as base
+import torchserve_peer
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
@@ -51,12 +58,14 @@ PEER_PYTHON = PEERS_VENV / "bin" / "python"
 FEATURES = 64
 ROW = [round((i % 7) / 7 - 0.4, 4) for i in range(FEATURES)]
 TEXT = "the movie was very good and i love it"
-PEER_REQUIREMENTS = ("torch==2.13.0", "bentoml==1.4.40", "litserve==0.2.19")
+PEER_REQUIREMENTS = (
+    "torch==2.13.0", "bentoml==1.4.40", "litserve==0.2.19", *torchserve_peer.REQUIREMENTS,
+)  # fmt: skip
 VERSIONS = (
     "deployer", "torch", "transformers", "tokenizers", "numpy", "bentoml", "litserve",
-    "uvicorn", "fastapi",
+    "torchserve", "uvicorn", "fastapi",
 )  # fmt: skip
-SERVERS = ("ours", "bentoml", "litserve")
+SERVERS = ("ours", "bentoml", "litserve", "torchserve")
 PROTOCOL = "json"  # each server's own JSON route, one item per request
 TARGET_CONCURRENCY = 32  # issue 16: ahead of every peer in req/s here, p99 no worse
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -72,6 +81,7 @@ class Suite:
     ours: dict[str, Any]  # our serving settings besides host, port and workers
     bodies: dict[str, Any]  # server: the request body (one item)
     services: dict[str, list[str]]  # peer: its command after the venv's bin/ (PORT for port)
+    torchserve_handler: str  # TorchServe's handler in peers/
     reference: str  # Python run in the peers venv that prints the expected answer as JSON
     answer: Callable[[str, Any], Any]  # (server, its JSON answer) -> comparable value
 
@@ -88,13 +98,15 @@ def _logits(server: str, answer: Any) -> Any:
     if server == "ours":
         prediction = answer["predictions"][0]
         return prediction["logits"] if isinstance(prediction, dict) else prediction
+    if server == "torchserve":
+        return answer
     return answer[0] if server == "bentoml" else answer["output"]
 
 
 def _label_score(server: str, answer: Any) -> Any:
     found = {"ours": lambda a: a["predictions"][0], "bentoml": lambda a: a[0]}.get(
         server, lambda a: a
-    )(answer)
+    )(answer)  # LitServe and TorchServe answer the object itself
     return [found["label"], found["score"]]
 
 
@@ -109,8 +121,14 @@ MLP = Suite(
             "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
         },
     },
-    bodies={"ours": {"instances": [ROW]}, "bentoml": {"x": [ROW]}, "litserve": {"x": ROW}},
+    bodies={
+        "ours": {"instances": [ROW]},
+        "bentoml": {"x": [ROW]},
+        "litserve": {"x": ROW},
+        "torchserve": {"x": ROW},
+    },
     services=peer_commands("bentoml_service:MLP", "litserve_server.py"),
+    torchserve_handler="torchserve_handler.py",
     reference=(
         "import json, sys, torch\n"
         "m = torch.jit.load(sys.argv[1]).eval()\n"
@@ -127,8 +145,10 @@ TEXT_SUITE = Suite(
         "ours": {"instances": [TEXT]},
         "bentoml": {"texts": [TEXT]},
         "litserve": {"text": TEXT},
+        "torchserve": {"text": TEXT},
     },
     services=peer_commands("bentoml_text_service:TextClassifier", "litserve_text_server.py"),
+    torchserve_handler="torchserve_text_handler.py",
     reference=(
         "import json, sys, transformers\n"
         "p = transformers.pipeline('text-classification', model=sys.argv[1], device='cpu')\n"
@@ -189,22 +209,43 @@ def ours_spec(suite: Suite) -> base.ServerSpec:
     return base.ServerSpec("ours", command, env, port, "/ping", (PROTOCOL,), routes=routes)
 
 
+def peers_env(suite: Suite) -> dict[str, str]:
+    """The environment of an activated peers venv, one torch thread, no hub."""
+    env = dict(os.environ, **THREAD_ENV, MODEL_PATH=str(suite.model), HF_HUB_OFFLINE="1")
+    env["PATH"] = f"{PEERS_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(PEERS_VENV)
+    env["BENTOML_DO_NOT_TRACK"] = "True"
+    return env
+
+
 def peer_spec(name: str, suite: Suite) -> base.ServerSpec:
     """A peer's server for ``suite``, from the peers venv, in benchmarks/peers/."""
     port = base.free_port()
     program, *args = suite.services[name]
     command = [str(PEERS_VENV / "bin" / program), *args, str(port)]
-    env = dict(os.environ, **THREAD_ENV, MODEL_PATH=str(suite.model), HF_HUB_OFFLINE="1")
-    env["PATH"] = f"{PEERS_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(PEERS_VENV)
-    env["BENTOML_DO_NOT_TRACK"] = "True"
     ready = "/readyz" if name == "bentoml" else "/health"
     routes = ((PROTOCOL, "/predict"),)
-    return base.ServerSpec(name, command, env, port, ready, (PROTOCOL,), PEERS, routes)
+    return base.ServerSpec(name, command, peers_env(suite), port, ready, (PROTOCOL,), PEERS, routes)
 
 
-def server_spec(name: str, suite: Suite) -> base.ServerSpec:
-    return ours_spec(suite) if name == "ours" else peer_spec(name, suite)
+# After the start, before verifying: wait for what the readiness route does not cover.
+AfterStart = Callable[[float], str]
+
+
+def server_spec(
+    name: str, suite: Suite, quiet_logs: bool = True
+) -> tuple[base.ServerSpec, AfterStart | None]:
+    """The server's spec, and what to wait for once its readiness route answers."""
+    if name == "ours":
+        return ours_spec(suite), None
+    if name == "torchserve":
+        handler = PEERS / suite.torchserve_handler
+        folder = WORK / "torchserve" / suite.name
+        started = torchserve_peer.torchserve(
+            PEERS_VENV, suite.name, suite.model, handler, folder, peers_env(suite), quiet_logs
+        )
+        return started.spec, started.wait_workers
+    return peer_spec(name, suite), None
 
 
 def close(a: Any, b: Any) -> bool:
@@ -230,11 +271,17 @@ def verify(spec: base.ServerSpec, suite: Suite, body_file: Path, expected: Any) 
 
 
 def benchmark_server(
-    spec: base.ServerSpec, suite: Suite, plan: base.Plan, expected: Any
+    spec: base.ServerSpec,
+    suite: Suite,
+    plan: base.Plan,
+    expected: Any,
+    after_start: AfterStart | None = None,
 ) -> list[base.Point]:
     """Start one server, verify, warm up, and measure every concurrency."""
     points: list[base.Point] = []
     with base.running(spec, plan.pin, plan.startup_timeout_s) as process:
+        if after_start is not None:
+            print(f"  {spec.name}: {after_start(plan.startup_timeout_s)}", flush=True)
         verify(spec, suite, plan.bodies[PROTOCOL], expected)
         url = spec.url(spec.route(PROTOCOL))
         base.run_wrk(base.wrk_command(url, plan.bodies[PROTOCOL], 8, plan.warmup_s, plan.pin))
@@ -332,6 +379,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--servers", default=",".join(SERVERS), help="which servers (all)")
     parser.add_argument("--skip-setup", action="store_true", help="reuse venv and model")
     parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds (180)")
+    parser.add_argument(
+        "--torchserve-logs",
+        choices=("quiet", "default"),
+        default="quiet",
+        help="TorchServe logging: warnings only, async (quiet) or its built-in config",
+    )
     parser.add_argument("--json", type=Path, help="write every run and the facts here")
     parser.add_argument("--markdown", type=Path, help="default: .work/torch/<model>-serving.md")
     args = parser.parse_args(argv)
@@ -348,10 +401,17 @@ def main(argv: list[str]) -> int:
             raise SystemExit(f"{tool} is not installed (apt-get install wrk util-linux)")
     suite = SUITES[args.model]
     notes = [] if args.skip_setup else ensure_setup(suite)
+    servers = args.servers.split(",")
+    if "torchserve" in servers:
+        problem = torchserve_peer.java_problem()
+        if problem:  # left out, so the other servers' table still has every row
+            servers.remove("torchserve")
+            notes.append(f"torchserve left out: {problem}")
+        else:
+            notes.append(torchserve_peer.describe(args.torchserve_logs == "quiet"))
     if not suite.model.exists():
         raise SystemExit(f"no model at {suite.model}: run without --skip-setup once")
     expected = expected_answer(suite)
-    servers = args.servers.split(",")
     bodies = {}
     for server in servers:
         path = WORK / f"body-{suite.name}-{server}.json"
@@ -373,10 +433,10 @@ def main(argv: list[str]) -> int:
         print(f"round {number + 1}/{args.rounds}: {', '.join(order)}", flush=True)
         for name in order:
             plan = base.round_plan(args, pin, number, {PROTOCOL: bodies[name]})
-            spec = server_spec(name, suite)
-            print(f"{name}: {' '.join(spec.command)}", flush=True)
             try:
-                run.points += benchmark_server(spec, suite, plan, expected)
+                spec, after_start = server_spec(name, suite, args.torchserve_logs == "quiet")
+                print(f"{name}: {' '.join(spec.command)}", flush=True)
+                run.points += benchmark_server(spec, suite, plan, expected, after_start)
             except RuntimeError as exc:
                 print(f"  {name} FAILED: {exc}", flush=True)
                 run.notes.append(f"{name} failed in round {number + 1}: {str(exc)[:1500]}")

@@ -37,6 +37,7 @@ class Lock:
     model_sha256: str
     flavor: str
     signature: dict[str, Any]
+    evaluation: dict[str, Any] | None = None
     deployer_version: str = __version__
 
     def write(self, folder: Path) -> Path:

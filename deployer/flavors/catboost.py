@@ -75,4 +75,5 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
         answer = np.asarray(model.predict(rows, thread_count=threads))
         return answer.reshape(-1) if classifier else answer
 
-    return LoadedModel(flavor=name, signature=signature, predict_fn=predict)
+    extra = {"classes": np.asarray(model.classes_)} if classifier else {}
+    return LoadedModel(flavor=name, signature=signature, predict_fn=predict, extra=extra)

@@ -73,7 +73,7 @@ def open_az(uri: str) -> RemoteObject:
     try:
         size = int(blob.get_blob_properties().size)
     except ResourceNotFoundError as exc:
-        if exc.error_code == "ContainerNotFound":
+        if getattr(exc, "error_code", None) == "ContainerNotFound":
             raise UsageError(f"{uri}: the container {container!r} does not exist") from None
         raise UsageError(f"{uri}: no such blob in the container {container!r}") from None
     except ClientAuthenticationError as exc:

@@ -16,7 +16,7 @@ HINT = "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CR
 
 def _client(uri: str) -> Any:
     from google.auth.exceptions import DefaultCredentialsError
-    from google.cloud import storage
+    import google.cloud.storage as storage
 
     # Reading an object needs no project; the client wants one to start.
     project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "<none>"

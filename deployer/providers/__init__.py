@@ -61,6 +61,11 @@ from deployer.providers.registry import (
 )
 from deployer.providers.signing import FOREVER, RouterBackend, Signer, refresh_after
 from deployer.providers.types import (
+    ANNOTATION_GIT_COMMIT,
+    ANNOTATION_KEYS,
+    ANNOTATION_MODEL,
+    ANNOTATION_PUSHED_BY,
+    ANNOTATION_RELEASE,
     IMAGE_ACCELERATOR_LABEL,
     LABEL_PROJECT,
     LABEL_TARGET,
@@ -120,6 +125,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ANNOTATION_GIT_COMMIT",
+    "ANNOTATION_KEYS",
+    "ANNOTATION_MODEL",
+    "ANNOTATION_PUSHED_BY",
+    "ANNOTATION_RELEASE",
     "DEFAULT_ROLLOUT_ALLOWANCE",
     "DISTRIBUTIONS",
     "ENTRY_POINT_GROUP",

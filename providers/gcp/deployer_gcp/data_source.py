@@ -15,8 +15,8 @@ HINT = "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CR
 
 
 def _client(uri: str) -> Any:
-    from google.auth.exceptions import DefaultCredentialsError
     import google.cloud.storage as storage
+    from google.auth.exceptions import DefaultCredentialsError
 
     # Reading an object needs no project; the client wants one to start.
     project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "<none>"

@@ -25,6 +25,8 @@ DISTRIBUTIONS: dict[str, tuple[str, str]] = {
     "s3": ("deployer-aws", "deployer_aws.data_source:open_s3"),
     "gs": ("deployer-gcp", "deployer_gcp.data_source:open_gs"),
     "az": ("deployer-azure", "deployer_azure.data_source:open_az"),
+    "abfs": ("deployer-azure", "deployer_azure.data_source:open_abfs"),
+    "abfss": ("deployer-azure", "deployer_azure.data_source:open_abfs"),
 }
 
 Opener = Callable[[str], "DataObject"]

@@ -1,4 +1,6 @@
-"""``az://<account>/<container>/<blob path>`` data URIs, read with azure-storage-blob.
+"""``az://<account>/<container>/<blob path>`` data URIs, read with azure-storage-blob
+(also ``abfs[s]://<container>@<account>.dfs.core.windows.net/<path>``, as Spark and
+adlfs write them: the same blob, read through the Blob endpoint).
 
 Credentials, the first that applies: AZURE_STORAGE_CONNECTION_STRING when its
 AccountName is the URI's account (its BlobEndpoint too: Azurite, sovereign clouds);
@@ -18,6 +20,7 @@ from deployer.providers import RemoteObject, UsageError, split_uri
 from deployer_azure import auth
 
 FORM = "az://<account>/<container>/<blob path>"
+ABFS_FORM = "abfs[s]://<container>@<account>.dfs.core.windows.net/<path>"
 HINT = (
     "set AZURE_STORAGE_CONNECTION_STRING, or run `az login` with a role such as "
     "Storage Blob Data Reader on the container"
@@ -58,9 +61,28 @@ class _Stream(io.RawIOBase):
         return len(data)
 
 
+def _abfs_parts(uri: str) -> list[str]:
+    """account, container and path of an ``abfs[s]://container@account.dfs...`` URI."""
+    where, path = split_uri(uri, 2, ABFS_FORM)
+    container, at, host = where.partition("@")
+    account = host.split(".", 1)[0]
+    if not at or not container or not account or ".dfs." not in f".{host}.":
+        raise UsageError(f"{uri}: not a data URI of the form {ABFS_FORM}")
+    return [account, container, path]
+
+
+def open_abfs(uri: str) -> RemoteObject:
+    """``abfs://`` and ``abfss://`` URIs, read as ``open_az`` reads their blob."""
+    return _open(uri, _abfs_parts(uri))
+
+
 def open_az(uri: str) -> RemoteObject:
     """The blob ``uri`` names, its size from its properties; a UsageError naming the URI
     when the container or the blob does not exist, or credentials are missing or refused."""
+    return _open(uri, split_uri(uri, 3, FORM))
+
+
+def _open(uri: str, parts: list[str]) -> RemoteObject:
     from azure.core.exceptions import (
         AzureError,
         ClientAuthenticationError,
@@ -68,7 +90,7 @@ def open_az(uri: str) -> RemoteObject:
         ResourceNotFoundError,
     )
 
-    account, container, name = split_uri(uri, 3, FORM)
+    account, container, name = parts
     blob = service_client(account).get_blob_client(container, name)
     try:
         size = int(blob.get_blob_properties().size)

@@ -41,6 +41,23 @@ def test_a_blob_is_read_with_its_size(connected: str) -> None:
         assert head + stream.read() == BODY
 
 
+@pytest.mark.parametrize("scheme", ["abfs", "abfss"])
+def test_an_abfs_uri_reads_the_same_blob(connected: str, scheme: str) -> None:
+    uri = f"{scheme}://holdouts@{ACCOUNT}.dfs.core.windows.net/data/holdout.csv"
+    found = open_uri(uri)
+    assert (found.name, found.size) == (uri, len(BODY))
+    with found.open() as stream:
+        assert stream.read() == BODY
+
+
+@pytest.mark.parametrize(
+    "uri", ["abfs://holdouts/data.csv", "abfs://@acct.dfs.core.windows.net/x", "abfs://c@acct/x"]
+)
+def test_an_abfs_uri_without_container_and_account_says_the_form(uri: str) -> None:
+    with pytest.raises(UsageError, match=r"abfs\[s\]://<container>@<account>\.dfs"):
+        open_uri(uri)
+
+
 def test_a_missing_blob_names_the_uri(connected: str) -> None:
     with pytest.raises(UsageError, match=rf"az://{ACCOUNT}/holdouts/nope\.csv: no such blob"):
         open_uri(f"az://{ACCOUNT}/holdouts/nope.csv")

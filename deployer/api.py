@@ -10,8 +10,7 @@ report = project.validate()
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from deployer.image.spec import BuildSpec, base_image
 from deployer.lockfile import Lock, lock_warnings, sha256_of, valid_evaluation
 from deployer.results import DestroyResult, PushResult
 from deployer.serving.settings import ServingSettings
+from deployer.threshold_lock import DecisionThreshold, checked_model, read_threshold
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,7 @@ class Project:
         if self.config.targets:
             self.providers()  # each provider validates its options, errors at their lines
         sha256 = self.model_sha256()
+        threshold = self.decision_threshold()
         return ValidationReport(
             project=self.name,
             file=str(self.file),
@@ -197,12 +198,23 @@ class Project:
             model_path=str(self.model_path) if self.model_path else None,
             model_sha256=sha256,
             signature=self._checked_signature() if load else None,
-            warnings=lock_warnings(Lock.read(self.root), sha256),
+            warnings=[*lock_warnings(Lock.read(self.root), sha256), *threshold.warnings],
         )
 
+    def decision_threshold(self) -> DecisionThreshold:
+        """deployer.lock's ``evaluation.threshold`` when it belongs to this model (else
+        nothing applies, with a warning): what ``build``, ``push`` and ``serve`` carry."""
+        return read_threshold(self.root, self.model_sha256())
+
+    def served_model(self) -> LoadedModel:
+        """The model as the server answers: loaded, with the decision threshold applied; a
+        ConfigError naming deployer.lock when this model cannot take the threshold."""
+        return checked_model(self.load_model(), self.decision_threshold(), self.root)
+
     def _checked_signature(self) -> dict[str, Any]:
-        """The loaded model's signature, once ``model.method`` is known to be one of its outputs."""
-        loaded = self.load_model().signature
+        """The loaded model's signature, once ``model.method`` is known to be one of its
+        outputs and the decision threshold, if any, is known to fit it."""
+        loaded = self.served_model().signature
         method = self.config.model.method
         if method and method not in loaded.methods:
             expected = ", ".join(loaded.methods)
@@ -303,6 +315,7 @@ class Project:
             model_path=str(self.model_path) if self.model_path else None,
             flavor_options=self.flavor_options,
             default_method=model.method,
+            decision_threshold=self.decision_threshold().settings,
             host=host,
             port=port or serving.port,
             workers=workers or serving.workers,
@@ -321,13 +334,18 @@ class Project:
         """Run the model server in this process until interrupted (no Docker)."""
         from deployer.serving.server import run
 
+        self.served_model()  # a threshold the model cannot take fails here, not in the server
         settings = self.serving_settings(host=host, port=port, workers=workers)
         run(settings, port=port)
 
     def image_ref(self) -> str:
-        """The tag ``build`` gives the image: REPOSITORY:MODEL_SHA12."""
+        """The tag ``build`` gives the image: REPOSITORY:SHA12, the model's sha256 (hashed
+        with the decision threshold when one applies)."""
         repository = self.config.image.repository or self.name
-        return f"{repository}:{self.artifact_sha256()[:12]}"
+        return f"{repository}:{self._tag_hash()[:12]}"
+
+    def _tag_hash(self) -> str:
+        return self.decision_threshold().tag_hash(self.artifact_sha256())
 
     def build_spec(self, *, platform: str | None = None, tag: str | None = None) -> BuildSpec:
         """What ``build`` builds: this project's model, code, settings and image options."""
@@ -336,7 +354,7 @@ class Project:
         sha256 = self.artifact_sha256()
         return BuildSpec(
             name=self.name,
-            tag=tag or f"{image.repository or self.name}:{sha256[:12]}",
+            tag=tag or self.image_ref(),
             flavor=self.flavor,
             artifact_sha256=sha256,
             model_path=self.model_path,
@@ -376,7 +394,7 @@ class Project:
         """Build the serving image with the local Docker engine and return it."""
         from deployer.image.build import build_image
 
-        self.load_model()  # fail before the slow part if the model does not load here
+        self.served_model()  # fail before the slow part if the model does not load here
         spec = self.build_spec(platform=platform, tag=tag)
         return build_image(spec, progress, refresh_wheels=refresh_wheels, no_cache=no_cache)
 
@@ -557,7 +575,9 @@ class Project:
 
         parsed = self._watched(push_options(strategy, bake_seconds, "rollback")[0])
         providers = self.providers(to)
-        return plan_targets(providers, self.release(self.build(progress=progress)), parsed)
+        plans = plan_targets(providers, self.release(self.build(progress=progress)), parsed)
+        note = self.decision_threshold().note()
+        return [replace(p, notes=[*p.notes, note]) for p in plans] if note else plans
 
     def _watched(self, strategy: Strategy) -> Strategy:
         """``strategy`` with the live gates of deployer.yaml's ``release.live``, if any."""
@@ -566,7 +586,7 @@ class Project:
         live = self.config.release.live
         if live is None:
             return strategy
-        return dataclasses.replace(strategy, live=LiveRules(**live.model_dump()))
+        return replace(strategy, live=LiveRules(**live.model_dump()))
 
     def push_timeouts(
         self,

@@ -149,6 +149,8 @@ def serve(
     from deployer.api import Project
 
     project = Project.load(file)
+    for warning in project.decision_threshold().warnings:
+        output.warn(warning)
     settings = project.serving_settings(host=host, port=port, workers=workers)
     if port is None:  # as the server binds: SAGEMAKER_BIND_TO_PORT, AIP_HTTP_PORT, config
         settings = settings.with_platform_port()
@@ -186,6 +188,9 @@ def build(
 
     project = Project.load(file)
     show = quiet or output_format == Format.json
+    threshold = project.decision_threshold()
+    for warning in threshold.warnings:
+        output.warn(warning)
     image = project.build(
         platform=platform,
         tag=tag,
@@ -200,6 +205,9 @@ def build(
     output.out.print(f"  id       {image.id}")
     output.out.print(f"  version  {image.version}")
     output.out.print(f"  size     {image.size / 1e6:.0f} MB")
+    note = threshold.note()
+    if note:
+        output.out.print(f"  decision {note}")
 
 
 @app.command()

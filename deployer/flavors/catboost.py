@@ -75,4 +75,7 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
         answer = np.asarray(model.predict(rows, thread_count=threads))
         return answer.reshape(-1) if classifier else answer
 
-    return LoadedModel(flavor=name, signature=signature, predict_fn=predict, extra={"model": model})
+    extra: dict[str, Any] = {"model": model}
+    if classifier:
+        extra["classes"] = np.asarray(model.classes_)
+    return LoadedModel(flavor=name, signature=signature, predict_fn=predict, extra=extra)

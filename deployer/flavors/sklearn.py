@@ -54,4 +54,8 @@ def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:
     def predict(rows: np.ndarray, method: str, parameters: Mapping[str, Any]) -> Any:
         return bound[method](rows)
 
-    return LoadedModel(flavor=name, signature=signature, predict_fn=predict, extra={"model": model})
+    extra: dict[str, Any] = {"model": model}
+    classes = getattr(model, "classes_", None)
+    if classes is not None:
+        extra["classes"] = np.asarray(classes)
+    return LoadedModel(flavor=name, signature=signature, predict_fn=predict, extra=extra)

@@ -64,6 +64,9 @@ def image_labels(spec: BuildSpec, commit: str | None) -> dict[str, str]:
     }
     if commit:
         labels["org.opencontainers.image.revision"] = commit
+    threshold = spec.settings.decision_threshold
+    if threshold is not None:  # predict decides with it (deployer.flavors.threshold)
+        labels[f"{LABEL_PREFIX}.threshold"] = f"{threshold['value']:g}"
     return {**labels, **accelerator.labels(spec.accelerator, spec.cuda)}
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import httpx
@@ -42,6 +42,7 @@ from deployer.local.inventory import (
     version_of,
 )
 from deployer.providers import (
+    ANNOTATION_KEYS,
     Backend,
     Change,
     ContainerFailed,
@@ -175,11 +176,17 @@ class LocalProvider:
         self.front.ensure(image, command, progress)
         boundary("push:front-ready")
 
-    def _start_model(self, image_ref: str, version: str, previous: str | None) -> RunningContainer:
+    def _start_model(
+        self,
+        image_ref: str,
+        version: str,
+        previous: str | None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> RunningContainer:
         name = f"{self.prefix}-{version}"
         for stale in self.client.containers.list(all=True, filters={"name": f"^{name}$"}):
             stale.remove(force=True)
-        labels = self._labels("model", version)
+        labels = {**(annotations or {}), **self._labels("model", version)}
         if previous and previous != version:
             labels[LABEL_PREVIOUS] = previous  # what it replaces: rollback's target
         return run_container(
@@ -285,7 +292,9 @@ class LocalProvider:
             return Deployment(self.target.name, release.version, previous, changed=False)
         keep = snapshot.previous(live) if previous == release.version else live
         progress(f"starting {self.prefix}-{release.version}")
-        running = self._start_model(image_ref, release.version, version_of(keep))
+        running = self._start_model(
+            image_ref, release.version, version_of(keep), release.annotations
+        )
         boundary("push:model-started")
         self._activate(running, "push", progress)
         self._settle(running.container, keep, "push", progress)
@@ -316,9 +325,10 @@ class LocalProvider:
             return Status(self.target.name, "absent", reason="nothing deployed")
         serving = snapshot.serving()
         version = version_of(serving)
-        details = {
+        details: dict[str, Any] = {
             "container": serving.name if serving is not None else None,
             "previous_version": version_of(snapshot.previous(serving)),
+            "annotations": _annotations(serving),
         }
         if not snapshot.front_running:
             reason = "the front container is not running"
@@ -334,6 +344,7 @@ class LocalProvider:
         answered = snapshot.named(_backend(ping))
         if answered is not None:
             version, details["container"] = version_of(answered), answered.name
+            details["annotations"] = _annotations(answered)
         if ping.status_code != 200:
             reason = f"/ping through the front answered {ping.status_code}: {ping.text[:200]}"
             return Status(
@@ -421,3 +432,9 @@ def local_gpu_notes(release: Release) -> list[str]:
         "a CUDA image: the local target starts containers without a GPU (no --gpus), "
         "so it serves on the CPU here"
     ]
+
+
+def _annotations(container: Any) -> dict[str, str]:
+    """The release annotations among a container's labels ({} for none or no container)."""
+    labels = (container.labels or {}) if container is not None else {}
+    return {key: value for key, value in labels.items() if key in ANNOTATION_KEYS}

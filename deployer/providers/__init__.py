@@ -23,6 +23,8 @@ of deployer, and never another provider. What is here:
   ``RegistryAuth``/``PushError``, ``docker_client``, the serving ``routes``, running a
   container locally (``run_container``, ``wait_healthy``, ...), and the errors
   (``DeployerError``, ``UsageError``, ``ConfigError``, ``MissingDependencyError``);
+- data URIs (``data_sources``): ``open_uri``, and what a provider's opener returns
+  (``RemoteObject``, a ``DataObject``) and uses (``split_uri``);
 - ``deployer.providers.testing``: the conformance kit a provider's tests run against
   its own fake (see providers/README.md, "How to add a provider").
 """
@@ -33,6 +35,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from deployer.errors import ConfigError, DeployerError, MissingDependencyError, UsageError
+from deployer.providers.data_sources import DataObject, RemoteObject, open_uri, split_uri
 from deployer.providers.options import parse_options
 from deployer.providers.protocol import (
     DEFAULT_ROLLOUT_ALLOWANCE,
@@ -58,6 +61,11 @@ from deployer.providers.registry import (
 )
 from deployer.providers.signing import FOREVER, RouterBackend, Signer, refresh_after
 from deployer.providers.types import (
+    ANNOTATION_GIT_COMMIT,
+    ANNOTATION_KEYS,
+    ANNOTATION_MODEL,
+    ANNOTATION_PUSHED_BY,
+    ANNOTATION_RELEASE,
     IMAGE_ACCELERATOR_LABEL,
     LABEL_PROJECT,
     LABEL_TARGET,
@@ -117,6 +125,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ANNOTATION_GIT_COMMIT",
+    "ANNOTATION_KEYS",
+    "ANNOTATION_MODEL",
+    "ANNOTATION_PUSHED_BY",
+    "ANNOTATION_RELEASE",
     "DEFAULT_ROLLOUT_ALLOWANCE",
     "DISTRIBUTIONS",
     "ENTRY_POINT_GROUP",
@@ -130,6 +143,7 @@ __all__ = [
     "Change",
     "ConfigError",
     "ContainerFailed",
+    "DataObject",
     "Declared",
     "DeployerError",
     "Deployment",
@@ -144,6 +158,7 @@ __all__ = [
     "PushError",
     "RegistryAuth",
     "Release",
+    "RemoteObject",
     "RendersManifests",
     "RouterBackend",
     "RunningContainer",
@@ -160,6 +175,7 @@ __all__ = [
     "distribution",
     "docker_client",
     "limit",
+    "open_uri",
     "parse_options",
     "plan_of",
     "port_in_use",
@@ -170,5 +186,6 @@ __all__ = [
     "router_signer",
     "routes",
     "run_container",
+    "split_uri",
     "wait_healthy",
 ]

@@ -19,6 +19,17 @@ if TYPE_CHECKING:
 LABEL_PROJECT = "deployer-project"
 LABEL_TARGET = "deployer-target"
 LABEL_VERSION = "deployer-version"
+# Release annotations a push records on the version's resources (values already short).
+ANNOTATION_MODEL = "deployer-model-sha256"  # the first 32 hex characters
+ANNOTATION_PUSHED_BY = "deployer-pushed-by"
+ANNOTATION_GIT_COMMIT = "deployer-git-commit"  # the first 12 characters
+ANNOTATION_RELEASE = "deployer-release"  # the release id
+ANNOTATION_KEYS = (
+    ANNOTATION_MODEL,
+    ANNOTATION_PUSHED_BY,
+    ANNOTATION_GIT_COMMIT,
+    ANNOTATION_RELEASE,
+)
 # The image label a CUDA image carries (deployer.image.accelerator sets it; absent: cpu).
 IMAGE_ACCELERATOR_LABEL = "dev.deployer.accelerator"
 
@@ -53,6 +64,8 @@ class Release:
     image: Image
     sample: list[Any]  # rows, or one {input: value} object per row (named tensors)
     signature: dict[str, Any]
+    # Release annotations (ANNOTATION_KEYS; short strings): each provider puts them, as its
+    # cloud allows, on what it creates for the version and shows them in Status.details.
     annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,7 @@ import numpy as np
 
 from deployer.flavors import LoadedModel, load_model
 from deployer.flavors.base import RequestError, Signature
+from deployer.flavors.threshold import apply_threshold
 from deployer.serving import metrics
 from deployer.serving.batching import Inputs, MicroBatcher, batch_rows
 from deployer.serving.errors import BadRequest, NotReady
@@ -83,6 +84,8 @@ class ModelRunner:
             model = load_model(
                 self.settings.flavor, self.settings.model_path, self.settings.flavor_options
             )
+            if self.settings.decision_threshold is not None:
+                model = apply_threshold(model, self.settings.decision_threshold)
         except Exception as exc:
             self.load_error = f"model failed to load: {exc}"
             log.error("%s", self.load_error)
@@ -110,6 +113,8 @@ class ModelRunner:
         self.workers.mark_ready()
         metrics.MODEL_READY.set(1)
         log.info("model %s (%s) loaded in %.2fs", self.settings.model_name, model.flavor, seconds)
+        if "threshold" in model.extra:
+            log.info("predict decides with the threshold %s", model.extra["threshold"])
 
     def _predict_now(self, rows: Inputs, method: str, parameters: Mapping[str, Any] = {}) -> Any:
         try:

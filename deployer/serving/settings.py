@@ -30,6 +30,9 @@ class ServingSettings:
     model_version: str = "1"
     flavor_options: dict[str, Any] = field(default_factory=dict)
     default_method: str | None = None
+    # A binary classifier's decision threshold ({"value", "positive_label"}): predict
+    # answers the positive class when P(positive) >= value (deployer.flavors.threshold).
+    decision_threshold: dict[str, Any] | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     workers: int = 1

@@ -8,6 +8,7 @@ endpoint's current config; the config to roll back to is named by the endpoint's
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,9 +122,15 @@ def _variant_text(want: Desired) -> str:
 
 
 def deploy(
-    scope: Scope, version: str, image_ref: str, strategy: Strategy, progress: Progress
+    scope: Scope,
+    version: str,
+    image_ref: str,
+    strategy: Strategy,
+    progress: Progress,
+    annotations: Mapping[str, str] | None = None,
 ) -> Deployment:
-    """Create or update the endpoint so that ``version`` serves; see the module docstring."""
+    """Create or update the endpoint so that ``version`` serves; see the module docstring.
+    ``annotations`` (the release's) tag the version's model and endpoint config."""
     sm = scope.sm
     want = desired(scope.options, scope.endpoint, version, image_ref, scope.repository)
     live = sm.live(scope.endpoint)
@@ -158,7 +165,7 @@ def deploy(
         config = deployment_config(
             strategy, scope.options, _fleet(scope, live, retain), True, allowance(scope.options)
         )
-    _ensure_model_and_config(scope, want, progress)
+    _ensure_model_and_config(scope, want, progress, annotations or {})
     if live is None:
         progress(f"creating endpoint {scope.endpoint} ({_variant_text(want)})")
         sm.create_endpoint(scope.endpoint, want.name, scope.tags(version))
@@ -203,9 +210,12 @@ def restore_autoscaling(scope: Scope, progress: Progress) -> None:
         progress(f"autoscaling registered again for {autoscaling.resource_id(scope.endpoint)}")
 
 
-def _ensure_model_and_config(scope: Scope, want: Desired, progress: Progress) -> None:
+def _ensure_model_and_config(
+    scope: Scope, want: Desired, progress: Progress, annotations: Mapping[str, str]
+) -> None:
     sm = scope.sm
-    tags = scope.tags(want.version)
+    extra = names.annotation_tags(annotations)
+    tags = [*scope.tags(want.version), *({"Key": k, "Value": v} for k, v in extra.items())]
     if sm.describe_model(want.name) is None:
         progress(f"creating model {want.name}")
         sm.create_model(want, scope.options.role_arn, tags)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
+
+from deployer.providers import ANNOTATION_KEYS
 
 MAX_NAME = 63
 SPEC_CHARS = 6
@@ -65,6 +68,23 @@ def tags(project: str, target: str, version: str | None = None) -> list[dict[str
     if version:
         pairs[TAG_VERSION] = version
     return [{"Key": k, "Value": v} for k, v in pairs.items()]
+
+
+_TAG_CHARS = re.compile(r"[^\w .:/=+\-@]")  # SageMaker's tag pattern: letters, digits, _.:/=+-@
+
+
+def annotation_tags(annotations: Mapping[str, str]) -> dict[str, str]:
+    """Release annotations as SageMaker tags: other characters become '_', values at most
+    256 characters, keys 128."""
+    return {
+        _TAG_CHARS.sub("_", key)[:128]: _TAG_CHARS.sub("_", value)[:256]
+        for key, value in annotations.items()
+    }
+
+
+def annotations_of(tag_map: Mapping[str, str]) -> dict[str, str]:
+    """The release annotations among a resource's tags."""
+    return {key: value for key, value in tag_map.items() if key in ANNOTATION_KEYS}
 
 
 def tag_map(tag_list: list[dict[str, str]]) -> dict[str, str]:

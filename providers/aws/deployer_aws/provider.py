@@ -123,7 +123,9 @@ class SageMakerProvider:
     def deploy(
         self, release: Release, image_ref: str, strategy: Strategy, progress: Progress
     ) -> Deployment:
-        return deploy.deploy(self.scope, release.version, image_ref, strategy, progress)
+        return deploy.deploy(
+            self.scope, release.version, image_ref, strategy, progress, release.annotations
+        )
 
     def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:
         return waiting.wait(self.scope, deployment, timeout, self._url(), progress)

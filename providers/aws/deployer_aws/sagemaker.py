@@ -29,6 +29,7 @@ class Live:
     tags: dict[str, str]
     pending_config: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    config_tags: dict[str, str] = field(default_factory=dict)  # the live config's tags
 
     @property
     def previous_config(self) -> str | None:
@@ -235,11 +236,14 @@ class SageMaker:
 
     def config_version(self, config: str) -> str | None:
         """The ``deployer-version`` tag of an endpoint config (None if it has none or is gone)."""
+        return self.config_tags(config).get(names.TAG_VERSION)
+
+    def config_tags(self, config: str) -> dict[str, str]:
+        """An endpoint config's tags ({} when it is gone)."""
         described = self.describe_config(config)
         if described is None:
-            return None
-        arn = described["EndpointConfigArn"]
-        return self.tags(arn, f"endpoint config {config}").get(names.TAG_VERSION)
+            return {}
+        return self.tags(described["EndpointConfigArn"], f"endpoint config {config}")
 
     def live(self, name: str) -> Live | None:
         described = self.describe_endpoint(name)
@@ -247,16 +251,18 @@ class SageMaker:
             return None
         config = described.get("EndpointConfigName", "")
         pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        config_tags = self.config_tags(config) if config else {}
         return Live(
             name=name,
             arn=described["EndpointArn"],
             status=described.get("EndpointStatus", ""),
             config=config,
-            version=self.config_version(config) if config else None,
+            version=config_tags.get(names.TAG_VERSION),
             failure_reason=described.get("FailureReason") or None,
             tags=self.tags(described["EndpointArn"], f"endpoint {name}"),
             pending_config=pending,
             raw=described,
+            config_tags=config_tags,
         )
 
     def owned(self, kind: str, prefix: str, project: str, target: str) -> Iterator[str]:

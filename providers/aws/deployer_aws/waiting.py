@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from deployer.providers import Deployment, Progress, State, Status
+from deployer_aws import names
 from deployer_aws.deploy import Scope, allowance, finalize, restore_autoscaling
 
 STATES: dict[str, State] = {
@@ -33,6 +34,7 @@ def status(scope: Scope, url: str) -> Status:
         "endpoint_config": live.config,
         "previous_config": live.previous_config,
         "region": scope.options.region,
+        "annotations": names.annotations_of(live.config_tags),
     }
     reason = None
     if state == "healthy":

@@ -54,6 +54,7 @@ def deploy(
         )
         tags = ws.tags(
             **{
+                **names.annotation_tags(release.annotations),
                 names.TAG_VERSION: release.version,
                 names.TAG_IMAGE: image_ref[:256],
                 names.TAG_CREATED: specs.now_tag(),

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+
+from deployer.providers import ANNOTATION_KEYS
 
 MAX_LENGTH = 32
 TAG_PROJECT = "deployer-project"
@@ -45,3 +48,19 @@ def endpoint_name(project: str, target: str, override: str | None = None) -> str
 def deployment_name(version: str) -> str:
     """``v`` + the release version (image id and model digest, short), within 32 characters."""
     return _fit(f"v{_clean(version).lower()}", version)
+
+
+_NOT_IN_TAG_NAMES = re.compile(r"[<>%&\\?/]")  # what Azure Resource Manager refuses in tag names
+
+
+def annotation_tags(annotations: Mapping[str, str]) -> dict[str, str]:
+    """Release annotations as Azure tags: names without ``<>%&\\?/`` (at most 512
+    characters), values at most 256 characters."""
+    return {
+        _NOT_IN_TAG_NAMES.sub("_", key)[:512]: value[:256] for key, value in annotations.items()
+    }
+
+
+def annotations_of(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """The release annotations among a resource's tags."""
+    return {key: value for key, value in (tags or {}).items() if key in ANNOTATION_KEYS}

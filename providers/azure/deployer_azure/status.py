@@ -4,7 +4,7 @@ read from the control plane (the endpoint's and the deployment's provisioning st
 from __future__ import annotations
 
 from deployer.providers import Status
-from deployer_azure import endpoints, rollout, specs
+from deployer_azure import endpoints, names, rollout, specs
 from deployer_azure.auth import azure_errors
 from deployer_azure.endpoints import FAILED_STATES, SUCCEEDED
 from deployer_azure.workspace import Workspace
@@ -31,6 +31,7 @@ def status(ws: Workspace) -> Status:
         "traffic": traffic,
         "location": endpoint.location,
         "deployment": live,
+        "annotations": names.annotations_of(getattr(found, "tags", None)),
     }
     url = endpoint.scoring_uri
     endpoint_state = specs.state(endpoint.provisioning_state).lower()

@@ -28,7 +28,10 @@ def ensure_model(scope: Scope, release: Release, image_ref: str, progress: Progr
     operation = api.upload_model(
         display,
         image_ref,
-        names.version_labels(scope.project, scope.target, version),
+        {
+            **names.annotation_labels(release.annotations),
+            **names.version_labels(scope.project, scope.target, version),
+        },
         routes.VERTEX_PREDICT,
         routes.VERTEX_HEALTH,
         scope.options.env,

@@ -10,6 +10,8 @@ import hashlib
 import re
 from collections.abc import Mapping
 
+from deployer.providers import ANNOTATION_KEYS
+
 LABEL_PROJECT = "deployer-project"
 LABEL_TARGET = "deployer-target"
 LABEL_VERSION = "deployer-version"
@@ -43,6 +45,16 @@ def owner_labels(project: str, target: str) -> dict[str, str]:
 
 def version_labels(project: str, target: str, version: str) -> dict[str, str]:
     return {**owner_labels(project, target), LABEL_VERSION: label_value(version)}
+
+
+def annotation_labels(annotations: Mapping[str, str]) -> dict[str, str]:
+    """Release annotations as Vertex labels (keys and values lowercased to the label rules)."""
+    return {label_value(key): label_value(value) for key, value in annotations.items()}
+
+
+def annotations_of(labels: Mapping[str, str]) -> dict[str, str]:
+    """The release annotations among a resource's labels."""
+    return {key: value for key, value in labels.items() if key in ANNOTATION_KEYS}
 
 
 def label_filter(labels: Mapping[str, str]) -> str:

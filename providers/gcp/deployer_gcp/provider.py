@@ -117,7 +117,7 @@ class VertexProvider:
         return waiting.wait(self.scope, deployment, timeout, progress)
 
     def status(self) -> Status:
-        return status.status(self.scope)
+        return status.with_annotations(self.scope, status.status(self.scope))
 
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
         """POST ``body`` through rawPredict (``accept`` is not sent: see invoke.py)."""

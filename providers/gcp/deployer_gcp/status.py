@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from deployer.providers import Progress, Status
-from deployer_gcp import traffic
+from deployer_gcp import names, traffic
 from deployer_gcp.names import seconds
 from deployer_gcp.scope import Scope
 
@@ -27,6 +27,17 @@ def status(scope: Scope) -> Status:
             f"in {scope.api.parent}",
         )
     return status_of(scope, endpoint)
+
+
+def with_annotations(scope: Scope, current: Status) -> Status:
+    """``current`` with the live version's release annotations (its Model's labels) in
+    ``details["annotations"]`` ({} when there are none)."""
+    found: dict[str, str] = {}
+    endpoint = current.details.get("endpoint")
+    live = traffic.live_deployed_model(scope.api.get_endpoint(endpoint)) if endpoint else None
+    if live is not None and live.model:
+        found = names.annotations_of(scope.api.get_model(live.model).labels)
+    return dataclasses.replace(current, details={**current.details, "annotations": found})
 
 
 def status_of(scope: Scope, endpoint: Any) -> Status:

@@ -32,6 +32,7 @@ from deployer_kubernetes.names import (
     TRACK_CANARY,
     TRACK_STABLE,
     Names,
+    annotations_of,
 )
 from deployer_kubernetes.options import KubernetesOptions
 from deployer_kubernetes.rollout import diagnose, rollout_status
@@ -57,6 +58,12 @@ class Live:
         if self.deployment is None:
             return None
         return (self.deployment["metadata"].get("labels") or {}).get(LABEL_VERSION)
+
+    def release_annotations(self) -> dict[str, str]:
+        """The release annotations of what runs now ({} when there are none)."""
+        if self.deployment is None:
+            return {}
+        return annotations_of(self.deployment["metadata"].get("annotations"))
 
     def annotation(self, key: str) -> str | None:
         if self.deployment is None:

@@ -9,7 +9,8 @@ selects both tracks, unless an HTTPRoute weighs the two Services exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from deployer.providers import routes
@@ -24,6 +25,7 @@ from deployer_kubernetes.names import (
     TRACK_CANARY,
     TRACK_STABLE,
     Names,
+    release_annotations,
 )
 from deployer_kubernetes.options import KubernetesOptions
 from deployer_kubernetes.templating import render
@@ -41,6 +43,7 @@ class Version:
     previous_version: str | None = None
     accelerator: str = "cpu"  # cuda: the pods ask for one nvidia.com/gpu
     previous_accelerator: str = "cpu"
+    annotations: Mapping[str, str] = field(default_factory=dict)  # the release's
 
 
 class Renderer:
@@ -84,6 +87,7 @@ class Renderer:
         if track == TRACK_STABLE and replicas is None:
             replicas = options.fixed_replicas
         annotations = {
+            **release_annotations(version.annotations),
             ANNOTATION_IMAGE: version.image,
             ANNOTATION_CHANGE_CAUSE: f"deployer push {version.version}",
         }

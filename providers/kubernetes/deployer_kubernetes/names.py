@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from deployer.providers import ANNOTATION_KEYS
 
 MAX_BASE = 56  # room for "-canary" within 63 characters
 MANAGER = "deployer"
@@ -32,6 +35,24 @@ ANNOTATION_PREVIOUS_ACCELERATOR = "deployer.dev/previous-accelerator"
 # The extended resource the NVIDIA device plugin advertises; one per pod of a CUDA image.
 GPU_RESOURCE = "nvidia.com/gpu"
 ANNOTATION_CHANGE_CAUSE = "kubernetes.io/change-cause"
+# Release annotations (deployer-model-sha256, ...) go on the Deployment as
+# deployer.dev/model-sha256, ...: a qualified name of at most 63 of [A-Za-z0-9._-].
+RELEASE_PREFIX = "deployer.dev/"
+
+
+def release_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    """Release annotations as Kubernetes annotation keys and values."""
+    found = {}
+    for key, value in annotations.items():
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", key.removeprefix("deployer-"))[:63]
+        found[RELEASE_PREFIX + name.strip("._-")] = value
+    return found
+
+
+def annotations_of(metadata_annotations: Mapping[str, str] | None) -> dict[str, str]:
+    """The release annotations a Deployment carries, under their release keys."""
+    wanted = {RELEASE_PREFIX + key.removeprefix("deployer-"): key for key in ANNOTATION_KEYS}
+    return {wanted[k]: v for k, v in (metadata_annotations or {}).items() if k in wanted}
 
 
 def dns_label(text: str, limit: int = MAX_BASE) -> str:

@@ -4,6 +4,7 @@ server's service proxy. See the package README for options and strategies."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -173,6 +174,7 @@ class KubernetesProvider:
         version = self.deployer.target_version(
             image_ref, release.version, live, release.accelerator
         )
+        version = dataclasses.replace(version, annotations=release.annotations)
         manifests = self.renderer.all(version)
         details: dict[str, Any] = {
             "namespace": self.names.namespace,
@@ -335,6 +337,7 @@ class KubernetesProvider:
             "replicas": live.replicas,
             "available": state.available,
             "previous_version": live.annotation("deployer.dev/previous-version"),
+            "annotations": live.release_annotations(),
         }
         canary = self.deployer.canary()
         if canary is not None:

@@ -1,12 +1,14 @@
 """Image sizes for a PyTorch model: ours vs BentoML, LitServe and TorchServe at their smallest
 (issue 16).
 
-    .venv/bin/python benchmarks/torch_image.py [--images ours,bentoml,litserve,torchserve]
-        [--json out.json]
+    .venv/bin/python benchmarks/torch_image.py [--model mlp|text]
+        [--images ours,bentoml,litserve,torchserve] [--json out.json]
 
-Ours: ``deployer build`` of the TorchScript MLP of benchmarks/torch_serving.py (signature in
-deployer.yaml), on the local base image (DEPLOYER_BASE_IMAGE, default
-deployer-base:bookworm-py311).
+Ours: ``deployer build`` of the model of benchmarks/torch_serving.py (``mlp``: the TorchScript
+MLP, signature in deployer.yaml; ``text``: the BERT-mini text classifier as a transformers
+pipeline), on the local base image (DEPLOYER_BASE_IMAGE, default
+deployer-base:bookworm-py311). For ``text`` every peer also gets transformers and tokenizers
+at the versions our venv has.
 
 Peers: neither ``bentoml containerize`` nor a LitServe Dockerfile can build here (they start
 from Docker Hub images and run pip inside the build, and this machine reaches neither), so
@@ -30,12 +32,14 @@ checks that TorchServe answers a prediction inside it.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +50,9 @@ REPO = HERE.parent
 BASE = os.environ.setdefault("DEPLOYER_BASE_IMAGE", "deployer-base:bookworm-py311")
 TORCH = "torch==2.13.0"
 PEERS = {
-    "bentoml": ("bentoml==1.4.40", "bentoml_service.py"),
-    "litserve": ("litserve==0.2.19", "litserve_server.py"),
-    "torchserve": ("torchserve==0.12.0", "torchserve_handler.py"),
+    "bentoml": "bentoml==1.4.40",
+    "litserve": "litserve==0.2.19",
+    "torchserve": "torchserve==0.12.0",
 }
 ARCHIVER = "torch-model-archiver==0.12.0"
 # TorchServe's Python worker imports yaml, which its wheel does not declare (its own install
@@ -56,7 +60,7 @@ ARCHIVER = "torch-model-archiver==0.12.0"
 TORCHSERVE_UNDECLARED = "pyyaml==6.0.4"
 JRE = "openjdk-17-jre-headless"
 IMAGES = ("ours", *PEERS)
-DEPLOYER_YAML = """\
+MLP_YAML = """\
 name: torch-bench
 model:
   path: mlp.pt
@@ -67,6 +71,49 @@ model:
     outputs:
       - {name: logits, datatype: FP32, shape: [-1, 10]}
 """
+TEXT_YAML = """\
+name: text-bench
+model:
+  path: text
+  flavor: transformers
+  options: {task: text-classification}
+"""
+
+
+@dataclass(frozen=True)
+class Model:
+    """One benchmark model: its file (or folder) name, how peers/ writes it, our
+    deployer.yaml, each peer's service file, what peers need beside torch, and the request
+    TorchServe's image is checked with."""
+
+    name: str  # also TorchServe's model name
+    file: str
+    writer: str
+    deployer_yaml: str
+    services: dict[str, str]
+    extra: tuple[str, ...]
+    check_body: str
+    check_key: str
+
+
+def _ours_version(package: str) -> str:
+    return f"{package}=={importlib.metadata.version(package)}"
+
+
+MODELS = {
+    "mlp": Model(
+        "mlp", "mlp.pt", "torch_model.py", MLP_YAML,
+        {"bentoml": "bentoml_service.py", "litserve": "litserve_server.py",
+         "torchserve": "torchserve_handler.py"},
+        (), '{"x": [0.0] * 64}', "",
+    ),
+    "text": Model(
+        "text", "text", "text_model.py", TEXT_YAML,
+        {"bentoml": "bentoml_text_service.py", "litserve": "litserve_text_server.py",
+         "torchserve": "torchserve_text_handler.py"},
+        ("transformers", "tokenizers"), '{"text": "the movie was very good"}', "label",
+    ),
+}  # fmt: skip
 PEER_DOCKERFILE = """\
 FROM {base} AS install
 COPY wheels/ /tmp/wheels/
@@ -75,8 +122,9 @@ RUN python3 -m venv /opt/venv \\
       --find-links /tmp/wheels {requirements}
 FROM {base}
 COPY --from=install /opt/venv /opt/venv
-COPY {service} mlp.pt /opt/app/
-ENV MODEL_PATH=/opt/app/mlp.pt PATH=/opt/venv/bin:$PATH
+COPY {service} /opt/app/
+COPY {model} /opt/app/{model}
+ENV MODEL_PATH=/opt/app/{model} PATH=/opt/venv/bin:$PATH
 """
 PIP_INSTALL = (
     "python -m pip install --no-index --no-cache-dir --disable-pip-version-check "
@@ -85,12 +133,13 @@ PIP_INSTALL = (
 TORCHSERVE_DOCKERFILE = """\
 FROM {base} AS install
 COPY wheels/ /tmp/wheels/
-COPY {service} mlp.pt model-config.yaml /tmp/model/
+COPY {service} model-config.yaml /tmp/model/
+COPY {model} /tmp/model/{model}
 RUN python3 -m venv /opt/venv && /opt/venv/bin/{pip} {requirements} \\
  && python3 -m venv /tmp/archiver && /tmp/archiver/bin/{pip} {archiver} \\
  && mkdir -p /opt/app/store \\
- && /tmp/archiver/bin/torch-model-archiver --model-name mlp --version 1.0 \\
-      --serialized-file /tmp/model/mlp.pt --handler /tmp/model/{service} \\
+ && /tmp/archiver/bin/torch-model-archiver --model-name {name} --version 1.0 \\
+      {model_files} --handler /tmp/model/{service} \\
       --config-file /tmp/model/model-config.yaml --archive-format no-archive \\
       --export-path /opt/app/store
 FROM {base}
@@ -106,31 +155,35 @@ CMD ["torchserve", "--start", "--foreground", "--ncs", "--ts-config", "/opt/app/
 TORCHSERVE_CONFIG = """\
 inference_address=http://0.0.0.0:8080
 model_store=/opt/app/store
-load_models=mlp
+load_models={name}
 default_workers_per_model=1
 disable_token_authorization=true
 """
 
 
-# Run inside the TorchServe container: POST one row until the model answers 10 logits.
+# Run inside the TorchServe container: POST one request until the model answers 10 logits
+# (mlp) or a label (text).
 SERVE_CHECK = """\
 import json, time, urllib.request
-url = "http://127.0.0.1:8080/predictions/mlp"
-body = json.dumps({"x": [0.0] * 64}).encode()
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+url = "http://127.0.0.1:8080/predictions/{name}"
+body = json.dumps({body}).encode()
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
 for _ in range(240):
     try:
-        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        request = urllib.request.Request(url, body, {{"Content-Type": "application/json"}})
         with opener.open(request, timeout=5) as response:
             logits = json.loads(response.read())
         break
     except OSError:
         time.sleep(0.5)
 else:
-    raise SystemExit(f"no answer from {url} in 2 minutes")
-if len(logits) != 10:
-    raise SystemExit(f"expected 10 logits, got {logits}")
-print("torchserve in the image answered", [round(v, 4) for v in logits[:3]], "...")
+    raise SystemExit(f"no answer from {{url}} in 2 minutes")
+if {key!r}:
+    if {key!r} not in logits:
+        raise SystemExit(f"expected {key!r} in the answer, got {{logits}}")
+elif len(logits) != 10:
+    raise SystemExit(f"expected 10 logits, got {{logits}}")
+print("torchserve in the image answered", str(logits)[:80])
 """
 
 
@@ -145,18 +198,18 @@ def image_size(tag: str) -> int:
     return int(docker("image", "inspect", "--format", "{{.Size}}", tag))
 
 
-def write_model(folder: Path) -> Path:
-    """The benchmark's TorchScript MLP (torch from our venv)."""
-    path = folder / "mlp.pt"
-    subprocess.run([sys.executable, str(HERE / "peers" / "torch_model.py"), str(path)], check=True)
+def write_model(model: Model, folder: Path) -> Path:
+    """The benchmark's model (torch and transformers from our venv)."""
+    path = folder / model.file
+    subprocess.run([sys.executable, str(HERE / "peers" / model.writer), str(path)], check=True)
     return path
 
 
-def ours(folder: Path) -> int:
-    """``deployer build`` of the MLP; the image's size. The tag is removed."""
+def ours(model: Model, folder: Path) -> int:
+    """``deployer build`` of the model; the image's size. The tag is removed."""
     from deployer import Project
 
-    (folder / "deployer.yaml").write_text(DEPLOYER_YAML)
+    (folder / "deployer.yaml").write_text(model.deployer_yaml)
     image = Project.load(folder / "deployer.yaml").build()
     try:
         return int(image.size)
@@ -164,33 +217,43 @@ def ours(folder: Path) -> int:
         docker("image", "rm", "-f", image.ref)
 
 
-def peer_dockerfile(name: str, context: Path) -> str:
+def requirements(name: str, model: Model) -> list[str]:
+    """What the peer's venv installs: torch, the peer, and the model's own libraries."""
+    extra = [TORCHSERVE_UNDECLARED] if name == "torchserve" else []
+    return [TORCH, PEERS[name], *(_ours_version(p) for p in model.extra), *extra]
+
+
+def peer_dockerfile(name: str, model: Model, context: Path) -> str:
     """The peer's Dockerfile; TorchServe's also needs its batching config and server config
     in ``context``."""
-    requirement, service = PEERS[name]
+    service, wanted = model.services[name], " ".join(requirements(name, model))
     if name != "torchserve":
         return PEER_DOCKERFILE.format(
-            base=BASE, requirements=f"{TORCH} {requirement}", service=service
+            base=BASE, requirements=wanted, service=service, model=model.file
         )
     (context / "model-config.yaml").write_text(torchserve_peer.MODEL_CONFIG)
-    (context / "config.properties").write_text(TORCHSERVE_CONFIG)
+    (context / "config.properties").write_text(TORCHSERVE_CONFIG.format(name=model.name))
+    flag = "--extra-files" if model.name == "text" else "--serialized-file"
     return TORCHSERVE_DOCKERFILE.format(
         base=BASE,
         pip=PIP_INSTALL,
-        requirements=f"{TORCH} {requirement} {TORCHSERVE_UNDECLARED}",
+        requirements=wanted,
         archiver=ARCHIVER,
         service=service,
         jre=JRE,
+        name=model.name,
+        model=model.file,
+        model_files=f"{flag} /tmp/model/{model.file}",
     )
 
 
-def check_torchserve_image(tag: str) -> None:
+def check_torchserve_image(tag: str, model: Model) -> None:
     """Start the TorchServe image without network; it must answer a prediction inside."""
     container = f"deployer-bench-torchserve-check-{os.getpid()}"
     docker("run", "-d", "--network", "none", "--name", container, tag)
     try:
         done = subprocess.run(
-            ["docker", "exec", container, "python3", "-c", SERVE_CHECK],
+            ["docker", "exec", container, "python3", "-c", serve_check(model)],
             capture_output=True,
             text=True,
         )
@@ -207,25 +270,31 @@ def check_torchserve_image(tag: str) -> None:
         docker("rm", "-f", container)
 
 
-def peer(name: str, folder: Path, model: Path) -> int:
+def serve_check(model: Model) -> str:
+    return SERVE_CHECK.format(name=model.name, body=model.check_body, key=model.check_key)
+
+
+def peer(name: str, folder: Path, model: Model, path: Path) -> int:
     """The peer's smallest image (see the module docstring); its size. The tag is removed."""
-    requirement, service = PEERS[name]
+    service = model.services[name]
     context = folder / name
     wheels = context / "wheels"
     wheels.mkdir(parents=True)
-    extra = [ARCHIVER, TORCHSERVE_UNDECLARED] if name == "torchserve" else []
-    wanted = [TORCH, requirement, *extra]
+    wanted = requirements(name, model) + ([ARCHIVER] if name == "torchserve" else [])
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), *wanted], check=True
     )
     shutil.copy(HERE / "peers" / service, context / service)
-    shutil.copy(model, context / "mlp.pt")
-    (context / "Dockerfile").write_text(peer_dockerfile(name, context))
+    if path.is_dir():
+        shutil.copytree(path, context / model.file)
+    else:
+        shutil.copy(path, context / model.file)
+    (context / "Dockerfile").write_text(peer_dockerfile(name, model, context))
     tag = f"deployer-bench-{name}:torch"
     docker("build", "-q", "-t", tag, str(context))
     try:
         if name == "torchserve":  # the JRE the build installed runs the server
-            check_torchserve_image(tag)
+            check_torchserve_image(tag, model)
         return image_size(tag)
     finally:
         docker("image", "rm", "-f", tag)
@@ -253,8 +322,10 @@ def main() -> int:
     parser.add_argument(
         "--images", default=",".join(IMAGES), help=f"which images ({','.join(IMAGES)})"
     )
+    parser.add_argument("--model", choices=sorted(MODELS), default="mlp", help="mlp or text")
     parser.add_argument("--json", type=Path, help="also write the sizes here")
     args = parser.parse_args()
+    model = MODELS[args.model]
     images = args.images.split(",")
     unknown = sorted(set(images) - set(IMAGES))
     if unknown:
@@ -262,16 +333,17 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="deployer-bench-torch-image-"))
     sizes: dict[str, Any] = {}
     try:
-        model = write_model(folder)
+        path = write_model(model, folder)
         if "ours" in images:
-            sizes["ours"] = ours(folder)
+            sizes["ours"] = ours(model, folder)
         for name in (p for p in PEERS if p in images):
-            sizes[name] = peer(name, folder, model)
+            sizes[name] = peer(name, folder, model, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(report(sizes))
     if args.json:
-        args.json.write_text(json.dumps({"base_image": BASE, "bytes": sizes}, indent=2))
+        facts = {"base_image": BASE, "model": model.name, "bytes": sizes}
+        args.json.write_text(json.dumps(facts, indent=2))
     return 0
 
 

@@ -199,6 +199,9 @@ def test_body_over_the_limit_with_content_length(client: httpx.Client, path: str
     assert len(body) > SMALL_BODY_LIMIT
     answer = client.post(path, content=body, headers={"content-type": "application/json"})
     assert_error(answer, 413, f"{SMALL_BODY_LIMIT}-byte limit")
+    # the body was not read: the server closes, and says so, so the client never reuses
+    # a socket that is about to close (the next request opens a new one: see ``client``)
+    assert answer.headers["connection"] == "close"
 
 
 def test_body_over_the_limit_chunked(client: httpx.Client) -> None:
@@ -214,6 +217,7 @@ def test_body_over_the_limit_chunked(client: httpx.Client) -> None:
     assert "content-length" not in answer.request.headers
     assert answer.request.headers["transfer-encoding"] == "chunked"
     assert_error(answer, 413, f"{SMALL_BODY_LIMIT}-byte limit")
+    assert answer.headers["connection"] == "close"
 
 
 def test_body_over_the_limit_in_one_chunk(client: httpx.Client) -> None:
@@ -225,6 +229,7 @@ def test_body_over_the_limit_in_one_chunk(client: httpx.Client) -> None:
     )
     assert answer.request.headers["transfer-encoding"] == "chunked"
     assert_error(answer, 413, f"{SMALL_BODY_LIMIT}-byte limit")
+    assert answer.headers["connection"] == "close"
 
 
 def test_body_under_the_limit_chunked(client: httpx.Client, sklearn_model: Any) -> None:

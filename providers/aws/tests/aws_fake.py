@@ -16,6 +16,11 @@
   canned answers or by forwarding to a real container of the endpoint's image (pulled
   from the local registry and run on 127.0.0.1), turning a container 4xx/5xx into
   SageMaker's ``ModelError`` (424).
+- CloudWatch (moto's, on the same server; botocore speaks its JSON protocol): each
+  request is recorded and checked against botocore's model like the others;
+  ``GetMetricData`` answers percentile statistics (``p99``), which moto lacks; an update
+  whose ``AutoRollbackConfiguration`` names an alarm in ALARM while it bakes (a test sets
+  it with ``SetAlarmState``) rolls back with SageMaker's FailureReason naming the alarm.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -50,8 +56,10 @@ TARGET_PREFIXES = {
     "SageMaker": "sagemaker",
     "AmazonEC2ContainerRegistry_V20150921": "ecr",
     "AnyScaleFrontendService": "application-autoscaling",
+    "GraniteServiceVersion20100801": "cloudwatch",
 }
 INVOKE_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
+PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 
 
@@ -94,6 +102,7 @@ class Pending:
     script: Script
     started: float = 0.0  # time.monotonic() of the request
     limit: float | None = None  # MaximumExecutionTimeoutInSeconds, simulated seconds
+    alarms: list[str] = field(default_factory=list)  # AutoRollbackConfiguration's
 
 
 class FakeAws:
@@ -154,7 +163,7 @@ class FakeAws:
 
     def options(self, **extra: Any) -> dict[str, Any]:
         """Target options pointing every AWS API at this fake."""
-        urls = {k: self.url for k in ("sagemaker", "runtime", "ecr", "autoscaling")}
+        urls = {k: self.url for k in ("sagemaker", "runtime", "ecr", "autoscaling", "cloudwatch")}
         return {
             "provider": "sagemaker",
             "region": REGION,
@@ -253,7 +262,11 @@ class FakeAws:
                         new["CurrentInstanceCount"] = old["CurrentInstanceCount"]
             policy = (deployment or {}).get("BlueGreenUpdatePolicy") or {}
             limit = policy.get("MaximumExecutionTimeoutInSeconds")
-            fake.pending[name] = Pending(config_name, variants, script, time.monotonic(), limit)
+            watched = ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms")
+            alarms = [a["AlarmName"] for a in watched or []]
+            fake.pending[name] = Pending(
+                config_name, variants, script, time.monotonic(), limit, alarms
+            )
             endpoint.failure_reason = None
             endpoint.last_deployment_config = deployment
             endpoint.endpoint_status = "Updating"
@@ -323,6 +336,39 @@ class FakeAws:
         self._set(SageMakerModelBackend, "add_tags", add_tags)
         self._set(Repository, "__init__", repository_init)
         self._set(ECRResponse, "get_authorization_token", get_authorization_token)
+        self._patch_cloudwatch()
+
+    def _patch_cloudwatch(self) -> None:
+        """Percentile statistics (``p99``) in GetMetricData, as CloudWatch computes them
+        from the values put (nearest rank); moto knows only the five basic statistics."""
+        from moto.cloudwatch.models import Statistics
+
+        original = Statistics.get_statistics_for_type
+
+        def get_statistics_for_type(stats: Any, stat: str) -> Any:
+            match = PERCENTILE.match(stat)
+            if match is None:
+                return original(stats, stat)
+            values = sorted(stats.metric_single_values_list)
+            if not values:
+                return None
+            rank = math.ceil(float(match.group(1)) / 100 * len(values))
+            return values[max(rank, 1) - 1]
+
+        self._set(Statistics, "get_statistics_for_type", get_statistics_for_type)
+
+    @property
+    def cloudwatch(self) -> Any:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        return cloudwatch_backends[ACCOUNT][REGION]
+
+    def alarm_fired(self, names: list[str]) -> Any:
+        """The first of ``names`` CloudWatch holds in ALARM (None: none)."""
+        alarms = self.cloudwatch.alarms
+        return next(
+            (alarms[n] for n in names if n in alarms and alarms[n].state_value == "ALARM"), None
+        )
 
     # -- InvokeEndpoint ----------------------------------------------------------------
 
@@ -386,6 +432,16 @@ def _advance(fake: FakeAws, endpoint: Any) -> None:
     if pending is None:
         return
     script = pending.script
+    alarm = fake.alarm_fired(pending.alarms) if script.states else None
+    if alarm is not None:  # the update is still baking: SageMaker's auto-rollback
+        del fake.pending[endpoint.endpoint_name]
+        endpoint.pending_deployment_summary = None
+        endpoint.endpoint_status = "InService"
+        endpoint.failure_reason = (
+            f"Rolled back to the previous endpoint configuration because CloudWatch alarm "
+            f"{alarm.name} went into ALARM state during the deployment"
+        )
+        return
     simulated = (time.monotonic() - pending.started) * fake.speed
     if pending.limit is not None and fake.speed and simulated > pending.limit:
         del fake.pending[endpoint.endpoint_name]  # SageMaker ends the update by itself

@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from deployer.providers import Progress
-from deployer.providers.live import LiveRules, Signals, Verdict
+from deployer.providers import Progress, live
 from deployer_aws import names
 from deployer_aws.aws import Aws
 
@@ -87,7 +86,7 @@ def window_seconds(bake_seconds: float) -> int:
     return int(math.ceil(seconds / PERIOD) * PERIOD)
 
 
-def baseline(aws: Aws, endpoint: str, seconds: int, now: datetime | None = None) -> Signals:
+def baseline(aws: Aws, endpoint: str, seconds: int, now: datetime | None = None) -> live.Signals:
     """What the live variant served over the last ``seconds`` (one period the window long,
     so the p99 is CloudWatch's over the whole window)."""
     end = (now or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
@@ -115,14 +114,14 @@ def baseline(aws: Aws, endpoint: str, seconds: int, now: datetime | None = None)
         if not token:
             break
     p99 = values["p99"]
-    return Signals(
+    return live.Signals(
         int(sum(values["invocations"])),
         int(sum(values["errors"])),
         max(p99) / MICROSECONDS_PER_MS if p99 else None,
     )
 
 
-def bounds(old: Signals, rules: LiveRules) -> dict[str, float]:
+def bounds(old: live.Signals, rules: live.LiveRules) -> dict[str, float]:
     """The alarms' thresholds from the baseline, as ``compare`` bounds the new version:
     error rate (0..1) and, with a baseline p99, p99 latency in milliseconds."""
     found = {"errors": old.error_rate + rules.max_error_rate_increase}
@@ -133,15 +132,18 @@ def bounds(old: Signals, rules: LiveRules) -> dict[str, float]:
     return found
 
 
-def _error_alarm(alarm: Alarm, endpoint: str, rules: LiveRules) -> dict[str, Any]:
+def _error_alarm(alarm: Alarm, endpoint: str, rules: live.LiveRules) -> dict[str, Any]:
     inputs = [
         {**_stat("errors", "Invocation5XXErrors", "Sum", endpoint, PERIOD), "ReturnData": False},
         {**_stat("invocations", "Invocations", "Sum", endpoint, PERIOD), "ReturnData": False},
     ]
-    # a minute with too little traffic counts as no error (compare's "wait")
-    expression = f"IF(invocations >= {rules.min_requests}, errors / invocations, 0)"
+    # a minute with too little traffic counts as no error (compare's "wait"), or as a
+    # breach when the rules require traffic
+    quiet = 1 if rules.require_traffic else 0
+    expression = f"IF(invocations >= {rules.min_requests}, errors / invocations, {quiet})"
     rate = {"Id": "rate", "Expression": expression, "Label": "5xx error rate", "ReturnData": True}
-    return {"Metrics": [rate, *inputs]}
+    missing = "breaching" if rules.require_traffic else "notBreaching"
+    return {"Metrics": [rate, *inputs], "TreatMissingData": missing}
 
 
 def _latency_alarm(endpoint: str) -> dict[str, Any]:
@@ -151,6 +153,7 @@ def _latency_alarm(endpoint: str) -> dict[str, Any]:
         "Dimensions": _dimensions(endpoint),
         "ExtendedStatistic": "p99",
         "Period": PERIOD,
+        "TreatMissingData": "notBreaching",
     }
 
 
@@ -159,8 +162,8 @@ def ensure_alarms(
     project: str,
     target: str,
     endpoint: str,
-    old: Signals,
-    rules: LiveRules,
+    old: live.Signals,
+    rules: live.LiveRules,
     progress: Progress,
 ) -> list[Alarm]:
     """Create (or overwrite) this target's live-gate alarms for ``old``'s baseline."""
@@ -187,7 +190,6 @@ def ensure_alarms(
             DatapointsToAlarm=1,
             Threshold=value,
             ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
             Tags=names.tags(project, target),
             **metric,
         )
@@ -215,12 +217,12 @@ def fired(aws: Aws, alarms: list[str], failure_reason: str) -> tuple[str, str] |
     return None
 
 
-def verdict(alarm: str, reason: str, old: dict[str, Any] | None) -> Verdict:
+def verdict(alarm: str, reason: str, old: dict[str, Any] | None) -> live.Verdict:
     """The failing verdict of a fired alarm, the baseline as the old version's signals."""
-    return Verdict("fail", f"{alarm}: {reason}", Signals(**old) if old else None, None)
+    return live.Verdict("fail", f"{alarm}: {reason}", live.Signals(**old) if old else None, None)
 
 
-def signals_dict(signals: Signals) -> dict[str, Any]:
+def signals_dict(signals: live.Signals) -> dict[str, Any]:
     return asdict(signals)
 
 

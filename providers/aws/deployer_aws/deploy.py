@@ -13,7 +13,7 @@ from typing import Any
 
 from deployer.providers import Change, DeployerError, Deployment, Progress, Strategy, UsageError
 from deployer_aws import autoscaling, live_gate, names
-from deployer_aws.aws import Aws
+from deployer_aws.aws import AccessDenied, Aws
 from deployer_aws.options import SageMakerOptions
 from deployer_aws.sagemaker import (
     BUSY,
@@ -95,6 +95,10 @@ def plan(
     else:
         detail = f"{live.version or live.config} -> {version} (blue/green)"
         changes.append(Change("update", f"endpoint {scope.endpoint}", detail))
+        if strategy is not None and watched(strategy):
+            prefix = live_gate.alarm_prefix(scope.project, scope.target)
+            why = "live gate: 5xx rate and p99 over the live variant's baseline, auto-rollback"
+            changes.append(Change("update", f"CloudWatch alarms {prefix}*", why))
         keep = {want.name, live.config}
         for name in scope.sm.owned("config", scope.prefix, scope.project, scope.target):
             if name not in keep:
@@ -329,6 +333,18 @@ def start_rollback(scope: Scope, progress: Progress) -> Deployment:
     return Deployment(scope.target, version, live.version, changed=True, details=details)
 
 
+def _delete_live_alarms(scope: Scope, progress: Progress) -> list[str]:
+    """The live-gate alarms of this target, deleted; without the CloudWatch permissions
+    (a project that never used release.live needs none) destroy says so and goes on."""
+    try:
+        deleted = live_gate.delete_alarms(scope.aws, scope.project, scope.target)
+    except AccessDenied as exc:
+        prefix = live_gate.alarm_prefix(scope.project, scope.target)
+        progress(f"CloudWatch alarms {prefix}* were not checked: {exc.message}")
+        return []
+    return [f"CloudWatch alarm {name}" for name in deleted]
+
+
 def wait_deleted(scope: Scope, progress: Progress) -> None:
     deadline = time.monotonic() + scope.options.rollback_timeout
     while scope.sm.describe_endpoint(scope.endpoint) is not None:
@@ -356,8 +372,7 @@ def destroy(scope: Scope, progress: Progress) -> list[str]:
     for name in list(sm.owned("model", scope.prefix, scope.project, scope.target)):
         if sm.delete_model(name):
             removed.append(f"model {name}")
-    for name in live_gate.delete_alarms(scope.aws, scope.project, scope.target):
-        removed.append(f"CloudWatch alarm {name}")
+    removed.extend(_delete_live_alarms(scope, progress))
     for line in removed:
         progress(f"removed {line}")
     return removed

@@ -207,3 +207,24 @@ def test_destroy_deletes_this_targets_alarms_only(fake: FakeAws, provider, progr
     assert f"CloudWatch alarm {ERRORS}" in removed and f"CloudWatch alarm {LATENCY}" in removed
     left = cloudwatch(fake).describe_alarms()["MetricAlarms"]
     assert [a["AlarmName"] for a in left] == [f"{ERRORS}-copy"]
+
+
+def test_plan_names_the_alarms_a_live_canary_updates(fake: FakeAws, provider, progress):
+    p = first_version(provider, progress)
+    changes = {c.resource: c for c in p.plan(V2, canary()).changes}
+    assert "CloudWatch alarms deployer-iris-prod-live-*" in changes
+    assert "CloudWatch alarms deployer-iris-prod-live-*" not in {
+        c.resource for c in p.plan(V2, Strategy("canary", 50)).changes
+    }
+    assert fake.calls("PutMetricAlarm") == []  # plan writes nothing
+
+
+def test_destroy_without_cloudwatch_permission_says_so_and_goes_on(
+    fake: FakeAws, provider, progress
+):
+    p = first_version(provider, progress)
+    fake.fail("DescribeAlarms", "AccessDeniedException", message="not authorized")
+    removed = p.destroy(progress)
+    assert "endpoint iris-prod" in removed
+    assert "CloudWatch alarms deployer-iris-prod-live-* were not checked" in progress.text
+    assert "cloudwatch:DescribeAlarms" in progress.text

@@ -19,8 +19,10 @@
 - CloudWatch (moto's, on the same server; botocore speaks its JSON protocol): each
   request is recorded and checked against botocore's model like the others;
   ``GetMetricData`` answers percentile statistics (``p99``), which moto lacks; an update
-  whose ``AutoRollbackConfiguration`` names an alarm in ALARM while it bakes (a test sets
-  it with ``SetAlarmState``) rolls back with SageMaker's FailureReason naming the alarm.
+  whose ``AutoRollbackConfiguration`` names an alarm in ALARM while it bakes rolls back
+  with a FailureReason naming the alarm. A test sets the alarm with ``SetAlarmState``, or
+  puts the canary's data with ``PutMetricData`` and the fake evaluates the alarm as
+  CloudWatch would (``aws_alarms.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+from aws_alarms import evaluate
 from aws_model import problems, traffic_problems
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
@@ -103,6 +106,10 @@ class Pending:
     started: float = 0.0  # time.monotonic() of the request
     limit: float | None = None  # MaximumExecutionTimeoutInSeconds, simulated seconds
     alarms: list[str] = field(default_factory=list)  # AutoRollbackConfiguration's
+    # when the update began (whole seconds, as CloudWatch keeps timestamps)
+    began: datetime = field(
+        default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0)
+    )
 
 
 class FakeAws:
@@ -363,8 +370,10 @@ class FakeAws:
 
         return cloudwatch_backends[ACCOUNT][REGION]
 
-    def alarm_fired(self, names: list[str]) -> Any:
-        """The first of ``names`` CloudWatch holds in ALARM (None: none)."""
+    def alarm_fired(self, names: list[str], since: datetime) -> Any:
+        """The first of ``names`` in ALARM once evaluated on the data since ``since``."""
+        defined = {c["AlarmName"]: c for c in self.calls("PutMetricAlarm")}
+        evaluate(self.cloudwatch, {n: defined[n] for n in names if n in defined}, since)
         alarms = self.cloudwatch.alarms
         return next(
             (alarms[n] for n in names if n in alarms and alarms[n].state_value == "ALARM"), None
@@ -432,7 +441,7 @@ def _advance(fake: FakeAws, endpoint: Any) -> None:
     if pending is None:
         return
     script = pending.script
-    alarm = fake.alarm_fired(pending.alarms) if script.states else None
+    alarm = fake.alarm_fired(pending.alarms, pending.began) if script.states else None
     if alarm is not None:  # the update is still baking: SageMaker's auto-rollback
         del fake.pending[endpoint.endpoint_name]
         endpoint.pending_deployment_summary = None

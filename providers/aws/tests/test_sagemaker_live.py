@@ -228,3 +228,44 @@ def test_destroy_without_cloudwatch_permission_says_so_and_goes_on(
     assert "endpoint iris-prod" in removed
     assert "CloudWatch alarms deployer-iris-prod-live-* were not checked" in progress.text
     assert "cloudwatch:DescribeAlarms" in progress.text
+
+
+def put_canary(fake: FakeAws, invocations: int, errors: int, latency_us: float) -> None:
+    """What the endpoint served while the canary baked (both fleets share the variant)."""
+    data: list[dict[str, Any]] = [
+        {"MetricName": "Invocations", "Value": invocations},
+        {"MetricName": "Invocation5XXErrors", "Value": errors},
+        {"MetricName": "ModelLatency", "Values": [10000.0, latency_us], "Counts": [90.0, 10.0]},
+    ]
+    for datum in data:
+        datum.update(Dimensions=DIMENSIONS, Timestamp=datetime.now(timezone.utc))
+    cloudwatch(fake).put_metric_data(Namespace="AWS/SageMaker", MetricData=data)
+
+
+@pytest.mark.parametrize(
+    ("invocations", "errors", "latency_us", "alarm", "datapoint"),
+    [
+        (100, 15, 20000.0, ERRORS, "[0.15 ("),  # the canary answers 500s
+        (100, 1, 95000.0, LATENCY, "[95000 ("),  # the canary is slow
+        (100, 1, 25000.0, None, None),  # within both bounds: promoted
+        (10, 9, 20000.0, None, None),  # under min_requests a minute: no verdict, goes on
+    ],
+)
+def test_cloudwatch_evaluates_what_the_canary_served(
+    fake: FakeAws, provider, progress, invocations, errors, latency_us, alarm, datapoint
+):
+    p = first_version(provider, progress)
+    put_baseline(fake)
+    fake.script_update(Script(["Updating", "Updating", "Updating"]))
+    deployment = p.deploy(V2, image_ref(V2), canary(), progress)
+    put_canary(fake, invocations, errors, latency_us)
+    status = p.wait(deployment, 120, progress)
+    if alarm is None:
+        assert status.healthy and status.version == V2.version
+        assert "live gate: pass" in progress.text
+        return
+    assert not status.healthy and status.details["rolled_back"] is True
+    assert status.reason.startswith(f"live gate: {alarm}: Threshold Crossed: ")
+    assert datapoint in status.reason
+    assert status.reason.endswith(f"; rolled back: {V1.version} keeps serving")
+    assert p.status().version == V1.version

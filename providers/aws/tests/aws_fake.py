@@ -64,6 +64,7 @@ TARGET_PREFIXES = {
 INVOKE_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+SERVING = ("InService", "Updating", "SystemUpdating", "RollingBack")  # the old fleet answers
 
 
 @dataclass
@@ -132,6 +133,7 @@ class FakeAws:
         # MaximumExecutionTimeoutInSeconds passes (0: the clock never reaches it)
         self.speed = 0.0
         self.rejected: list[tuple[str, list[str]]] = []
+        self.extra_latency_us = 0.0  # added to each invocation's ModelLatency (a slow model)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -167,6 +169,7 @@ class FakeAws:
             self.model_answers.clear()
             self.rejected.clear()
         self.speed = 0.0
+        self.extra_latency_us = 0.0
 
     def options(self, **extra: Any) -> dict[str, Any]:
         """Target options pointing every AWS API at this fake."""
@@ -382,23 +385,16 @@ class FakeAws:
     # -- InvokeEndpoint ----------------------------------------------------------------
 
     def invoke(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
-        """What SageMaker's runtime answers for ``name``: the model's answer or an error."""
+        """What SageMaker's runtime answers for ``name``: the model's answer or an error.
+        Each invocation is counted in CloudWatch as SageMaker counts it."""
         endpoint = self.sagemaker.endpoints.get(name)
-        if endpoint is None or endpoint.endpoint_status != "InService":
+        if endpoint is None or endpoint.endpoint_status not in SERVING:
             message = f"Endpoint {name} of account {ACCOUNT} not found."
             return _error("ValidationError", 400, message)
-        if self.model_answers:
-            status, payload, kind = self.model_answers.pop(0)
-        else:
-            config = self.sagemaker.endpoint_configs[endpoint.endpoint_config_name]
-            model = self.sagemaker._models[config.production_variants[0]["ModelName"]]
-            url = self._container_url(model.primary_container["Image"])
-            forwarded = {
-                k: v for k, v in headers.items() if k.lower() in ("content-type", "accept")
-            }
-            answer = httpx.post(f"{url}/invocations", content=body, headers=forwarded, timeout=60)
-            status, payload = answer.status_code, answer.content
-            kind = answer.headers.get("content-type", "")
+        started = time.monotonic()
+        status, payload, kind = self._model_answer(endpoint, body, headers)
+        latency_us = (time.monotonic() - started) * 1e6 + self.extra_latency_us
+        self._publish(name, status, latency_us)
         if 200 <= status < 300:
             return (
                 status,
@@ -415,6 +411,36 @@ class FakeAws:
             "OriginalStatusCode": status,
         }
         return 424, {"x-amzn-ErrorType": "ModelError"}, json.dumps(error).encode()
+
+    def _model_answer(
+        self, endpoint: Any, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, str]:
+        """The model's status, body and content type: canned, or from its container."""
+        if self.model_answers:
+            return self.model_answers.pop(0)
+        config = self.sagemaker.endpoint_configs[endpoint.endpoint_config_name]
+        model = self.sagemaker._models[config.production_variants[0]["ModelName"]]
+        url = self._container_url(model.primary_container["Image"])
+        forwarded = {k: v for k, v in headers.items() if k.lower() in ("content-type", "accept")}
+        answer = httpx.post(f"{url}/invocations", content=body, headers=forwarded, timeout=60)
+        return answer.status_code, answer.content, answer.headers.get("content-type", "")
+
+    def _publish(self, name: str, status: int, latency_us: float) -> None:
+        """SageMaker's per-invocation metrics in CloudWatch (AWS/SageMaker, one variant)."""
+        dimensions = [
+            {"Name": "EndpointName", "Value": name},
+            {"Name": "VariantName", "Value": "AllTraffic"},
+        ]
+        data = [
+            ("Invocations", 1.0),
+            ("Invocation5XXErrors", 1.0 if status >= 500 else 0.0),
+            ("Invocation4XXErrors", 1.0 if 400 <= status < 500 else 0.0),
+            ("ModelLatency", latency_us),
+        ]
+        self.cloudwatch.put_metric_data(
+            "AWS/SageMaker",
+            [{"MetricName": m, "Value": v, "Dimensions": dimensions} for m, v in data],
+        )
 
     def _container_url(self, image: str) -> str:
         """Run ``image`` as SageMaker would (``serve``, port 8080), once per image."""

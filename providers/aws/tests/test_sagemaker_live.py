@@ -269,3 +269,38 @@ def test_cloudwatch_evaluates_what_the_canary_served(
     assert datapoint in status.reason
     assert status.reason.endswith(f"; rolled back: {V1.version} keeps serving")
     assert p.status().version == V1.version
+
+
+OK = (200, b'{"predictions": [0]}', "application/json")
+BOOM = (500, b'{"error": "model crashed"}', "application/json")
+
+
+@pytest.mark.parametrize(
+    ("answers", "extra_latency_us", "alarm", "datapoint"),
+    [
+        ([BOOM] * 10 + [OK] * 30, 0.0, ERRORS, "[0.25 ("),  # the model answers 500
+        ([OK] * 40, 90000.0, LATENCY, "was greater than the threshold (30000)"),  # slow
+        ([OK] * 40, 0.0, None, None),
+    ],
+)
+def test_invocations_during_the_bake_decide(
+    fake: FakeAws, provider, progress, answers, extra_latency_us, alarm, datapoint
+):
+    """InvokeEndpoint through boto3's runtime while the update bakes; the fake counts each
+    invocation in CloudWatch as SageMaker does, and CloudWatch judges the alarms."""
+    p = first_version(provider, progress)
+    put_baseline(fake)
+    fake.script_update(Script(["Updating", "Updating", "Updating"]))
+    deployment = p.deploy(V2, image_ref(V2), canary(), progress)
+    fake.model_answers.extend(answers)
+    fake.extra_latency_us = extra_latency_us
+    statuses = [p.invoke(b"[[0,0,0,0]]", "application/json").status for _ in answers]
+    assert statuses == [answer[0] for answer in answers]
+    status = p.wait(deployment, 120, progress)
+    if alarm is None:
+        assert status.healthy and status.version == V2.version
+        return
+    assert not status.healthy and status.details["rolled_back"] is True
+    assert status.reason.startswith(f"live gate: {alarm}: Threshold Crossed: ")
+    assert datapoint in status.reason
+    assert p.status().version == V1.version

@@ -134,10 +134,8 @@ def test_bad_canary_is_rolled_back_by_the_alarm_it_trips(
     assert now.healthy and now.version == V1.version
 
 
-def test_alarm_outside_the_update_rolls_back_without_a_live_gate_reason(
-    fake: FakeAws, provider, progress
-):
-    """Another team's alarm rolled the update back: SageMaker's reason, not ours."""
+def test_a_rollback_for_another_reason_keeps_sagemakers_reason(fake: FakeAws, provider, progress):
+    """A failed ping check, not a live-gate alarm: SageMaker's reason, not a live gate."""
     p = first_version(provider, progress)
     put_baseline(fake)
     fake.script_update(Script(["Updating"], "rollback", "ping check failed"))

@@ -16,12 +16,14 @@ IAM_PREFIX = {
     "sagemaker-runtime": "sagemaker",
     "ecr": "ecr",
     "application-autoscaling": "application-autoscaling",
+    "cloudwatch": "cloudwatch",
 }
 URL_OPTION = {
     "sagemaker": "sagemaker",
     "sagemaker-runtime": "runtime",
     "ecr": "ecr",
     "application-autoscaling": "autoscaling",
+    "cloudwatch": "cloudwatch",
 }
 CREDENTIAL_CHAIN = (
     "environment variables (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN), "

@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployer.providers import Change, DeployerError, Deployment, Progress, Strategy, UsageError
-from deployer_aws import autoscaling, names
-from deployer_aws.aws import Aws
+from deployer_aws import autoscaling, live_gate, names
+from deployer_aws.aws import AccessDenied, Aws
 from deployer_aws.options import SageMakerOptions
-from deployer_aws.sagemaker import BUSY, Desired, Live, SageMaker, deployment_config, desired
+from deployer_aws.sagemaker import (
+    BUSY,
+    MAX_ALARMS,
+    Desired,
+    Live,
+    SageMaker,
+    deployment_config,
+    desired,
+)
 
 # Every version string the core makes has this length (12 hex, '-', 8 hex).
 VERSION_LENGTH = 21
@@ -88,6 +96,10 @@ def plan(
     else:
         detail = f"{live.version or live.config} -> {version} (blue/green)"
         changes.append(Change("update", f"endpoint {scope.endpoint}", detail))
+        if strategy is not None and watched(strategy):
+            prefix = live_gate.alarm_prefix(scope.project, scope.target)
+            why = "live gate: 5xx rate and p99 over the live variant's baseline, auto-rollback"
+            changes.append(Change("update", f"CloudWatch alarms {prefix}*", why))
         keep = {want.name, live.config}
         for name in scope.sm.owned("config", scope.prefix, scope.project, scope.target):
             if name not in keep:
@@ -107,6 +119,7 @@ def strategy_problems(scope: Scope, live: Live | None, strategy: Strategy) -> li
         deployment_config(
             strategy, scope.options, _fleet(scope, live, retain), True, allowance(scope.options)
         )
+        check_live_room(scope, strategy)
     except UsageError as exc:
         text = f"SageMaker endpoint {scope.endpoint}: {exc.message}"
         return [f"{text}. What works: {exc.hint}" if exc.hint else text]
@@ -165,6 +178,7 @@ def deploy(
         config = deployment_config(
             strategy, scope.options, _fleet(scope, live, retain), True, allowance(scope.options)
         )
+        check_live_room(scope, strategy)
     _ensure_model_and_config(scope, want, progress, annotations or {})
     if live is None:
         progress(f"creating endpoint {scope.endpoint} ({_variant_text(want)})")
@@ -172,6 +186,8 @@ def deploy(
         details["previous_config"] = None
         return Deployment(scope.target, version, None, changed=True, details=details)
     _release_autoscaling_for(scope, live, want)
+    if watched(strategy):
+        details.update(_live_alarms(scope, strategy, config, progress))
     progress(f"updating endpoint {scope.endpoint}: {live.version} -> {version} ({strategy})")
     sm.update_endpoint(scope.endpoint, want.name, config, retain)
     details.update(
@@ -181,6 +197,42 @@ def deploy(
         update_started_at=time.time(),
     )
     return Deployment(scope.target, version, live.version, changed=True, details=details)
+
+
+def watched(strategy: Strategy) -> bool:
+    """Live gates watch the bakes of a canary or linear update (release.live)."""
+    return strategy.live is not None and strategy.kind in ("canary", "linear")
+
+
+def check_live_room(scope: Scope, strategy: Strategy) -> None:
+    """SageMaker watches at most 10 alarms per update; the live gate adds its two."""
+    if watched(strategy) and len(scope.options.alarms) + len(live_gate.KINDS) > MAX_ALARMS:
+        raise UsageError(
+            f"release.live adds {len(live_gate.KINDS)} CloudWatch alarms to the "
+            f"{len(scope.options.alarms)} of targets.{scope.target}.alarms; SageMaker "
+            f"watches at most {MAX_ALARMS} per update",
+            hint=f"list at most {MAX_ALARMS - len(live_gate.KINDS)} alarms, or drop release.live",
+        )
+
+
+def _live_alarms(
+    scope: Scope, strategy: Strategy, config: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    """Baseline, alarms, and their names in ``config``'s AutoRollbackConfiguration."""
+    assert strategy.live is not None
+    routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    seconds = live_gate.window_seconds(routing["WaitIntervalInSeconds"])
+    old = live_gate.baseline(scope.aws, scope.endpoint, seconds)
+    alarms = live_gate.ensure_alarms(
+        scope.aws, scope.project, scope.target, scope.endpoint, old, strategy.live, progress
+    )
+    watched_alarms = config.setdefault("AutoRollbackConfiguration", {}).setdefault("Alarms", [])
+    watched_alarms.extend({"AlarmName": alarm.name} for alarm in alarms)
+    return {
+        "live_alarms": [alarm.name for alarm in alarms],
+        "live_baseline": live_gate.signals_dict(old),
+        "live_thresholds": {alarm.name: alarm.threshold for alarm in alarms},
+    }
 
 
 def allowance(options: SageMakerOptions) -> float:
@@ -291,6 +343,18 @@ def start_rollback(scope: Scope, progress: Progress) -> Deployment:
     return Deployment(scope.target, version, live.version, changed=True, details=details)
 
 
+def _delete_live_alarms(scope: Scope, progress: Progress) -> list[str]:
+    """The live-gate alarms of this target, deleted; without the CloudWatch permissions
+    (a project that never used release.live needs none) destroy says so and goes on."""
+    try:
+        deleted = live_gate.delete_alarms(scope.aws, scope.project, scope.target)
+    except AccessDenied as exc:
+        prefix = live_gate.alarm_prefix(scope.project, scope.target)
+        progress(f"CloudWatch alarms {prefix}* were not checked: {exc.message}")
+        return []
+    return [f"CloudWatch alarm {name}" for name in deleted]
+
+
 def wait_deleted(scope: Scope, progress: Progress) -> None:
     deadline = time.monotonic() + scope.options.rollback_timeout
     while scope.sm.describe_endpoint(scope.endpoint) is not None:
@@ -318,6 +382,7 @@ def destroy(scope: Scope, progress: Progress) -> list[str]:
     for name in list(sm.owned("model", scope.prefix, scope.project, scope.target)):
         if sm.delete_model(name):
             removed.append(f"model {name}")
+    removed.extend(_delete_live_alarms(scope, progress))
     for line in removed:
         progress(f"removed {line}")
     return removed

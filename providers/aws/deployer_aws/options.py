@@ -57,6 +57,7 @@ class EndpointUrls(_Strict):
     runtime: str | None = None
     ecr: str | None = None
     autoscaling: str | None = None
+    cloudwatch: str | None = None
 
 
 class SageMakerOptions(_Strict):

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from deployer.providers import Deployment, Progress, State, Status
-from deployer_aws import names
+from deployer_aws import live_gate, names
 from deployer_aws.deploy import Scope, allowance, finalize, restore_autoscaling
 
 STATES: dict[str, State] = {
@@ -82,6 +82,7 @@ def wait(
                 live = sm.live(scope.endpoint)
                 if live is not None:
                     finalize(scope, deployment, live, progress)
+                _report_pass(deployment, progress)
                 return status(scope, url)
             restore_autoscaling(scope, progress)
             return _rolled_back(scope, deployment, reason, url)
@@ -121,9 +122,33 @@ def _sagemaker_deadline(scope: Scope, deployment: Deployment, started: float) ->
     return started + (began + limit - time.time()) + allowance(scope.options)
 
 
+def _report_pass(deployment: Deployment, progress: Progress) -> None:
+    alarms = deployment.details.get("live_alarms")
+    if alarms:
+        progress(f"live gate: pass ({', '.join(alarms)} did not fire while the update baked)")
+
+
 def _rolled_back(scope: Scope, deployment: Deployment, reason: str, url: str) -> Status:
     """InService on another config: the update failed and the old fleet kept serving."""
     serving = deployment.previous_version or "the previous version"
+    alarms = deployment.details.get("live_alarms") or []
+    fired = live_gate.fired(scope.aws, alarms, reason) if alarms else None
+    if fired is not None:
+        alarm, why = fired
+        verdict = live_gate.verdict(alarm, why, deployment.details.get("live_baseline"))
+        text = f"live gate: {verdict.reason}; rolled back: {serving} keeps serving"
+        gate = {**verdict.to_dict(), "alarm": alarm}
+        threshold = (deployment.details.get("live_thresholds") or {}).get(alarm)
+        if threshold is not None:
+            gate["threshold"] = threshold
+        details: dict[str, Any] = {
+            "endpoint": scope.endpoint,
+            "endpoint_status": "InService",
+            "rolled_back": True,
+            "failure_reason": reason,
+            "live_gate": gate,
+        }
+        return Status(scope.target, "failed", deployment.previous_version, url, text, details)
     text = (
         f"the update of endpoint {scope.endpoint} to {deployment.version} failed: "
         f"{reason or 'SageMaker gave no FailureReason'}; SageMaker rolled back automatically "

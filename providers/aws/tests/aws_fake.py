@@ -16,6 +16,13 @@
   canned answers or by forwarding to a real container of the endpoint's image (pulled
   from the local registry and run on 127.0.0.1), turning a container 4xx/5xx into
   SageMaker's ``ModelError`` (424).
+- CloudWatch (moto's, on the same server; botocore speaks its JSON protocol): each
+  request is recorded and checked against botocore's model like the others;
+  ``GetMetricData`` answers percentile statistics (``p99``), which moto lacks; an update
+  whose ``AutoRollbackConfiguration`` names an alarm in ALARM while it bakes rolls back
+  with a FailureReason naming the alarm. A test sets the alarm with ``SetAlarmState``, or
+  puts the canary's data with ``PutMetricData`` and the fake evaluates the alarm as
+  CloudWatch would (``aws_alarms.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -34,6 +42,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+from aws_alarms import evaluate
 from aws_model import problems, traffic_problems
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
@@ -50,9 +59,12 @@ TARGET_PREFIXES = {
     "SageMaker": "sagemaker",
     "AmazonEC2ContainerRegistry_V20150921": "ecr",
     "AnyScaleFrontendService": "application-autoscaling",
+    "GraniteServiceVersion20100801": "cloudwatch",
 }
 INVOKE_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
+PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+SERVING = ("InService", "Updating", "SystemUpdating", "RollingBack")  # the old fleet answers
 
 
 @dataclass
@@ -94,6 +106,11 @@ class Pending:
     script: Script
     started: float = 0.0  # time.monotonic() of the request
     limit: float | None = None  # MaximumExecutionTimeoutInSeconds, simulated seconds
+    alarms: list[str] = field(default_factory=list)  # AutoRollbackConfiguration's
+    # when the update began (whole seconds, as CloudWatch keeps timestamps)
+    began: datetime = field(
+        default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0)
+    )
 
 
 class FakeAws:
@@ -116,6 +133,7 @@ class FakeAws:
         # MaximumExecutionTimeoutInSeconds passes (0: the clock never reaches it)
         self.speed = 0.0
         self.rejected: list[tuple[str, list[str]]] = []
+        self.extra_latency_us = 0.0  # added to each invocation's ModelLatency (a slow model)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -151,10 +169,11 @@ class FakeAws:
             self.model_answers.clear()
             self.rejected.clear()
         self.speed = 0.0
+        self.extra_latency_us = 0.0
 
     def options(self, **extra: Any) -> dict[str, Any]:
         """Target options pointing every AWS API at this fake."""
-        urls = {k: self.url for k in ("sagemaker", "runtime", "ecr", "autoscaling")}
+        urls = {k: self.url for k in ("sagemaker", "runtime", "ecr", "autoscaling", "cloudwatch")}
         return {
             "provider": "sagemaker",
             "region": REGION,
@@ -253,7 +272,11 @@ class FakeAws:
                         new["CurrentInstanceCount"] = old["CurrentInstanceCount"]
             policy = (deployment or {}).get("BlueGreenUpdatePolicy") or {}
             limit = policy.get("MaximumExecutionTimeoutInSeconds")
-            fake.pending[name] = Pending(config_name, variants, script, time.monotonic(), limit)
+            watched = ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms")
+            alarms = [a["AlarmName"] for a in watched or []]
+            fake.pending[name] = Pending(
+                config_name, variants, script, time.monotonic(), limit, alarms
+            )
             endpoint.failure_reason = None
             endpoint.last_deployment_config = deployment
             endpoint.endpoint_status = "Updating"
@@ -323,27 +346,55 @@ class FakeAws:
         self._set(SageMakerModelBackend, "add_tags", add_tags)
         self._set(Repository, "__init__", repository_init)
         self._set(ECRResponse, "get_authorization_token", get_authorization_token)
+        self._patch_cloudwatch()
+
+    def _patch_cloudwatch(self) -> None:
+        """Percentile statistics (``p99``) in GetMetricData, as CloudWatch computes them
+        from the values put (nearest rank); moto knows only the five basic statistics."""
+        from moto.cloudwatch.models import Statistics
+
+        original = Statistics.get_statistics_for_type
+
+        def get_statistics_for_type(stats: Any, stat: str) -> Any:
+            match = PERCENTILE.match(stat)
+            if match is None:
+                return original(stats, stat)
+            values = sorted(stats.metric_single_values_list)
+            if not values:
+                return None
+            rank = math.ceil(float(match.group(1)) / 100 * len(values))
+            return values[max(rank, 1) - 1]
+
+        self._set(Statistics, "get_statistics_for_type", get_statistics_for_type)
+
+    @property
+    def cloudwatch(self) -> Any:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        return cloudwatch_backends[ACCOUNT][REGION]
+
+    def alarm_fired(self, names: list[str], since: datetime) -> Any:
+        """The first of ``names`` in ALARM once evaluated on the data since ``since``."""
+        defined = {c["AlarmName"]: c for c in self.calls("PutMetricAlarm")}
+        evaluate(self.cloudwatch, {n: defined[n] for n in names if n in defined}, since)
+        alarms = self.cloudwatch.alarms
+        return next(
+            (alarms[n] for n in names if n in alarms and alarms[n].state_value == "ALARM"), None
+        )
 
     # -- InvokeEndpoint ----------------------------------------------------------------
 
     def invoke(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
-        """What SageMaker's runtime answers for ``name``: the model's answer or an error."""
+        """What SageMaker's runtime answers for ``name``: the model's answer or an error.
+        Each invocation is counted in CloudWatch as SageMaker counts it."""
         endpoint = self.sagemaker.endpoints.get(name)
-        if endpoint is None or endpoint.endpoint_status != "InService":
+        if endpoint is None or endpoint.endpoint_status not in SERVING:
             message = f"Endpoint {name} of account {ACCOUNT} not found."
             return _error("ValidationError", 400, message)
-        if self.model_answers:
-            status, payload, kind = self.model_answers.pop(0)
-        else:
-            config = self.sagemaker.endpoint_configs[endpoint.endpoint_config_name]
-            model = self.sagemaker._models[config.production_variants[0]["ModelName"]]
-            url = self._container_url(model.primary_container["Image"])
-            forwarded = {
-                k: v for k, v in headers.items() if k.lower() in ("content-type", "accept")
-            }
-            answer = httpx.post(f"{url}/invocations", content=body, headers=forwarded, timeout=60)
-            status, payload = answer.status_code, answer.content
-            kind = answer.headers.get("content-type", "")
+        started = time.monotonic()
+        status, payload, kind = self._model_answer(endpoint, body, headers)
+        latency_us = (time.monotonic() - started) * 1e6 + self.extra_latency_us
+        self._publish(name, status, latency_us)
         if 200 <= status < 300:
             return (
                 status,
@@ -360,6 +411,36 @@ class FakeAws:
             "OriginalStatusCode": status,
         }
         return 424, {"x-amzn-ErrorType": "ModelError"}, json.dumps(error).encode()
+
+    def _model_answer(
+        self, endpoint: Any, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, str]:
+        """The model's status, body and content type: canned, or from its container."""
+        if self.model_answers:
+            return self.model_answers.pop(0)
+        config = self.sagemaker.endpoint_configs[endpoint.endpoint_config_name]
+        model = self.sagemaker._models[config.production_variants[0]["ModelName"]]
+        url = self._container_url(model.primary_container["Image"])
+        forwarded = {k: v for k, v in headers.items() if k.lower() in ("content-type", "accept")}
+        answer = httpx.post(f"{url}/invocations", content=body, headers=forwarded, timeout=60)
+        return answer.status_code, answer.content, answer.headers.get("content-type", "")
+
+    def _publish(self, name: str, status: int, latency_us: float) -> None:
+        """SageMaker's per-invocation metrics in CloudWatch (AWS/SageMaker, one variant)."""
+        dimensions = [
+            {"Name": "EndpointName", "Value": name},
+            {"Name": "VariantName", "Value": "AllTraffic"},
+        ]
+        data = [
+            ("Invocations", 1.0),
+            ("Invocation5XXErrors", 1.0 if status >= 500 else 0.0),
+            ("Invocation4XXErrors", 1.0 if 400 <= status < 500 else 0.0),
+            ("ModelLatency", latency_us),
+        ]
+        self.cloudwatch.put_metric_data(
+            "AWS/SageMaker",
+            [{"MetricName": m, "Value": v, "Dimensions": dimensions} for m, v in data],
+        )
 
     def _container_url(self, image: str) -> str:
         """Run ``image`` as SageMaker would (``serve``, port 8080), once per image."""
@@ -386,6 +467,16 @@ def _advance(fake: FakeAws, endpoint: Any) -> None:
     if pending is None:
         return
     script = pending.script
+    alarm = fake.alarm_fired(pending.alarms, pending.began) if script.states else None
+    if alarm is not None:  # the update is still baking: SageMaker's auto-rollback
+        del fake.pending[endpoint.endpoint_name]
+        endpoint.pending_deployment_summary = None
+        endpoint.endpoint_status = "InService"
+        endpoint.failure_reason = (
+            f"Rolled back to the previous endpoint configuration because CloudWatch alarm "
+            f"{alarm.name} went into ALARM state during the deployment"
+        )
+        return
     simulated = (time.monotonic() - pending.started) * fake.speed
     if pending.limit is not None and fake.speed and simulated > pending.limit:
         del fake.pending[endpoint.endpoint_name]  # SageMaker ends the update by itself

@@ -17,6 +17,7 @@ SERVICES = {
     "sagemaker": "sagemaker",
     "ecr": "ecr",
     "application-autoscaling": "application-autoscaling",
+    "cloudwatch": "cloudwatch",
 }
 
 

@@ -152,13 +152,14 @@ def p99_ms(series: list[Any]) -> float | None:
 def bucket_bounds(options: Any, count: int) -> list[float]:
     """The upper bounds (ms) of a distribution's ``count`` buckets: bucket 0 is the
     underflow, the last the overflow (``inf``), as Cloud Monitoring's BucketOptions say."""
-    if "linear_buckets" in options:
+    kind = options.WhichOneof("options")  # a google.api.Distribution.BucketOptions
+    if kind == "linear_buckets":
         linear = options.linear_buckets
         finite = [linear.offset + linear.width * i for i in range(linear.num_finite_buckets + 1)]
-    elif "exponential_buckets" in options:
+    elif kind == "exponential_buckets":
         exp = options.exponential_buckets
         finite = [exp.scale * exp.growth_factor**i for i in range(exp.num_finite_buckets + 1)]
-    elif "explicit_buckets" in options:
+    elif kind == "explicit_buckets":
         finite = list(options.explicit_buckets.bounds)
     else:
         finite = []

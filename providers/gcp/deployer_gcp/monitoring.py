@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from deployer.providers.live import ERROR_STATUS_MIN, Reading, Signals, quantile_ms
+from deployer.providers import live as gates
 from deployer_gcp.errors import translated
 
 RESOURCE_TYPE = "aiplatform.googleapis.com/Endpoint"
@@ -71,7 +71,9 @@ class Monitoring:
             )
         return self._client
 
-    def signals(self, endpoint: str, deployed_model_id: str, start: float, end: float) -> Signals:
+    def signals(
+        self, endpoint: str, deployed_model_id: str, start: float, end: float
+    ) -> gates.Signals:
         """What ``deployed_model_id`` served between ``start`` and ``end`` (epoch seconds)."""
         codes = self._series(RESPONSE_COUNT, endpoint, deployed_model_id, start, end,
                              "ALIGN_SUM", "metric.labels.response_code")  # fmt: skip
@@ -80,7 +82,7 @@ class Monitoring:
         errors = sum(n for code, n in counts.items() if is_error(code))
         latencies = self._series(LATENCIES, endpoint, deployed_model_id, start, end,
                                  "ALIGN_DELTA", "metric.labels.latency_type")  # fmt: skip
-        return Signals(requests, errors, p99_ms(latencies))
+        return gates.Signals(requests, errors, p99_ms(latencies))
 
     def _series(self, metric: str, endpoint: str, deployed_model_id: str, start: float,
                 end: float, aligner: str, group_by: str) -> list[Any]:  # fmt: skip
@@ -105,12 +107,12 @@ class Monitoring:
 
     def reader(
         self, endpoint: str, new_id: str, old_id: str | None, clock: Clock = time.time
-    ) -> Reading:
+    ) -> gates.Reading:
         """A live-gate ``read``: both deployed models' signals since the reader was made
         (the start of the step)."""
         start = clock()
 
-        def read() -> tuple[Signals | None, Signals]:
+        def read() -> tuple[gates.Signals | None, gates.Signals]:
             end = max(clock(), start + 1e-3)
             new = self.signals(endpoint, new_id, start, end)
             old = self.signals(endpoint, old_id, start, end) if old_id else None
@@ -124,7 +126,7 @@ def _stamp(epoch: float) -> datetime.datetime:
 
 
 def is_error(code: str) -> bool:
-    return code.isdigit() and int(code) >= ERROR_STATUS_MIN
+    return code.isdigit() and int(code) >= gates.ERROR_STATUS_MIN
 
 
 def response_counts(series: Iterable[Any]) -> dict[str, int]:
@@ -146,7 +148,7 @@ def p99_ms(series: list[Any]) -> float | None:
         for point in one.points:
             for bound, count in cumulative(point.value.distribution_value).items():
                 buckets[bound] = buckets.get(bound, 0.0) + count
-    return quantile_ms(buckets, 0.99)
+    return gates.quantile_ms(buckets, 0.99)
 
 
 def bucket_bounds(options: Any, count: int) -> list[float]:

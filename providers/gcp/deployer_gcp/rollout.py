@@ -32,15 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deployer.providers import DeployerError, Progress, State
-from deployer.providers.live import (
-    Baker,
-    LiveGateFailed,
-    LiveRules,
-    Reading,
-    Signals,
-    Verdict,
-    compare,
-)
+from deployer.providers import live as gates
 from deployer_gcp import traffic
 from deployer_gcp.api import VertexApi
 from deployer_gcp.errors import OperationTimeout
@@ -85,10 +77,11 @@ class Rollout:
     deadline: float
     progress: Progress
     started: float = field(default_factory=time.monotonic)
-    live: LiveRules | None = None
+    live: gates.LiveRules | None = None
     monitoring: Monitoring | None = None
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic  # the bake's clock (virtual in tests)
+    # how a bake waits, and its clock: None is this module's ``time`` (virtual in tests)
+    sleep: Callable[[float], None] | None = None
+    clock: Callable[[], float] | None = None
 
     def run(self, first_step_done: bool = True) -> Outcome:
         for index, share in enumerate(self.shares):
@@ -119,32 +112,33 @@ class Rollout:
     def _bake(self, wait: float, label: str) -> Outcome | None:
         """Wait ``wait`` seconds; with live gates, watch the step and roll it back (the
         Outcome) when the new version is worse than the old on Cloud Monitoring."""
+        sleep = self.sleep or time.sleep
         if self.live is None or self.old_id is None or self.monitoring is None:
-            self.sleep(wait)
+            sleep(wait)
             return None
         read = self._announced(
             self.monitoring.reader(self.endpoint, self.new_id, self.old_id), self.live
         )
         try:
-            Baker(self.live, sleep=self.sleep, clock=self.clock).bake(wait, read)
-        except LiveGateFailed as exc:
+            gates.Baker(self.live, sleep=sleep, clock=self.clock or time.monotonic).bake(wait, read)
+        except gates.LiveGateFailed as exc:
             return self._live_gate_failed(label, exc.verdict)
         except DeployerError as exc:
             return self.abort(f"{label}: live gate: could not read Cloud Monitoring: {exc}")
         return None
 
-    def _announced(self, read: Reading, rules: LiveRules) -> Reading:
+    def _announced(self, read: gates.Reading, rules: gates.LiveRules) -> gates.Reading:
         """``read``, saying each comparison's verdict in the progress output."""
 
-        def announced() -> tuple[Signals | None, Signals]:
+        def announced() -> tuple[gates.Signals | None, gates.Signals]:
             old, new = read()
-            verdict = compare(old, new, rules)
+            verdict = gates.compare(old, new, rules)
             self.progress(f"live gate: {verdict.outcome} ({verdict.reason})")
             return old, new
 
         return announced
 
-    def _live_gate_failed(self, label: str, verdict: Verdict) -> Outcome:
+    def _live_gate_failed(self, label: str, verdict: gates.Verdict) -> Outcome:
         problem = f"live gate: {verdict.reason}"
         self.progress(f"{label}: {problem}")
         outcome = self.abort(problem, done=f"rolled back: {self.previous_version} keeps serving")

@@ -36,9 +36,10 @@ class Scope:
         self._credentials: Any = None
         self._api: VertexApi | None = None
         self._monitoring: Monitoring | None = None
-        # how a rollout waits through a bake (tests move virtual time instead)
-        self.sleep: Callable[[float], None] = time.sleep
-        self.clock: Callable[[], float] = time.monotonic
+        # how a rollout waits through a bake, and its clock (None: the real ones; tests
+        # move virtual time instead)
+        self.sleep: Callable[[float], None] | None = None
+        self.clock: Callable[[], float] | None = None
 
     @property
     def credentials(self) -> Any:

@@ -17,7 +17,7 @@ import time
 from functools import partial
 
 from deployer.providers import Deployment, Progress, Status
-from deployer.providers.live import LiveRules
+from deployer.providers import live as gates
 from deployer_gcp import names
 from deployer_gcp.destroy import delete
 from deployer_gcp.errors import OperationFailed, OperationTimeout, VertexError
@@ -77,7 +77,7 @@ def wait(scope: Scope, deployment: Deployment, timeout: float, progress: Progres
         deadline=deadline,
         progress=progress,
         started=started,
-        live=LiveRules(**details["live"]) if details.get("live") else None,
+        live=gates.LiveRules(**details["live"]) if details.get("live") else None,
         monitoring=scope.monitoring if details.get("live") else None,
         sleep=scope.sleep,
         clock=scope.clock,

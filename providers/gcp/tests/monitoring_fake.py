@@ -63,7 +63,10 @@ VALID_ALIGNERS = {
 IMPLEMENTED_ALIGNERS = {Aligner.ALIGN_NONE, Aligner.ALIGN_DELTA, Aligner.ALIGN_SUM}
 MIN_ALIGNMENT_SECONDS = 60
 _NAME = re.compile(r"^projects/[a-z0-9][a-z0-9-]*$")
-_CLAUSE = re.compile(r'^(metric\.type|resource\.type|(metric|resource)\.labels?\.([a-z_]+))\s*=\s*"([^"]*)"$')  # fmt: skip
+_CLAUSE = re.compile(
+    r"^(metric\.type|resource\.type|(metric|resource)\.labels?\.([a-z_]+))"
+    r'\s*=\s*"([^"]*)"$'
+)
 _GROUP = re.compile(r"^(metric|resource)\.labels?\.([a-z_]+)$")
 # the buckets of the recorded latencies (ms): exponential, as Vertex's distribution
 BUCKETS = distribution_pb2.Distribution.BucketOptions(
@@ -148,8 +151,10 @@ class FakeMonitoring:
             chosen = [p for p in self.points if _matches(p, query) and _inside(p.at, start, end)]
         if request.view == monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.HEADERS:
             return monitoring_v3.ListTimeSeriesResponse(
-                time_series=[_series(query, labels, resource, []) for (labels, resource), _ in
-                             _by_series(chosen).items()]  # fmt: skip
+                time_series=[
+                    _series(query, labels, resource, [])
+                    for (labels, resource) in _by_series(chosen)
+                ]
             )
         aggregation = request.aggregation
         aligner = aggregation.per_series_aligner

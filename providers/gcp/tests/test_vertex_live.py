@@ -70,17 +70,21 @@ class Traffic:
 
 
 def canary(
-    vertex: FakeVertex, rules: LiveRules = RULES, per_sleep: int = 100, bake: float = 30.0
+    vertex: FakeVertex,
+    rules: LiveRules = RULES,
+    per_sleep: int = 100,
+    bake: float = 30.0,
+    kind: str = "canary",
 ) -> tuple[Any, Any, list[str], Traffic]:
-    """Release 1 live, then release 2 as a 25% canary baking ``bake`` virtual seconds
-    under ``rules``; returns (deployment, status, progress, traffic)."""
+    """Release 1 live, then release 2 as a 25% canary (or ``linear``) baking ``bake``
+    virtual seconds under ``rules``; returns (deployment, status, progress, traffic)."""
     vertex.chooser = weighted_round_robin()
     p = provider(vertex.address, monitoring_endpoint=vertex.address)
     push(p, release(1))
     traffic = Traffic(p, vertex.endpoint().name, per_sleep)
     p.scope.sleep, p.scope.clock = traffic.sleep, traffic.clock
     notes: list[str] = []
-    strategy = Strategy("canary", 25, bake_seconds=bake, live=rules)
+    strategy = Strategy(kind, 25, bake_seconds=bake, live=rules)  # type: ignore[arg-type]
     image = f"127.0.0.1:1/unused/iris-test@sha256:{'0' * 64}"
     deployment = p.deploy(release(2), image, strategy, notes.append)
     status = p.wait(deployment, 120.0, notes.append)
@@ -154,6 +158,46 @@ def test_the_requests_name_each_deployed_model_and_the_step_window(
     assert all(r.aggregation.alignment_period.total_seconds() >= 60 for r in sent)
     metadata = vertex.metadata("ListTimeSeries")
     assert all(m["authorization"] == f"Bearer {TOKEN}" for m in metadata)
+
+
+def test_each_linear_step_is_watched_from_its_own_start(vertex: FakeVertex, adc: Any) -> None:
+    _, status, notes, traffic = canary(vertex, kind="linear", bake=10.0)
+
+    assert status.state == "healthy", status.reason
+    assert traffic.sleeps == [10.0, 10.0, 10.0]  # steps at 25%, 50%, 75% (100% is not baked)
+    passes = [n for n in notes if n.startswith("live gate: pass (")]
+    assert ["new: 25 requests" in passes[0], "new: 50 requests" in passes[1]] == [True, True]
+    assert "new: 75 requests" in passes[2] and "old: 25 requests" in passes[2]
+    starts = {r.interval.start_time for r in vertex.requests("ListTimeSeries")}
+    assert len(starts) == 3
+
+
+def test_a_linear_step_that_turns_bad_is_rolled_back(vertex: FakeVertex, adc: Any) -> None:
+    vertex.chooser = weighted_round_robin()
+    p = provider(vertex.address, monitoring_endpoint=vertex.address)
+    push(p, release(1))
+    traffic = Traffic(p, vertex.endpoint().name)
+    sleeps = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal sleeps
+        sleeps += 1
+        if sleeps == 2:
+            vertex.latency_ms[V2] = 500.0  # slows down in the second step
+        traffic.sleep(seconds)
+
+    p.scope.sleep, p.scope.clock = sleep, traffic.clock
+    strategy = Strategy("linear", 25, bake_seconds=10.0, live=RULES)
+    notes: list[str] = []
+    deployment = p.deploy(
+        release(2), "127.0.0.1:1/unused/x@sha256:" + "0" * 64, strategy, notes.append
+    )
+    status = p.wait(deployment, 120.0, notes.append)
+
+    assert status.state == "failed"
+    assert status.reason.startswith("live gate: p99 latency")
+    assert any(n.startswith("step 2/4 (50% to ") and "live gate: p99" in n for n in notes)
+    assert vertex.traffic() == {V1: 100}
 
 
 def test_too_little_traffic_goes_on(vertex: FakeVertex, adc: Any) -> None:

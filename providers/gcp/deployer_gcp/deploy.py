@@ -7,6 +7,7 @@ follow the operation and the remaining steps (see deployer_gcp.waiting).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from deployer.providers import Deployment, Progress, Release, Strategy
@@ -38,6 +39,8 @@ def deploy(
         sample=release.sample,
         previous_deployed_model=live.id if live is not None else None,
     )
+    if strategy.live is not None:
+        details["live"] = asdict(strategy.live)  # the live gates of each step's bake
     existing = traffic.find_version(endpoint, version)
     if existing is not None:
         # Left over from an unfinished rollout: move traffic to it instead of redeploying.

@@ -65,6 +65,11 @@ class VertexOptions(BaseModel):
         default=None,
         description="API host[:port] (Private Service Connect, sovereign clouds, tests)",
     )
+    monitoring_endpoint: str | None = Field(
+        default=None,
+        description="Cloud Monitoring API host[:port] for live gates; default "
+        "monitoring.googleapis.com (tests)",
+    )
     poll_interval: float = Field(default=10.0, gt=0, le=300)
     operation_timeout: float = Field(
         default=1800.0, gt=0, description="seconds for blocking operations (upload, rollback)"

@@ -14,6 +14,11 @@ model that served it, until the new one has answered; it gives up (and rolls bac
 after enough probes that a healthy canary is missed with probability below
 ``MISS_PROBABILITY``. A broken canary is therefore never promoted by luck.
 
+With live gates (``Strategy.live``) a bake is watched: every ``interval_seconds`` the
+new deployed model's error rate and p99 latency since the step began, read from Cloud
+Monitoring (deployer_gcp.monitoring), are compared with the old one's; a worse new
+version is rolled back at once, the reason naming both values and the bound.
+
 A rollout that runs out of time is stopped on the cloud: traffic goes back to the
 previous deployed model and the new one is undeployed, and the outcome says so.
 """
@@ -22,14 +27,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer.providers import DeployerError, Progress, State
+from deployer.providers import live as gates
 from deployer_gcp import traffic
 from deployer_gcp.api import VertexApi
 from deployer_gcp.errors import OperationTimeout
 from deployer_gcp.names import seconds
+
+if TYPE_CHECKING:
+    from deployer_gcp.monitoring import Monitoring
 
 MISS_PROBABILITY = 1e-6  # chance that a healthy canary is not reached by any probe
 
@@ -48,6 +58,7 @@ class Outcome:
     state: State
     reason: str | None = None
     rolled_back: bool = False
+    live_gate: dict[str, Any] | None = None  # the failing verdict of a live gate
 
 
 @dataclass
@@ -66,6 +77,11 @@ class Rollout:
     deadline: float
     progress: Progress
     started: float = field(default_factory=time.monotonic)
+    live: gates.LiveRules | None = None
+    monitoring: Monitoring | None = None
+    # how a bake waits, and its clock: None is this module's ``time`` (virtual in tests)
+    sleep: Callable[[float], None] | None = None
+    clock: Callable[[], float] | None = None
 
     def run(self, first_step_done: bool = True) -> Outcome:
         for index, share in enumerate(self.shares):
@@ -80,7 +96,9 @@ class Rollout:
             if share < 100 and self.bake_seconds > 0:
                 wait = min(self.bake_seconds, max(0.0, self.deadline - time.monotonic()))
                 self.progress(f"{label}: baking for {seconds(wait)}")
-                time.sleep(wait)
+                stopped = self._bake(wait, label)
+                if stopped is not None:
+                    return stopped
                 if wait < self.bake_seconds:
                     return self._timed_out(f"while baking {label}")
             problem = self.check(share)
@@ -88,6 +106,44 @@ class Rollout:
                 return self.abort(f"{label}: {problem}")
             self.progress(f"{label}: healthy")
         return self.promote()
+
+    # -- live gates --------------------------------------------------------------------
+
+    def _bake(self, wait: float, label: str) -> Outcome | None:
+        """Wait ``wait`` seconds; with live gates, watch the step and roll it back (the
+        Outcome) when the new version is worse than the old on Cloud Monitoring."""
+        sleep = self.sleep or time.sleep
+        if self.live is None or self.old_id is None or self.monitoring is None:
+            sleep(wait)
+            return None
+        read = self._announced(
+            self.monitoring.reader(self.endpoint, self.new_id, self.old_id), self.live
+        )
+        try:
+            gates.Baker(self.live, sleep=sleep, clock=self.clock or time.monotonic).bake(wait, read)
+        except gates.LiveGateFailed as exc:
+            return self._live_gate_failed(label, exc.verdict)
+        except DeployerError as exc:
+            return self.abort(f"{label}: live gate: could not read Cloud Monitoring: {exc}")
+        return None
+
+    def _announced(self, read: gates.Reading, rules: gates.LiveRules) -> gates.Reading:
+        """``read``, saying each comparison's verdict in the progress output."""
+
+        def announced() -> tuple[gates.Signals | None, gates.Signals]:
+            old, new = read()
+            verdict = gates.compare(old, new, rules)
+            self.progress(f"live gate: {verdict.outcome} ({verdict.reason})")
+            return old, new
+
+        return announced
+
+    def _live_gate_failed(self, label: str, verdict: gates.Verdict) -> Outcome:
+        problem = f"live gate: {verdict.reason}"
+        self.progress(f"{label}: {problem}")
+        outcome = self.abort(problem, done=f"rolled back: {self.previous_version} keeps serving")
+        outcome.live_gate = verdict.to_dict()
+        return outcome
 
     # -- health ------------------------------------------------------------------------
 
@@ -112,8 +168,9 @@ class Rollout:
 
     # -- endings -----------------------------------------------------------------------
 
-    def abort(self, problem: str) -> Outcome:
-        """Give all traffic back to the previous deployed model and undeploy the new one."""
+    def abort(self, problem: str, done: str | None = None) -> Outcome:
+        """Give all traffic back to the previous deployed model and undeploy the new one;
+        ``done`` replaces the reason's note on the rollback."""
         if self.old_id is None:
             return Outcome("failed", f"{problem}; no previous version to roll back to")
         self.progress(f"{problem}; rolling back to {self.previous_version}")
@@ -127,12 +184,11 @@ class Rollout:
                 "failed",
                 f"{problem}; the automatic rollback to {self.previous_version} failed: {exc}",
             )
-        return Outcome(
-            "failed",
-            f"{problem}; rolled back automatically: {self.previous_version} serves 100% "
-            f"of traffic again and {self.version} was undeployed",
-            rolled_back=True,
+        done = done or (
+            f"rolled back automatically: {self.previous_version} serves 100% "
+            f"of traffic again and {self.version} was undeployed"
         )
+        return Outcome("failed", f"{problem}; {done}", rolled_back=True)
 
     def promote(self) -> Outcome:
         """The new model has all the traffic: undeploy every other deployed model."""

@@ -8,6 +8,7 @@ the small look-ups the other modules repeat (the endpoint, display names, the de
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from deployer.providers import Progress, UsageError
@@ -16,6 +17,7 @@ from deployer_gcp.options import VertexOptions
 
 if TYPE_CHECKING:
     from deployer_gcp.api import VertexApi
+    from deployer_gcp.monitoring import Monitoring
 
 
 def _quiet(_message: str) -> None:
@@ -33,6 +35,11 @@ class Scope:
         self.say: Progress = _quiet
         self._credentials: Any = None
         self._api: VertexApi | None = None
+        self._monitoring: Monitoring | None = None
+        # how a rollout waits through a bake, and its clock (None: the real ones; tests
+        # move virtual time instead)
+        self.sleep: Callable[[float], None] | None = None
+        self.clock: Callable[[], float] | None = None
 
     @property
     def credentials(self) -> Any:
@@ -51,6 +58,17 @@ class Scope:
 
             self._api = VertexApi(self.options, self.credentials, lambda m: self.say(m))
         return self._api
+
+    @property
+    def monitoring(self) -> Monitoring:
+        """Cloud Monitoring, for the live gates (created on first use)."""
+        if self._monitoring is None:
+            from deployer_gcp.monitoring import Monitoring
+
+            self._monitoring = Monitoring(
+                self.options.project, self.options.monitoring_endpoint, self.credentials
+            )
+        return self._monitoring
 
     def endpoint(self) -> Any | None:
         """The endpoint deployer created for this project and target (oldest if several)."""

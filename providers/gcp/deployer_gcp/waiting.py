@@ -17,6 +17,7 @@ import time
 from functools import partial
 
 from deployer.providers import Deployment, Progress, Status
+from deployer.providers import live as gates
 from deployer_gcp import names
 from deployer_gcp.destroy import delete
 from deployer_gcp.errors import OperationFailed, OperationTimeout, VertexError
@@ -76,11 +77,24 @@ def wait(scope: Scope, deployment: Deployment, timeout: float, progress: Progres
         deadline=deadline,
         progress=progress,
         started=started,
+        live=gates.LiveRules(**details["live"]) if details.get("live") else None,
+        monitoring=scope.monitoring if details.get("live") else None,
+        sleep=scope.sleep,
+        clock=scope.clock,
     ).run(first_step_done="operation" in details)
     if outcome.state == "healthy":
         after_promotion(scope, endpoint, version, deployment.previous_version, progress)
         return status(scope)
-    return dataclasses.replace(status(scope), state=outcome.state, reason=outcome.reason)
+    current = status(scope)
+    extra: dict[str, object] = {"rolled_back": True} if outcome.rolled_back else {}
+    if outcome.live_gate is not None:
+        extra["live_gate"] = outcome.live_gate
+    return dataclasses.replace(
+        current,
+        state=outcome.state,
+        reason=outcome.reason,
+        details={**current.details, **extra},
+    )
 
 
 def stop_deploy(

@@ -26,6 +26,10 @@ permission denied), ``fail_deploy(message)`` makes the next DeployModel operatio
 an error, ``delays[method]`` slows operations down, ``hold(method)`` keeps its operations
 running until the returned event is set, ``broken`` makes a version's predictions fail,
 and ``requests(method)`` returns what the SDK sent.
+
+Cloud Monitoring's ListTimeSeries is served on the same server (``monitoring``, see
+monitoring_fake): every prediction routed records its response code and a latency
+(``latency_ms[version]``, default ``DEFAULT_LATENCY_MS``) for its deployed model.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from google.api import httpbody_pb2
 from google.cloud.aiplatform_v1 import types
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
+from monitoring_fake import FakeMonitoring, MonitoringError
 
 _FILTER = re.compile(r'^labels\.([a-z][a-z0-9_-]*)="([^"]*)"$')
 DEDICATED = types.Model.DeploymentResourcesType.DEDICATED_RESOURCES
@@ -56,6 +61,7 @@ _ENDPOINT_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/endpoints/[^/]+$")
 _MODEL_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/]+)?$")
 _PARENT = re.compile(r"^projects/[^/]+/locations/[^/]+$")
 Chooser = Callable[[dict[str, int]], str]
+DEFAULT_LATENCY_MS = 20.0  # what the fake says a prediction took, unless scripted
 
 
 def random_choice(split: dict[str, int]) -> str:
@@ -132,6 +138,7 @@ class FakeVertex:
         self.pool: futures.ThreadPoolExecutor | None = None
         self.address = ""
         self.default_runtime: Runtime = runtime or StubRuntime()
+        self.monitoring = FakeMonitoring()
         self.reset()
 
     # -- test controls -----------------------------------------------------------------
@@ -150,6 +157,8 @@ class FakeVertex:
             self.delays: dict[str, float] = {}
             self.gates: dict[str, threading.Event] = {}
             self.broken: set[str] = set()
+            self.latency_ms: dict[str, float] = {}  # version -> the latency recorded
+            self.monitoring.reset()
             self.runtime: Runtime = self.default_runtime
             self.expected_token: str | None = None
             self.chooser: Chooser = random_choice
@@ -276,6 +285,7 @@ class FakeVertex:
                 for name, (function, request_type, response_type) in methods.items()
             }
             handlers.append(grpc.method_handlers_generic_handler(service, table))
+        handlers.append(self.monitoring.handlers(self._wrap))
         return handlers
 
     def _wrap(self, method: str, function: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
@@ -294,7 +304,7 @@ class FakeVertex:
             try:
                 validate(method, request)
                 return function(request)
-            except Abort as exc:
+            except (Abort, MonitoringError) as exc:
                 context.abort(exc.code, exc.message)
 
         return handle
@@ -618,6 +628,7 @@ class FakeVertex:
             status, data, content_type = 500, b'{"error": "model crashed"}', "application/json"
         else:
             status, data, content_type = runtime.predict(chosen.id, body.data, body.content_type)
+        self._served(request.endpoint, chosen, status)
         if status != 200:
             raise Abort(_GRPC_FOR_HTTP.get(status, grpc.StatusCode.INTERNAL), data.decode())
         return httpbody_pb2.HttpBody(content_type=content_type, data=data)
@@ -631,6 +642,7 @@ class FakeVertex:
             status, data = 500, b'{"error": "model crashed"}'
         else:
             status, data, _ = runtime.predict(chosen.id, body.encode(), "application/json")
+        self._served(request.endpoint, chosen, status)
         if status != 200:
             raise Abort(_GRPC_FOR_HTTP.get(status, grpc.StatusCode.INTERNAL), data.decode())
         try:
@@ -646,6 +658,12 @@ class FakeVertex:
             "modelDisplayName": chosen.display_name,
         }
         return types.PredictResponse.from_json(json.dumps(answer))
+
+    def _served(self, endpoint: str, chosen: Any, status: int) -> None:
+        """Record the prediction in Cloud Monitoring, as Vertex does."""
+        with self.lock:
+            latency = self.latency_ms.get(chosen.display_name, DEFAULT_LATENCY_MS)
+        self.monitoring.record(endpoint, chosen.id, status, latency)
 
     def _serving_model(self, endpoint_name: str) -> tuple[Any, bool, Any]:
         """(the deployed model this prediction goes to, whether it is broken, the runtime)."""

@@ -6,19 +6,30 @@ Every step must fit before the deadline with its whole bake: a step that would n
 (or any step once the deadline has passed) is never applied. The rollout stops there,
 traffic goes back to the previous deployment, the new one is deleted, and the Status
 says so: a timeout never promotes an unbaked version.
+
+With live gates (``Strategy.live``, ``release.live``) each bake compares the new
+deployment with the old on Azure Monitor's metrics (monitor.py) every
+``interval_seconds``; a failing verdict undoes the step like a failed check and the
+Status names the verdict (``details["live_gate"]``, ``details["rolled_back"]``).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from deployer.providers import Deployment, Progress, Status, Strategy
-from deployer_azure import endpoints, rollout, specs
+from deployer.providers.live import Baker, LiveGateFailed, LiveRules, Signals, Verdict
+from deployer_azure import endpoints, monitor, rollout, specs
 from deployer_azure.endpoints import SUCCEEDED
 from deployer_azure.invoke import invoke
 from deployer_azure.workspace import Workspace
+
+# how a bake waits and tells time (tests move virtual time through them)
+bake_sleep: Callable[[float], None] = time.sleep
+bake_clock: Callable[[], float] = time.monotonic
 
 
 def promote(
@@ -32,7 +43,8 @@ def promote(
     """Move all traffic to ``new`` and retire what is no longer kept; None when done, the
     failed Status (after ``abandon``) when a check fails."""
     details = deployment.details
-    strategy = Strategy(details["strategy"], details["percent"], details["bake_seconds"])
+    live = LiveRules(**details["live"]) if details.get("live") else None
+    strategy = Strategy(details["strategy"], details["percent"], details["bake_seconds"], live=live)
     problem = check(ws, new, details.get("sample"))
     if problem:
         return abandon(ws, deployment, new, problem, progress, traffic_moved=False)
@@ -55,13 +67,70 @@ def promote(
             break
         if bake:
             progress(f"baking {bake:.0f}s at {traffic[new]}% on {new}")
-            time.sleep(bake)
+            try:
+                bake_step(ws, new, old, bake, strategy.live, progress)
+            except LiveGateFailed as failed:
+                return gate_failed(ws, deployment, new, old, failed.verdict, progress)
         problem = check(ws, new, details.get("sample"))
         if problem:
             return abandon(ws, deployment, new, problem, progress, traffic_moved=True, old=old)
     keep = {new, old} if (old and ws.options.keep_previous) else {new}
     endpoints.retire(ws, {n for n in keep if n}, progress)
     return None
+
+
+def bake_step(
+    ws: Workspace,
+    new: str,
+    old: str | None,
+    seconds: float,
+    rules: LiveRules | None,
+    progress: Progress,
+) -> None:
+    """Wait ``seconds``; with ``rules`` (and an old deployment to compare with), compare
+    the two on Azure Monitor every ``interval_seconds``, each verdict in the progress.
+    Raises LiveGateFailed on a failing verdict."""
+    if rules is None or old is None:
+        bake_sleep(seconds)
+        return
+    reader = monitor.SignalReader(ws, new, old)
+    baker = Baker(rules, sleep=bake_sleep, clock=bake_clock)
+    reported = 0
+
+    def report() -> None:  # the verdicts so far, one progress line each
+        nonlocal reported
+        for verdict in baker.verdicts[reported:]:
+            progress(f"live gate: {verdict.outcome} ({verdict.reason})")
+        reported = len(baker.verdicts)
+
+    def read() -> tuple[Signals | None, Signals]:
+        report()
+        return reader.read()
+
+    try:
+        baker.bake(seconds, read)
+    finally:
+        report()
+
+
+def gate_failed(
+    ws: Workspace,
+    deployment: Deployment,
+    new: str,
+    old: str | None,
+    verdict: Verdict,
+    progress: Progress,
+) -> Status:
+    """Undo the step the live gate failed (traffic back to ``old``, ``new`` deleted)."""
+    abandoned = abandon(
+        ws, deployment, new, f"live gate: {verdict.reason}", progress,
+        traffic_moved=True, old=old,
+    )  # fmt: skip
+    previous = deployment.previous_version
+    deleted = (abandoned.reason or "").rsplit("; ", 1)[-1]
+    reason = f"live gate: {verdict.reason}; rolled back: {previous} ({old}) keeps serving"
+    details = {"rolled_back": True, "live_gate": verdict.to_dict(), "deployment": new}
+    return Status(ws.target, "failed", previous, reason=f"{reason}; {deleted}", details=details)
 
 
 def check(ws: Workspace, name: str, sample: Any) -> str | None:

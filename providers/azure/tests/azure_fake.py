@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from azure_metrics_fake import FakeMetrics, Served
 from azure_rest_check import deployment_problems, endpoint_problems
 from tls_support import TLSCertificate
 
@@ -93,6 +94,7 @@ class StubRuntime:
         self.running: set[tuple[str, str]] = set()
         self.broken: set[str] = set()  # deployment names whose scoring answers 500
         self.fail_after: dict[str, int] = {}  # deployment -> good answers before it breaks
+        self.slow: dict[str, float] = {}  # deployment -> seconds each answer takes
 
     def start(self, endpoint: str, deployment: str, image: str, config: dict[str, Any]) -> None:
         self.running.add((endpoint, deployment))
@@ -104,6 +106,8 @@ class StubRuntime:
             self.fail_after[deployment] -= 1
             if self.fail_after[deployment] < 0:
                 self.broken.add(deployment)
+        if deployment in self.slow:
+            time.sleep(self.slow[deployment])
         if deployment in self.broken:
             return 500, "application/json", b'{"error": "model crashed: ValueError: boom"}'
         try:
@@ -197,6 +201,7 @@ class FakeAzureML:
         self.rejected: list[str] = []  # endpoints whose scoring call failed authentication
         self.failed_logs: dict[tuple[str, str], str] = {}
         self.refused: list[str] = []  # why a body was refused (azure_rest_check)
+        self.metrics = FakeMetrics()  # Azure Monitor over what the scoring URI served
         # scripts
         self.rules: list[Rule] = []
         self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
@@ -339,6 +344,11 @@ class FakeAzureML:
                 "POST",
                 rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/deployments/(?P<d>[^/]+)/getLogs",
                 self._dep_logs,
+            ),
+            (
+                "GET",
+                rf"/?{WS}/onlineEndpoints/(?P<ep>[^/]+)/providers/Microsoft\.Insights/metrics",
+                self._metrics,
             ),
             ("GET", rf"{ACR}", self._registry),
             ("POST", rf"{ACR}/listCredentials", self._registry_credentials),
@@ -640,6 +650,12 @@ class FakeAzureML:
         operation = self._start_operation(done, work=provision, on_failure=failed)
         return _Response(201 if existing is None else 200, resource, self._lro_headers(operation))
 
+    def _metrics(self, request: _Request, ep: str, **_: str) -> _Response:
+        if ep not in self.endpoints:
+            return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")
+        status, body = self.metrics.answer(self._endpoint_id(ep), ep, request.query)
+        return _Response(status, body)
+
     def _environment_of(self, environment_id: str) -> dict[str, Any] | None:
         match = re.search(r"/environments/([^/]+)/versions/([^/]+)$", environment_id)
         return self.environments.get((match[1], match[2])) if match else None
@@ -778,9 +794,12 @@ class FakeAzureML:
             if not live:
                 return _Response(424, {"message": "no deployment receives traffic"})
             chosen = random.choices(list(live), weights=list(live.values()))[0]
+        started = time.monotonic()
         status, content_type, body = self.runtime.invoke(
             ep, chosen, request.body, dict(request.headers)
         )
+        took_ms = (time.monotonic() - started) * 1000.0
+        self.metrics.record(ep, Served(time.time(), chosen, status, took_ms))
         with self.lock:
             self.scoring_calls.append((ep, chosen, status))
         return _Response(

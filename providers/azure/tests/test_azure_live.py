@@ -164,7 +164,8 @@ def test_too_little_traffic_goes_on_and_fails_when_traffic_is_required(
     status = canary(make_provider(), fake, monkeypatch, lines, RULES, per_sleep=2)
     assert status.healthy, status.reason  # no verdict yet: the rollout goes on
     waits = [line for line in lines if line.startswith("live gate: wait")]
-    assert len(waits) == 2 and re.match(r"live gate: wait \(the new version served [45] ", waits[-1])
+    assert len(waits) == 2
+    assert re.match(r"live gate: wait \(the new version served [45] ", waits[-1]), waits
 
     required = LiveRules(min_requests=10, interval_seconds=30, require_traffic=True)
     other = make_provider(target="quiet")

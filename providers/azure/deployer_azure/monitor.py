@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from deployer.providers.live import Signals
+from deployer.providers import live
 from deployer_azure import client
 from deployer_azure.auth import azure_errors
 from deployer_azure.workspace import Workspace
@@ -47,7 +47,7 @@ def utc_now() -> dt.datetime:
 
 
 class SignalReader:
-    """``read()`` -> (old, new) Signals since ``start`` (see the module docstring)."""
+    """``read()`` -> (old, new) live.Signals since ``start`` (see the module docstring)."""
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class SignalReader:
         self.start = started.replace(second=0, microsecond=0)  # the grain's minute
         self._client = query
 
-    def read(self) -> tuple[Signals | None, Signals]:
+    def read(self) -> tuple[live.Signals | None, live.Signals]:
         end = max(self.now(), self.start + dt.timedelta(seconds=1))
         names = [n for n in (self.new, self.old) if n]
         with azure_errors(f"reading Azure Monitor metrics of endpoint {self.ws.endpoint}",
@@ -128,6 +128,6 @@ def _series(result: Any, metric: str) -> list[Any]:
     return [s for m in result.metrics if m.name == metric for s in m.timeseries]
 
 
-def _signals(counts: tuple[float, float] | None, p99: float | None) -> Signals:
+def _signals(counts: tuple[float, float] | None, p99: float | None) -> live.Signals:
     requests, errors = counts or (0.0, 0.0)
-    return Signals(round(requests), round(errors), p99)
+    return live.Signals(round(requests), round(errors), p99)

@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from deployer.providers import Deployment, Progress, Status, Strategy
-from deployer.providers.live import Baker, LiveGateFailed, LiveRules, Signals, Verdict
+from deployer.providers import Deployment, Progress, Status, Strategy, live
 from deployer_azure import endpoints, monitor, rollout, specs
 from deployer_azure.endpoints import SUCCEEDED
 from deployer_azure.invoke import invoke
@@ -43,8 +42,10 @@ def promote(
     """Move all traffic to ``new`` and retire what is no longer kept; None when done, the
     failed Status (after ``abandon``) when a check fails."""
     details = deployment.details
-    live = LiveRules(**details["live"]) if details.get("live") else None
-    strategy = Strategy(details["strategy"], details["percent"], details["bake_seconds"], live=live)
+    rules = live.LiveRules(**details["live"]) if details.get("live") else None
+    strategy = Strategy(
+        details["strategy"], details["percent"], details["bake_seconds"], live=rules
+    )
     problem = check(ws, new, details.get("sample"))
     if problem:
         return abandon(ws, deployment, new, problem, progress, traffic_moved=False)
@@ -69,7 +70,7 @@ def promote(
             progress(f"baking {bake:.0f}s at {traffic[new]}% on {new}")
             try:
                 bake_step(ws, new, old, bake, strategy.live, progress)
-            except LiveGateFailed as failed:
+            except live.LiveGateFailed as failed:
                 return gate_failed(ws, deployment, new, old, failed.verdict, progress)
         problem = check(ws, new, details.get("sample"))
         if problem:
@@ -84,7 +85,7 @@ def bake_step(
     new: str,
     old: str | None,
     seconds: float,
-    rules: LiveRules | None,
+    rules: live.LiveRules | None,
     progress: Progress,
 ) -> None:
     """Wait ``seconds``; with ``rules`` (and an old deployment to compare with), compare
@@ -94,7 +95,7 @@ def bake_step(
         bake_sleep(seconds)
         return
     reader = monitor.SignalReader(ws, new, old)
-    baker = Baker(rules, sleep=bake_sleep, clock=bake_clock)
+    baker = live.Baker(rules, sleep=bake_sleep, clock=bake_clock)
     reported = 0
 
     def report() -> None:  # the verdicts so far, one progress line each
@@ -103,7 +104,7 @@ def bake_step(
             progress(f"live gate: {verdict.outcome} ({verdict.reason})")
         reported = len(baker.verdicts)
 
-    def read() -> tuple[Signals | None, Signals]:
+    def read() -> tuple[live.Signals | None, live.Signals]:
         report()
         return reader.read()
 
@@ -118,7 +119,7 @@ def gate_failed(
     deployment: Deployment,
     new: str,
     old: str | None,
-    verdict: Verdict,
+    verdict: live.Verdict,
     progress: Progress,
 ) -> Status:
     """Undo the step the live gate failed (traffic back to ``old``, ``new`` deleted)."""

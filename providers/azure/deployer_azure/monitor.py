@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from deployer.providers import live
+from deployer.providers import MissingDependencyError, live
 from deployer_azure import client
 from deployer_azure.auth import azure_errors
 from deployer_azure.workspace import Workspace
@@ -33,7 +33,14 @@ MAX_SERIES = 50  # deployments x status classes; the service's default "top" is 
 
 def metrics_client(ws: Workspace) -> Any:
     """A MetricsQueryClient for the workspace's cloud (its ARM endpoint)."""
-    from azure.monitor.query import MetricsQueryClient
+    try:
+        from azure.monitor.query import MetricsQueryClient
+    except ImportError:
+        raise MissingDependencyError(
+            "live gates on Azure ML read Azure Monitor with azure-monitor-query, "
+            "which is not installed",
+            hint="pip install 'azure-monitor-query>=1.2,<2' (a dependency of deployer-azure)",
+        ) from None
 
     return MetricsQueryClient(
         ws.credential,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from deployer.providers import Deployment, Progress, Status, Strategy, live
+from deployer.providers import DeployerError, Deployment, Progress, Status, Strategy, live
 from deployer_azure import endpoints, monitor, rollout, specs
 from deployer_azure.endpoints import SUCCEEDED
 from deployer_azure.invoke import invoke
@@ -72,6 +72,9 @@ def promote(
                 bake_step(ws, new, old, bake, strategy.live, progress)
             except live.LiveGateFailed as failed:
                 return gate_failed(ws, deployment, new, old, failed.verdict, progress)
+            except DeployerError as unreadable:  # e.g. no permission to read the metrics
+                problem = f"live gate: the signals could not be read: {unreadable}"
+                return abandon(ws, deployment, new, problem, progress, traffic_moved=True, old=old)
         problem = check(ws, new, details.get("sample"))
         if problem:
             return abandon(ws, deployment, new, problem, progress, traffic_moved=True, old=old)

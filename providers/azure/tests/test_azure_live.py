@@ -224,3 +224,18 @@ def test_the_fake_refuses_what_azure_monitor_refuses(fake: FakeAzureML, credenti
     )
     assert [m.name for m in result.metrics] == ["RequestsPerMinute"]
     assert len(fake.metrics.refused) == 3
+
+
+def test_metrics_it_may_not_read_stop_the_canary_and_say_why(
+    fake: FakeAzureML, make_provider: Any, monkeypatch: pytest.MonkeyPatch, lines: list[str]
+) -> None:
+    provider = make_provider()
+    fake.forbid("GET", "/providers/Microsoft.Insights/metrics", "Microsoft.Insights/metrics/read")
+    status = canary(provider, fake, monkeypatch, lines, RULES)
+    assert status.state == "failed"
+    reason = status.reason or ""
+    assert "live gate: the signals could not be read: permission denied" in reason
+    assert "Microsoft.Insights/metrics/read" in reason
+    assert f"rolled back: traffic 100% to {name_of(1)}" in reason
+    assert fake.traffic_updates(EP)[-1] == {name_of(1): 100}
+    assert provider.status().version == release(1).version

@@ -8,13 +8,15 @@ registry resource), with long-running operations polled through
 endpoints' scoring URIs: it checks the endpoint key, picks a deployment by the
 endpoint's traffic (or the ``azureml-model-deployment`` header) and forwards to a
 runtime: a stub answering in the image's response format, or a real container of the
-image pulled from the local registry (``azure_runtime.DockerRuntime``).
+image pulled from the local registry (``azure_runtime.DockerRuntime``). What the scoring
+URI serves is counted (``metrics``, azure_metrics_fake.py) and answered as the endpoint's
+Azure Monitor metrics at ``{endpoint id}/providers/Microsoft.Insights/metrics``.
 
 Scripts for tests: deployments that fail with a message, slow or held provisioning
 (``hold_provisioning()``; a deployment still provisioning refuses a DELETE with 409, as
 ARM refuses a second operation on a busy resource), throttling
 (429 with Retry-After) and transient 5xx, 403 AuthorizationFailed on chosen actions,
-a scoring path that breaks for one deployment, regenerated keys, short-lived endpoint
+a scoring path that breaks for one deployment (or answers slowly), regenerated keys, short-lived endpoint
 tokens and Microsoft Entra tokens (``entra_tokens``, minted by the test's credential).
 Strict: each endpoint or deployment PUT body is checked against the SDK's own REST models
 and the documented limits (azure_rest_check.py) and refused with 400 as the service

@@ -16,8 +16,9 @@ Scripts for tests: deployments that fail with a message, slow or held provisioni
 (``hold_provisioning()``; a deployment still provisioning refuses a DELETE with 409, as
 ARM refuses a second operation on a busy resource), throttling
 (429 with Retry-After) and transient 5xx, 403 AuthorizationFailed on chosen actions,
-a scoring path that breaks for one deployment (or answers slowly), regenerated keys, short-lived endpoint
-tokens and Microsoft Entra tokens (``entra_tokens``, minted by the test's credential).
+a scoring path that breaks for one deployment (or answers slowly), regenerated keys,
+short-lived endpoint tokens and Microsoft Entra tokens (``entra_tokens``, minted by the
+test's credential).
 Strict: each endpoint or deployment PUT body is checked against the SDK's own REST models
 and the documented limits (azure_rest_check.py) and refused with 400 as the service
 would; the refusals are kept in ``refused``. Every request is recorded, and so is the

@@ -15,6 +15,7 @@ Status names the verdict (``details["live_gate"]``, ``details["rolled_back"]``).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from deployer_azure.workspace import Workspace
 # how a bake waits and tells time (tests move virtual time through them)
 bake_sleep: Callable[[float], None] = time.sleep
 bake_clock: Callable[[], float] = time.monotonic
+bake_now: Callable[[], dt.datetime] = monitor.utc_now  # the metrics' window ends now
 
 
 def promote(
@@ -97,7 +99,7 @@ def bake_step(
     if rules is None or old is None:
         bake_sleep(seconds)
         return
-    reader = monitor.SignalReader(ws, new, old)
+    reader = monitor.SignalReader(ws, new, old, now=bake_now)
     baker = live.Baker(rules, sleep=bake_sleep, clock=bake_clock)
     reported = 0
 

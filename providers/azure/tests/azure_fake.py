@@ -802,7 +802,7 @@ class FakeAzureML:
             ep, chosen, request.body, dict(request.headers)
         )
         took_ms = (time.monotonic() - started) * 1000.0
-        self.metrics.record(ep, Served(time.time(), chosen, status, took_ms))
+        self.metrics.record(ep, Served(self.metrics.clock(), chosen, status, took_ms))
         with self.lock:
             self.scoring_calls.append((ep, chosen, status))
         return _Response(

@@ -25,7 +25,8 @@ import datetime as dt
 import math
 import re
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,7 @@ class FakeMetrics:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.clock: Callable[[], float] = time.time  # when a call is served (epoch seconds)
         self.served: dict[str, list[Served]] = {}  # endpoint -> calls
         self.queries: list[dict[str, str]] = []  # accepted query strings
         self.refused: list[str] = []

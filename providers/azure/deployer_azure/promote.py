@@ -128,12 +128,8 @@ def gate_failed(
     progress: Progress,
 ) -> Status:
     """Undo the step the live gate failed (traffic back to ``old``, ``new`` deleted)."""
-    abandoned = abandon(
-        ws, deployment, new, f"live gate: {verdict.reason}", progress,
-        traffic_moved=True, old=old,
-    )  # fmt: skip
+    deleted = undo(ws, deployment, new, progress, traffic_moved=True, old=old, settle=0.0)[-1]
     previous = deployment.previous_version
-    deleted = (abandoned.reason or "").rsplit("; ", 1)[-1]
     reason = f"live gate: {verdict.reason}; rolled back: {previous} ({old}) keeps serving"
     details = {"rolled_back": True, "live_gate": verdict.to_dict(), "deployment": new}
     return Status(ws.target, "failed", previous, reason=f"{reason}; {deleted}", details=details)
@@ -171,6 +167,27 @@ def abandon(
     """Put all traffic back on ``old`` (if it had moved), delete ``new``, say so.
     ``settle``: how long the delete may wait for an operation still running on ``new``
     (see ``endpoints.delete_deployment``)."""
+    actions = undo(
+        ws, deployment, new, progress, traffic_moved=traffic_moved, old=old, settle=settle
+    )
+    head, _, tail = problem.partition("\n")
+    reason = f"deployment {new} (version {deployment.version}) failed: {head}"
+    reason += f"; {'; '.join(actions)}" + (f"\n{tail}" if tail else "")
+    return Status(ws.target, "failed", deployment.previous_version, reason=reason)
+
+
+def undo(
+    ws: Workspace,
+    deployment: Deployment,
+    new: str,
+    progress: Progress,
+    *,
+    traffic_moved: bool,
+    old: str | None,
+    settle: float,
+) -> list[str]:
+    """Traffic back on ``old`` (if it had moved), ``new`` deleted: what was done, the
+    deletion's outcome last."""
     previous = deployment.previous_version
     actions = []
     if traffic_moved and old:
@@ -187,7 +204,4 @@ def abandon(
         else f"deployment {new} could not be deleted ({failed_delete}): it gets no traffic, "
         "and the next push or `deployer destroy` removes it"
     )
-    head, _, tail = problem.partition("\n")
-    reason = f"deployment {new} (version {deployment.version}) failed: {head}"
-    reason += f"; {'; '.join(actions)}" + (f"\n{tail}" if tail else "")
-    return Status(ws.target, "failed", previous, reason=reason)
+    return actions

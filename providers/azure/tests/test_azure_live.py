@@ -156,14 +156,14 @@ def test_a_slower_canary_is_rolled_back_naming_both_p99s(
 ) -> None:
     provider = make_provider()
     assert isinstance(fake.runtime, StubRuntime)
-    fake.runtime.slow[name_of(2)] = 0.15  # every answer of the canary takes 150 ms
+    fake.runtime.slow[name_of(2)] = 0.3  # every answer of the canary takes 300 ms
     status = canary(provider, fake, monkeypatch, lines, RULES, per_sleep=10)
     assert status.state == "failed"
     reason = status.reason or ""
     assert reason.startswith("live gate: p99 latency "), reason
     assert "ms on the new version against" in reason and "(allowed: up to" in reason
     gate = status.details["live_gate"]
-    assert gate["new"]["p99_ms"] >= 150.0
+    assert gate["new"]["p99_ms"] >= 300.0
     assert gate["new"]["p99_ms"] > gate["old"]["p99_ms"] + 60.0
     assert fake.traffic_updates(EP)[-1] == {name_of(1): 100}
     assert provider.status().version == release(1).version

@@ -8,6 +8,7 @@ other provisioned deployment (kept at 0% since the promotion).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from deployer.providers import Deployment, Progress, Release, Strategy, UsageError
@@ -37,6 +38,7 @@ def deploy(
             "strategy": strategy.kind,
             "percent": strategy.percent,
             "bake_seconds": strategy.bake_seconds,
+            "live": asdict(strategy.live) if strategy.live is not None else None,
             "sample": release.sample,
         }
         if previous == release.version and status(ws).healthy:

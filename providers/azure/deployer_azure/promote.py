@@ -6,19 +6,31 @@ Every step must fit before the deadline with its whole bake: a step that would n
 (or any step once the deadline has passed) is never applied. The rollout stops there,
 traffic goes back to the previous deployment, the new one is deleted, and the Status
 says so: a timeout never promotes an unbaked version.
+
+With live gates (``Strategy.live``, ``release.live``) each bake compares the new
+deployment with the old on Azure Monitor's metrics (monitor.py) every
+``interval_seconds``; a failing verdict undoes the step like a failed check and the
+Status names the verdict (``details["live_gate"]``, ``details["rolled_back"]``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
-from deployer.providers import Deployment, Progress, Status, Strategy
-from deployer_azure import endpoints, rollout, specs
+from deployer.providers import DeployerError, Deployment, Progress, Status, Strategy, live
+from deployer_azure import endpoints, monitor, rollout, specs
 from deployer_azure.endpoints import SUCCEEDED
 from deployer_azure.invoke import invoke
 from deployer_azure.workspace import Workspace
+
+# how a bake waits and tells time (tests move virtual time through them)
+bake_sleep: Callable[[float], None] = time.sleep
+bake_clock: Callable[[], float] = time.monotonic
+bake_now: Callable[[], dt.datetime] = monitor.utc_now  # the metrics' window ends now
 
 
 def promote(
@@ -32,7 +44,10 @@ def promote(
     """Move all traffic to ``new`` and retire what is no longer kept; None when done, the
     failed Status (after ``abandon``) when a check fails."""
     details = deployment.details
-    strategy = Strategy(details["strategy"], details["percent"], details["bake_seconds"])
+    rules = live.LiveRules(**details["live"]) if details.get("live") else None
+    strategy = Strategy(
+        details["strategy"], details["percent"], details["bake_seconds"], live=rules
+    )
     problem = check(ws, new, details.get("sample"))
     if problem:
         return abandon(ws, deployment, new, problem, progress, traffic_moved=False)
@@ -55,13 +70,69 @@ def promote(
             break
         if bake:
             progress(f"baking {bake:.0f}s at {traffic[new]}% on {new}")
-            time.sleep(bake)
+            try:
+                bake_step(ws, new, old, bake, strategy.live, progress)
+            except live.LiveGateFailed as failed:
+                return gate_failed(ws, deployment, new, old, failed.verdict, progress)
+            except DeployerError as unreadable:  # e.g. no permission to read the metrics
+                problem = f"live gate: the signals could not be read: {unreadable}"
+                return abandon(ws, deployment, new, problem, progress, traffic_moved=True, old=old)
         problem = check(ws, new, details.get("sample"))
         if problem:
             return abandon(ws, deployment, new, problem, progress, traffic_moved=True, old=old)
     keep = {new, old} if (old and ws.options.keep_previous) else {new}
     endpoints.retire(ws, {n for n in keep if n}, progress)
     return None
+
+
+def bake_step(
+    ws: Workspace,
+    new: str,
+    old: str | None,
+    seconds: float,
+    rules: live.LiveRules | None,
+    progress: Progress,
+) -> None:
+    """Wait ``seconds``; with ``rules`` (and an old deployment to compare with), compare
+    the two on Azure Monitor every ``interval_seconds``, each verdict in the progress.
+    Raises LiveGateFailed on a failing verdict."""
+    if rules is None or old is None:
+        bake_sleep(seconds)
+        return
+    reader = monitor.SignalReader(ws, new, old, now=bake_now)
+    baker = live.Baker(rules, sleep=bake_sleep, clock=bake_clock)
+    reported = 0
+
+    def report() -> None:  # the verdicts so far, one progress line each
+        nonlocal reported
+        for verdict in baker.verdicts[reported:]:
+            progress(f"live gate: {verdict.outcome} ({verdict.reason})")
+        reported = len(baker.verdicts)
+
+    def read() -> tuple[live.Signals | None, live.Signals]:
+        report()
+        return reader.read()
+
+    try:
+        baker.bake(seconds, read)
+    finally:
+        report()
+
+
+def gate_failed(
+    ws: Workspace,
+    deployment: Deployment,
+    new: str,
+    old: str | None,
+    verdict: live.Verdict,
+    progress: Progress,
+) -> Status:
+    """Undo the step the live gate failed (traffic back to ``old``, ``new`` deleted)."""
+    deleted = undo(ws, deployment, new, progress, traffic_moved=True, old=old, settle=0.0)[-1]
+    previous = deployment.previous_version
+    reason = f"live gate: {verdict.reason}; rolled back: {previous} ({old}) keeps serving"
+    details = {"rolled_back": True, "live_gate": verdict.to_dict(), "deployment": new}
+    return Status(ws.target, "failed", previous, reason=f"{reason}; {deleted}", details=details)
 
 
 def check(ws: Workspace, name: str, sample: Any) -> str | None:
@@ -96,6 +167,27 @@ def abandon(
     """Put all traffic back on ``old`` (if it had moved), delete ``new``, say so.
     ``settle``: how long the delete may wait for an operation still running on ``new``
     (see ``endpoints.delete_deployment``)."""
+    actions = undo(
+        ws, deployment, new, progress, traffic_moved=traffic_moved, old=old, settle=settle
+    )
+    head, _, tail = problem.partition("\n")
+    reason = f"deployment {new} (version {deployment.version}) failed: {head}"
+    reason += f"; {'; '.join(actions)}" + (f"\n{tail}" if tail else "")
+    return Status(ws.target, "failed", deployment.previous_version, reason=reason)
+
+
+def undo(
+    ws: Workspace,
+    deployment: Deployment,
+    new: str,
+    progress: Progress,
+    *,
+    traffic_moved: bool,
+    old: str | None,
+    settle: float,
+) -> list[str]:
+    """Traffic back on ``old`` (if it had moved), ``new`` deleted: what was done, the
+    deletion's outcome last."""
     previous = deployment.previous_version
     actions = []
     if traffic_moved and old:
@@ -112,7 +204,4 @@ def abandon(
         else f"deployment {new} could not be deleted ({failed_delete}): it gets no traffic, "
         "and the next push or `deployer destroy` removes it"
     )
-    head, _, tail = problem.partition("\n")
-    reason = f"deployment {new} (version {deployment.version}) failed: {head}"
-    reason += f"; {'; '.join(actions)}" + (f"\n{tail}" if tail else "")
-    return Status(ws.target, "failed", previous, reason=reason)
+    return actions

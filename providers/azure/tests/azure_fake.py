@@ -8,14 +8,17 @@ registry resource), with long-running operations polled through
 endpoints' scoring URIs: it checks the endpoint key, picks a deployment by the
 endpoint's traffic (or the ``azureml-model-deployment`` header) and forwards to a
 runtime: a stub answering in the image's response format, or a real container of the
-image pulled from the local registry (``azure_runtime.DockerRuntime``).
+image pulled from the local registry (``azure_runtime.DockerRuntime``). What the scoring
+URI serves is counted (``metrics``, azure_metrics_fake.py) and answered as the endpoint's
+Azure Monitor metrics at ``{endpoint id}/providers/Microsoft.Insights/metrics``.
 
 Scripts for tests: deployments that fail with a message, slow or held provisioning
 (``hold_provisioning()``; a deployment still provisioning refuses a DELETE with 409, as
 ARM refuses a second operation on a busy resource), throttling
 (429 with Retry-After) and transient 5xx, 403 AuthorizationFailed on chosen actions,
-a scoring path that breaks for one deployment, regenerated keys, short-lived endpoint
-tokens and Microsoft Entra tokens (``entra_tokens``, minted by the test's credential).
+a scoring path that breaks for one deployment (or answers slowly), regenerated keys,
+short-lived endpoint tokens and Microsoft Entra tokens (``entra_tokens``, minted by the
+test's credential).
 Strict: each endpoint or deployment PUT body is checked against the SDK's own REST models
 and the documented limits (azure_rest_check.py) and refused with 400 as the service
 would; the refusals are kept in ``refused``. Every request is recorded, and so is the
@@ -39,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from azure_metrics_fake import FakeMetrics, Served
 from azure_rest_check import deployment_problems, endpoint_problems
 from tls_support import TLSCertificate
 
@@ -93,6 +97,7 @@ class StubRuntime:
         self.running: set[tuple[str, str]] = set()
         self.broken: set[str] = set()  # deployment names whose scoring answers 500
         self.fail_after: dict[str, int] = {}  # deployment -> good answers before it breaks
+        self.slow: dict[str, float] = {}  # deployment -> seconds each answer takes
 
     def start(self, endpoint: str, deployment: str, image: str, config: dict[str, Any]) -> None:
         self.running.add((endpoint, deployment))
@@ -104,6 +109,8 @@ class StubRuntime:
             self.fail_after[deployment] -= 1
             if self.fail_after[deployment] < 0:
                 self.broken.add(deployment)
+        if deployment in self.slow:
+            time.sleep(self.slow[deployment])
         if deployment in self.broken:
             return 500, "application/json", b'{"error": "model crashed: ValueError: boom"}'
         try:
@@ -197,6 +204,7 @@ class FakeAzureML:
         self.rejected: list[str] = []  # endpoints whose scoring call failed authentication
         self.failed_logs: dict[tuple[str, str], str] = {}
         self.refused: list[str] = []  # why a body was refused (azure_rest_check)
+        self.metrics = FakeMetrics()  # Azure Monitor over what the scoring URI served
         # scripts
         self.rules: list[Rule] = []
         self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
@@ -339,6 +347,11 @@ class FakeAzureML:
                 "POST",
                 rf"{WS}/onlineEndpoints/(?P<ep>[^/]+)/deployments/(?P<d>[^/]+)/getLogs",
                 self._dep_logs,
+            ),
+            (
+                "GET",
+                rf"/?{WS}/onlineEndpoints/(?P<ep>[^/]+)/providers/Microsoft\.Insights/metrics",
+                self._metrics,
             ),
             ("GET", rf"{ACR}", self._registry),
             ("POST", rf"{ACR}/listCredentials", self._registry_credentials),
@@ -640,6 +653,12 @@ class FakeAzureML:
         operation = self._start_operation(done, work=provision, on_failure=failed)
         return _Response(201 if existing is None else 200, resource, self._lro_headers(operation))
 
+    def _metrics(self, request: _Request, ep: str, **_: str) -> _Response:
+        if ep not in self.endpoints:
+            return _error(404, "ResourceNotFound", f"Online endpoint '{ep}' was not found.")
+        status, body = self.metrics.answer(self._endpoint_id(ep), ep, request.query)
+        return _Response(status, body)
+
     def _environment_of(self, environment_id: str) -> dict[str, Any] | None:
         match = re.search(r"/environments/([^/]+)/versions/([^/]+)$", environment_id)
         return self.environments.get((match[1], match[2])) if match else None
@@ -778,9 +797,12 @@ class FakeAzureML:
             if not live:
                 return _Response(424, {"message": "no deployment receives traffic"})
             chosen = random.choices(list(live), weights=list(live.values()))[0]
+        started = time.monotonic()
         status, content_type, body = self.runtime.invoke(
             ep, chosen, request.body, dict(request.headers)
         )
+        took_ms = (time.monotonic() - started) * 1000.0
+        self.metrics.record(ep, Served(self.metrics.clock(), chosen, status, took_ms))
         with self.lock:
             self.scoring_calls.append((ep, chosen, status))
         return _Response(

@@ -225,3 +225,35 @@ def test_the_front_caps_connections_and_still_answers_health(upstream: str, tmp_
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert answer.json()["size"] == 3
+
+
+def named_app(name: str) -> Any:
+    """An upstream answering its own name."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": orjson.dumps({"name": name})})
+
+    return app
+
+
+def test_a_canary_takes_its_share_and_survives_a_restart(tmp_path: Path) -> None:
+    with serving(named_app("old")) as old, serving(named_app("new")) as new:
+        switch(old, tmp_path, timeout=0, canary=new, percent=50)
+        for _restart in range(2):  # the state file holds both upstreams and the share
+            with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+                health = httpx.get(front + "/-/front/health").json()
+                assert health == {"upstream": old, "canary": {"upstream": new, "percent": 50}}
+                names = [httpx.post(front + "/invocations").json()["name"] for _ in range(200)]
+                assert {"old", "new"} == set(names)  # 1 in 2**199 to fail by chance
+        with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+            for percent, expected in ((0, {"old"}), (100, {"new"})):
+                assert switch(old, tmp_path, canary=new, percent=percent)
+                names = [httpx.post(front + "/invocations").json()["name"] for _ in range(20)]
+                assert set(names) == expected
+            assert switch(new, tmp_path)  # promoted: the canary line goes
+            assert httpx.get(front + "/-/front/health").json() == {"upstream": new}

@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     )
     from deployer.image.engine import docker_client
     from deployer.image.registry import PushError, RegistryAuth, push_image
+    from deployer.providers import live
     from deployer.serving import routes
 
 # Helpers imported on first use, so importing the SDK stays light (the router image
@@ -103,6 +104,7 @@ _HELPERS = {
     "RegistryAuth": "deployer.image.registry",
     "push_image": "deployer.image.registry",
     "routes": "deployer.serving.routes",
+    "live": "deployer.providers.live",  # live gates: signals, verdicts, the watched bake
 }
 
 
@@ -160,6 +162,7 @@ __all__ = [
     "distribution",
     "docker_client",
     "limit",
+    "live",
     "parse_options",
     "plan_of",
     "port_in_use",

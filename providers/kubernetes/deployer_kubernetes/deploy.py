@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployer.providers import DeployerError, Progress, routes
-from deployer.providers.live import Baker, LiveRules, Reading, Signals, compare
+from deployer.providers import live as gates
 from deployer_kubernetes.cluster import DELETE_ORDER, Cluster
 from deployer_kubernetes.diff import compared, differences
 from deployer_kubernetes.manifests import Renderer, Version, canary_replicas
@@ -314,8 +314,8 @@ class Deployer:
         name: str,
         seconds: float,
         progress: Progress,
-        read: Reading | None = None,
-        rules: LiveRules | None = None,
+        read: gates.Reading | None = None,
+        rules: gates.LiveRules | None = None,
     ) -> str | None:
         """Watch the canary for ``seconds``: its pods must stay available and not restart;
         with ``rules`` and ``read``, the live gate compares the versions every
@@ -328,7 +328,7 @@ class Deployer:
             if rules is None or read is None:
                 watch.sleep(seconds)
             else:
-                baker = Baker(rules, sleep=watch.sleep, clock=time.monotonic)
+                baker = gates.Baker(rules, sleep=watch.sleep, clock=time.monotonic)
                 baker.bake(seconds, _reported(read, rules, progress))
         except _BakeProblem as exc:
             return str(exc)
@@ -386,12 +386,12 @@ class _Availability:
             )
 
 
-def _reported(read: Reading, rules: LiveRules, progress: Progress) -> Reading:
+def _reported(read: gates.Reading, rules: gates.LiveRules, progress: Progress) -> gates.Reading:
     """``read``, with each comparison's verdict on the progress output."""
 
-    def reading() -> tuple[Signals | None, Signals]:
+    def reading() -> tuple[gates.Signals | None, gates.Signals]:
         old, new = read()
-        verdict = compare(old, new, rules)
+        verdict = gates.compare(old, new, rules)
         progress(f"live gate: {verdict.outcome} ({verdict.reason})")
         return old, new
 

@@ -28,7 +28,7 @@ from deployer.providers import (
     parse_options,
     routes,
 )
-from deployer.providers.live import LiveGateFailed, LiveRules, Verdict
+from deployer.providers import live as gates
 from deployer_kubernetes import registry
 from deployer_kubernetes.cluster import Cluster
 from deployer_kubernetes.deploy import Deployer
@@ -245,7 +245,7 @@ class KubernetesProvider:
         )
         stable_replicas = int(details.get("stable_replicas") or live.replicas or 1)
         bake = float(details.get("bake_seconds") or 0)
-        rules = LiveRules(**details["live"]) if details.get("live") else None
+        rules = gates.LiveRules(**details["live"]) if details.get("live") else None
         for index, step in enumerate(steps):
             if index:
                 self.deployer.step_canary(version, step, stable_replicas, progress)
@@ -264,7 +264,7 @@ class KubernetesProvider:
                 if problem is None:
                     try:
                         problem = self._bake(deployment, bake, rules, progress)
-                    except LiveGateFailed as exc:
+                    except gates.LiveGateFailed as exc:
                         return self._live_gate_failed(deployment, step, exc.verdict, progress)
             if problem is None and time.monotonic() >= deadline:
                 problem = out_of_time(deadline, 0.0, step)
@@ -282,7 +282,11 @@ class KubernetesProvider:
         return self._failed(deployment, reason + outcome.reason, outcome.timed_out, progress)
 
     def _bake(
-        self, deployment: Deployment, seconds: float, rules: LiveRules | None, progress: Progress
+        self,
+        deployment: Deployment,
+        seconds: float,
+        rules: gates.LiveRules | None,
+        progress: Progress,
     ) -> str | None:
         """One step's bake; with live rules, the old and the new pods' /metrics are compared
         from now on (raises LiveGateFailed)."""
@@ -295,7 +299,7 @@ class KubernetesProvider:
         return self.deployer.bake(self.names.canary, seconds, progress, read, rules)
 
     def _live_gate_failed(
-        self, deployment: Deployment, step: int, verdict: Verdict, progress: Progress
+        self, deployment: Deployment, step: int, verdict: gates.Verdict, progress: Progress
     ) -> Status:
         """The canary served worse than the old version: remove it, the old alone serves."""
         previous = deployment.previous_version or ""

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from deployer.providers import DeployerError, Progress, routes
-from deployer.providers.live import Histogram, Signals, parse_metrics
+from deployer.providers import live as gates
 from deployer_kubernetes.cluster import Cluster
 
-EMPTY = Histogram({}, {})
+EMPTY = gates.Histogram({}, {})
 
 
-def total(histograms: Iterable[Histogram]) -> Histogram:
+def total(histograms: Iterable[gates.Histogram]) -> gates.Histogram:
     """The sum of several pods' histograms."""
     counts: dict[str, float] = {}
     buckets: dict[float, float] = {}
@@ -22,7 +22,7 @@ def total(histograms: Iterable[Histogram]) -> Histogram:
             counts[status] = counts.get(status, 0.0) + value
         for bound, value in histogram.buckets.items():
             buckets[bound] = buckets.get(bound, 0.0) + value
-    return Histogram(counts, buckets)
+    return gates.Histogram(counts, buckets)
 
 
 class PodScraper:
@@ -36,18 +36,20 @@ class PodScraper:
         self.selector = selector
         self.progress = progress
         self.port = port
-        self.baseline: dict[str, Histogram] = {}
+        self.baseline: dict[str, gates.Histogram] = {}
         self.unreachable: set[str] = set()
 
-    def scrape(self) -> dict[str, Histogram]:
+    def scrape(self) -> dict[str, gates.Histogram]:
         """Each running pod's histogram now (a pod out of reach is left out, said once)."""
-        found: dict[str, Histogram] = {}
+        found: dict[str, gates.Histogram] = {}
         for pod in self.cluster.pods(self.selector):
             name = pod["metadata"]["name"]
             if (pod.get("status") or {}).get("phase") != "Running":
                 continue
             try:
-                found[name] = parse_metrics([self.cluster.pod_get(name, self.port, "metrics")])
+                found[name] = gates.parse_metrics(
+                    [self.cluster.pod_get(name, self.port, "metrics")]
+                )
             except (DeployerError, ValueError) as exc:
                 if name not in self.unreachable:
                     self.unreachable.add(name)
@@ -57,17 +59,19 @@ class PodScraper:
     def start(self) -> None:
         self.baseline = self.scrape()
 
-    def since_start(self) -> Histogram:
+    def since_start(self) -> gates.Histogram:
         now = self.scrape()
         return total(h.minus(self.baseline.get(pod, EMPTY)) for pod, h in now.items())
 
 
-def step_reader(old: PodScraper, new: PodScraper) -> Callable[[], tuple[Signals | None, Signals]]:
+def step_reader(
+    old: PodScraper, new: PodScraper
+) -> Callable[[], tuple[gates.Signals | None, gates.Signals]]:
     """Take the step's first scrape of both versions now; return the ``read`` a bake calls."""
     old.start()
     new.start()
 
-    def read() -> tuple[Signals | None, Signals]:
+    def read() -> tuple[gates.Signals | None, gates.Signals]:
         return old.since_start().signals(), new.since_start().signals()
 
     return read

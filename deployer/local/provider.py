@@ -247,13 +247,13 @@ class LocalProvider:
         else:
             changes.append(Change("create", name, f"image {release.image.ref}"))
             if live is not None:
-                changes.append(
-                    Change(
-                        "update",
-                        f"container {self.prefix}",
-                        f"switch {current} -> {release.version}",
+                switch = f"switch {current} -> {release.version}"
+                if strategy is not None and strategy.kind != "all-at-once":
+                    switch = (
+                        f"{strategy}: {strategy.percent}% of the requests to "
+                        f"{release.version} while each step bakes, then {switch}"
                     )
-                )
+                changes.append(Change("update", f"container {self.prefix}", switch))
                 changes.append(
                     Change("delete", f"container {live.name}", "stopped, kept for rollback")
                 )

@@ -257,3 +257,20 @@ def test_a_canary_takes_its_share_and_survives_a_restart(tmp_path: Path) -> None
                 assert set(names) == expected
             assert switch(new, tmp_path)  # promoted: the canary line goes
             assert httpx.get(front + "/-/front/health").json() == {"upstream": new}
+
+
+def test_the_inventory_reads_both_upstreams_of_a_canary(tmp_path: Path) -> None:
+    from deployer.local.inventory import read_front, read_upstream
+
+    switch("http://p-t-v1:8080", tmp_path, timeout=0, canary="http://p-t-v2:8080", percent=25)
+    with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+        assert read_front(front) == (True, "p-t-v1", ("p-t-v2", 25))
+        assert read_upstream(front) == (True, "p-t-v1")  # the old version still serves
+        assert switch("http://p-t-v2:8080", tmp_path)
+        assert read_front(front) == (True, "p-t-v2", None)
+
+
+def test_the_switch_command_refuses_a_share_out_of_range(tmp_path: Path) -> None:
+    from deployer.local.front import main
+
+    assert main(["switch", "http://a:8080", "--canary", "http://b:8080", "--percent", "101"]) == 2

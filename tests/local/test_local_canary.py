@@ -147,3 +147,33 @@ def test_a_canary_answering_500s_is_rolled_back_and_a_good_one_promoted(
     status = good.status(["local"])[0]
     assert status.healthy and status.version == result.targets[0].version != first
     assert status.details["previous_version"] == first
+
+
+def test_a_crash_mid_canary_shows_as_updating_and_the_next_push_repairs_it(
+    project: Project,
+) -> None:
+    import os
+    import sys
+
+    folder = project.file.parent
+    before = Project.load(project.file)
+    first = serving_version(before)
+    write_model(folder, 4, fail=False)
+    env = {**os.environ, "DEPLOYER_FAULT": "push:canary"}
+    killed = subprocess.run(
+        [sys.executable, "-m", "deployer", "push", "--to", "local", "--strategy", "canary:50",
+         "--bake", "60", "-f", str(project.file)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr  # SIGKILLed at the boundary
+    crashed = Project.load(project.file)
+    status = crashed.status(["local"])[0]
+    assert status.state == "updating" and status.version == first, status
+    canary = status.details["canary"]
+    assert canary["percent"] == 50 and canary["version"] not in (None, first)
+    assert f"canary {canary['version']} takes 50% of the requests beside {first}" == status.reason
+    result = crashed.push(["local"])  # all at once: converges from what is there
+    assert result.ok, result.targets[0].error
+    status = crashed.status(["local"])[0]
+    assert status.healthy and status.version == canary["version"]
+    assert "canary" not in status.details and status.details["previous_version"] == first

@@ -282,7 +282,13 @@ class LocalProvider:
         if strategy.kind != "all-at-once":
             if live is not None and previous != release.version and self._serves(live):
                 return self._start_canary(release, image_ref, strategy, live, progress)
-            why = "nothing serves yet" if live is None else "this version already serves"
+            why = (
+                "nothing serves yet"
+                if live is None
+                else "this version already serves"
+                if previous == release.version
+                else f"{live.name} does not answer through the front"
+            )
             progress(f"{strategy} needs a live version to compare with ({why}): all at once")
         if previous == release.version and self._serves(live):
             progress(f"{self.target.name}: version {release.version} is already live")

@@ -130,7 +130,7 @@ def test_a_canary_answering_500s_is_rolled_back_and_a_good_one_promoted(
     assert not result.ok
     assert "live gate: error rate " in (target.error or ""), target.error
     assert f"rolled back: {first} keeps serving" in (target.error or "")
-    assert any(line.startswith("front: 50% of the requests") for line in lines)
+    assert any("front: 50% of the requests" in line for line in lines)
     assert 500 in traffic.statuses  # the canary really took a share and failed it
     status = bad.status(["local"])[0]
     assert status.healthy and status.version == first and "canary" not in status.details
@@ -142,7 +142,7 @@ def test_a_canary_answering_500s_is_rolled_back_and_a_good_one_promoted(
     lines = []
     result, traffic = canary_push(good, lines)
     assert result.ok, result.targets[0].error
-    assert any(line.startswith("live gate: pass") for line in lines)
+    assert any("live gate: pass" in line for line in lines)
     assert set(traffic.statuses) == {200}  # no request failed during canary and promotion
     status = good.status(["local"])[0]
     assert status.healthy and status.version == result.targets[0].version != first

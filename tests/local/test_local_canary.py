@@ -107,7 +107,10 @@ def canary_push(project: Project, lines: list[str]) -> Any:
     url = front(project)
     with Traffic(url) as traffic:
         result = project.push(
-            ["local"], strategy="canary:50", bake_seconds=4, progress=lines.append
+            ["local"],
+            strategy="canary:50",
+            bake_seconds=4,
+            events=lambda _target, line: lines.append(line),  # "progress: ..." lines
         )
     assert traffic.statuses, "the traffic thread sent nothing"
     return result, traffic

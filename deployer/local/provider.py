@@ -247,13 +247,13 @@ class LocalProvider:
         else:
             changes.append(Change("create", name, f"image {release.image.ref}"))
             if live is not None:
-                switch = f"switch {current} -> {release.version}"
-                if strategy is not None and strategy.kind != "all-at-once":
-                    switch = (
-                        f"{strategy}: {strategy.percent}% of the requests to "
-                        f"{release.version} while each step bakes, then {switch}"
+                changes.append(
+                    Change(
+                        "update",
+                        f"container {self.prefix}",
+                        f"switch {current} -> {release.version}",
                     )
-                changes.append(Change("update", f"container {self.prefix}", switch))
+                )
                 changes.append(
                     Change("delete", f"container {live.name}", "stopped, kept for rollback")
                 )
@@ -263,7 +263,14 @@ class LocalProvider:
                 changes.append(
                     Change("delete", f"container {container.name}", "neither serving nor kept")
                 )
-        return Plan(self.target.name, changes, notes=local_gpu_notes(release))
+        notes = local_gpu_notes(release)
+        if strategy is not None and strategy.kind != "all-at-once" and live is not None:
+            if current != release.version:
+                notes.append(
+                    f"{strategy}: the front sends {strategy.percent}% of the requests to "
+                    f"{release.version} while each step bakes, then switches to it"
+                )
+        return Plan(self.target.name, changes, notes=notes)
 
     def publish(self, image: Image, progress: Progress) -> str:
         """The local engine already has the image: its id is the pullable ref."""

@@ -264,12 +264,12 @@ class LocalProvider:
                     Change("delete", f"container {container.name}", "neither serving nor kept")
                 )
         notes = local_gpu_notes(release)
-        if strategy is not None and strategy.kind != "all-at-once" and live is not None:
-            if current != release.version:
-                notes.append(
-                    f"{strategy}: the front sends {strategy.percent}% of the requests to "
-                    f"{release.version} while each step bakes, then switches to it"
-                )
+        canary = strategy is not None and strategy.kind != "all-at-once"
+        if canary and strategy is not None and live is not None and current != release.version:
+            notes.append(
+                f"{strategy}: the front sends {strategy.percent}% of the requests to "
+                f"{release.version} while each step bakes, then switches to it"
+            )
         return Plan(self.target.name, changes, notes=notes)
 
     def publish(self, image: Image, progress: Progress) -> str:

@@ -21,6 +21,9 @@ PUSH_STEPS = (
     "push:old-stopped",  # the version it replaced is stopped (kept for rollback)
     "push:pruned",  # every other model container is removed
 )
+CANARY_STEPS = (  # a canary:N or linear:N push, after push:model-healthy
+    "push:canary",  # the front sends the canary its share; the bake has not begun
+)
 ROLLBACK_STEPS = (
     "rollback:previous-started",
     "rollback:model-healthy",
@@ -34,7 +37,7 @@ DESTROY_STEPS = (
     "destroy:volume-removed",
     "destroy:network-removed",
 )
-STEPS = (*PUSH_STEPS, *ROLLBACK_STEPS, *DESTROY_STEPS)
+STEPS = (*PUSH_STEPS, *CANARY_STEPS, *ROLLBACK_STEPS, *DESTROY_STEPS)
 
 
 def boundary(step: str) -> None:

@@ -8,7 +8,10 @@ container, so clients never see a gap.
 The upstream is a file in the state folder (``DEPLOYER_FRONT_STATE``), which the provider
 mounts from a named Docker volume: when the front is killed and Docker restarts it, it
 reads its upstream back and serves again with no command run. The proxy polls the file
-and acknowledges a switch by writing ``upstream.active``.
+and acknowledges a switch by writing ``upstream.active``. During a canary the file holds
+a second line, ``URL PERCENT``: that share of the requests goes to the canary's upstream,
+the rest to the first (``python -m deployer.local.front switch OLD --canary NEW
+--percent N``); the health route names both.
 
 Bounds: a request body larger than ``--max-body`` bytes is refused with 413 (at once when
 its Content-Length says so, else as soon as the streamed bytes pass it); bodies stream
@@ -28,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import sys
 import time
 import urllib.request
@@ -97,6 +101,23 @@ def active_file(state: Path) -> Path:
     return state / "upstream.active"
 
 
+def parse_state(text: str) -> tuple[str | None, tuple[str, int] | None]:
+    """The upstream file's text: (the main upstream, (the canary's, its percent) or None)."""
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None, None
+    main = lines[0][0]
+    canary = None
+    if len(lines) > 1 and len(lines[1]) == 2 and lines[1][1].isdigit():
+        canary = (lines[1][0], max(0, min(100, int(lines[1][1]))))
+    return main, canary
+
+
+def state_text(url: str, canary: str | None = None, percent: int = 0) -> str:
+    """What ``parse_state`` reads back."""
+    return url if canary is None else f"{url}\n{canary} {percent}"
+
+
 def backend_name(upstream: str) -> str:
     """``http://NAME:8080`` -> ``NAME``: the model container's name, not its address."""
     return upstream.split("://", 1)[-1].rsplit(":", 1)[0]
@@ -154,6 +175,7 @@ class FrontProxy:
     ) -> None:
         self.state = state
         self.upstream = upstream
+        self.canary: tuple[str, int] | None = None  # (upstream, percent of the requests)
         self.max_body = max_body
         self._mtime = 0.0
         self._client: httpx.AsyncClient | None = None
@@ -192,8 +214,9 @@ class FrontProxy:
             mtime = source.stat().st_mtime
             if mtime != self._mtime:
                 self._mtime = mtime
-                self.upstream = source.read_text().strip() or None
-                active_file(self.state).write_text(self.upstream or "")
+                text = source.read_text().strip()
+                self.upstream, self.canary = parse_state(text)
+                active_file(self.state).write_text(text)
 
     async def _watch(self) -> None:
         while True:
@@ -202,7 +225,10 @@ class FrontProxy:
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["path"] == HEALTH_PATH:
-            await _respond(send, 200, {"upstream": self.upstream})
+            document: dict[str, Any] = {"upstream": self.upstream}
+            if self.canary is not None:
+                document["canary"] = {"upstream": self.canary[0], "percent": self.canary[1]}
+            await _respond(send, 200, document)
             return
         declared = _content_length(scope["headers"])
         if declared is not None and declared > self.max_body:
@@ -215,6 +241,13 @@ class FrontProxy:
         except BodyTooLarge:
             await _too_large(send, self.max_body)
 
+    def _pick(self) -> str | None:
+        """The upstream for one request: the canary's for its share, else the main one."""
+        canary = self.canary
+        if canary is not None and self.upstream is not None and random.uniform(0, 100) < canary[1]:
+            return canary[0]
+        return self.upstream
+
     async def _forward(self, scope: dict[str, Any], body: _Body, send: Any) -> None:
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
@@ -224,7 +257,7 @@ class FrontProxy:
         ]
         status, error = 503, "no model version is being served yet"
         for _attempt in range(2):
-            upstream = self.upstream
+            upstream = self._pick()
             if upstream is None or self._client is None:
                 break
             request = self._client.build_request(
@@ -294,15 +327,19 @@ async def _respond(send: Any, status: int, document: dict[str, Any], close: bool
     await send({"type": "http.response.body", "body": body})
 
 
-def switch(url: str, state: Path, timeout: float = 10.0) -> bool:
-    """Point the running proxy at ``url`` and wait until it has taken it."""
+def switch(
+    url: str, state: Path, timeout: float = 10.0, canary: str | None = None, percent: int = 0
+) -> bool:
+    """Point the running proxy at ``url`` (and ``percent`` of the requests at ``canary``)
+    and wait until it has taken it."""
+    text = state_text(url, canary, percent)
     temporary = state / "upstream.tmp"
-    temporary.write_text(url)
+    temporary.write_text(text)
     os.replace(temporary, upstream_file(state))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(FileNotFoundError):
-            if active_file(state).read_text() == url:
+            if active_file(state).read_text() == text:
                 return True
         time.sleep(0.02)
     return False
@@ -332,13 +369,18 @@ def main(argv: list[str]) -> int:
     serve.add_argument("--max-connections", type=int, default=4096, help="else 503")
     move = commands.add_parser("switch", help="point the running proxy at a new upstream")
     move.add_argument("url")
+    move.add_argument("--canary", default=None, help="a second upstream, for a share")
+    move.add_argument("--percent", type=int, default=0, help="the canary's share (0-100)")
     check = commands.add_parser("health", help="exit 0 when the proxy answers")
     check.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
     if args.command == "health":
         return health(args.port)
     if args.command == "switch":
-        if switch(args.url, STATE_DIR):
+        if not 0 <= args.percent <= 100:
+            print(f"--percent {args.percent}: expected 0 to 100", file=sys.stderr)
+            return 2
+        if switch(args.url, STATE_DIR, canary=args.canary, percent=args.percent):
             return 0
         print(f"the proxy did not take upstream {args.url} in time", file=sys.stderr)
         return 1

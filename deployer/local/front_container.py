@@ -143,14 +143,18 @@ class FrontContainer:
                 time.sleep(0.5)  # the port frees when the last socket on it closes
         raise AssertionError("unreachable")
 
-    def switch(self, url: str) -> None:
+    def switch(self, url: str, canary: str | None = None, percent: int = 0) -> None:
+        """Forward to ``url`` (and ``percent`` of the requests to ``canary``)."""
         front = self.find()
         if front is None or wait_running(front) != "running":
             raise DeployerError(
                 f"the front container {self.name} is not running",
                 hint="run the command again: it starts the front first",
             )
-        result = front.exec_run(["python", "-m", "deployer.local.front", "switch", url])
+        command = ["python", "-m", "deployer.local.front", "switch", url]
+        if canary is not None:
+            command += ["--canary", canary, "--percent", str(percent)]
+        result = front.exec_run(command)
         if result.exit_code != 0:
             raise DeployerError(
                 f"could not switch the front to {url}: {result.output.decode(errors='replace')}"

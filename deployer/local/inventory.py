@@ -36,16 +36,32 @@ def has_served(container: Any) -> bool:
 
 def read_upstream(front_url: str) -> tuple[bool, str | None]:
     """(whether the front answers, the model container name it forwards to)."""
+    answers, upstream, _canary = read_front(front_url)
+    return answers, upstream
+
+
+def read_front(front_url: str) -> tuple[bool, str | None, tuple[str, int] | None]:
+    """(whether the front answers, the container it forwards to, (the canary's container,
+    its percent) while a canary runs)."""
     try:
         answer = httpx.get(front_url + FRONT_HEALTH, timeout=2.0)
-        upstream = answer.json().get("upstream") if answer.status_code == 200 else None
+        document = answer.json() if answer.status_code == 200 else {}
+        upstream = document.get("upstream")
+        canary = document.get("canary")
     except (httpx.HTTPError, ValueError, AttributeError):
-        return False, None
+        return False, None, None
     if answer.status_code != 200:
-        return False, None
+        return False, None, None
+    split = None
+    if isinstance(canary, dict) and canary.get("upstream"):
+        split = (_container(str(canary["upstream"])), int(canary.get("percent") or 0))
     if not upstream:
-        return True, None
-    return True, str(upstream).split("://", 1)[-1].rsplit(":", 1)[0]
+        return True, None, None
+    return True, _container(str(upstream)), split
+
+
+def _container(url: str) -> str:
+    return url.split("://", 1)[-1].rsplit(":", 1)[0]
 
 
 @dataclass
@@ -56,6 +72,7 @@ class Snapshot:
     models: list[Any]
     front_answers: bool
     upstream: str | None  # the container name the front forwards to
+    canary: tuple[str, int] | None = None  # (container, percent) while a canary runs
 
     def named(self, name: str | None) -> Any | None:
         return next((c for c in self.models if c.name == name), None)

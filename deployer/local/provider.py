@@ -23,11 +23,13 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployer.local.canary import ContainerScraper, reported, step_reader
 from deployer.local.faults import boundary
 from deployer.local.front_container import FrontContainer
 from deployer.local.inventory import (
@@ -38,7 +40,7 @@ from deployer.local.inventory import (
     LABEL_VERSION,
     SERVED_POLICY,
     Snapshot,
-    read_upstream,
+    read_front,
     version_of,
 )
 from deployer.providers import (
@@ -64,6 +66,7 @@ from deployer.providers import (
     run_container,
     wait_healthy,
 )
+from deployer.providers import live as gates
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -151,8 +154,10 @@ class LocalProvider:
         """Read the platform: the front, the model containers, the front's real upstream."""
         fronts = self._containers("front")
         front = fronts[0] if fronts else None
-        answers, upstream = read_upstream(self._front_url()) if front is not None else (False, None)
-        return Snapshot(front, self._containers("model"), answers, upstream)
+        answers, upstream, canary = (
+            read_front(self._front_url()) if front is not None else (False, None, None)
+        )
+        return Snapshot(front, self._containers("model"), answers, upstream, canary)
 
     def _front_url(self) -> str:
         return f"http://127.0.0.1:{self.options.port}"
@@ -265,7 +270,14 @@ class LocalProvider:
                 changes.append(
                     Change("delete", f"container {container.name}", "neither serving nor kept")
                 )
-        return Plan(self.target.name, changes, notes=local_gpu_notes(release))
+        notes = local_gpu_notes(release)
+        canary = strategy is not None and strategy.kind != "all-at-once"
+        if canary and strategy is not None and live is not None and current != release.version:
+            notes.append(
+                f"{strategy}: the front sends {strategy.percent}% of the requests to "
+                f"{release.version} while each step bakes, then switches to it"
+            )
+        return Plan(self.target.name, changes, notes=notes)
 
     def publish(self, image: Image, progress: Progress) -> str:
         """The local engine already has the image: its id is the pullable ref."""
@@ -277,15 +289,21 @@ class LocalProvider:
     ) -> Deployment:
         """Converge on ``release``: whatever a crash left, the front ends on the new
         version, the one it replaced is kept stopped, and nothing else is left."""
-        if strategy.kind != "all-at-once":
-            raise UsageError(
-                f"the local target supports only all-at-once updates, not {strategy}",
-                hint="canary and linear strategies are for the cloud and Kubernetes targets",
-            )
         self._ensure_front(progress)
-        snapshot = self._snapshot()
+        snapshot = self._drop_canary(self._snapshot(), progress)
         live = snapshot.serving()
         previous = version_of(live)
+        if strategy.kind != "all-at-once":
+            if live is not None and previous != release.version and self._serves(live):
+                return self._start_canary(release, image_ref, strategy, live, progress)
+            why = (
+                "nothing serves yet"
+                if live is None
+                else "this version already serves"
+                if previous == release.version
+                else f"{live.name} does not answer through the front"
+            )
+            progress(f"{strategy} needs a live version to compare with ({why}): all at once")
         if previous == release.version and self._serves(live):
             progress(f"{self.target.name}: version {release.version} is already live")
             self._settle(live, snapshot.previous(live), "push", progress)
@@ -300,6 +318,116 @@ class LocalProvider:
         self._settle(running.container, keep, "push", progress)
         return Deployment(self.target.name, release.version, previous, changed=True)
 
+    # -- canary -------------------------------------------------------------------------
+
+    def _start_canary(
+        self, release: Release, image_ref: str, strategy: Strategy, live: Any, progress: Progress
+    ) -> Deployment:
+        """Start the new version beside ``live``; once healthy, the front sends it its share."""
+        previous = version_of(live)
+        progress(f"starting {self.prefix}-{release.version} as a canary beside {live.name}")
+        running = self._start_model(image_ref, release.version, previous)
+        boundary("push:model-started")
+        try:
+            seconds = wait_healthy(running, routes.SAGEMAKER_PING, self.options.startup_timeout)
+        except ContainerFailed:
+            running.remove()
+            raise
+        boundary("push:model-healthy")
+        progress(f"{running.container.name} healthy after {seconds:.1f}s")
+        self._split(live, running.container, strategy.percent, progress)
+        boundary("push:canary")
+        details: dict[str, Any] = {
+            "strategy": strategy.kind,
+            "percent": strategy.percent,
+            "bake_seconds": strategy.bake_seconds,
+            "canary": running.container.name,
+            "old": live.name,
+        }
+        if strategy.live is not None:
+            details["live"] = asdict(strategy.live)
+        return Deployment(self.target.name, release.version, previous, True, details)
+
+    def _split(self, old: Any, new: Any, percent: int, progress: Progress) -> None:
+        self.front.switch(f"http://{old.name}:8080", f"http://{new.name}:8080", percent)
+        progress(f"front: {percent}% of the requests to {new.name}, the rest to {old.name}")
+
+    def _drop_canary(self, snapshot: Snapshot, progress: Progress) -> Snapshot:
+        """A canary left by an interrupted push: the front back to the old version alone,
+        the canary removed; the snapshot read again."""
+        if snapshot.canary is None:
+            return snapshot
+        live = snapshot.serving()
+        if live is not None:
+            self.front.switch(f"http://{live.name}:8080")
+        canary = snapshot.named(snapshot.canary[0])
+        if canary is not None and canary is not live:
+            canary.remove(force=True)
+        progress(f"removed the canary {snapshot.canary[0]} left by an interrupted push")
+        return self._snapshot()
+
+    @_platform_errors
+    def _bake_canary(self, deployment: Deployment, progress: Progress) -> Status:
+        """Bake each step (comparing both containers' /metrics under live rules), then
+        promote the canary, or roll it back with the live gate's reason."""
+        details = deployment.details
+        snapshot = self._snapshot()
+        old, new = snapshot.named(details["old"]), snapshot.named(details["canary"])
+        if old is None or new is None or snapshot.canary is None:
+            return Status(
+                self.target.name,
+                "failed",
+                version_of(snapshot.serving()),
+                self._front_url(),
+                "the canary was interrupted (a container or the front's split is gone); "
+                "push again to converge",
+            )
+        percent = int(details["percent"])
+        steps = [percent] if details["strategy"] == "canary" else list(range(percent, 100, percent))
+        rules = gates.LiveRules(**details["live"]) if details.get("live") else None
+        seconds = float(details.get("bake_seconds") or 0)
+        for index, step in enumerate(steps):
+            if index:
+                self._split(old, new, step, progress)
+            read = None
+            if rules is not None:
+                read = reported(
+                    step_reader(
+                        ContainerScraper(_loopback_url(old), old.name),
+                        ContainerScraper(_loopback_url(new), new.name),
+                    ),
+                    rules,
+                    progress,
+                )
+                progress(f"baking {new.name} at {step}% for {seconds:g}s (live gate)")
+            try:
+                gates.bake(seconds, read, rules, time.sleep)
+            except gates.LiveGateFailed as exc:
+                return self._canary_rolled_back(old, new, exc.verdict, progress)
+        progress(f"promoting {new.name}: the front forwards to it alone")
+        self.front.switch(f"http://{new.name}:8080")
+        new.update(restart_policy=RESTART_POLICY)  # marks it as having served
+        boundary("push:switched")
+        self._settle(new, old, "push", progress)
+        return self.status()
+
+    def _canary_rolled_back(
+        self, old: Any, new: Any, verdict: gates.Verdict, progress: Progress
+    ) -> Status:
+        """The front back to ``old`` alone, the canary removed, the reason said."""
+        self.front.switch(f"http://{old.name}:8080")
+        new.remove(force=True)
+        progress(f"removed the canary {new.name}: {old.name} alone serves")
+        version = version_of(old)
+        return Status(
+            self.target.name,
+            "failed",
+            version,
+            self._front_url(),
+            f"live gate: {verdict.reason}; rolled back: {version} keeps serving",
+            {"rolled_back": True, "live_gate": verdict.to_dict(), "container": old.name},
+        )
+
     def _serves(self, container: Any) -> bool:
         """Whether the front answers /ping through ``container`` right now."""
         try:
@@ -309,7 +437,10 @@ class LocalProvider:
         return ping.status_code == 200 and _backend(ping) == container.name
 
     def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:
-        """``deploy`` already waited for health before switching; confirm through the front."""
+        """``deploy`` already waited for health before switching; confirm through the front.
+        A canary is baked here, then promoted or rolled back."""
+        if deployment.details.get("strategy") in ("canary", "linear"):
+            return self._bake_canary(deployment, progress)
         deadline = time.monotonic() + timeout
         status = self.status()
         while not status.healthy and time.monotonic() < deadline:
@@ -342,7 +473,7 @@ class LocalProvider:
                 self.target.name, "unhealthy", version, self._front_url(), reason, details
             )
         answered = snapshot.named(_backend(ping))
-        if answered is not None:
+        if answered is not None and snapshot.canary is None:
             version, details["container"] = version_of(answered), answered.name
             details["annotations"] = _annotations(answered)
         if ping.status_code != 200:
@@ -350,6 +481,18 @@ class LocalProvider:
             return Status(
                 self.target.name, "unhealthy", version, self._front_url(), reason, details
             )
+        canary = snapshot.named(snapshot.canary[0]) if snapshot.canary else None
+        if snapshot.canary is not None:
+            percent = snapshot.canary[1]
+            details["canary"] = {
+                "container": snapshot.canary[0],
+                "version": version_of(canary),
+                "percent": percent,
+            }
+            reason = (
+                f"canary {version_of(canary)} takes {percent}% of the requests beside {version}"
+            )
+            return Status(self.target.name, "updating", version, url, reason, details)
         return Status(self.target.name, "healthy", version, url, details=details)
 
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
@@ -376,6 +519,11 @@ class LocalProvider:
         """Start the version the serving one replaced again and switch back to it."""
         self._ensure_front(progress)
         snapshot = self._snapshot()
+        if snapshot.canary is not None:  # an interrupted canary: the old version is live
+            self._drop_canary(snapshot, progress)
+            live = snapshot.serving()
+            version = version_of(live) or ""
+            return Deployment(self.target.name, version, version, changed=True)
         live = snapshot.serving()
         target = snapshot.previous(live)
         if target is None:

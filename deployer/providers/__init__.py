@@ -95,6 +95,7 @@ if TYPE_CHECKING:
     )
     from deployer.image.engine import docker_client
     from deployer.image.registry import PushError, RegistryAuth, push_image
+    from deployer.providers import live
     from deployer.serving import routes
 
 # Helpers imported on first use, so importing the SDK stays light (the router image
@@ -111,6 +112,7 @@ _HELPERS = {
     "RegistryAuth": "deployer.image.registry",
     "push_image": "deployer.image.registry",
     "routes": "deployer.serving.routes",
+    "live": "deployer.providers.live",  # live gates: signals, verdicts, the watched bake
 }
 
 
@@ -175,6 +177,7 @@ __all__ = [
     "distribution",
     "docker_client",
     "limit",
+    "live",
     "open_uri",
     "parse_options",
     "plan_of",

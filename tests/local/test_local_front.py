@@ -225,3 +225,52 @@ def test_the_front_caps_connections_and_still_answers_health(upstream: str, tmp_
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert answer.json()["size"] == 3
+
+
+def named_app(name: str) -> Any:
+    """An upstream answering its own name."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": orjson.dumps({"name": name})})
+
+    return app
+
+
+def test_a_canary_takes_its_share_and_survives_a_restart(tmp_path: Path) -> None:
+    with serving(named_app("old")) as old, serving(named_app("new")) as new:
+        switch(old, tmp_path, timeout=0, canary=new, percent=50)
+        for _restart in range(2):  # the state file holds both upstreams and the share
+            with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+                health = httpx.get(front + "/-/front/health").json()
+                assert health == {"upstream": old, "canary": {"upstream": new, "percent": 50}}
+                names = [httpx.post(front + "/invocations").json()["name"] for _ in range(200)]
+                assert {"old", "new"} == set(names)  # 1 in 2**199 to fail by chance
+        with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+            for percent, expected in ((0, {"old"}), (100, {"new"})):
+                assert switch(old, tmp_path, canary=new, percent=percent)
+                names = [httpx.post(front + "/invocations").json()["name"] for _ in range(20)]
+                assert set(names) == expected
+            assert switch(new, tmp_path)  # promoted: the canary line goes
+            assert httpx.get(front + "/-/front/health").json() == {"upstream": new}
+
+
+def test_the_inventory_reads_both_upstreams_of_a_canary(tmp_path: Path) -> None:
+    from deployer.local.inventory import read_front, read_upstream
+
+    switch("http://p-t-v1:8080", tmp_path, timeout=0, canary="http://p-t-v2:8080", percent=25)
+    with serving(FrontProxy(tmp_path, max_body=LIMIT)) as front:
+        assert read_front(front) == (True, "p-t-v1", ("p-t-v2", 25))
+        assert read_upstream(front) == (True, "p-t-v1")  # the old version still serves
+        assert switch("http://p-t-v2:8080", tmp_path)
+        assert read_front(front) == (True, "p-t-v2", None)
+
+
+def test_the_switch_command_refuses_a_share_out_of_range(tmp_path: Path) -> None:
+    from deployer.local.front import main
+
+    assert main(["switch", "http://a:8080", "--canary", "http://b:8080", "--percent", "101"]) == 2

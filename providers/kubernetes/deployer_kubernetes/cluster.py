@@ -417,6 +417,23 @@ class Cluster:
         info = self._call("read", None, "the server version", self.api("VersionApi").get_code)
         return str(info.git_version)
 
+    # -- the pod proxy ------------------------------------------------------------------
+
+    def pod_get(self, pod: str, port: int, path: str) -> str:
+        """GET ``PATH`` of one pod's container through the API server's pod proxy
+        (``/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH``; RBAC: get on pods/proxy)."""
+        api = self.api("CoreV1Api")
+        answer = self._call(
+            "read",
+            None,
+            f"pods/{pod}/proxy",
+            api.connect_get_namespaced_pod_proxy_with_path,
+            f"{pod}:{port}",  # name
+            self.namespace,
+            path.lstrip("/"),
+        )
+        return str(answer)
+
     # -- the service proxy --------------------------------------------------------------
 
     def proxy(

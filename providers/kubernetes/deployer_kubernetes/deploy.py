@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployer.providers import DeployerError, Progress, routes
+from deployer.providers import live as gates
 from deployer_kubernetes.cluster import DELETE_ORDER, Cluster
 from deployer_kubernetes.diff import compared, differences
 from deployer_kubernetes.manifests import Renderer, Version, canary_replicas
@@ -36,6 +37,7 @@ from deployer_kubernetes.names import (
 )
 from deployer_kubernetes.options import KubernetesOptions
 from deployer_kubernetes.rollout import diagnose, rollout_status
+from deployer_kubernetes.signals import PodScraper
 
 
 @dataclass(frozen=True)
@@ -314,28 +316,34 @@ class Deployer:
             return f"smoke prediction returned {len(predictions)} rows for {len(sample)}"
         return None
 
-    def bake(self, name: str, seconds: float, progress: Progress) -> str | None:
-        """Watch the canary for ``seconds``: its pods must stay available and not restart."""
+    def bake(
+        self,
+        name: str,
+        seconds: float,
+        progress: Progress,
+        read: gates.Reading | None = None,
+        rules: gates.LiveRules | None = None,
+    ) -> str | None:
+        """Watch the canary for ``seconds``: its pods must stay available and not restart;
+        with ``rules`` and ``read``, the live gate compares the versions every
+        ``rules.interval_seconds`` (LiveGateFailed on a failing verdict)."""
         if seconds <= 0:
             return None
         progress(f"baking {name} for {seconds:g}s")
-        deadline = time.monotonic() + seconds
-        restarts = self._restarts(name)
-        while time.monotonic() < deadline:
-            time.sleep(min(self.options.poll_interval, max(deadline - time.monotonic(), 0.01)))
-            deployment = self.cluster.get("Deployment", name)
-            if deployment is None:
-                return f"deployment/{name} disappeared during the bake"
-            state = rollout_status(deployment)
-            if not state.done:
-                return f"deployment/{name} lost availability during the bake: {state.message}"
-            now = self._restarts(name)
-            if now > restarts:
-                return (
-                    f"deployment/{name}'s containers restarted {now - restarts} time(s) "
-                    "during the bake"
-                )
+        watch = _Availability(self, name)
+        try:
+            if rules is None or read is None:
+                watch.sleep(seconds)
+            else:
+                baker = gates.Baker(rules, sleep=watch.sleep, clock=time.monotonic)
+                baker.bake(seconds, _reported(read, rules, progress))
+        except _BakeProblem as exc:
+            return str(exc)
         return None
+
+    def scraper(self, track: str, version: str, progress: Progress) -> PodScraper:
+        """What reads the /metrics of one version's pods on ``track``."""
+        return PodScraper(self.cluster, self.pod_selector(track, version), progress)
 
     def _restarts(self, name: str) -> int:
         track = TRACK_CANARY if name == self.names.canary else TRACK_STABLE
@@ -345,3 +353,53 @@ class Deployer:
             for pod in self.cluster.pods(selector)
             for c in (pod.get("status") or {}).get("containerStatuses") or []
         )
+
+
+class _BakeProblem(Exception):
+    """The canary lost availability or restarted during a bake."""
+
+
+class _Availability:
+    """The bake's sleep: polls the canary Deployment while time passes and raises
+    ``_BakeProblem`` when it loses availability, disappears or its containers restart."""
+
+    def __init__(self, deployer: Deployer, name: str) -> None:
+        self.deployer = deployer
+        self.name = name
+        self.restarts = deployer._restarts(name)
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        poll = self.deployer.options.poll_interval
+        while time.monotonic() < deadline:
+            time.sleep(min(poll, max(deadline - time.monotonic(), 0.01)))
+            self.check()
+
+    def check(self) -> None:
+        name = self.name
+        deployment = self.deployer.cluster.get("Deployment", name)
+        if deployment is None:
+            raise _BakeProblem(f"deployment/{name} disappeared during the bake")
+        state = rollout_status(deployment)
+        if not state.done:
+            raise _BakeProblem(
+                f"deployment/{name} lost availability during the bake: {state.message}"
+            )
+        now = self.deployer._restarts(name)
+        if now > self.restarts:
+            raise _BakeProblem(
+                f"deployment/{name}'s containers restarted {now - self.restarts} time(s) "
+                "during the bake"
+            )
+
+
+def _reported(read: gates.Reading, rules: gates.LiveRules, progress: Progress) -> gates.Reading:
+    """``read``, with each comparison's verdict on the progress output."""
+
+    def reading() -> tuple[gates.Signals | None, gates.Signals]:
+        old, new = read()
+        verdict = gates.compare(old, new, rules)
+        progress(f"live gate: {verdict.outcome} ({verdict.reason})")
+        return old, new
+
+    return reading

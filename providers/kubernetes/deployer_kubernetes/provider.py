@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ from deployer.providers import (
     parse_options,
     routes,
 )
+from deployer.providers import live as gates
 from deployer_kubernetes import registry
 from deployer_kubernetes.cluster import Cluster
 from deployer_kubernetes.deploy import Deployer
@@ -43,6 +45,7 @@ from deployer_kubernetes.names import (
 )
 from deployer_kubernetes.options import KubernetesOptions
 from deployer_kubernetes.rollout import diagnose, rollout_status
+from deployer_kubernetes.signals import step_reader
 
 ROLLBACK_GRACE = 30.0  # seconds a failed rollout's automatic rollback may take past the timeout
 
@@ -211,6 +214,8 @@ class KubernetesProvider:
                 canary_replicas=replicas,
                 stable_replicas=live.replicas,
             )
+            if strategy.live is not None:
+                details["live"] = asdict(strategy.live)
         details["previous_image"] = live.image
         return Deployment(self.target.name, release.version, live.version, True, details)
 
@@ -242,6 +247,7 @@ class KubernetesProvider:
         )
         stable_replicas = int(details.get("stable_replicas") or live.replicas or 1)
         bake = float(details.get("bake_seconds") or 0)
+        rules = gates.LiveRules(**details["live"]) if details.get("live") else None
         for index, step in enumerate(steps):
             if index:
                 self.deployer.step_canary(version, step, stable_replicas, progress)
@@ -256,9 +262,12 @@ class KubernetesProvider:
                 )
                 if problem is None:
                     progress(f"canary at {step}%: smoke prediction ok")
-                    problem = out_of_time(deadline, bake, step) or self.deployer.bake(
-                        self.names.canary, bake, progress
-                    )
+                    problem = out_of_time(deadline, bake, step)
+                if problem is None:
+                    try:
+                        problem = self._bake(deployment, bake, rules, progress)
+                    except gates.LiveGateFailed as exc:
+                        return self._live_gate_failed(deployment, step, exc.verdict, progress)
             if problem is None and time.monotonic() >= deadline:
                 problem = out_of_time(deadline, 0.0, step)
             if problem is not None:
@@ -273,6 +282,40 @@ class KubernetesProvider:
             return self.status()
         reason = f"promoting {deployment.version} to deployment/{self.names.deployment()}: "
         return self._failed(deployment, reason + outcome.reason, outcome.timed_out, progress)
+
+    def _bake(
+        self,
+        deployment: Deployment,
+        seconds: float,
+        rules: gates.LiveRules | None,
+        progress: Progress,
+    ) -> str | None:
+        """One step's bake; with live rules, the old and the new pods' /metrics are compared
+        from now on (raises LiveGateFailed)."""
+        read = None
+        if rules is not None and seconds > 0:
+            read = step_reader(
+                self.deployer.scraper(TRACK_STABLE, deployment.previous_version or "", progress),
+                self.deployer.scraper(TRACK_CANARY, deployment.version, progress),
+            )
+        return self.deployer.bake(self.names.canary, seconds, progress, read, rules)
+
+    def _live_gate_failed(
+        self, deployment: Deployment, step: int, verdict: gates.Verdict, progress: Progress
+    ) -> Status:
+        """The canary served worse than the old version: remove it, the old alone serves."""
+        previous = deployment.previous_version or ""
+        progress(f"live gate: fail at {step}% ({verdict.reason})")
+        self.deployer.remove_canary(previous, progress)
+        progress(f"removed canary {self.names.canary}: {previous} alone serves")
+        return Status(
+            self.target.name,
+            "failed",
+            previous or None,
+            self.route().url,
+            f"live gate: {verdict.reason}; rolled back: {previous} keeps serving",
+            {"rolled_back": True, "live_gate": verdict.to_dict()},
+        )
 
     def _canary_failed(
         self, deployment: Deployment, step: int, problem: str, progress: Progress

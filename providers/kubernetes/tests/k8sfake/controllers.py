@@ -29,7 +29,13 @@ class Runtime(Protocol):
     def ready(self, image: str, pod: dict[str, Any]) -> bool: ...
 
     def request(
-        self, image: str, method: str, path: str, headers: dict[str, str], body: bytes
+        self,
+        image: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        pod: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]: ...
 
     def close(self) -> None: ...

@@ -1,6 +1,9 @@
 """Container runtimes behind the fake's pods and its service proxy.
 
-- ``EchoRuntime`` answers like the image would (``{"predictions": [...]}``, health 200).
+- ``EchoRuntime`` answers like the image would (``{"predictions": [...]}``, health 200), and
+  ``/metrics`` in the model server's Prometheus format: what it served, plus the traffic a
+  test scripts per image (``script``: each scrape of a pod of that image adds it, so a test
+  makes a canary's image "bad", answering 500s or slowly, in virtual time).
 - ``DockerRuntime`` runs the real image, pulled from the registry the pod names, with the
   pod's restricted security context (non-root uid, read-only root filesystem, a tmpfs for
   the /tmp emptyDir, no capabilities), published on 127.0.0.1, and forwards to it.
@@ -11,24 +14,99 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+# the model server's latency buckets (deployer.serving.metrics), in seconds
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METRIC = "deployer_request_duration_seconds"
+
+
+@dataclass
+class Traffic:
+    """What each scrape of a pod of one image adds: ``ok`` 200s and ``errors`` 500s on
+    /invocations, each taking ``seconds``."""
+
+    ok: int = 0
+    errors: int = 0
+    seconds: float = 0.002
+
+
+class PodMetrics:
+    """One pod's request histogram, rendered as the model server's ``/metrics`` text."""
+
+    def __init__(self) -> None:
+        self.observations: dict[tuple[str, str], list[float]] = {}  # (route, status) -> secs
+
+    def observe(self, route: str, status: int, seconds: float, count: int = 1) -> None:
+        self.observations.setdefault((route, str(status)), []).extend([seconds] * count)
+
+    def text(self) -> str:
+        lines = [f"# HELP {METRIC} Time to answer a request, by route and status code.",
+                 f"# TYPE {METRIC} histogram"]  # fmt: skip
+        for (route, status), values in sorted(self.observations.items()):
+            labels = f'route="{route}",status="{status}"'
+            for bound in BUCKETS:
+                count = sum(1 for v in values if v <= bound)
+                lines.append(f'{METRIC}_bucket{{{labels},le="{bound}"}} {float(count)}')
+            lines.append(f'{METRIC}_bucket{{{labels},le="+Inf"}} {float(len(values))}')
+            lines.append(f"{METRIC}_count{{{labels}}} {float(len(values))}")
+            lines.append(f"{METRIC}_sum{{{labels}}} {sum(values)}")
+        return "\n".join(lines) + "\n"
+
 
 class EchoRuntime:
-    """Every image is ready at once and predicts class 0 for each row."""
+    """Every image is ready at once and predicts class 0 for each row; ``/metrics`` counts
+    what each pod served plus the traffic scripted for its image."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []  # (image, method, path)
+        self.scripts: dict[str, Traffic] = {}
+        self.metrics: dict[str, PodMetrics] = {}  # pod (or image, through a Service) -> ...
+        self.lock = threading.Lock()
+
+    def script(self, image: str, ok: int = 0, errors: int = 0, seconds: float = 0.002) -> None:
+        """Each scrape of a pod running ``image`` adds this traffic to its counters."""
+        self.scripts[image] = Traffic(ok, errors, seconds)
+
+    def scrape(self, image: str, pod: str) -> str:
+        """A pod's ``/metrics`` text after the scripted traffic since its last scrape."""
+        with self.lock:
+            metrics = self.metrics.setdefault(pod, PodMetrics())
+            traffic = self.scripts.get(image)
+            if traffic is not None:
+                metrics.observe("/invocations", 200, traffic.seconds, traffic.ok)
+                metrics.observe("/invocations", 500, traffic.seconds, traffic.errors)
+            return metrics.text()
 
     def ready(self, image: str, pod: dict[str, Any]) -> bool:
         return True
 
     def request(
-        self, image: str, method: str, path: str, headers: dict[str, str], body: bytes
+        self,
+        image: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        pod: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         self.calls.append((image, method, path))
+        key = pod or image
+        if method == "GET" and path == "/metrics":
+            text = self.scrape(image, key).encode()
+            return 200, {"content-type": "text/plain; version=0.0.4; charset=utf-8"}, text
+        status, answer, data = self._answer(image, method, path, body)
+        if path.startswith("/invocations"):
+            with self.lock:
+                self.metrics.setdefault(key, PodMetrics()).observe("/invocations", status, 0.001)
+        return status, answer, data
+
+    def _answer(
+        self, image: str, method: str, path: str, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         if method == "GET" and path in ("/ping", "/v2/health/ready", "/v2/health/live"):
             return 200, {"content-type": "application/json"}, b"{}"
         if method == "POST" and path == "/invocations":
@@ -106,7 +184,13 @@ class DockerRuntime:
             self.errors[image] = f"{type(exc).__name__}: {exc}"
 
     def request(
-        self, image: str, method: str, path: str, headers: dict[str, str], body: bytes
+        self,
+        image: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        pod: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         url = self.urls.get(image)
         if url is None:

@@ -283,6 +283,12 @@ class FakeKube:
             verb = "get" if request.method == "GET" else "create"
             self._authorize(request, resource, verb, name.split(":")[0], namespace, "proxy")
             return self._proxy(request, namespace, name, "/" + "/".join(rest[3:]))
+        if sub == "proxy" and resource.plural == "pods":
+            # pods/proxy: GET is the verb get, as for services/proxy
+            verb = "get" if request.method == "GET" else "create"
+            pod_name = _pod_of(name)
+            self._authorize(request, resource, verb, pod_name, namespace, "proxy")
+            return self._pod_proxy(request, namespace, name, "/" + "/".join(rest[3:]))
         if sub == "log" and resource.plural == "pods":
             self._authorize(request, resource, "get", name, namespace, "log")
             return self._log(request, namespace, name)
@@ -393,16 +399,46 @@ class FakeKube:
             raise ApiError(
                 503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
             )
-        _pod, image = endpoints[len(self.requests) % len(endpoints)]
+        pod, image = endpoints[len(self.requests) % len(endpoints)]
         headers = {"content-type": request.content_type} if request.content_type else {}
         status, answer_headers, body = self.runtime.request(
-            image, request.method, path, headers, request.body
+            image, request.method, path, headers, request.body, pod=pod["metadata"]["name"]
         )
         keep = {
             k: v
             for k, v in answer_headers.items()
             if k.lower() in ("content-type", "x-fake-image", "allow")
         }
+        return status, keep, body
+
+    def _pod_proxy(
+        self, request: Request, namespace: str, target: str, path: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """``/api/v1/namespaces/NS/pods/[SCHEME:]NAME[:PORT]/proxy/PATH``: straight to the
+        pod's container at PORT (80 when absent), whether or not a Service selects it."""
+        name = _pod_of(target)
+        parts = target.split(":")
+        port = parts[-1] if len(parts) > 1 and parts[-1].isdigit() else "80"
+        with self.store.lock:
+            pod = self.store.get(PODS, namespace, name)
+            running = (pod.get("status") or {}).get("phase") == "Running"
+            container = pod["spec"]["containers"][0]
+            ports = {str(p.get("containerPort")) for p in container.get("ports") or []}
+            ports |= {p.get("name") for p in container.get("ports") or []}
+        if not running:
+            raise ApiError(400, "BadRequest", f'pod "{name}" is not running (no IP to reach)')
+        if port not in ports:
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                f"error trying to reach service: dial tcp 10.0.0.1:{port}: connect: "
+                "connection refused",
+            )
+        headers = {"content-type": request.content_type} if request.content_type else {}
+        status, answer_headers, body = self.runtime.request(
+            container["image"], request.method, path, headers, request.body, pod=name
+        )
+        keep = {k: v for k, v in answer_headers.items() if k.lower() in ("content-type", "allow")}
         return status, keep, body
 
     def _log(
@@ -451,6 +487,14 @@ class FakeKube:
             "groupVersion": f"{group}/{version}" if group else version,
             "resources": [entry for r in found for entry in r.discovery()],
         }
+
+
+def _pod_of(target: str) -> str:
+    """The pod's name in a proxy target ``[SCHEME:]NAME[:PORT]``."""
+    parts = target.split(":")
+    if len(parts) == 3 or (len(parts) == 2 and parts[0] in ("http", "https")):
+        return parts[1]
+    return parts[0]
 
 
 def _json(body: Any, code: int = 200) -> tuple[int, dict[str, str], bytes]:

@@ -51,6 +51,8 @@ bench: setup
 	$(BIN)/python benchmarks/torch_serving.py
 	$(BIN)/python benchmarks/torch_serving.py --model text
 	$(BIN)/python benchmarks/torch_image.py
+	$(BIN)/python benchmarks/torch_image.py --model text
+	$(BIN)/python benchmarks/evaluate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -306,21 +306,25 @@ class KubernetesProvider:
         """The canary served worse than the old version: remove it, the old alone serves."""
         previous = deployment.previous_version or ""
         progress(f"live gate: fail at {step}% ({verdict.reason})")
-        self.deployer.remove_canary(previous, progress)
-        progress(f"removed canary {self.names.canary}: {previous} alone serves")
-        return Status(
-            self.target.name,
-            "failed",
-            previous or None,
-            self.route().url,
-            f"live gate: {verdict.reason}; rolled back: {previous} keeps serving",
-            {"rolled_back": True, "live_gate": verdict.to_dict()},
-        )
+        reason = f"live gate: {verdict.reason}; rolled back: {previous} keeps serving"
+        return self._without_canary(deployment, reason, {"live_gate": verdict.to_dict()}, progress)
 
     def _canary_failed(
         self, deployment: Deployment, step: int, problem: str, progress: Progress
     ) -> Status:
         """Remove the canary: the previous version alone serves again."""
+        previous = deployment.previous_version or ""
+        reason = (
+            f"canary {self.names.canary} of {deployment.version} failed at {step}%: "
+            f"{problem}; rolled back: the canary was removed and {previous} keeps serving"
+        )
+        return self._without_canary(deployment, reason, {}, progress)
+
+    def _without_canary(
+        self, deployment: Deployment, reason: str, details: dict[str, Any], progress: Progress
+    ) -> Status:
+        """The canary removed, the previous version alone serving: a failed, rolled-back
+        Status with ``reason``."""
         previous = deployment.previous_version or ""
         self.deployer.remove_canary(previous, progress)
         progress(f"removed canary {self.names.canary}: {previous} alone serves")
@@ -329,9 +333,8 @@ class KubernetesProvider:
             "failed",
             previous or None,
             self.route().url,
-            f"canary {self.names.canary} of {deployment.version} failed at {step}%: "
-            f"{problem}; rolled back: the canary was removed and {previous} keeps serving",
-            {"rolled_back": True},
+            reason,
+            {"rolled_back": True, **details},
         )
 
     def _failed(

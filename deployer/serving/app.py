@@ -27,10 +27,6 @@ from deployer.serving.settings import ServingSettings
 from deployer.serving.vertex import vertex_routes
 
 log = logging.getLogger("deployer.serving")
-# A 413 answered before the body was read to its end: the connection closes after the
-# answer, and says so, so a keep-alive client never sends its next request into a socket
-# the server is about to close (bounded_http closes it past another max_body_bytes).
-_CLOSE = {"connection": "close"}
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -124,9 +120,7 @@ class ServingApp:
         limit = self.max_body
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(
-                f"body of {declared} bytes is over the {limit}-byte limit", headers=_CLOSE
-            )
+            raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
         # A chunked body has no Content-Length, and may arrive as one message: count it all.
         chunks: list[bytes] = []
         size = 0
@@ -138,7 +132,7 @@ class ServingApp:
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"body is over the {limit}-byte limit", headers=_CLOSE)
+                raise PayloadTooLarge(f"body is over the {limit}-byte limit")
             chunks.append(chunk)
             more_body = bool(message.get("more_body"))
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -15,7 +15,8 @@ class adds, per connection:
   byte of the next request) and a body within ``body_timeout_s`` of its headers: 408, then
   the connection is closed;
 - a body still arriving after its answer was sent (413 ...) is dropped as uvicorn does,
-  but past another ``max_body_bytes`` the connection is closed instead;
+  but once the body passes twice ``max_body_bytes`` (the limit and as much again, counted
+  from the body's first byte) the connection is closed instead;
 - above ``max_connections`` per worker a connection gets 503 and is closed, except that a
   few more may still ask a health route (``/ping`` ...), so probes keep answering.
 """
@@ -65,7 +66,7 @@ class BoundedProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._header_count = 0
-        self._discarded = 0
+        self._body_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._overflow = False
         self._rejection: tuple[int, str] | None = None
@@ -120,7 +121,7 @@ class BoundedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_count = 0
-        self._discarded = 0
+        self._body_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
@@ -140,15 +141,18 @@ class BoundedProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle
-        if cycle is not None and cycle.response_complete and not self._finished:
-            # Answered before the body ended (413, 405 ...): uvicorn drops the rest to keep
-            # the connection; past another max_body_bytes, stop reading and close it.
-            self._discarded += len(body)
-            if self._discarded > self.bounds.max_body_bytes:
-                self._finished = True
-                self._disarm()
-                self.transport.close()
-                return
+        self._body_bytes += len(body)  # the body's bytes so far
+        # Answered before the body ended (413, 405 ...): uvicorn drops the rest to keep the
+        # connection; once the body passes the limit and another max_body_bytes, stop
+        # reading and close it. Counted from the body's start, not from the answer: how
+        # early the answer went out must not decide whether a keep-alive client's next
+        # request finds the connection open.
+        answered = cycle is not None and cycle.response_complete and not self._finished
+        if answered and self._body_bytes > 2 * self.bounds.max_body_bytes:
+            self._finished = True
+            self._disarm()
+            self.transport.close()
+            return
         super().on_body(body)
 
     def on_message_complete(self) -> None:

@@ -177,7 +177,11 @@ class KubernetesProvider:
         version = self.deployer.target_version(
             image_ref, release.version, live, release.accelerator
         )
-        version = dataclasses.replace(version, annotations=release.annotations)
+        # A version already live keeps the annotations of the push that brought it (as on
+        # SageMaker and Vertex): a second identical push changes nothing.
+        same = live.version == release.version and live.release_annotations()
+        annotations = live.release_annotations() if same else release.annotations
+        version = dataclasses.replace(version, annotations=annotations)
         manifests = self.renderer.all(version)
         details: dict[str, Any] = {
             "namespace": self.names.namespace,

@@ -49,3 +49,16 @@ def test_a_release_without_annotations_shows_none(
     provider = make_provider()
     assert push(provider, 1, {}).healthy
     assert provider.status().details["annotations"] == {}
+
+
+def test_pushing_the_live_version_again_changes_nothing(
+    fake: FakeKube, make_provider: ProviderFactory
+) -> None:
+    """Every push carries a new release id; the version already live keeps the
+    annotations of the push that brought it, so a second identical push changes nothing."""
+    provider = make_provider()
+    assert push(provider, 1, ANNOTATIONS).healthy
+    again = dataclasses.replace(release(1), annotations={**ANNOTATIONS, "deployer-release": "r9"})
+    deployment = provider.deploy(again, image_ref(1), Strategy.parse("all-at-once"), quiet)
+    assert not deployment.changed
+    assert provider.status().details["annotations"] == ANNOTATIONS

@@ -27,6 +27,9 @@ HINT = (
 )
 
 
+STORAGE_SCOPE = "https://storage.azure.com/.default"  # the token audience of Azure Storage
+
+
 def _settings(text: str) -> dict[str, str]:
     pairs = (part.split("=", 1) for part in text.split(";") if "=" in part)
     return {key.strip().lower(): value.strip() for key, value in pairs}
@@ -43,7 +46,11 @@ def service_client(account: str) -> Any:
     key = os.environ.get("AZURE_STORAGE_KEY")
     if key and os.environ.get("AZURE_STORAGE_ACCOUNT") == account:
         return BlobServiceClient(url, credential={"account_name": account, "account_key": key})
-    return BlobServiceClient(url, credential=auth.make_credential())
+    credential = auth.make_credential()
+    # A token first: without credentials this fails at once (ClientAuthenticationError),
+    # where the storage client would retry the request with back-off for over a minute.
+    credential.get_token(STORAGE_SCOPE)
+    return BlobServiceClient(url, credential=credential)
 
 
 class _Stream(io.RawIOBase):
@@ -91,8 +98,8 @@ def _open(uri: str, parts: list[str]) -> RemoteObject:
     )
 
     account, container, name = parts
-    blob = service_client(account).get_blob_client(container, name)
     try:
+        blob = service_client(account).get_blob_client(container, name)
         size = int(blob.get_blob_properties().size)
     except ResourceNotFoundError as exc:
         if getattr(exc, "error_code", None) == "ContainerNotFound":

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from deployer.image.conformance import CheckReport
     from deployer.journal import Event
     from deployer.providers import Deployment, Invocation, Plan, Provider, Release, Status
+    from deployer.providers.monitoring import CaptureSpec
     from deployer.providers.types import Strategy
     from deployer.results import Policy
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
@@ -424,7 +425,25 @@ class Project:
         loaded = self.load_model()
         signature = loaded.signature
         sample = loaded.extra.get("sample") or sample_instances(signature, 2)
-        return Release(self.name, image, sample, signature.to_dict())
+        return Release(self.name, image, sample, signature.to_dict(), capture=self.capture_spec())
+
+    def capture_spec(self) -> CaptureSpec | None:
+        """monitoring.capture of deployer.yaml in the providers' terms (None: no capture)."""
+        from deployer.providers.monitoring import CaptureSpec
+
+        capture = self.config.monitoring.capture
+        if capture is None:
+            return None
+        return CaptureSpec(
+            sample=capture.sample,
+            inputs=capture.inputs,
+            outputs=capture.outputs,
+            destination=capture.destination,
+            drop=capture.redact.drop,
+            hash=capture.redact.hash,
+            max_file_mb=capture.max_file_mb,
+            max_total_mb=capture.max_total_mb,
+        )
 
     def push(
         self,

@@ -240,6 +240,71 @@ class ReleaseConfig(_Strict):
     live: LiveGatesConfig | None = None
 
 
+class RedactConfig(_Strict):
+    """Fields removed (``drop``) or replaced by ``sha256:<hex>`` (``hash``) in every captured
+    record, before anything is written."""
+
+    drop: tuple[str, ...] = ()
+    hash: tuple[str, ...] = ()
+
+
+class CaptureConfig(_Strict):
+    """Prediction capture, one setting for every target (deployer.providers.monitoring
+    .CaptureSpec normalises it to each cloud's units)."""
+
+    sample: float = Field(default=0.1, gt=0, le=1, description="share of requests captured")
+    inputs: bool = True
+    outputs: bool = True
+    destination: str | None = Field(
+        default=None,
+        description="s3://, gs://, bq:// (Vertex), az://, a folder path, or stdout; "
+        "default: the target's own",
+    )
+    redact: RedactConfig = RedactConfig()
+    max_file_mb: float = Field(default=64, gt=0, le=4096, description="rotate after")
+    max_total_mb: float = Field(default=1024, gt=0, le=1024 * 1024, description="oldest dropped")
+
+
+class DriftConfig(_Strict):
+    """Thresholds over which ``deployer drift`` reports drift (exit 1)."""
+
+    psi: float = Field(default=0.2, gt=0, description="population stability index")
+    ks: float = Field(default=0.2, gt=0, le=1, description="Kolmogorov-Smirnov statistic")
+    js: float = Field(default=0.2, gt=0, le=1, description="Jensen-Shannon distance")
+    chi2_p: float = Field(default=0.01, gt=0, lt=1, description="chi-squared p-value below")
+    min_rows: int = Field(default=100, ge=1, description="fewer live rows: no verdict")
+
+
+class AlertsConfig(_Strict):
+    """Alert rules ``deployer alerts render`` writes (and ``push`` applies: ``apply``)."""
+
+    apply: bool = False
+    error_rate: float = Field(default=0.05, gt=0, le=1, description="errors / requests")
+    window_minutes: int = Field(default=5, ge=1, le=1440)
+    p99_ms: float = Field(default=1000, gt=0, description="p99 latency over this")
+    drift_psi: float | None = Field(default=None, gt=0, description="default: drift.psi")
+
+
+class MonitoringConfig(_Strict):
+    """Watching the model in production: capture, drift thresholds, alert rules."""
+
+    capture: CaptureConfig | None = None
+    drift: DriftConfig = DriftConfig()
+    alerts: AlertsConfig = AlertsConfig()
+
+
+class BatchConfig(_Strict):
+    """Defaults of ``deployer batch`` (each one a command-line option too)."""
+
+    format: Literal["csv", "jsonl", "parquet"] | None = Field(
+        default=None, description="default: the input's extension"
+    )
+    label: str | None = Field(default=None, description="a column dropped before predicting")
+    keep: tuple[str, ...] = Field(default=(), description="input columns copied to the output")
+    rows_per_request: int = Field(default=1000, ge=1, le=1_000_000)
+    max_payload_mb: float = Field(default=6.0, gt=0, le=1024)
+
+
 class TargetConfig(BaseModel):
     """A deploy target. ``provider`` picks the plugin, which validates the other fields."""
 
@@ -257,6 +322,8 @@ class ProjectConfig(_Strict):
     serving: ServingConfig = ServingConfig()
     image: ImageConfig = ImageConfig()
     release: ReleaseConfig = ReleaseConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    batch: BatchConfig = BatchConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     _yaml_root: yaml.Node | None = PrivateAttr(default=None)  # where each field was written
 

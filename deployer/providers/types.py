@@ -13,6 +13,7 @@ from deployer.errors import UsageError
 if TYPE_CHECKING:
     from deployer.image.build import Image
     from deployer.providers.live import LiveRules
+    from deployer.providers.monitoring import CaptureSpec
 
 # The labels (tags) that mark what deployer owns in a cloud: every resource a provider
 # creates carries the project and the target; destroy removes only what carries both.
@@ -67,6 +68,9 @@ class Release:
     # Release annotations (ANNOTATION_KEYS; short strings): each provider puts them, as its
     # cloud allows, on what it creates for the version and shows them in Status.details.
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # monitoring.capture of deployer.yaml (None: capture nothing); each provider maps it to
+    # its platform's capture (deployer.providers.monitoring.CaptureSpec has the units).
+    capture: CaptureSpec | None = None
 
     @property
     def version(self) -> str:

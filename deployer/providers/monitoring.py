@@ -11,11 +11,14 @@ inputs are not captured, ``predictions`` when outputs are not; a redacted field 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
+
+CAPTURE_ENV = "DEPLOYER_CAPTURE"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,30 @@ class CaptureSpec:
         return (
             f"sample {self.sample} is {exact:g}%; SageMaker takes whole percents: {self.percent}%"
         )
+
+    def to_env(self, folder: str | None = None) -> dict[str, str]:
+        """The image's environment for its own capture (Kubernetes, local):
+        ``DEPLOYER_CAPTURE``, this spec as JSON; ``destination`` replaced by ``folder`` (a
+        path inside the container) when given."""
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        data["drop"], data["hash"] = list(self.drop), list(self.hash)
+        if folder is not None:
+            data["destination"] = folder
+        return {CAPTURE_ENV: json.dumps(data, sort_keys=True)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CaptureSpec | None:
+        """The spec ``to_env`` wrote, or None when the environment asks for no capture;
+        ValueError names DEPLOYER_CAPTURE and what is wrong."""
+        text = environ.get(CAPTURE_ENV)
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            data["drop"], data["hash"] = tuple(data.get("drop", ())), tuple(data.get("hash", ()))
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{CAPTURE_ENV}: expected a capture spec as JSON ({exc})") from None
 
     @property
     def rate(self) -> float:

@@ -6,7 +6,9 @@ The image's own capture (Kubernetes, local) writes one JSON object per line:
 ``{"request_id": str, "time": "2026-12-07T04:31:00.123Z", "version": str,
 "rows": [{feature: value, ...}, ...], "predictions": [...]}``; ``rows`` is absent when
 inputs are not captured, ``predictions`` when outputs are not; a redacted field is absent
-(dropped) or ``"sha256:<hex>"`` (hashed). ``CapturedRecord.from_json`` reads it.
+(dropped) or ``"sha256:<hex>"`` (hashed). ``CapturedRecord.from_json`` reads it. Written
+to a folder: files ``capture-*.jsonl``; to stdout: each line prefixed with
+``CAPTURE_STDOUT_PREFIX`` so that a log reader (Kubernetes pod logs) finds them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 CAPTURE_ENV = "DEPLOYER_CAPTURE"
+CAPTURE_STDOUT_PREFIX = "deployer-capture: "
 
 
 @dataclass(frozen=True)

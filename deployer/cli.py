@@ -15,6 +15,7 @@ import typer
 from deployer import cli_release, output
 from deployer._version import __version__
 from deployer.cli_evaluate import register as register_evaluate
+from deployer.cli_monitoring import register as register_monitoring
 from deployer.cli_release import OverrideGatesOption, ReasonOption, split_targets
 from deployer.commands import CommandGroup
 from deployer.errors import EXIT_BAD_INPUT, EXIT_FAILED, UsageError
@@ -539,6 +540,7 @@ def version() -> None:
 
 cli_release.register(app)  # deployer audit verify, deployer history
 register_evaluate(app)
+register_monitoring(app)  # deployer baseline, deployer drift
 
 
 def main() -> None:

@@ -101,9 +101,16 @@ def judge(
     values: list[Any],
     captured: bool,
     limits: DriftConfig,
+    baseline_rows: int | None = None,
 ) -> FeatureDrift:
-    """One feature's statistics and verdict; under ``min_rows`` rows: no verdict."""
-    found = stats.compare(expected, values) if values else stats.Statistics(None, None, None, None)
+    """One feature's statistics and verdict; under ``min_rows`` rows: no verdict.
+    ``baseline_rows``: the training data's rows (its present values count for chi-squared)."""
+    present = baseline_rows * (1.0 - expected.missing) if baseline_rows else None
+    found = (
+        stats.compare(expected, values, present)
+        if values
+        else stats.Statistics(None, None, None, None)
+    )
     missing = sum(1 for v in values if v is None or v != v) / len(values) if values else 0.0
     if not captured:
         verdict: Verdict = "not captured"
@@ -135,13 +142,14 @@ def measure(
             "deployer.lock", [str(exc)], hint="record it again: deployer baseline --data ..."
         ) from None
     live: LiveData = collect(records, features)
+    rows = _rows(baseline)
     judged = [
-        judge(name, dist, live.values[name], name in live.present, limits)
+        judge(name, dist, live.values[name], name in live.present, limits, rows)
         for name, dist in features.items()
     ]
     if prediction is not None:
         captured = any(p is not None for p in live.predictions)
-        judged.append(judge(PREDICTION, prediction, live.predictions, captured, limits))
+        judged.append(judge(PREDICTION, prediction, live.predictions, captured, limits, rows))
     return DriftReport(
         target=target,
         since=since,
@@ -153,3 +161,10 @@ def measure(
         features=judged,
         baseline=dict(baseline),
     )
+
+
+def _rows(baseline: Mapping[str, Any]) -> int | None:
+    """The training data's row count as the baseline recorded it, or None."""
+    data = baseline.get("data")
+    rows = data.get("rows") if isinstance(data, Mapping) else None
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) and rows > 0 else None

@@ -7,8 +7,9 @@ report, from scipy (imported when called) and ``baseline_bins.psi``.
 - Jensen-Shannon distance: ``scipy.spatial.distance.jensenshannon`` of the baseline shares
   and the live shares per bin, base 2 (0: the same, 1: disjoint).
 - Chi-squared: ``scipy.stats.chi2_contingency`` (no continuity correction) of a 2 x k
-  table, the counts the baseline expects of as many rows as were seen live (its shares x
-  the live count) against the live counts, bins empty in both left out; its p-value.
+  table, the baseline's counts per bin (its shares x its rows with a value; without the
+  row count, as many as were seen live) against the live counts, bins empty in both left
+  out; its p-value. The baseline is a sample too: a test of the two samples' homogeneity.
 """
 
 from __future__ import annotations
@@ -77,12 +78,15 @@ def jensen_shannon(expected: Distribution, counts: np.ndarray) -> float | None:
     return float(distance)
 
 
-def chi_squared_p(expected: Distribution, counts: np.ndarray) -> float | None:
-    """The p-value of the live counts against the counts the baseline expects."""
+def chi_squared_p(
+    expected: Distribution, counts: np.ndarray, baseline_rows: float | None = None
+) -> float | None:
+    """The p-value of the live counts against the baseline's (see the module's docstring)."""
     total = float(np.sum(counts))
     if total <= 0:
         return None
-    table = np.vstack([np.asarray(expected.fractions) * total, counts.astype(np.float64)])
+    rows = baseline_rows if baseline_rows and baseline_rows > 0 else total
+    table = np.vstack([np.asarray(expected.fractions) * rows, counts.astype(np.float64)])
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return 1.0  # everything in one bin, in both: nothing to tell apart
@@ -90,15 +94,20 @@ def chi_squared_p(expected: Distribution, counts: np.ndarray) -> float | None:
     return float(result.pvalue)
 
 
-def compare(expected: Distribution, values: Sequence[Any] | np.ndarray) -> Statistics:
-    """Every statistic of the live ``values`` (missing ones left out) against ``expected``."""
+def compare(
+    expected: Distribution,
+    values: Sequence[Any] | np.ndarray,
+    baseline_rows: float | None = None,
+) -> Statistics:
+    """Every statistic of the live ``values`` (missing ones left out) against ``expected``,
+    whose data set had ``baseline_rows`` values (for chi-squared)."""
     counts, _missing = expected.counts(values)
     counts = np.asarray(counts, dtype=np.float64)
     return Statistics(
         psi=population_stability(expected, counts),
         ks=kolmogorov_smirnov(expected, values),
         js=jensen_shannon(expected, counts),
-        chi2_p=chi_squared_p(expected, counts),
+        chi2_p=chi_squared_p(expected, counts, baseline_rows),
     )
 
 

@@ -32,8 +32,9 @@ def read_columns(data: datasets.DataSet, progress: Progress | None = None) -> li
     schema = datasets.schema_of(data)
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in schema.names}
     total, done = datasets.row_count(data), 0
+    reader = _batches(data)
     try:
-        for batch in _batches(data):
+        for batch in reader:
             for name in schema.names:
                 if name in batch.schema.names:
                     chunks[name].append(_values(batch.column(name)))
@@ -44,6 +45,10 @@ def read_columns(data: datasets.DataSet, progress: Progress | None = None) -> li
                 progress(done, total)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise datasets._arrow_error(data, exc, schema.names) from None
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
     if not done:
         raise datasets.DataError(f"{data.source}: no rows; expected a header and data rows")
     columns = []

@@ -37,9 +37,7 @@ def entry_points() -> dict[str, metadata.EntryPoint]:
     group = "deployer.providers"
     return {
         "fakecloud": metadata.EntryPoint("fakecloud", "release_support:FakeCloud", group),
-        "capturing": metadata.EntryPoint(
-            "capturing", "monitoring_support:CapturingCloud", group
-        ),
+        "capturing": metadata.EntryPoint("capturing", "monitoring_support:CapturingCloud", group),
     }
 
 
@@ -89,9 +87,7 @@ def records_of(
 ) -> list[CapturedRecord]:
     """The rows as captured requests of ``per_record`` rows each, a minute apart."""
     names = [n for n in columns if n != "y"]
-    rows = [
-        {name: _plain(columns[name][i]) for name in names} for i in range(len(predictions))
-    ]
+    rows = [{name: _plain(columns[name][i]) for name in names} for i in range(len(predictions))]
     out = []
     for k, start in enumerate(range(0, len(rows), per_record)):
         out.append(

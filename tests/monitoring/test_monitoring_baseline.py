@@ -24,7 +24,8 @@ def test_small_csv_by_hand(tmp_path: Path) -> None:
     assert entry["data"]["rows"] == 10 and entry["data"]["label"] == "y"
     assert entry["prediction"] is None
     x = entry["features"]["x"]
-    # x: numbers written as 1.0 .. 9.0 (floats: numeric) and one missing; deciles of 1..9 (linear): 1 + 0.8 k = 1.8, 2.6, ..., 8.2;
+    # x: 1.0 .. 9.0 (floats: numeric) and one missing; deciles of 1..9 (linear):
+    # 1 + 0.8 k = 1.8, 2.6, ..., 8.2;
     # each value in its own bin (5 sits on the edge 5.0: the bin from 5.0), [4.2, 5.0) empty
     assert x["kind"] == "numeric"
     assert x["edges"] == pytest.approx([1.8, 2.6, 3.4, 4.2, 5.0, 5.8, 6.6, 7.4, 8.2])

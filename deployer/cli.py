@@ -77,6 +77,10 @@ def init(
         str | None, typer.Option(help="python flavour: the predictor class, 'module:Class'.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Training data: record its drift baseline too.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="--data: the label column.")] = None,
 ) -> None:
     """Write a commented deployer.yaml (and deployer.lock) for a model file.
 
@@ -87,6 +91,9 @@ def init(
 
     project = Project.init(model, file, name=name, flavor=flavor, predictor=predictor, force=force)
     output.ok(f"wrote {file} (project {project.name}, flavour {project.flavor}) and deployer.lock")
+    from deployer.scaffold import init_baseline
+
+    output.err.print(init_baseline(project.baseline, data, label))
     output.err.print("next: [bold]deployer validate[/] then [bold]deployer serve[/]")
 
 

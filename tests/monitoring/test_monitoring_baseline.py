@@ -103,3 +103,17 @@ def test_bad_input_names_the_file_and_column(tmp_path: Path) -> None:
     run = cli("baseline", "-f", str(file), "-d", str(tmp_path / "other.csv"))
     assert run.exit_code == 2 and "missing feature column(s) x, n" in run.stderr
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_init_with_data_records_the_baseline(tmp_path: Path) -> None:
+    source = write_project(tmp_path / "trained").parent
+    run = cli(
+        "init", "-m", str(source / "model.joblib"), "-f", str(tmp_path / "deployer.yaml"),
+        "--data", str(source / "train.csv"), "--label", "y",
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert "recorded the baseline" in run.stderr
+    baseline = json.loads((tmp_path / "deployer.lock").read_text())["baseline"]
+    assert set(baseline["features"]) == {"x", "n", "color"}
+    offered = cli("init", "-m", str(source / "model.joblib"), "-f", str(tmp_path / "b.yaml"))
+    assert offered.exit_code == 0 and "deployer baseline --data" in offered.stderr

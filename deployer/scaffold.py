@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
-from collections.abc import Callable
 from typing import Any
 
 from deployer.errors import UsageError, file_or_folder_problem

@@ -17,7 +17,8 @@ from release_support import FakeCloud, Run
 
 from deployer.providers.monitoring import CapturedRecord
 
-START = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
+# whole hours, 3 h ago: records a minute apart from here are inside ``--since 24h``
+START = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 
 
 class CapturingCloud(FakeCloud):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from monitoring_support import START, CapturingCloud, cli, json_of
 
-from deployer.providers.monitoring import CapturedRecord
+from deployer.providers.monitoring import CapturedRecord, format_time
 
 FEEDBACK = (
     "request_id,label,row\n"
@@ -46,17 +46,15 @@ def test_windows_and_overall_by_hand(project: Path) -> None:
     assert (found["matched"], found["unmatched_ids"], found["unmatched_rows"]) == (6, 1, 1)
     assert (found["duplicates"], found["unlabelled"]) == (1, 1)
     first, second = found["windows"]
-    assert (first["start"], first["end"]) == (
-        "2026-12-07T10:00:00.000Z",
-        "2026-12-07T11:00:00.000Z",
-    )
-    # 10:00-11:00: truth a b b b, predicted a a b b. a: precision 1/2, recall 1/1, f1 2/3;
+    hour = timedelta(hours=1)
+    assert (first["start"], first["end"]) == (format_time(START), format_time(START + hour))
+    # the first hour: truth a b b b, predicted a a b b. a: precision 1/2, recall 1/1, f1 2/3;
     # b: precision 2/2, recall 2/3, f1 0.8; macro: 0.75, 0.8333, 0.7333
     assert first["rows"] == 4 and first["accuracy"] == pytest.approx(0.75)
     assert first["precision_macro"] == pytest.approx(0.75)
     assert first["recall_macro"] == pytest.approx((1 + 2 / 3) / 2)
     assert first["f1_macro"] == pytest.approx((2 / 3 + 0.8) / 2)
-    # 11:00-12:00: truth b a, predicted b a: all 1
+    # the second hour: truth b a, predicted b a: all 1
     assert second["rows"] == 2 and second["f1_macro"] == pytest.approx(1.0)
     # overall: truth a b b b b a, predicted a a b b b a. a: 2/3, 1, 0.8; b: 1, 3/4, 6/7
     overall = found["overall"]

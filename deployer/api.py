@@ -319,12 +319,13 @@ class Project:
         progress: RowsProgress | None = None,
     ) -> dict[str, Any]:
         """Each feature's distribution in the training ``data`` (every column but ``label``)
-        and the model's predictions' on it, recorded as ``baseline`` in deployer.lock unless
+        and the served model's predictions' on it (with deployer.lock's decision threshold,
+        as the image answers), recorded as ``baseline`` in deployer.lock unless
         ``record`` is False (kept by ``lock`` while it belongs to this model)."""
         from deployer.evaluation import scoring
         from deployer.monitoring.baseline import build_baseline
 
-        scorer = scoring.in_process(self.load_model())
+        scorer = scoring.in_process(self.served_model())  # as served: its threshold too
         entry = build_baseline(
             str(data),
             scorer,

@@ -13,8 +13,9 @@ from deployer.providers.monitoring import CapturedRecord
 
 @dataclass
 class LiveData:
-    """What the target captured: ``values[feature]`` (None where a row lacks it),
-    ``present``: the features at least one row carried; ``predictions``: one per row."""
+    """What the target captured: ``values[feature]`` (None where a row lacks it or holds
+    it hashed), ``present``: the features at least one row carried unhashed;
+    ``predictions``: one per row."""
 
     records: int = 0
     rows: int = 0
@@ -36,11 +37,19 @@ def collect(records: Iterable[CapturedRecord], features: Iterable[str]) -> LiveD
         for row in record.rows or ():
             live.rows += 1
             for name, column in live.values.items():
-                if name in row:
+                value = row.get(name)
+                if hashed(value):  # redacted: the value is not known
+                    value = None
+                elif name in row:
                     live.present.add(name)
-                column.append(row.get(name))
+                column.append(value)
         live.predictions.extend(scalar(p) for p in record.predictions or ())
     return live
+
+
+def hashed(value: Any) -> bool:
+    """A value the capture redacted by hashing (``sha256:<64 hex>``)."""
+    return isinstance(value, str) and len(value) == 71 and value.startswith("sha256:")
 
 
 def scalar(value: Any) -> Any:

@@ -117,3 +117,18 @@ def test_init_with_data_records_the_baseline(tmp_path: Path) -> None:
     assert set(baseline["features"]) == {"x", "n", "color"}
     offered = cli("init", "-m", str(source / "model.joblib"), "-f", str(tmp_path / "b.yaml"))
     assert offered.exit_code == 0 and "deployer baseline --data" in offered.stderr
+
+
+def test_predictions_are_the_served_models_with_its_threshold(tmp_path: Path) -> None:
+    file = write_project(tmp_path / "p")
+    lock_path = file.parent / "deployer.lock"
+    assert cli("lock", "-f", str(file)).exit_code == 0
+    lock = json.loads(lock_path.read_text())
+    threshold = {"value": 1e-9, "positive_label": "1", "rule": "recall>=1"}
+    lock["evaluation"] = {"model_sha256": lock["model_sha256"], "threshold": threshold}
+    lock_path.write_text(json.dumps(lock))
+    run = cli("baseline", "-f", str(file), "-d", str(file.parent / "train.csv"), "-l", "y")
+    assert run.exit_code == 0, run.stdout + run.stderr
+    prediction = json.loads(lock_path.read_text())["baseline"]["prediction"]
+    # P(1) >= 1e-9 for every row: the served model answers 1 everywhere
+    assert (prediction["categories"], prediction["fractions"]) == (["1"], [1.0, 0.0])

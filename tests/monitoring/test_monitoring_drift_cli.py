@@ -111,3 +111,15 @@ def test_help_imports_no_scipy_matplotlib_or_pyarrow(args: list[str]) -> None:
     assert "deployer.cli_monitoring" in modules
     heavy = ("scipy", "matplotlib", "pyarrow", "sklearn")
     assert [m for m in modules if m.split(".")[0] in heavy] == []
+
+
+def test_redacted_features_are_not_captured(project: Path) -> None:
+    captured_like_training(project, seed=14)
+    for record in CapturingCloud.records:
+        for row in record.rows or ():
+            del row["n"]  # monitoring.capture.redact.drop
+            row["color"] = "sha256:" + "0" * 64  # redact.hash
+    found = json_of(drift(project, "-o", "json"))
+    verdicts = {f["name"]: f["verdict"] for f in found["features"]}
+    assert verdicts["n"] == verdicts["color"] == "not captured"
+    assert verdicts["x"] == "ok"

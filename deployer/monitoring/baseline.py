@@ -94,7 +94,12 @@ def _predictions(source: str, scorer: Scorer, features: list[Column]) -> Distrib
             else:
                 answers.append(np.asarray(scorer.predict(rows)))
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"{source}: the model cannot predict on these rows: {exc}") from None
+        gaps = [c.name for c in chosen if np.isnan(c.values).any()]
+        where = f" (missing values in {', '.join(gaps)})" if gaps else ""
+        raise UsageError(
+            f"{source}: the model cannot predict on these rows{where}: {exc}",
+            hint="record the baseline on rows the model can take",
+        ) from None
     predictions = np.concatenate(answers)
     if predictions.ndim == 2 and predictions.shape[1] == 1:
         predictions = predictions[:, 0]

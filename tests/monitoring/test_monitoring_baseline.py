@@ -132,3 +132,28 @@ def test_predictions_are_the_served_models_with_its_threshold(tmp_path: Path) ->
     prediction = json.loads(lock_path.read_text())["baseline"]["prediction"]
     # P(1) >= 1e-9 for every row: the served model answers 1 everywhere
     assert (prediction["categories"], prediction["fractions"]) == (["1"], [1.0, 0.0])
+
+
+def test_json_lines_and_parquet_read_like_csv(tmp_path: Path) -> None:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    (tmp_path / "small.csv").write_text(SMALL)
+    from_csv = build_baseline(str(tmp_path / "small.csv"), None, label="y")["features"]
+    table = pcsv.read_csv(tmp_path / "small.csv")
+    pq.write_table(table, tmp_path / "small.parquet")
+    lines = [json.dumps(row) for row in table.to_pylist()]
+    (tmp_path / "small.jsonl").write_text("\n".join(lines) + "\n")
+    for name in ("small.parquet", "small.jsonl"):
+        assert build_baseline(str(tmp_path / name), None, label="y")["features"] == from_csv
+
+
+def test_rows_the_model_cannot_take_name_the_column(tmp_path: Path) -> None:
+    file = write_project(tmp_path / "p")
+    train = file.parent / "train.csv"
+    lines = train.read_text().splitlines()
+    lines[1] = "," + lines[1].split(",", 1)[1]  # the first row's x is missing
+    train.write_text("\n".join(lines) + "\n")
+    run = cli("baseline", "-f", str(file), "-d", str(train), "-l", "y")
+    assert run.exit_code == 2 and "missing values in x" in run.stderr
+    assert "Traceback" not in run.stdout + run.stderr

@@ -157,3 +157,17 @@ def test_rows_the_model_cannot_take_name_the_column(tmp_path: Path) -> None:
     run = cli("baseline", "-f", str(file), "-d", str(train), "-l", "y")
     assert run.exit_code == 2 and "missing values in x" in run.stderr
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_which_columns_are_categorical() -> None:
+    import numpy as np
+
+    from deployer.monitoring.profile import kind_of
+
+    assert kind_of(np.arange(10)) == "categorical"  # at most 10 distinct integers
+    assert kind_of(np.arange(11)) == "numeric"
+    assert kind_of(np.array([0.5, 1.5])) == "numeric"
+    assert kind_of(np.array([True, False])) == "categorical"
+    assert kind_of(np.array([1, 2.0, None], dtype=object)) == "categorical"
+    assert kind_of(np.array([1, 2.5, None], dtype=object)) == "numeric"
+    assert kind_of(np.array(["a", None], dtype=object)) == "categorical"

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from deployer.image.build import Image, Progress
     from deployer.image.conformance import CheckReport
     from deployer.journal import Event
+    from deployer.monitoring.drift import DriftReport
+    from deployer.monitoring.labels import LabelsResult
+    from deployer.monitoring.table import Progress as RowsProgress
     from deployer.providers import Deployment, Invocation, Plan, Provider, Release, Status
     from deployer.providers.monitoring import CaptureSpec
     from deployer.providers.types import Strategy
@@ -33,7 +36,7 @@ from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, image_needs, load_model
 from deployer.flavors.base import sample_instances, specs_from_example
 from deployer.image.spec import BuildSpec, base_image
-from deployer.lockfile import Lock, lock_warnings, sha256_of, valid_evaluation
+from deployer.lockfile import Lock, lock_warnings, sha256_of, valid_baseline, valid_evaluation
 from deployer.results import DestroyResult, PushResult
 from deployer.serving.settings import ServingSettings
 from deployer.threshold_lock import DecisionThreshold, checked_model, read_threshold
@@ -231,18 +234,21 @@ class Project:
     def _fresh_lock(self, *, keep_evaluation: bool = False) -> Lock:
         model = self.load_model()
         sha256 = self.model_sha256() or ""
-        kept = None
+        kept = baseline = None
+        try:
+            existing = Lock.read(self.root)
+        except ConfigError:  # an unreadable lock is rewritten, its evaluation lost
+            existing = None
         if keep_evaluation:
-            try:
-                kept = valid_evaluation(Lock.read(self.root), self.evaluated_sha256())
-            except ConfigError:  # an unreadable lock is rewritten, its evaluation lost
-                kept = None
+            kept = valid_evaluation(existing, self.evaluated_sha256())
+        baseline = valid_baseline(existing, self.evaluated_sha256())
         return Lock(
             model_path=self.config.model.path or "",
             model_sha256=sha256,
             flavor=self.flavor,
             signature=model.signature.to_dict(),
             evaluation=kept,
+            baseline=baseline,
         )
 
     def evaluated_sha256(self) -> str:
@@ -300,6 +306,101 @@ class Project:
 
             result.recorded = str(write_record(self.root, result.lock_entry(), self._fresh_lock))
         return result
+
+    # -- monitoring: baseline, drift, concept drift (deployer.monitoring) --------------
+
+    def baseline(
+        self,
+        data: str | Path,
+        *,
+        label: str | None = None,
+        data_format: str | None = None,
+        record: bool = True,
+        progress: RowsProgress | None = None,
+    ) -> dict[str, Any]:
+        """Each feature's distribution in the training ``data`` (every column but ``label``)
+        and the served model's predictions' on it (with deployer.lock's decision threshold,
+        as the image answers), recorded as ``baseline`` in deployer.lock unless
+        ``record`` is False (kept by ``lock`` while it belongs to this model)."""
+        from deployer.evaluation import scoring
+        from deployer.monitoring.baseline import build_baseline
+
+        scorer = scoring.in_process(self.served_model())  # as served: its threshold too
+        entry = build_baseline(
+            str(data),
+            scorer,
+            label=label,
+            data_format=data_format,
+            model_sha256=self.evaluated_sha256(),
+            progress=progress,
+        )
+        if record:
+            from deployer.monitoring.record import record as write_record
+
+            write_record(self.root, entry, self._fresh_lock)
+        return entry
+
+    def capturing(self, to: str) -> Any:
+        """The provider of target ``to`` when it reads back captured predictions."""
+        from deployer.providers.monitoring import CapturesPredictions
+
+        provider = self.providers([to])[to]
+        if not isinstance(provider, CapturesPredictions):
+            raise UsageError(
+                f"target {to!r} ({provider.name}) cannot read back captured predictions",
+                hint="set monitoring.capture in deployer.yaml and push again "
+                "(a provider that captures implements captured())",
+            )
+        return provider
+
+    def drift(
+        self, to: str, *, since: str | None = None, report: str | Path | None = None
+    ) -> DriftReport:
+        """The target's captured traffic since ``since`` (``24h`` or an ISO time; None: all)
+        against deployer.lock's baseline: statistics and a verdict per feature and for the
+        predictions (thresholds: ``monitoring.drift``); ``report`` writes PNGs and HTML."""
+        from deployer.monitoring import timespec
+        from deployer.monitoring.drift import measure
+        from deployer.monitoring.record import recorded
+
+        start = timespec.since(since)
+        baseline = recorded(self.root, self.evaluated_sha256())
+        provider = self.capturing(to)
+        limits = self.config.monitoring.drift
+        result = measure(to, baseline, provider.captured(start), limits, since)
+        if report is not None:
+            from deployer.monitoring.report import write_report
+
+            result.report = str(write_report(result, Path(report)))
+        return result
+
+    def evaluate_labels(
+        self,
+        to: str,
+        labels: str | Path,
+        *,
+        id_column: str = "request_id",
+        label_column: str = "label",
+        window: str = "1h",
+        data_format: str | None = None,
+    ) -> LabelsResult:
+        """Concept drift: the target's captured predictions joined by request id with the
+        true labels in ``labels``, precision/recall/F1 per ``window`` and overall."""
+        from deployer.monitoring import timespec
+        from deployer.monitoring.labels import evaluate_labels
+
+        span = timespec.duration(window, "--window")
+        provider = self.capturing(to)
+        return evaluate_labels(
+            to,
+            provider.captured(None),
+            str(labels),
+            id_column=id_column,
+            label_column=label_column,
+            window=span,
+            window_text=window,
+            data_format=data_format,
+        )
 
     def serving_settings(
         self, *, host: str = "127.0.0.1", port: int | None = None, workers: int | None = None

@@ -15,6 +15,7 @@ import typer
 from deployer import cli_release, output
 from deployer._version import __version__
 from deployer.cli_evaluate import register as register_evaluate
+from deployer.cli_monitoring import register as register_monitoring
 from deployer.cli_release import OverrideGatesOption, ReasonOption, split_targets
 from deployer.commands import CommandGroup
 from deployer.errors import EXIT_BAD_INPUT, EXIT_FAILED, UsageError
@@ -76,6 +77,10 @@ def init(
         str | None, typer.Option(help="python flavour: the predictor class, 'module:Class'.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Training data: record its drift baseline too.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="--data: the label column.")] = None,
 ) -> None:
     """Write a commented deployer.yaml (and deployer.lock) for a model file.
 
@@ -86,6 +91,9 @@ def init(
 
     project = Project.init(model, file, name=name, flavor=flavor, predictor=predictor, force=force)
     output.ok(f"wrote {file} (project {project.name}, flavour {project.flavor}) and deployer.lock")
+    from deployer.scaffold import init_baseline
+
+    output.err.print(init_baseline(project.baseline, data, label))
     output.err.print("next: [bold]deployer validate[/] then [bold]deployer serve[/]")
 
 
@@ -539,6 +547,7 @@ def version() -> None:
 
 cli_release.register(app)  # deployer audit verify, deployer history
 register_evaluate(app)
+register_monitoring(app)  # deployer baseline, deployer drift
 
 
 def main() -> None:

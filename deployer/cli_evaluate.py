@@ -9,19 +9,28 @@ from typing import Annotated, Any
 import typer
 
 from deployer import output
+from deployer.cli_labels import (
+    IdColumnOption,
+    LabelColumnOption,
+    LabelsOption,
+    WindowOption,
+)
+from deployer.errors import UsageError
 from deployer.output import Format, handles_errors
 
 
 def evaluate(
     data: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--data",
             "-d",
             help="Labelled data: CSV, JSON Lines or Parquet; a path or s3:// gs:// az://.",
         ),
-    ],
-    label: Annotated[str, typer.Option("--label", "-l", help="The column holding the true label.")],
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", "-l", help="The column holding the true label.")
+    ] = None,
     to: Annotated[
         str | None,
         typer.Option(
@@ -61,6 +70,10 @@ def evaluate(
     output_format: Annotated[
         Format, typer.Option("--output", "-o", help="text for people, json for CI.")
     ] = Format.text,
+    labels: LabelsOption = None,
+    id_column: IdColumnOption = "request_id",
+    label_column: LabelColumnOption = "label",
+    window: WindowOption = "1h",
 ) -> None:
     """Measure the project's model on labelled data and record the result in deployer.lock.
 
@@ -68,10 +81,23 @@ def evaluate(
     PR-AUC, log loss, the confusion matrix and the precision/recall trade-off; regression:
     MAE, MSE, RMSE, R². Every number comes from scikit-learn's sklearn.metrics.
 
+    With --to and --labels (ground truth that arrived later): the target's captured
+    predictions joined with the labels by request id, precision/recall/F1 per --window.
+
     Example: deployer evaluate --data holdout.csv --label species --report report/
     """
     from deployer.api import Project
 
+    if labels is not None:
+        from deployer.cli_labels import evaluate_labels
+
+        evaluate_labels(to, labels, data, id_column, label_column, window, file, output_format)
+        return
+    if data is None or label is None:
+        raise UsageError(
+            "deployer evaluate needs --data and --label (or --to and --labels)",
+            hint="deployer evaluate --data holdout.csv --label y",
+        )
     project = Project.load(file)
     quiet = output_format == Format.json
     with _progress(enabled=not quiet) as progress:

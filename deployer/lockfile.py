@@ -38,6 +38,7 @@ class Lock:
     flavor: str
     signature: dict[str, Any]
     evaluation: dict[str, Any] | None = None
+    baseline: dict[str, Any] | None = None
     deployer_version: str = __version__
 
     def write(self, folder: Path) -> Path:
@@ -82,6 +83,15 @@ def valid_evaluation(lock: Lock | None, model_sha256: str | None) -> dict[str, A
     if not isinstance(evaluation, dict) or not model_sha256:
         return None
     return evaluation if evaluation.get("model_sha256") == model_sha256 else None
+
+
+def valid_baseline(lock: Lock | None, model_sha256: str | None) -> dict[str, Any] | None:
+    """The lock's ``baseline`` while it belongs to the model ``model_sha256``, else None
+    (another model's predictions are stale: ``deployer lock`` drops the baseline)."""
+    baseline = lock.baseline if lock else None
+    if not isinstance(baseline, dict) or not model_sha256:
+        return None
+    return baseline if baseline.get("model_sha256") == model_sha256 else None
 
 
 def lock_warnings(lock: Lock | None, model_sha256: str | None) -> list[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from deployer.errors import UsageError, file_or_folder_problem
 from deployer.flavors import FLAVOR_NAMES, detect_flavor, load_model
@@ -74,3 +76,19 @@ def render_project_file(
         methods=", ".join(loaded.signature.methods),
         pickle_note=pickle_note,
     )
+
+
+def init_baseline(
+    record: Callable[..., dict[str, Any]], data: str | None, label: str | None
+) -> str:
+    """``deployer init --data``: record the training data's baseline in deployer.lock with
+    ``record`` (``Project.baseline``: what ``deployer drift`` compares with); without data,
+    the line offering it."""
+    if data is None:
+        return (
+            "drift: record the training data's baseline with "
+            "[bold]deployer baseline --data train.csv --label COLUMN[/]"
+        )
+    entry = record(data, label=label)
+    rows, features = entry["data"]["rows"], len(entry["features"])
+    return f"recorded the baseline of {data} ({rows} rows, {features} features) in deployer.lock"

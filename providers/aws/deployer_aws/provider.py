@@ -39,7 +39,7 @@ from deployer.providers import (
     UsageError,
     parse_options,
 )
-from deployer_aws import autoscaling, deploy, gpu, invoke, names, registry, waiting
+from deployer_aws import autoscaling, capture, deploy, gpu, invoke, names, registry, waiting
 from deployer_aws.aws import Aws
 from deployer_aws.options import SageMakerOptions
 
@@ -105,15 +105,17 @@ class SageMakerProvider:
             changes.append(Change("create", f"ECR repository {self.repository}"))
         ref = f"{self.repository}:{release.version}"
         changes.append(Change("update", f"image {ref}", "push (layers already there are kept)"))
-        endpoint, problems = deploy.plan(self.scope, release.version, ref, strategy)
+        endpoint, problems = deploy.plan(
+            self.scope, release.version, ref, strategy, release.capture
+        )
         changes.extend(endpoint)
         scaling = self.options.autoscaling
         if scaling is not None and not autoscaling.in_sync(self.aws, self.endpoint, scaling):
             detail = f"{scaling.min}..{scaling.max}, {scaling.target_invocations:g}/instance"
             changes.append(Change("update", f"autoscaling {self.endpoint}", detail))
-        return Plan(
-            self.target.name, changes, problems, gpu.notes(self.target.name, self.options, release)
-        )
+        notes = gpu.notes(self.target.name, self.options, release)
+        notes += capture.notes(release.capture, self.target.name)
+        return Plan(self.target.name, changes, problems, notes)
 
     def publish(self, image: Image, progress: Progress) -> str:
         return registry.publish(
@@ -124,7 +126,13 @@ class SageMakerProvider:
         self, release: Release, image_ref: str, strategy: Strategy, progress: Progress
     ) -> Deployment:
         return deploy.deploy(
-            self.scope, release.version, image_ref, strategy, progress, release.annotations
+            self.scope,
+            release.version,
+            image_ref,
+            strategy,
+            progress,
+            release.annotations,
+            release.capture,
         )
 
     def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:

@@ -18,6 +18,7 @@ What the core reads from an instance (``getattr``, default None), from SageMaker
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 
 from deployer.providers import (
@@ -39,7 +40,8 @@ from deployer.providers import (
     UsageError,
     parse_options,
 )
-from deployer_aws import autoscaling, capture, deploy, gpu, invoke, names, registry, waiting
+from deployer.providers.batch import BatchJob, BatchSpec
+from deployer_aws import autoscaling, batch, capture, deploy, gpu, invoke, names, registry, waiting
 from deployer_aws.aws import Aws
 from deployer_aws.options import SageMakerOptions
 
@@ -166,6 +168,22 @@ class SageMakerProvider:
             removed.append(f"ECR repository {self.repository}")
             progress(f"removed ECR repository {self.repository}")
         return removed
+
+    # -- batch (deployer.providers.batch.RunsBatch): SageMaker Batch Transform -------------
+
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
+    ) -> BatchJob:
+        return batch.submit(self.scope, release, image_ref, spec, progress)
+
+    def batch_status(self, job_id: str) -> BatchJob:
+        return batch.status(self.scope, job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        return batch.logs(self.scope, job_id)
+
+    def batch_cancel(self, job_id: str) -> BatchJob:
+        return batch.cancel(self.scope, job_id)
 
     def route(self) -> Backend:
         return Backend(self.target.name, self.name, self._url(), "sigv4", self.options.region)

@@ -43,6 +43,8 @@ from typing import Any
 
 import httpx
 from aws_alarms import evaluate
+from aws_batch_fake import Transform, transform_problems
+from aws_batch_fake import install as install_transforms
 from aws_capture_fake import capture_problems, write_capture
 from aws_model import problems, traffic_problems
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -138,6 +140,9 @@ class FakeAws:
         self.extra_latency_us = 0.0  # added to each invocation's ModelLatency (a slow model)
         self.captures: list[str] = []  # S3 keys of the capture files written
         self.capture_errors: list[str] = []  # captures SageMaker would drop (no bucket)
+        self.transforms: dict[str, Transform] = {}  # Batch Transform jobs (aws_batch_fake.py)
+        self.hold_transforms = threading.Event()  # cleared: jobs wait before running
+        self.hold_transforms.set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -174,6 +179,8 @@ class FakeAws:
             self.rejected.clear()
             self.captures.clear()
             self.capture_errors.clear()
+            self.transforms.clear()
+        self.hold_transforms.set()
         self.speed = 0.0
         self.extra_latency_us = 0.0
 
@@ -226,6 +233,8 @@ class FakeAws:
             found = traffic_problems(routing, self._fleet(body))
         if operation == "CreateEndpointConfig" and not found:
             found = capture_problems(body)
+        if operation == "CreateTransformJob" and not found:
+            found = transform_problems(self, body)
         return found
 
     def _fleet(self, body: dict[str, Any]) -> int | None:
@@ -356,6 +365,7 @@ class FakeAws:
         self._set(Repository, "__init__", repository_init)
         self._set(ECRResponse, "get_authorization_token", get_authorization_token)
         self._patch_cloudwatch()
+        install_transforms(self)
 
     def _patch_cloudwatch(self) -> None:
         """Percentile statistics (``p99``) in GetMetricData, as CloudWatch computes them
@@ -434,6 +444,12 @@ class FakeAws:
         forwarded = {k: v for k, v in headers.items() if k.lower() in ("content-type", "accept")}
         answer = httpx.post(f"{url}/invocations", content=body, headers=forwarded, timeout=60)
         return answer.status_code, answer.content, answer.headers.get("content-type", "")
+
+    @property
+    def logs(self) -> Any:
+        from moto.logs.models import logs_backends
+
+        return logs_backends[ACCOUNT][REGION]
 
     @property
     def s3(self) -> Any:

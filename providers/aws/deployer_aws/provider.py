@@ -19,6 +19,7 @@ What the core reads from an instance (``getattr``, default None), from SageMaker
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import ClassVar
 
 from deployer.providers import (
@@ -41,7 +42,19 @@ from deployer.providers import (
     parse_options,
 )
 from deployer.providers.batch import BatchJob, BatchSpec
-from deployer_aws import autoscaling, batch, capture, deploy, gpu, invoke, names, registry, waiting
+from deployer.providers.monitoring import CapturedRecord
+from deployer_aws import (
+    autoscaling,
+    batch,
+    capture,
+    capture_files,
+    deploy,
+    gpu,
+    invoke,
+    names,
+    registry,
+    waiting,
+)
 from deployer_aws.aws import Aws
 from deployer_aws.options import SageMakerOptions
 
@@ -168,6 +181,12 @@ class SageMakerProvider:
             removed.append(f"ECR repository {self.repository}")
             progress(f"removed ECR repository {self.repository}")
         return removed
+
+    # -- capture (deployer.providers.monitoring.CapturesPredictions) ----------------------
+
+    def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
+        """The endpoint's SageMaker capture files at or after ``since`` (capture_files)."""
+        return capture_files.Reader(self.scope).records(since)
 
     # -- batch (deployer.providers.batch.RunsBatch): SageMaker Batch Transform -------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
@@ -16,7 +17,7 @@ from botocore.config import Config
 
 from deployer.errors import UsageError
 from deployer.providers import Strategy
-from deployer.providers.monitoring import CaptureSpec
+from deployer.providers.monitoring import CapturedRecord, CaptureSpec, CapturesPredictions
 
 BUCKET = "captures"
 DEST = f"s3://{BUCKET}/iris"
@@ -178,3 +179,132 @@ def test_the_fake_refuses_capture_on_a_serverless_variant(fake: FakeAws):
         client.create_endpoint_config(
             EndpointConfigName="c", ProductionVariants=[variant], DataCaptureConfig=capture
         )
+
+
+# -- captured(): SageMaker's capture files read back -----------------------------------
+
+
+def serving(fake: FakeAws, provider: Any, progress: Recorder, **fields: Any) -> Any:
+    """A provider whose endpoint serves with capture on, and the bucket to capture into."""
+    s3(fake).create_bucket(Bucket=BUCKET)
+    p = provider()
+    push(p, with_capture("one", **fields), progress)
+    return p
+
+
+def test_captured_reads_sagemakers_files_back_as_rows_and_predictions(
+    fake: FakeAws, provider: Any, progress: Recorder
+) -> None:
+    p = serving(fake, provider, progress)
+    assert isinstance(p, CapturesPredictions)
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    fake.model_answers.extend(
+        [
+            (200, b"0\n2\n", "text/csv"),
+            (200, b'{"predictions": [1]}', "application/json"),
+            (200, b"2\n", "application/jsonlines"),
+            (200, b"\x93NUMPY", "application/x-npy"),
+        ]
+    )
+    assert p.invoke(b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n", "text/csv", "text/csv").status == 200
+    assert p.invoke(b'{"instances": [[5.9, 3.0, 4.2, 1.5]]}', "application/json").status == 200
+    assert p.invoke(b'{"features": [6.3, 2.9, 5.6, 1.8]}\n', "application/jsonlines").status == 200
+    assert p.invoke(b"\x93NUMPY\x01\x00", "application/x-npy").status == 200
+    assert len(fake.captures) == 4 and fake.capture_errors == []
+    assert all(k.startswith("iris/iris-prod/AllTraffic/") for k in fake.captures)
+    records = sorted(p.captured(), key=lambda r: fake_order(fake, r))
+    assert [r.rows for r in records[:3]] == [
+        [
+            {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2},
+            {"f0": 6.7, "f1": 3.0, "f2": 5.2, "f3": 2.3},
+        ],
+        [{"f0": 5.9, "f1": 3.0, "f2": 4.2, "f3": 1.5}],
+        [{"f0": 6.3, "f1": 2.9, "f2": 5.6, "f3": 1.8}],
+    ]
+    assert [r.predictions for r in records] == [[0, 2], [1], [2], None]
+    npy = records[3]
+    assert npy.rows is None and npy.extra["input_content_type"] == "application/x-npy"
+    assert all(r.time >= before for r in records)
+    assert len({r.request_id for r in records}) == 4
+    assert list(p.captured(since=datetime.now(timezone.utc) + timedelta(hours=2))) == []
+    assert len(list(p.captured(since=before))) == 4
+
+
+def fake_order(fake: FakeAws, record: CapturedRecord) -> int:
+    """The record's position among the invocations (its event id is in its file only)."""
+    client = s3(fake)
+    for index, key in enumerate(fake.captures):
+        body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+        if record.extra["event_id"] in body:
+            return index
+    raise AssertionError(record)
+
+
+def test_captured_inputs_only_and_bad_lines_are_skipped(fake, provider, progress) -> None:
+    from deployer_aws.capture_files import Reader
+
+    p = serving(fake, provider, progress, outputs=False)
+    fake.model_answers.append((200, b"0\n", "text/csv"))
+    p.invoke(b"5.1,3.5,1.4,0.2\n", "text/csv", "text/csv")
+    s3(fake).put_object(
+        Bucket=BUCKET, Key="iris/iris-prod/AllTraffic/2020/01/01/00/junk.jsonl", Body=b"{oops\n[]\n"
+    )
+    reader = Reader(p.scope)
+    (record,) = reader.records(None)
+    assert record.rows == [{"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2}]
+    assert record.predictions is None
+    assert reader.skipped == 2
+    # an hour before the junk's is never listed once `since` is later
+    later = Reader(p.scope)
+    assert len(list(later.records(datetime(2021, 1, 1, tzinfo=timezone.utc)))) == 1
+    assert later.skipped == 0
+
+
+def test_captured_decodes_the_documented_event_format() -> None:
+    from deployer_aws.capture_files import decode_event
+
+    event = {
+        "captureData": {
+            "endpointInput": {
+                "observedContentType": "text/csv",
+                "mode": "INPUT",
+                "data": "MSwyLDMsNA==",
+                "encoding": "BASE64",
+            },
+            "endpointOutput": {
+                "observedContentType": "application/json; charset=utf-8",
+                "mode": "OUTPUT",
+                "data": '{"predictions": ["setosa"]}',
+                "encoding": "JSON",
+            },
+        },
+        "eventMetadata": {
+            "eventId": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+            "inferenceId": "req-42",
+            "inferenceTime": "2026-12-07T04:31:00Z",
+        },
+        "eventVersion": "0",
+    }
+    record = decode_event(event)
+    assert record.request_id == "req-42"
+    assert record.time == datetime(2026, 12, 7, 4, 31, tzinfo=timezone.utc)
+    assert record.rows == [{"f0": 1, "f1": 2, "f2": 3, "f3": 4}]
+    assert record.predictions == ["setosa"]
+
+
+def test_captured_without_capture_or_endpoint_is_a_usage_error(fake, provider, progress) -> None:
+    p = provider()
+    with pytest.raises(UsageError, match="has no SageMaker endpoint iris-prod"):
+        list(p.captured())
+    push(p, release("one"), progress)
+    with pytest.raises(UsageError, match=r"iris-prod \(prod\) captures nothing"):
+        list(p.captured())
+
+
+def test_a_missing_bucket_drops_captures_as_sagemaker_does(fake, provider, progress) -> None:
+    p = provider()
+    push(p, with_capture("one"), progress)  # no bucket created
+    fake.model_answers.append((200, b"0\n", "text/csv"))
+    assert p.invoke(b"1,2,3,4\n", "text/csv").status == 200
+    assert fake.captures == [] and len(fake.capture_errors) == 1
+    assert list(p.captured()) == []

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from deployer.providers import UsageError
-from deployer.providers.batch import BatchJob, BatchSpec, BatchState
+from deployer.providers import batch as sdk
 from deployer_aws import names
 from deployer_aws.sagemaker import desired
 
@@ -39,7 +39,7 @@ MB = 1024 * 1024
 MAX_PAYLOAD_MB = 6  # InvokeEndpoint's limit, which the image's server is sized for
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/jsonlines"}
-STATES: dict[str, BatchState] = {
+STATES: dict[str, sdk.BatchState] = {
     "InProgress": "running",
     "Stopping": "running",
     "Completed": "succeeded",
@@ -65,12 +65,12 @@ def check_uri(uri: str, what: str) -> str:
     )
 
 
-def payload_mb(spec: BatchSpec) -> int:
+def payload_mb(spec: sdk.BatchSpec) -> int:
     """MaxPayloadInMB: the spec's bound in whole MB, 1 to 6."""
     return max(1, min(MAX_PAYLOAD_MB, spec.max_payload_bytes // MB))
 
 
-def data_processing(spec: BatchSpec) -> dict[str, str]:
+def data_processing(spec: sdk.BatchSpec) -> dict[str, str]:
     """The job's DataProcessing for ``label``/``keep`` (see the module docstring)."""
     if not spec.keep and not spec.label:
         return {}
@@ -87,7 +87,7 @@ def data_processing(spec: BatchSpec) -> dict[str, str]:
     return processing
 
 
-def job_name(scope: Scope, spec: BatchSpec) -> str:
+def job_name(scope: Scope, spec: sdk.BatchSpec) -> str:
     """The spec's name, else ``<endpoint>-<UTC time>`` within SageMaker's 63 characters."""
     if spec.job_name:
         return spec.job_name
@@ -96,7 +96,7 @@ def job_name(scope: Scope, spec: BatchSpec) -> str:
 
 
 def request(
-    scope: Scope, model: str, spec: BatchSpec, name: str, tags: list[dict[str, str]]
+    scope: Scope, model: str, spec: sdk.BatchSpec, name: str, tags: list[dict[str, str]]
 ) -> dict[str, Any]:
     """The CreateTransformJob parameters."""
     if spec.format not in CONTENT_TYPES:
@@ -140,8 +140,8 @@ def request(
 
 
 def submit(
-    scope: Scope, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
-) -> BatchJob:
+    scope: Scope, release: Release, image_ref: str, spec: sdk.BatchSpec, progress: Progress
+) -> sdk.BatchJob:
     """Create the release's model when missing, then the transform job; returns at once."""
     want = desired(scope.options, scope.endpoint, release.version, image_ref, scope.repository)
     extra = names.annotation_tags(release.annotations)
@@ -155,7 +155,7 @@ def submit(
     progress(f"creating transform job {name} ({spec.input_uri} -> {spec.output_uri})")
     answer = scope.aws.call("sagemaker", "create_transform_job", f"transform job {name}", **params)
     details = {"job_arn": answer.get("TransformJobArn"), "model": want.name}
-    return BatchJob(name, scope.target, "pending", spec.output_uri, details=details)
+    return sdk.BatchJob(name, scope.target, "pending", spec.output_uri, details=details)
 
 
 def _describe(scope: Scope, job_id: str) -> dict[str, Any]:
@@ -171,7 +171,7 @@ def _describe(scope: Scope, job_id: str) -> dict[str, Any]:
     return dict(found)
 
 
-def status(scope: Scope, job_id: str) -> BatchJob:
+def status(scope: Scope, job_id: str) -> sdk.BatchJob:
     """The job as DescribeTransformJob reports it."""
     described = _describe(scope, job_id)
     state = STATES.get(str(described.get("TransformJobStatus")), "pending")
@@ -187,7 +187,7 @@ def status(scope: Scope, job_id: str) -> BatchJob:
         .get("S3DataSource", {})
         .get("S3Uri"),
     }
-    return BatchJob(
+    return sdk.BatchJob(
         job_id,
         scope.target,
         state,
@@ -198,7 +198,7 @@ def status(scope: Scope, job_id: str) -> BatchJob:
     )
 
 
-def cancel(scope: Scope, job_id: str) -> BatchJob:
+def cancel(scope: Scope, job_id: str) -> sdk.BatchJob:
     """StopTransformJob (a finished job is left as it is); the job afterwards."""
     job = status(scope, job_id)
     if job.finished:

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.providers import Change
-from deployer.providers.monitoring import CaptureSpec
+from deployer.providers import Change, monitoring
 from deployer_aws.options import SageMakerOptions
 
 CSV_TYPES = ["text/csv"]
 JSON_TYPES = ["application/json", "application/jsonlines"]
 
 
-def destination(spec: CaptureSpec, options: SageMakerOptions) -> str | None:
+def destination(spec: monitoring.CaptureSpec, options: SageMakerOptions) -> str | None:
     """Where SageMaker writes: the capture's s3:// destination, else ``capture_s3_uri``."""
     if spec.destination and spec.destination.startswith("s3://"):
         return spec.destination.rstrip("/")
@@ -37,7 +36,9 @@ def destination(spec: CaptureSpec, options: SageMakerOptions) -> str | None:
     return None
 
 
-def problems(spec: CaptureSpec | None, options: SageMakerOptions, target: str) -> list[str]:
+def problems(
+    spec: monitoring.CaptureSpec | None, options: SageMakerOptions, target: str
+) -> list[str]:
     """What SageMaker would refuse (or could not do) in ``spec`` on this target."""
     if spec is None:
         return []
@@ -70,7 +71,9 @@ def problems(spec: CaptureSpec | None, options: SageMakerOptions, target: str) -
     return found
 
 
-def data_capture_config(spec: CaptureSpec | None, options: SageMakerOptions) -> dict[str, Any]:
+def data_capture_config(
+    spec: monitoring.CaptureSpec | None, options: SageMakerOptions
+) -> dict[str, Any]:
     """The endpoint config's ``DataCaptureConfig`` ({} when nothing is captured or
     ``problems`` finds something SageMaker refuses)."""
     if spec is None or problems(spec, options, "-"):
@@ -109,7 +112,7 @@ def change(endpoint: str, want: dict[str, Any], live: dict[str, Any] | None) -> 
     return Change("update" if live else "create", resource, describe(want))
 
 
-def notes(spec: CaptureSpec | None, target: str) -> list[str]:
+def notes(spec: monitoring.CaptureSpec | None, target: str) -> list[str]:
     """Advice that refuses nothing: the whole-percent rounding."""
     note = spec.percent_note if spec is not None else None
     return [f"{target}: {note}"] if note else []

@@ -29,8 +29,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from deployer.providers import UsageError
-from deployer.providers.monitoring import CapturedRecord, parse_time
+from deployer.providers import UsageError, monitoring
 from deployer_aws import names
 
 if TYPE_CHECKING:
@@ -69,7 +68,7 @@ class Reader:
         parts = [p for p in (prefix.strip("/"), scope.endpoint, names.VARIANT) if p]
         return bucket, "/".join(parts) + "/"
 
-    def records(self, since: datetime | None) -> Iterator[CapturedRecord]:
+    def records(self, since: datetime | None) -> Iterator[monitoring.CapturedRecord]:
         """Every captured event at or after ``since`` (None: all), oldest first."""
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=timezone.utc)
@@ -101,7 +100,7 @@ class Reader:
                 return
             params["ContinuationToken"] = token
 
-    def _record(self, line: str) -> CapturedRecord | None:
+    def _record(self, line: str) -> monitoring.CapturedRecord | None:
         if not line.strip():
             return None
         try:
@@ -111,7 +110,7 @@ class Reader:
             return None
 
 
-def decode_event(event: dict[str, Any]) -> CapturedRecord:
+def decode_event(event: dict[str, Any]) -> monitoring.CapturedRecord:
     """One SageMaker capture event as a CapturedRecord (ValueError/KeyError when it is not
     one)."""
     meta = event["eventMetadata"]
@@ -131,8 +130,8 @@ def decode_event(event: dict[str, Any]) -> CapturedRecord:
         if predictions is None:
             extra["output_content_type"] = kind
     request_id = str(meta.get("inferenceId") or meta["eventId"])
-    return CapturedRecord(
-        request_id, parse_time(meta["inferenceTime"]), rows, predictions, None, extra
+    return monitoring.CapturedRecord(
+        request_id, monitoring.parse_time(meta["inferenceTime"]), rows, predictions, None, extra
     )
 
 

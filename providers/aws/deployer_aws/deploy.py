@@ -12,8 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.providers import Change, DeployerError, Deployment, Progress, Strategy, UsageError
-from deployer.providers.monitoring import CaptureSpec
+from deployer.providers import (
+    Change,
+    DeployerError,
+    Deployment,
+    Progress,
+    Strategy,
+    UsageError,
+    monitoring,
+)
 from deployer_aws import autoscaling, capture, live_gate, names
 from deployer_aws.aws import AccessDenied, Aws
 from deployer_aws.options import SageMakerOptions
@@ -75,7 +82,7 @@ def plan(
     version: str,
     image_ref: str,
     strategy: Strategy | None = None,
-    spec: CaptureSpec | None = None,
+    spec: monitoring.CaptureSpec | None = None,
 ) -> tuple[list[Change], list[str]]:
     """What ``deploy`` would do, from read-only calls: the changes, and why it would
     refuse ``strategy`` (None: not checked) or the capture ``spec``, each problem naming
@@ -119,7 +126,9 @@ def plan(
     return changes, problems
 
 
-def _desired(scope: Scope, version: str, image_ref: str, spec: CaptureSpec | None) -> Desired:
+def _desired(
+    scope: Scope, version: str, image_ref: str, spec: monitoring.CaptureSpec | None
+) -> Desired:
     config = capture.data_capture_config(spec, scope.options)
     return desired(scope.options, scope.endpoint, version, image_ref, scope.repository, config)
 
@@ -158,7 +167,7 @@ def deploy(
     strategy: Strategy,
     progress: Progress,
     annotations: Mapping[str, str] | None = None,
-    spec: CaptureSpec | None = None,
+    spec: monitoring.CaptureSpec | None = None,
 ) -> Deployment:
     """Create or update the endpoint so that ``version`` serves; see the module docstring.
     ``annotations`` (the release's) tag the version's model and endpoint config; ``spec``

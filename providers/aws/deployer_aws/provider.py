@@ -39,10 +39,10 @@ from deployer.providers import (
     Strategy,
     Target,
     UsageError,
+    monitoring,
     parse_options,
 )
-from deployer.providers.batch import BatchJob, BatchSpec
-from deployer.providers.monitoring import CapturedRecord
+from deployer.providers import batch as sdk_batch
 from deployer_aws import (
     autoscaling,
     batch,
@@ -184,24 +184,24 @@ class SageMakerProvider:
 
     # -- capture (deployer.providers.monitoring.CapturesPredictions) ----------------------
 
-    def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
+    def captured(self, since: datetime | None = None) -> Iterator[monitoring.CapturedRecord]:
         """The endpoint's SageMaker capture files at or after ``since`` (capture_files)."""
         return capture_files.Reader(self.scope).records(since)
 
     # -- batch (deployer.providers.batch.RunsBatch): SageMaker Batch Transform -------------
 
     def batch_submit(
-        self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
-    ) -> BatchJob:
+        self, release: Release, image_ref: str, spec: sdk_batch.BatchSpec, progress: Progress
+    ) -> sdk_batch.BatchJob:
         return batch.submit(self.scope, release, image_ref, spec, progress)
 
-    def batch_status(self, job_id: str) -> BatchJob:
+    def batch_status(self, job_id: str) -> sdk_batch.BatchJob:
         return batch.status(self.scope, job_id)
 
     def batch_logs(self, job_id: str) -> Iterator[str]:
         return batch.logs(self.scope, job_id)
 
-    def batch_cancel(self, job_id: str) -> BatchJob:
+    def batch_cancel(self, job_id: str) -> sdk_batch.BatchJob:
         return batch.cancel(self.scope, job_id)
 
     def route(self) -> Backend:

@@ -316,7 +316,7 @@ class SageMaker:
 
     def create_config(self, want: Desired, tags: list[dict[str, str]]) -> None:
         variant = {**want.variant, "ModelName": want.name}
-        extra = {"DataCaptureConfig": want.capture} if want.capture else {}
+        extra: dict[str, Any] = {"DataCaptureConfig": want.capture} if want.capture else {}
         self._call(
             "create_endpoint_config",
             f"endpoint config {want.name}",

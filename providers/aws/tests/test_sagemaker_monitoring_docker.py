@@ -1,6 +1,8 @@
-"""Batch Transform running the REAL image: the fake pulls the published image from the
-local registry, runs it as SageMaker does (``serve``) and sends it the S3 input's records
-through ``/invocations`` (aws_batch_fake.py); the predictions are the model's."""
+"""Batch Transform and data capture with the REAL image: the fake pulls the published image
+from the local registry and runs it as SageMaker does (``serve``); Batch Transform sends it
+the S3 input's records through ``/invocations`` (aws_batch_fake.py), and a push with
+``monitoring.capture`` captures the real invocations (aws_capture_fake.py), which
+``captured()`` reads back: the predictions are the model's."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from aws_fake import FakeAws
 from aws_support import Recorder
 
@@ -27,7 +30,10 @@ def _clean_up(docker: Any, registry: Any, fake_server: FakeAws) -> Iterator[None
     """Afterwards: remove the model container and the registry references we made."""
     yield
     fake_server.remove_containers()
-    for image in docker.images.list(name=f"{registry.host}/iris-batch"):
+    for image in [
+        *docker.images.list(name=f"{registry.host}/iris-batch"),
+        *docker.images.list(name=f"{registry.host}/iris-test"),
+    ]:
         for ref in [*image.tags, *image.attrs.get("RepoDigests", [])]:
             if ref.startswith(f"{registry.host}/"):
                 with contextlib.suppress(Exception):
@@ -93,3 +99,45 @@ def test_batch_transform_runs_the_real_image_over_the_s3_input(
     assert bad.reason is not None and "s3://batch-real/bad/rows.csv: records 1-2" in bad.reason
     assert "400" in bad.reason
     assert any("bad/rows.csv" in line for line in p.batch_logs("iris-bad"))
+
+
+def test_a_push_with_capture_captures_the_real_models_answers(
+    docker: Any, registry: Any, iris_project: Any, fake: FakeAws, provider: Any
+) -> None:
+    from deployer import Project
+
+    options = fake.options(instance_type="ml.c5.large")
+    config = {
+        "name": iris_project.name,  # the same image as iris_image
+        "model": {"path": "model.joblib"},
+        "targets": {"aws": options},
+        "monitoring": {"capture": {"sample": 1.0, "destination": "s3://capture-real/iris"}},
+    }
+    file = iris_project.root / "aws-capture.deployer.yaml"
+    file.write_text(yaml.safe_dump(config))
+    fake.registry, fake.docker = registry, docker
+    boto3.client("s3", endpoint_url=fake.url, region_name="us-east-1").create_bucket(
+        Bucket="capture-real"
+    )
+    project = Project.load(file)
+    (plan,) = project.plan(["aws"])
+    endpoint = f"{iris_project.name}-aws"
+    assert any(c.resource == f"data capture of endpoint {endpoint}" for c in plan.changes)
+    result = project.push(["aws"], timeout=60)
+    assert result.ok, result.targets[0].error
+    assert project.predict("aws", b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n", "text/csv").status == 200
+    assert project.predict("aws", b"[[6.7, 3.0, 5.2, 2.3]]").status == 200
+    records = list(provider(project=iris_project.name, instance_type="ml.c5.large").captured())
+    csv = next(r for r in records if r.rows and r.rows[0].get("f0") == 5.1)
+    assert csv.rows == [
+        {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2},
+        {"f0": 6.7, "f1": 3.0, "f2": 5.2, "f3": 2.3},
+    ]
+    assert csv.predictions == [0, 2]
+    json_record = next(
+        r for r in records if r.rows == [{"f0": 6.7, "f1": 3.0, "f2": 5.2, "f3": 2.3}]
+    )
+    assert json_record.predictions == [2]
+    again = project.push(["aws"], timeout=60)
+    assert again.ok and again.targets[0].outcome == "unchanged"
+    project.destroy(["aws"])

@@ -88,9 +88,11 @@ def data_processing(spec: sdk.BatchSpec) -> dict[str, str]:
 
 
 def job_name(scope: Scope, spec: sdk.BatchSpec) -> str:
-    """The spec's name, else ``<endpoint>-<UTC time>`` within SageMaker's 63 characters."""
+    """The spec's name made to fit SageMaker's rules (letters, digits and '-', at most 63:
+    other characters become '-', a longer name keeps a hash of the whole), else
+    ``<endpoint>-<UTC time>``."""
     if spec.job_name:
-        return spec.job_name
+        return names.shorten(names.clean(spec.job_name), 63) or "deployer-batch"
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return f"{names.shorten(scope.endpoint, 63 - len(stamp) - 1)}-{stamp}"
 

@@ -220,6 +220,12 @@ def test_a_default_job_name_fits_sagemakers_rules(fake, provider, progress) -> N
     job = p.batch_submit(V1, image_ref(V1), spec(job_name=None), progress)
     assert len(job.job_id) <= 63 and job.job_id.startswith("eeee")
     finish(fake, p, job.job_id)
+    # the core's names (project_target-batch-time-hex) are made to fit too
+    fake.model_answers.append((200, b"0\n", "text/csv"))
+    name = "my_project-" + "x" * 60 + "-batch-20261207-045100-ab12"
+    long = p.batch_submit(V1, image_ref(V1), spec(job_name=name), progress)
+    assert len(long.job_id) <= 63 and long.job_id.startswith("my-project-xxx")
+    assert finish(fake, p, long.job_id).complete
     assert fake.rejected == []
 
 

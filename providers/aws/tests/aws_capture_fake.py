@@ -69,9 +69,13 @@ def _part(config: dict[str, Any], mode: str, kind: str, data: bytes) -> dict[str
 
 
 def capture_event(
-    config: dict[str, Any], request: tuple[str, bytes], response: tuple[str, bytes]
+    config: dict[str, Any],
+    request: tuple[str, bytes],
+    response: tuple[str, bytes],
+    inference_id: str | None = None,
 ) -> dict[str, Any]:
-    """One capture line for an invocation (``request``/``response``: content type, body)."""
+    """One capture line for an invocation (``request``/``response``: content type, body;
+    ``inference_id``: InvokeEndpoint's ``InferenceId``, when the caller sent one)."""
     modes = {o.get("CaptureMode") for o in config.get("CaptureOptions", [])}
     data: dict[str, Any] = {}
     if modes & {"Input", "InputAndOutput"}:
@@ -79,14 +83,10 @@ def capture_event(
     if modes & {"Output", "InputAndOutput"}:
         data["endpointOutput"] = _part(config, "OUTPUT", *response)
     now = datetime.now(timezone.utc)
-    return {
-        "captureData": data,
-        "eventMetadata": {
-            "eventId": str(uuid.uuid4()),
-            "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        "eventVersion": "0",
-    }
+    meta = {"eventId": str(uuid.uuid4()), "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if inference_id:
+        meta["inferenceId"] = inference_id
+    return {"captureData": data, "eventMetadata": meta, "eventVersion": "0"}
 
 
 def write_capture(
@@ -96,6 +96,7 @@ def write_capture(
     variant: str,
     request: tuple[str, bytes],
     response: tuple[str, bytes],
+    inference_id: str | None = None,
 ) -> str | None:
     """Sample the invocation at InitialSamplingPercentage and, when sampled, write its
     capture file to moto's S3 backend ``s3``; the key written, or None (not sampled).
@@ -106,7 +107,7 @@ def write_capture(
         return None
     match = S3_URI.match(str(config["DestinationS3Uri"]))
     assert match is not None
-    event = capture_event(config, request, response)
+    event = capture_event(config, request, response, inference_id)
     when = datetime.strptime(event["eventMetadata"]["inferenceTime"], "%Y-%m-%dT%H:%M:%SZ")
     prefix = (match.group("prefix") or "").strip("/")
     folder = "/".join(p for p in (prefix, endpoint, variant, when.strftime("%Y/%m/%d/%H")) if p)

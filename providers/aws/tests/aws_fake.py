@@ -415,7 +415,8 @@ class FakeAws:
         latency_us = (time.monotonic() - started) * 1e6 + self.extra_latency_us
         self._publish(name, status, latency_us)
         if 200 <= status < 300:
-            self._capture(endpoint, (headers.get("content-type", ""), body), (kind, payload))
+            request = (headers.get("content-type", ""), body)
+            self._capture(endpoint, request, (kind, payload), headers.get("inference-id"))
             return (
                 status,
                 {"Content-Type": kind, "x-Amzn-Invoked-Production-Variant": "AllTraffic"},
@@ -458,7 +459,11 @@ class FakeAws:
         return s3_backends[ACCOUNT]["aws"]
 
     def _capture(
-        self, endpoint: Any, request: tuple[str, bytes], answer: tuple[str, bytes]
+        self,
+        endpoint: Any,
+        request: tuple[str, bytes],
+        answer: tuple[str, bytes],
+        inference_id: str | None = None,
     ) -> None:
         """SageMaker's data capture of one invocation (aws_capture_fake.py)."""
         config = self.sagemaker.endpoint_configs[endpoint.endpoint_config_name]
@@ -467,7 +472,7 @@ class FakeAws:
             return
         name = endpoint.endpoint_name
         try:
-            key = write_capture(self.s3, capture, name, "AllTraffic", request, answer)
+            key = write_capture(self.s3, capture, name, "AllTraffic", request, answer, inference_id)
         except Exception as exc:  # SageMaker drops it (and logs why)
             self.capture_errors.append(f"{name}: {type(exc).__name__}: {exc}")
             return
@@ -607,6 +612,7 @@ class _Wire:
             headers = {
                 "content-type": environ.get("CONTENT_TYPE", ""),
                 "accept": environ.get("HTTP_ACCEPT", ""),
+                "inference-id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
             }
             headers = {k: v for k, v in headers.items() if v}
             return _respond(start_response, *self.fake.invoke(invoke.group("name"), body, headers))

@@ -260,6 +260,20 @@ def test_captured_inputs_only_and_bad_lines_are_skipped(fake, provider, progress
     assert later.skipped == 0
 
 
+def test_an_inference_id_is_the_records_request_id(fake, provider, progress) -> None:
+    p = serving(fake, provider, progress)
+    fake.model_answers.append((200, b'{"predictions": [0]}', "application/json"))
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=fake.url, region_name="us-east-1")
+    runtime.invoke_endpoint(
+        EndpointName="iris-prod",
+        Body=b"[[5.1, 3.5, 1.4, 0.2]]",
+        ContentType="application/json",
+        InferenceId="feedback-7",
+    )
+    (record,) = p.captured()
+    assert record.request_id == "feedback-7" and record.predictions == [0]
+
+
 def test_captured_decodes_the_documented_event_format() -> None:
     from deployer_aws.capture_files import decode_event
 

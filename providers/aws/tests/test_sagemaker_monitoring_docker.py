@@ -127,7 +127,8 @@ def test_a_push_with_capture_captures_the_real_models_answers(
     assert result.ok, result.targets[0].error
     assert project.predict("aws", b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n", "text/csv").status == 200
     assert project.predict("aws", b"[[6.7, 3.0, 5.2, 2.3]]").status == 200
-    records = list(provider(project=iris_project.name, instance_type="ml.c5.large").captured())
+    p = provider(target="aws", project=iris_project.name, instance_type="ml.c5.large")
+    records = list(p.captured())
     csv = next(r for r in records if r.rows and r.rows[0].get("f0") == 5.1)
     assert csv.rows == [
         {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2},

@@ -13,6 +13,9 @@ the same model a push creates) and one ``CreateTransformJob`` over S3.
   never reach the model), ``JoinSource: Input`` and ``OutputFilter: $['id',...,
   'SageMakerOutput']`` (the kept keys next to the prediction). CSV has no column names
   in Batch Transform, so ``keep``/``label`` with CSV is refused;
+- ``BatchSpec.columns`` and ``rows_per_request`` have no Batch Transform equivalent: the
+  model gets each record's features as they are (positional), and a request holds as many
+  records as fit in ``MaxPayloadInMB``;
 - instances: ``batch_instance_type`` (default ``instance_type``) x ``batch_instance_count``;
 - status from ``DescribeTransformJob`` (``FailureReason`` as the reason, the job's
   ``data-log`` lines naming the failed files as failures), cancel with

@@ -17,6 +17,8 @@ IAM_PREFIX = {
     "ecr": "ecr",
     "application-autoscaling": "application-autoscaling",
     "cloudwatch": "cloudwatch",
+    "s3": "s3",
+    "logs": "logs",
 }
 URL_OPTION = {
     "sagemaker": "sagemaker",
@@ -24,6 +26,8 @@ URL_OPTION = {
     "ecr": "ecr",
     "application-autoscaling": "autoscaling",
     "cloudwatch": "cloudwatch",
+    "s3": "s3",
+    "logs": "logs",
 }
 CREDENTIAL_CHAIN = (
     "environment variables (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN), "

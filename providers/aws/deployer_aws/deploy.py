@@ -12,8 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.providers import Change, DeployerError, Deployment, Progress, Strategy, UsageError
-from deployer_aws import autoscaling, live_gate, names
+from deployer.providers import (
+    Change,
+    DeployerError,
+    Deployment,
+    Progress,
+    Strategy,
+    UsageError,
+    monitoring,
+)
+from deployer_aws import autoscaling, capture, live_gate, names
 from deployer_aws.aws import AccessDenied, Aws
 from deployer_aws.options import SageMakerOptions
 from deployer_aws.sagemaker import (
@@ -70,18 +78,29 @@ def check_owned(scope: Scope, live: Live | None) -> None:
 
 
 def plan(
-    scope: Scope, version: str, image_ref: str, strategy: Strategy | None = None
+    scope: Scope,
+    version: str,
+    image_ref: str,
+    strategy: Strategy | None = None,
+    spec: monitoring.CaptureSpec | None = None,
 ) -> tuple[list[Change], list[str]]:
     """What ``deploy`` would do, from read-only calls: the changes, and why it would
-    refuse ``strategy`` (None: not checked), each problem naming the endpoint."""
-    want = desired(scope.options, scope.endpoint, version, image_ref, scope.repository)
+    refuse ``strategy`` (None: not checked) or the capture ``spec``, each problem naming
+    the endpoint or the setting."""
+    want = _desired(scope, version, image_ref, spec)
     live = scope.sm.live(scope.endpoint)
     check_owned(scope, live)
     changes: list[Change] = []
+    live_capture = (scope.sm.describe_config(live.config) or {}) if live and live.config else {}
+    captured = capture.change(scope.endpoint, want.capture, live_capture.get("DataCaptureConfig"))
+    refused = capture.problems(spec, scope.options, scope.target)
     if live is not None and live.config == want.name and live.status == "InService":
         changes.append(Change("keep", f"endpoint {scope.endpoint}", f"serving {version}"))
-        return changes, []
+        return changes + ([captured] if captured else []), refused
     problems = strategy_problems(scope, live, strategy) if strategy is not None else []
+    problems.extend(refused)
+    if captured is not None:
+        changes.append(captured)
     for kind, exists in (
         ("model", scope.sm.describe_model(want.name)),
         ("endpoint config", scope.sm.describe_config(want.name)),
@@ -105,6 +124,13 @@ def plan(
             if name not in keep:
                 changes.append(Change("delete", f"endpoint config {name}", "older than previous"))
     return changes, problems
+
+
+def _desired(
+    scope: Scope, version: str, image_ref: str, spec: monitoring.CaptureSpec | None
+) -> Desired:
+    config = capture.data_capture_config(spec, scope.options)
+    return desired(scope.options, scope.endpoint, version, image_ref, scope.repository, config)
 
 
 def strategy_problems(scope: Scope, live: Live | None, strategy: Strategy) -> list[str]:
@@ -141,11 +167,16 @@ def deploy(
     strategy: Strategy,
     progress: Progress,
     annotations: Mapping[str, str] | None = None,
+    spec: monitoring.CaptureSpec | None = None,
 ) -> Deployment:
     """Create or update the endpoint so that ``version`` serves; see the module docstring.
-    ``annotations`` (the release's) tag the version's model and endpoint config."""
+    ``annotations`` (the release's) tag the version's model and endpoint config; ``spec``
+    (the release's capture) becomes its DataCaptureConfig (refused as ``plan`` says)."""
+    refused = capture.problems(spec, scope.options, scope.target)
+    if refused:
+        raise UsageError("; ".join(refused))
     sm = scope.sm
-    want = desired(scope.options, scope.endpoint, version, image_ref, scope.repository)
+    want = _desired(scope, version, image_ref, spec)
     live = sm.live(scope.endpoint)
     check_owned(scope, live)
     details: dict[str, Any] = {"endpoint": scope.endpoint, "endpoint_config": want.name}

@@ -58,6 +58,8 @@ class EndpointUrls(_Strict):
     ecr: str | None = None
     autoscaling: str | None = None
     cloudwatch: str | None = None
+    s3: str | None = None
+    logs: str | None = None
 
 
 class SageMakerOptions(_Strict):
@@ -106,6 +108,18 @@ class SageMakerOptions(_Strict):
     retry_mode: Literal["standard", "adaptive"] = "standard"
     max_attempts: int = Field(default=8, ge=1, le=20, description="per API call, retries included")
     endpoint_urls: EndpointUrls = EndpointUrls()
+    capture_s3_uri: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="DataCaptureConfig.DestinationS3Uri when monitoring.capture.destination "
+        "is not an s3:// URI",
+    )
+    batch_instance_type: str | None = Field(
+        default=None,
+        pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+        description="Batch Transform instance type (default: instance_type)",
+    )
+    batch_instance_count: int = Field(default=1, ge=1, le=100, description="Batch Transform")
 
     @field_validator("alarms")
     @classmethod

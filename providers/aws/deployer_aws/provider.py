@@ -18,6 +18,8 @@ What the core reads from an instance (``getattr``, default None), from SageMaker
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import ClassVar
 
 from deployer.providers import (
@@ -37,9 +39,22 @@ from deployer.providers import (
     Strategy,
     Target,
     UsageError,
+    monitoring,
     parse_options,
 )
-from deployer_aws import autoscaling, deploy, gpu, invoke, names, registry, waiting
+from deployer.providers import batch as sdk_batch
+from deployer_aws import (
+    autoscaling,
+    batch,
+    capture,
+    capture_files,
+    deploy,
+    gpu,
+    invoke,
+    names,
+    registry,
+    waiting,
+)
 from deployer_aws.aws import Aws
 from deployer_aws.options import SageMakerOptions
 
@@ -105,15 +120,17 @@ class SageMakerProvider:
             changes.append(Change("create", f"ECR repository {self.repository}"))
         ref = f"{self.repository}:{release.version}"
         changes.append(Change("update", f"image {ref}", "push (layers already there are kept)"))
-        endpoint, problems = deploy.plan(self.scope, release.version, ref, strategy)
+        endpoint, problems = deploy.plan(
+            self.scope, release.version, ref, strategy, release.capture
+        )
         changes.extend(endpoint)
         scaling = self.options.autoscaling
         if scaling is not None and not autoscaling.in_sync(self.aws, self.endpoint, scaling):
             detail = f"{scaling.min}..{scaling.max}, {scaling.target_invocations:g}/instance"
             changes.append(Change("update", f"autoscaling {self.endpoint}", detail))
-        return Plan(
-            self.target.name, changes, problems, gpu.notes(self.target.name, self.options, release)
-        )
+        notes = gpu.notes(self.target.name, self.options, release)
+        notes += capture.notes(release.capture, self.target.name)
+        return Plan(self.target.name, changes, problems, notes)
 
     def publish(self, image: Image, progress: Progress) -> str:
         return registry.publish(
@@ -124,7 +141,13 @@ class SageMakerProvider:
         self, release: Release, image_ref: str, strategy: Strategy, progress: Progress
     ) -> Deployment:
         return deploy.deploy(
-            self.scope, release.version, image_ref, strategy, progress, release.annotations
+            self.scope,
+            release.version,
+            image_ref,
+            strategy,
+            progress,
+            release.annotations,
+            release.capture,
         )
 
     def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:
@@ -158,6 +181,28 @@ class SageMakerProvider:
             removed.append(f"ECR repository {self.repository}")
             progress(f"removed ECR repository {self.repository}")
         return removed
+
+    # -- capture (deployer.providers.monitoring.CapturesPredictions) ----------------------
+
+    def captured(self, since: datetime | None = None) -> Iterator[monitoring.CapturedRecord]:
+        """The endpoint's SageMaker capture files at or after ``since`` (capture_files)."""
+        return capture_files.Reader(self.scope).records(since)
+
+    # -- batch (deployer.providers.batch.RunsBatch): SageMaker Batch Transform -------------
+
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: sdk_batch.BatchSpec, progress: Progress
+    ) -> sdk_batch.BatchJob:
+        return batch.submit(self.scope, release, image_ref, spec, progress)
+
+    def batch_status(self, job_id: str) -> sdk_batch.BatchJob:
+        return batch.status(self.scope, job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        return batch.logs(self.scope, job_id)
+
+    def batch_cancel(self, job_id: str) -> sdk_batch.BatchJob:
+        return batch.cancel(self.scope, job_id)
 
     def route(self) -> Backend:
         return Backend(self.target.name, self.name, self._url(), "sigv4", self.options.region)

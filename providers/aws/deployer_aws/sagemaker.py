@@ -44,13 +44,20 @@ class Desired:
     version: str
     container: dict[str, Any]
     variant: dict[str, Any]
+    capture: dict[str, Any] = field(default_factory=dict)  # DataCaptureConfig ({}: none)
 
 
 def desired(
-    options: SageMakerOptions, endpoint: str, version: str, image_ref: str, repository: str
+    options: SageMakerOptions,
+    endpoint: str,
+    version: str,
+    image_ref: str,
+    repository: str,
+    capture: dict[str, Any] | None = None,
 ) -> Desired:
     """What serves ``version``. The name hashes the settings, and the repository rather than
-    the digest: the version already identifies the image, and plan() knows no digest yet."""
+    the digest: the version already identifies the image, and plan() knows no digest yet.
+    ``capture`` (the DataCaptureConfig) is hashed only when set: names without it stay."""
     container: dict[str, Any] = {"Image": image_ref, "Mode": "SingleModel"}
     if options.environment:
         container["Environment"] = dict(options.environment)
@@ -66,15 +73,17 @@ def desired(
         variant["InitialVariantWeight"] = 1.0
         if options.startup_health_timeout is not None:
             variant["ContainerStartupHealthCheckTimeoutInSeconds"] = options.startup_health_timeout
-    spec = names.spec_hash(
-        {
-            "repository": repository,
-            "environment": container.get("Environment", {}),
-            "role": options.role_arn,
-            "variant": variant,
-        }
-    )
-    return Desired(names.resource_name(endpoint, version, spec), version, container, variant)
+    settings: dict[str, Any] = {
+        "repository": repository,
+        "environment": container.get("Environment", {}),
+        "role": options.role_arn,
+        "variant": variant,
+    }
+    if capture:
+        settings["capture"] = capture
+    spec = names.spec_hash(settings)
+    name = names.resource_name(endpoint, version, spec)
+    return Desired(name, version, container, variant, dict(capture or {}))
 
 
 # SageMaker's documented limits of a blue/green traffic shift (TrafficRoutingConfig).
@@ -307,12 +316,14 @@ class SageMaker:
 
     def create_config(self, want: Desired, tags: list[dict[str, str]]) -> None:
         variant = {**want.variant, "ModelName": want.name}
+        extra: dict[str, Any] = {"DataCaptureConfig": want.capture} if want.capture else {}
         self._call(
             "create_endpoint_config",
             f"endpoint config {want.name}",
             EndpointConfigName=want.name,
             ProductionVariants=[variant],
             Tags=tags,
+            **extra,
         )
 
     def create_endpoint(self, name: str, config: str, tags: list[dict[str, str]]) -> None:

@@ -43,6 +43,9 @@ from typing import Any
 
 import httpx
 from aws_alarms import evaluate
+from aws_batch_fake import Transform, transform_problems
+from aws_batch_fake import install as install_transforms
+from aws_capture_fake import capture_problems, write_capture
 from aws_model import problems, traffic_problems
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
@@ -60,6 +63,7 @@ TARGET_PREFIXES = {
     "AmazonEC2ContainerRegistry_V20150921": "ecr",
     "AnyScaleFrontendService": "application-autoscaling",
     "GraniteServiceVersion20100801": "cloudwatch",
+    "Logs_20140328": "logs",
 }
 INVOKE_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
@@ -134,6 +138,11 @@ class FakeAws:
         self.speed = 0.0
         self.rejected: list[tuple[str, list[str]]] = []
         self.extra_latency_us = 0.0  # added to each invocation's ModelLatency (a slow model)
+        self.captures: list[str] = []  # S3 keys of the capture files written
+        self.capture_errors: list[str] = []  # captures SageMaker would drop (no bucket)
+        self.transforms: dict[str, Transform] = {}  # Batch Transform jobs (aws_batch_fake.py)
+        self.hold_transforms = threading.Event()  # cleared: jobs wait before running
+        self.hold_transforms.set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -168,12 +177,17 @@ class FakeAws:
             self.pending.clear()
             self.model_answers.clear()
             self.rejected.clear()
+            self.captures.clear()
+            self.capture_errors.clear()
+            self.transforms.clear()
+        self.hold_transforms.set()
         self.speed = 0.0
         self.extra_latency_us = 0.0
 
     def options(self, **extra: Any) -> dict[str, Any]:
         """Target options pointing every AWS API at this fake."""
-        urls = {k: self.url for k in ("sagemaker", "runtime", "ecr", "autoscaling", "cloudwatch")}
+        apis = ("sagemaker", "runtime", "ecr", "autoscaling", "cloudwatch", "s3", "logs")
+        urls = {k: self.url for k in apis}
         return {
             "provider": "sagemaker",
             "region": REGION,
@@ -217,6 +231,10 @@ class FakeAws:
                 "TrafficRoutingConfiguration"
             ) or {}
             found = traffic_problems(routing, self._fleet(body))
+        if operation == "CreateEndpointConfig" and not found:
+            found = capture_problems(body)
+        if operation == "CreateTransformJob" and not found:
+            found = transform_problems(self, body)
         return found
 
     def _fleet(self, body: dict[str, Any]) -> int | None:
@@ -347,6 +365,7 @@ class FakeAws:
         self._set(Repository, "__init__", repository_init)
         self._set(ECRResponse, "get_authorization_token", get_authorization_token)
         self._patch_cloudwatch()
+        install_transforms(self)
 
     def _patch_cloudwatch(self) -> None:
         """Percentile statistics (``p99``) in GetMetricData, as CloudWatch computes them
@@ -396,6 +415,8 @@ class FakeAws:
         latency_us = (time.monotonic() - started) * 1e6 + self.extra_latency_us
         self._publish(name, status, latency_us)
         if 200 <= status < 300:
+            request = (headers.get("content-type", ""), body)
+            self._capture(endpoint, request, (kind, payload), headers.get("inference-id"))
             return (
                 status,
                 {"Content-Type": kind, "x-Amzn-Invoked-Production-Variant": "AllTraffic"},
@@ -424,6 +445,39 @@ class FakeAws:
         forwarded = {k: v for k, v in headers.items() if k.lower() in ("content-type", "accept")}
         answer = httpx.post(f"{url}/invocations", content=body, headers=forwarded, timeout=60)
         return answer.status_code, answer.content, answer.headers.get("content-type", "")
+
+    @property
+    def logs(self) -> Any:
+        from moto.logs.models import logs_backends
+
+        return logs_backends[ACCOUNT][REGION]
+
+    @property
+    def s3(self) -> Any:
+        from moto.s3.models import s3_backends
+
+        return s3_backends[ACCOUNT]["aws"]
+
+    def _capture(
+        self,
+        endpoint: Any,
+        request: tuple[str, bytes],
+        answer: tuple[str, bytes],
+        inference_id: str | None = None,
+    ) -> None:
+        """SageMaker's data capture of one invocation (aws_capture_fake.py)."""
+        config = self.sagemaker.endpoint_configs[endpoint.endpoint_config_name]
+        capture = config.data_capture_config or {}
+        if not capture:
+            return
+        name = endpoint.endpoint_name
+        try:
+            key = write_capture(self.s3, capture, name, "AllTraffic", request, answer, inference_id)
+        except Exception as exc:  # SageMaker drops it (and logs why)
+            self.capture_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            return
+        if key is not None:
+            self.captures.append(key)
 
     def _publish(self, name: str, status: int, latency_us: float) -> None:
         """SageMaker's per-invocation metrics in CloudWatch (AWS/SageMaker, one variant)."""
@@ -558,6 +612,7 @@ class _Wire:
             headers = {
                 "content-type": environ.get("CONTENT_TYPE", ""),
                 "accept": environ.get("HTTP_ACCEPT", ""),
+                "inference-id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
             }
             headers = {k: v for k, v in headers.items() if v}
             return _respond(start_response, *self.fake.invoke(invoke.group("name"), body, headers))

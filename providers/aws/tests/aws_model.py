@@ -18,6 +18,7 @@ SERVICES = {
     "ecr": "ecr",
     "application-autoscaling": "application-autoscaling",
     "cloudwatch": "cloudwatch",
+    "logs": "logs",
 }
 
 

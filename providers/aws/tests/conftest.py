@@ -35,6 +35,9 @@ def fake(fake_server: FakeAws) -> Iterator[FakeAws]:
     """The fake AWS, reset before each test."""
     fake_server.reset()
     yield fake_server
+    fake_server.hold_transforms.set()  # no Batch Transform runner outlives its test
+    for transform in list(fake_server.transforms.values()):
+        transform.done.wait(120)
     fake_server.registry = None
     fake_server.docker = None
 

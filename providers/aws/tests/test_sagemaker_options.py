@@ -69,7 +69,7 @@ def test_required_fields_are_named() -> None:
         ({"ecr_repository": "Upper"}, "targets.prod.ecr_repository:"),
         ({"poll_interval": 0}, "targets.prod.poll_interval:"),
         ({"retry_mode": "legacy"}, "targets.prod.retry_mode:"),
-        ({"endpoint_urls": {"s3": "http://x"}}, "targets.prod.endpoint_urls.s3: unknown field"),
+        ({"endpoint_urls": {"sqs": "http://x"}}, "targets.prod.endpoint_urls.sqs: unknown field"),
     ],
 )
 def test_invalid_options_name_the_field(options: dict[str, object], expected: str) -> None:

@@ -23,6 +23,8 @@ time a rollout step may need besides its bake (the DeployModel provisioning).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deployer.providers import (
@@ -41,6 +43,7 @@ from deployer.providers import (
     Target,
     parse_options,
 )
+from deployer.providers.monitoring import CapturedRecord
 from deployer_gcp import (
     deploy,
     destroy,
@@ -99,7 +102,7 @@ class VertexProvider:
 
     def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
         """What a push would change; Vertex splits traffic in whole percent, so every
-        strategy runs (no ``problems``)."""
+        strategy runs; ``problems``: what request-response logging cannot capture."""
         return plan.plan(self.scope, release)
 
     def publish(self, image: Image, progress: Progress) -> str:
@@ -128,6 +131,12 @@ class VertexProvider:
 
     def destroy(self, progress: Progress) -> list[str]:
         return destroy.destroy(self.scope, progress)
+
+    def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
+        """What the endpoint's request-response logging wrote to BigQuery (captured.py)."""
+        from deployer_gcp.captured import captured
+
+        return captured(self.scope, since)
 
     def route(self) -> Backend:
         endpoint = self.scope.require_endpoint()

@@ -61,6 +61,7 @@ class VertexApi:
         self.endpoints = aiplatform_v1.EndpointServiceClient(**kwargs)
         self.models = aiplatform_v1.ModelServiceClient(**kwargs)
         self.predictions = aiplatform_v1.PredictionServiceClient(**kwargs)
+        self.jobs = aiplatform_v1.JobServiceClient(**kwargs)  # batch prediction (batch.py)
         self.types = aiplatform_v1
 
         def report(exc: Exception) -> None:

@@ -43,8 +43,11 @@ from deployer.providers import (
     Target,
     parse_options,
 )
+from deployer.providers.batch import BatchJob, BatchSpec
 from deployer.providers.monitoring import CapturedRecord
 from deployer_gcp import (
+    batch,
+    captured,
     deploy,
     destroy,
     invoke,
@@ -134,9 +137,24 @@ class VertexProvider:
 
     def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
         """What the endpoint's request-response logging wrote to BigQuery (captured.py)."""
-        from deployer_gcp.captured import captured
+        return captured.captured(self.scope, since)
 
-        return captured(self.scope, since)
+    # -- batch prediction (deployer_gcp.batch) --------------------------------------------
+
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
+    ) -> BatchJob:
+        """Start a BatchPredictionJob on the release's Model (gs:// in and out)."""
+        return batch.submit(self.scope, release, image_ref, spec, progress)
+
+    def batch_status(self, job_id: str) -> BatchJob:
+        return batch.status(self.scope, job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        return batch.logs(self.scope, job_id)
+
+    def batch_cancel(self, job_id: str) -> BatchJob:
+        return batch.cancel(self.scope, job_id)
 
     def route(self) -> Backend:
         endpoint = self.scope.require_endpoint()

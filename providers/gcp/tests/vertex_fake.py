@@ -53,6 +53,7 @@ from google.api import httpbody_pb2
 from google.cloud.aiplatform_v1 import types
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
+from jobs_fake import FakeJobs, JobAbort
 from monitoring_fake import FakeMonitoring, MonitoringError
 
 _FILTER = re.compile(r'^labels\.([a-z][a-z0-9_-]*)="([^"]*)"$')
@@ -142,6 +143,7 @@ class FakeVertex:
         self.default_runtime: Runtime = runtime or StubRuntime()
         self.monitoring = FakeMonitoring()
         self.bigquery = FakeBigQuery()  # request-response logging's tables (logging_fake)
+        self.jobs = FakeJobs(self)  # batch prediction (jobs_fake)
         self.reset()
 
     # -- test controls -----------------------------------------------------------------
@@ -163,6 +165,7 @@ class FakeVertex:
             self.latency_ms: dict[str, float] = {}  # version -> the latency recorded
             self.monitoring.reset()
             self.bigquery.reset()
+            self.jobs.reset()
             self.log_chance: float | None = None  # the logging sample's draw (None: random)
             self.runtime: Runtime = self.default_runtime
             self.expected_token: str | None = None
@@ -293,6 +296,7 @@ class FakeVertex:
             }
             handlers.append(grpc.method_handlers_generic_handler(service, table))
         handlers.append(self.monitoring.handlers(self._wrap))
+        handlers.append(self.jobs.handlers(self._wrap))
         return handlers
 
     def _wrap(self, method: str, function: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
@@ -311,7 +315,7 @@ class FakeVertex:
             try:
                 validate(method, request)
                 return function(request)
-            except (Abort, MonitoringError) as exc:
+            except (Abort, MonitoringError, JobAbort) as exc:
                 context.abort(exc.code, exc.message)
 
         return handle

@@ -256,3 +256,67 @@ def test_the_fake_refuses_a_job_vertex_would_refuse(vertex, adc) -> None:
     assert "not found" in str(status.value).lower()
     with pytest.raises(UsageError):
         provider.batch_status("not a job")
+
+
+@pytest.mark.docker
+def test_the_real_image_scores_a_batch_as_it_serves_online(
+    vertex, adc, gcs, docker: Any, iris_image: Any, gcp_registry: Any, iris_model_file: Any
+) -> None:
+    """The image from the registry, run by the fake as Vertex runs it: the batch job's
+    predictions are the endpoint's online ones for the same rows, and the model's own; the
+    endpoint's request-response logging captured the online request."""
+    import dataclasses
+
+    import joblib
+    import numpy as np
+    from vertex_runtime import DockerRuntime
+    from vertex_support import REGISTRY_USER, TOKEN
+
+    from deployer.providers import Release, Strategy
+    from deployer.providers.monitoring import CaptureSpec
+
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.5, 5.0, 1.9]]
+    header = "id,sepal_length,sepal_width,petal_length,petal_width,species\n"
+    body = header + "".join(f"{i},{','.join(map(str, r))},x\n" for i, r in enumerate(rows))
+    gcs.objects["batch-in"]["iris.csv"] = body.encode()
+    provider = target(
+        vertex,
+        registry=f"{gcp_registry.host}/demo-project/deployer",
+        bigquery_endpoint=vertex.bigquery.host,
+    )
+    vertex.runtime = runtime = DockerRuntime(docker, {"username": REGISTRY_USER, "password": TOKEN})
+    rel = Release(PROJECT, iris_image, rows[:1], {}, capture=CaptureSpec(sample=1.0))
+    try:
+        ref = provider.publish(iris_image, lambda _m: None)
+        deployment = provider.deploy(rel, ref, Strategy.parse("all-at-once"), print)
+        assert provider.wait(deployment, 180, print).healthy
+        vertex.bigquery.tables.clear()  # only the request below
+        online = provider.invoke(json.dumps({"instances": rows}).encode(), "application/json")
+        assert online.status == 200
+        served = json.loads(online.body)["predictions"]
+        spec = BatchSpec(
+            "gs://batch-in/iris.csv",
+            "gs://batch-out/iris",
+            "csv",
+            label="species",
+            keep=("id",),
+            rows_per_request=3,
+        )
+        job = provider.batch_submit(dataclasses.replace(rel, capture=None), ref, spec, print)
+        assert vertex.jobs.finished[job.job_id].wait(180)
+        done = provider.batch_status(job.job_id)
+        assert done.complete, done
+        results = read(done.output_uri + "/prediction.results-00000-of-00001").decode()
+        batch = {line["key"]: line["prediction"] for line in map(json.loads, results.splitlines())}
+        assert [batch[i] for i in range(len(rows))] == served
+        expected = joblib.load(iris_model_file).predict(np.array(rows)).tolist()
+        assert served == expected
+        (captured,) = list(provider.captured())
+        assert captured.predictions == served and captured.version == rel.version
+        assert captured.rows is not None and captured.rows[1] == dict(
+            zip(["f0", "f1", "f2", "f3"], rows[1], strict=True)
+        )
+        assert len(vertex.requests("UploadModel")) == 1  # the batch reused the pushed Model
+    finally:
+        runtime.close()
+        provider.destroy(lambda _m: None)

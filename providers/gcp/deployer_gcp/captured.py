@@ -1,5 +1,7 @@
 """Read back what Vertex AI's request-response logging captured: the BigQuery table the
-endpoint's ``predict_request_response_logging_config`` names, with google-cloud-bigquery.
+endpoint's ``predict_request_response_logging_config`` names, queried with
+google-cloud-bigquery (``jobs.query``: ``WHERE logging_time >= @since ORDER BY
+logging_time``, so BigQuery filters and sorts and rows stream oldest first).
 
 Vertex writes one row per sampled prediction: ``endpoint``, ``deployed_model_id``,
 ``logging_time``, ``request_id``, ``request_payload`` and ``response_payload`` (the bodies
@@ -13,6 +15,7 @@ takes CSV too) leave ``rows`` or ``predictions`` None and keep the text in ``ext
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +24,18 @@ from deployer.providers import UsageError
 from deployer.providers.monitoring import CapturedRecord
 from deployer_gcp import capture, traffic
 from deployer_gcp.scope import Scope
+
+# Vertex's logging columns; the table name is checked against BigQuery's naming rules
+COLUMNS = "endpoint, deployed_model_id, logging_time, request_id, request_payload, response_payload"
+_TABLE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\.\w{1,1024}\.[\w-]{1,1024}$")
+
+
+def query(table: str, since: datetime | None) -> str:
+    """The GoogleSQL that reads the logged predictions (``@since`` when given)."""
+    if not _TABLE.match(table):
+        raise UsageError(f"logging table {table!r}: expected PROJECT.DATASET.TABLE")
+    where = " WHERE logging_time >= @since" if since is not None else ""
+    return f"SELECT {COLUMNS} FROM `{table}`{where} ORDER BY logging_time"
 
 
 def captured(scope: Scope, since: datetime | None = None) -> Iterator[CapturedRecord]:
@@ -36,10 +51,8 @@ def captured(scope: Scope, since: datetime | None = None) -> Iterator[CapturedRe
     if table is None:
         raise UsageError(f"{scope.target}: endpoint {endpoint.display_name}: logging to {uri!r}")
     versions = {dm.id: traffic.version_of(dm) or dm.id for dm in endpoint.deployed_models}
-    records = [record(row, versions) for row in _rows(scope, table)]
-    cutoff = since if since is None or since.tzinfo else since.replace(tzinfo=timezone.utc)
-    chosen = [r for r in records if cutoff is None or r.time >= cutoff]
-    yield from sorted(chosen, key=lambda r: r.time)
+    for row in _rows(scope, table, since):
+        yield record(row, versions)
 
 
 def table_id(endpoint: Any, uri: str) -> str | None:
@@ -57,11 +70,16 @@ def table_id(endpoint: Any, uri: str) -> str | None:
     return ".".join(parts)
 
 
-def _rows(scope: Scope, table: str) -> Iterator[Any]:
-    """The table's rows, through the real BigQuery client (tabledata.list)."""
+def _rows(scope: Scope, table: str, since: datetime | None) -> Iterator[Any]:
+    """The table's rows at or after ``since``, oldest first, through the real client."""
     from google.api_core.exceptions import GoogleAPICallError, NotFound
     from google.cloud import bigquery
 
+    sql = query(table, since)
+    config = bigquery.QueryJobConfig()
+    if since is not None:
+        moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        config.query_parameters = [bigquery.ScalarQueryParameter("since", "TIMESTAMP", moment)]
     options: dict[str, Any] = {}
     if scope.options.bigquery_endpoint:
         options["api_endpoint"] = scope.options.bigquery_endpoint
@@ -69,7 +87,7 @@ def _rows(scope: Scope, table: str) -> Iterator[Any]:
         project=scope.options.project, credentials=scope.credentials, client_options=options
     )
     try:
-        yield from client.list_rows(table)
+        yield from client.query_and_wait(sql, job_config=config)
     except NotFound:
         raise UsageError(
             f"{scope.target}: the logging table {table} does not exist yet",

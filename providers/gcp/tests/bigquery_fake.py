@@ -1,13 +1,15 @@
 """A small fake of BigQuery's REST API v2 on 127.0.0.1, holding the tables Vertex AI's
 request-response logging writes, for the real google-cloud-bigquery client.
 
-It serves ``tables.get`` (``GET /bigquery/v2/projects/P/datasets/D/tables/T``) and
-``tabledata.list`` (``GET .../tables/T/data``: ``maxResults``, ``pageToken``,
-``startIndex``, ``formatOptions.useInt64Timestamp``), rows encoded as BigQuery encodes
-them (``{"f": [{"v": ...}]}``, REPEATED fields as ``[{"v": ...}]``, NUMERIC as a string,
-TIMESTAMP as microseconds since the epoch with useInt64Timestamp, else float seconds).
-Every request is recorded; one without the expected bearer token is answered 401, an
-unknown path 400, an unknown table 404, as the real API does.
+It serves ``jobs.query`` (``POST /bigquery/v2/projects/P/queries``) for the one query
+deployer sends (``QUERY``:
+the logging columns of one table, optionally ``WHERE logging_time >= @since`` with a
+TIMESTAMP parameter, ``ORDER BY logging_time``; GoogleSQL only, anything else 400). Rows
+are encoded as BigQuery encodes them (``{"f": [{"v": ...}]}``, REPEATED fields as
+``[{"v": ...}]``, NUMERIC as a string, TIMESTAMP as microseconds since the epoch with
+useInt64Timestamp, else float seconds). Every request is recorded; one without the
+expected bearer token is answered 401, an unknown path 400, an unknown table 404, as the
+real API does.
 
 The logging table's schema is Vertex's (online prediction logging): endpoint,
 deployed_model_id, logging_time, request_id, request_payload, response_payload.
@@ -24,8 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-_TABLE = re.compile(r"^/bigquery/v2/projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)(/data)?$")
-MAX_PAGE = 100_000  # tabledata.list answers at most this many rows per page (10 MB too)
+_QUERIES = re.compile(r"^/bigquery/v2/projects/([^/]+)/queries$")
+QUERY = re.compile(
+    r"^SELECT endpoint, deployed_model_id, logging_time, request_id, request_payload, "
+    r"response_payload FROM `([a-z][a-z0-9-]{4,28}[a-z0-9])\.(\w{1,1024})\.([\w-]{1,1024})`"
+    r"( WHERE logging_time >= @since)? ORDER BY logging_time$"
+)
 
 LOGGING_SCHEMA: list[dict[str, str]] = [
     {"name": "endpoint", "type": "STRING", "mode": "NULLABLE"},
@@ -42,6 +48,7 @@ class Request:
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
+    body: Any = None
 
 
 @dataclass
@@ -51,7 +58,6 @@ class FakeBigQuery:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     expected_token: str | None = None
-    page_size: int = 2  # small, so tests page through the real client's iterator
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,6 +71,9 @@ class FakeBigQuery:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                fake.answer(self)  # answered 400: deployer reads through jobs.query only
+
+            def do_POST(self) -> None:
                 fake.answer(self)
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -98,67 +107,68 @@ class FakeBigQuery:
         parts = urlsplit(handler.path)
         query = parse_qs(parts.query)
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        body = None
+        if handler.command == "POST":
+            length = int(handler.headers.get("content-length") or 0)
+            body = json.loads(handler.rfile.read(length) or b"null")
         with self.lock:
-            self.requests.append(Request(parts.path, query, headers))
+            self.requests.append(Request(parts.path, query, headers, body))
             token = self.expected_token
         if token is not None and headers.get("authorization") != f"Bearer {token}":
             return _json(handler, 401, _error(401, "Request had invalid credentials."))
-        match = _TABLE.match(parts.path)
+        if handler.command == "POST":
+            found = _QUERIES.match(parts.path)
+            if not found:
+                return _json(handler, 400, _error(400, f"unexpected POST {parts.path}"))
+            try:
+                status, document = self.run_query(unquote(found.group(1)), body)
+            except ValueError as exc:
+                status, document = 400, _error(400, str(exc))
+            return _json(handler, status, document)
+        _json(handler, 400, _error(400, f"unexpected {handler.command} {parts.path}"))
+
+    def run_query(self, project: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """jobs.query for ``QUERY``: (status, QueryResponse); ValueError for a bad request."""
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            raise ValueError("query is required")
+        if body.get("useLegacySql", True) is not False:
+            raise ValueError("expected GoogleSQL (useLegacySql: false)")
+        match = QUERY.match(body["query"])
         if not match:
-            return _json(handler, 400, _error(400, f"unexpected path {parts.path}"))
-        project, dataset, table = (unquote(match.group(i)) for i in (1, 2, 3))
-        table_id = f"{project}.{dataset}.{table}"
+            raise ValueError(f"the fake answers deployer's query only, got {body['query']!r}")
+        table_id = ".".join(match.group(i) for i in (1, 2, 3))
+        since = None
+        if match.group(4):
+            since = _since(body.get("queryParameters"))
         with self.lock:
             rows = self.tables.get(table_id)
             rows = None if rows is None else list(rows)
         if rows is None:
-            return _json(handler, 404, _error(404, f"Not found: Table {table_id}"))
-        if not match.group(4):
-            return _json(handler, 200, _table(project, dataset, table, len(rows)))
-        try:
-            page = _page(query, rows, self.page_size)
-        except ValueError as exc:
-            return _json(handler, 400, _error(400, str(exc)))
-        _json(handler, 200, page)
+            return 404, _error(404, f"Not found: Table {table_id} was not found in location US")
+        chosen = sorted(
+            (r for r in rows if since is None or r["logging_time"] >= since),
+            key=lambda r: r["logging_time"],
+        )
+        int64 = bool(body.get("formatOptions", {}).get("useInt64Timestamp"))
+        return 200, {
+            "kind": "bigquery#queryResponse",
+            "schema": {"fields": LOGGING_SCHEMA},
+            "jobReference": {"projectId": project, "jobId": "job_fake", "location": "US"},
+            "totalRows": str(len(chosen)),
+            "rows": [{"f": [_cell(r, f, int64) for f in LOGGING_SCHEMA]} for r in chosen],
+            "jobComplete": True,
+            "cacheHit": False,
+        }
 
 
-def _table(project: str, dataset: str, table: str, count: int) -> dict[str, Any]:
-    return {
-        "kind": "bigquery#table",
-        "id": f"{project}:{dataset}.{table}",
-        "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
-        "schema": {"fields": LOGGING_SCHEMA},
-        "numRows": str(count),
-        "type": "TABLE",
-        "location": "US",
-    }
-
-
-def _page(query: dict[str, list[str]], rows: list[dict[str, Any]], size: int) -> dict[str, Any]:
-    """One page of tabledata.list (raises ValueError for a request BigQuery refuses)."""
-    allowed = {
-        "maxResults",
-        "pageToken",
-        "startIndex",
-        "selectedFields",
-        "formatOptions.useInt64Timestamp",
-        "prettyPrint",
-    }
-    unknown = set(query) - allowed
-    if unknown:
-        raise ValueError(f"unknown parameters {sorted(unknown)}")
-    start = int(query.get("pageToken", query.get("startIndex", ["0"]))[0])
-    limit = min(int(query.get("maxResults", [str(MAX_PAGE)])[0]), MAX_PAGE, size)
-    int64 = query.get("formatOptions.useInt64Timestamp", ["false"])[0].lower() == "true"
-    chosen = rows[start : start + limit]
-    page: dict[str, Any] = {
-        "kind": "bigquery#tableDataList",
-        "totalRows": str(len(rows)),
-        "rows": [{"f": [_cell(row, f, int64) for f in LOGGING_SCHEMA]} for row in chosen],
-    }
-    if start + limit < len(rows):
-        page["pageToken"] = str(start + limit)
-    return page
+def _since(parameters: Any) -> datetime.datetime:
+    """The @since TIMESTAMP query parameter (ValueError when missing or mistyped)."""
+    found = [p for p in parameters or [] if p.get("name") == "since"]
+    if len(found) != 1 or found[0].get("parameterType", {}).get("type") != "TIMESTAMP":
+        raise ValueError("query parameter @since: expected one TIMESTAMP parameter")
+    text = found[0].get("parameterValue", {}).get("value", "")
+    value = datetime.datetime.fromisoformat(text.replace(" ", "T").replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 def _cell(row: dict[str, Any], spec: dict[str, str], int64: bool) -> dict[str, Any]:
@@ -183,5 +193,10 @@ def _json(handler: BaseHTTPRequestHandler, status: int, document: dict[str, Any]
     handler.wfile.write(body)
 
 
+_REASONS = {400: "invalid", 401: "unauthorized", 404: "notFound"}
+
+
 def _error(code: int, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "errors": [{"message": message}]}}
+    """An error as BigQuery answers it (the client reads ``errors[0].reason``)."""
+    detail = {"message": message, "domain": "global", "reason": _REASONS.get(code, "backendError")}
+    return {"error": {"code": code, "message": message, "errors": [detail], "status": ""}}

@@ -156,11 +156,25 @@ def test_captured_reads_the_logging_table_through_the_bigquery_client(vertex, ad
     assert one.time <= named.time
     assert [r.request_id for r in provider.captured(since=middle)] == [named.request_id]
     assert list(provider.captured(since=middle + timedelta(hours=1))) == []
-    # at the wire: tabledata.list, paged, with the ADC token
-    pages = [r for r in vertex.bigquery.requests if r.path.endswith("/data")]
-    assert len(pages) >= 2 and all(
-        r.headers["authorization"] == "Bearer ya29.test-token-for-the-fake" for r in pages
+    # at the wire: jobs.query, GoogleSQL, @since as a TIMESTAMP parameter, the ADC token
+    queries = [r for r in vertex.bigquery.requests if r.path.endswith("/queries")]
+    assert len(queries) == 3 and all(
+        r.headers["authorization"] == "Bearer ya29.test-token-for-the-fake" for r in queries
     )
+    assert queries[0].path == f"/bigquery/v2/projects/{PROJECT_ID}/queries"
+    assert "WHERE" not in queries[0].body["query"]
+    assert queries[1].body["query"].endswith("WHERE logging_time >= @since ORDER BY logging_time")
+    (parameter,) = queries[1].body["queryParameters"]
+    assert parameter["parameterType"] == {"type": "TIMESTAMP"}
+
+
+def test_a_missing_logging_table_names_it(vertex, adc) -> None:
+    provider = target(vertex)
+    vertex.log_chance = 0.99  # the push's own predictions are not drawn: no table yet
+    push(provider, capturing(1, destination="bq://demo-project.monitoring.iris"))
+    with pytest.raises(UsageError) as caught:
+        list(provider.captured())
+    assert "demo-project.monitoring.iris does not exist yet" in str(caught.value)
 
 
 def test_a_body_that_is_not_instances_is_kept_as_text() -> None:

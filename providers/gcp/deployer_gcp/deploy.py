@@ -24,10 +24,14 @@ def deploy(
     target, version = scope.target, release.version
     capture.check(scope, release)
     endpoint = ensure_endpoint(scope, progress, release)
-    capture.apply(scope, endpoint, release, progress)
+    # the logging follows the release even when its version is already live (changed
+    # stays False then: a failed push elsewhere must not roll this version back for it)
+    logging_updated = capture.apply(scope, endpoint, release, progress)
     live = traffic.live_deployed_model(endpoint)
     previous = traffic.version_of(live)
     details: dict[str, Any] = {"endpoint": endpoint.name, "strategy": str(strategy)}
+    if logging_updated:
+        details["logging"] = capture.describe(scope, release)
     only_live = previous == version and len(endpoint.deployed_models) == 1
     if only_live and status_of(scope, endpoint).healthy:
         progress(f"{target}: version {version} is already live")

@@ -70,7 +70,9 @@ def test_a_changed_sample_updates_the_endpoint_and_no_capture_disables_it(vertex
     assert line.action == "update" and "sampling_rate 1 to bq://demo-project.monitoring.iris" in (
         line.detail
     )
-    push(provider, wanted)
+    deployment, status, _ = push(provider, wanted)
+    assert status.healthy and not deployment.changed  # the same version stays live
+    assert deployment.details["logging"].startswith("request-response logging: sampling_rate 1")
     (update,) = logging_updates(vertex)
     assert list(update.update_mask.paths) == [LOGGING]
     stored = vertex.endpoint().predict_request_response_logging_config

@@ -90,7 +90,8 @@ def instance_config(scope: Scope, spec: BatchSpec) -> Any:
 
 def job_name(scope: Scope, spec: BatchSpec) -> str:
     return names.display_name(
-        spec.job_name or f"{scope.project}-{scope.target}-batch-{time.strftime('%Y%m%d-%H%M%S')}"
+        spec.job_name
+        or f"{scope.project}-{scope.target}-batch-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     )
 
 

@@ -31,6 +31,7 @@ class Recording:
         self.started: list[str] = []
         self.stopped: list[str] = []
         self.fail_with: int | None = None
+        self.fail_value: Any = None  # a batch holding this first value fails (500)
 
     def start(self, deployed_model_id: str, model: Any) -> None:
         self.started.append(model.container_spec.image_uri)
@@ -40,6 +41,8 @@ class Recording:
         self.bodies.append(data)
         if self.fail_with:
             return self.fail_with, b'{"error": "bad row"}', "application/json"
+        if any(i[0] == self.fail_value for i in data["instances"] if isinstance(i, list)):
+            return 500, b'{"error": "model crashed"}', "application/json"
         answer = {"predictions": [i[0] if isinstance(i, list) else i for i in data["instances"]]}
         return 200, json.dumps(answer).encode(), "application/json"
 
@@ -173,6 +176,32 @@ def test_failed_predictions_are_counted_and_named(vertex, adc, gcs, runtime) -> 
     (sent,) = vertex.requests("CreateBatchPredictionJob")
     assert list(sent.batch_prediction_job.instance_config.excluded_fields) == ["label"]
     assert runtime.bodies[0]["instances"][0] == [5.1, 3.5, 1.4, 0.2]  # label and id dropped
+
+
+def test_a_partly_failed_job_names_its_failures_and_is_not_complete(
+    vertex, adc, gcs, runtime
+) -> None:
+    provider = target(vertex)
+    runtime.fail_value = 6.7  # the second row: its batch of one fails
+    spec = BatchSpec(
+        "gs://batch-in/rows.csv",
+        "gs://batch-out/p",
+        "csv",
+        label="label",
+        keep=("id",),
+        rows_per_request=1,
+    )
+    done = finished(
+        vertex, provider, provider.batch_submit(release(1), IMAGE_REF, spec, print).job_id
+    )
+    assert done.details["vertex_state"] == "JOB_STATE_PARTIALLY_SUCCEEDED"
+    assert done.state == "succeeded" and not done.complete
+    assert (done.rows_done, done.rows_failed, done.rows_total) == (2, 1, 3)
+    assert done.failures == [
+        'Prediction request failed: 500 {"error": "model crashed"} (1 instances)'
+    ]
+    lines = read(done.output_uri + "/prediction.results-00000-of-00001").decode().splitlines()
+    assert sorted(json.loads(line)["key"] for line in lines) == [1, 3]
 
 
 def test_a_missing_input_fails_the_job_with_vertex_reason(vertex, adc, gcs, runtime) -> None:

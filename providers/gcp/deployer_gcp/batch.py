@@ -2,7 +2,8 @@
 
 ``batch_submit`` uploads the release's Model (or reuses it: the one ``push`` uploaded)
 and creates the job through JobServiceClient: ``input_config`` (``jsonl`` or ``csv``
-instances from ``gcs_source.uris``), ``output_config`` (``jsonl`` predictions under
+instances from ``gcs_source.uris``: an object, a wildcard, or a folder ``gs://B/P/`` as
+``gs://B/P/*``), ``output_config`` (``jsonl`` predictions under
 ``gcs_destination.output_uri_prefix``), ``dedicated_resources`` (the target's machine
 type, GPU and replicas), ``manual_batch_tuning_parameters.batch_size`` (the spec's rows per
 request), the owner and version labels, and ``instance_config`` for the input shaping:
@@ -88,6 +89,11 @@ def instance_config(scope: Scope, spec: BatchSpec) -> Any:
     return config
 
 
+def input_uris(uri: str) -> str:
+    """The job's input: a folder (``gs://B/P/``) as the wildcard of every object in it."""
+    return uri + "*" if uri.endswith("/") else uri
+
+
 def job_name(scope: Scope, spec: BatchSpec) -> str:
     return names.display_name(
         spec.job_name
@@ -109,7 +115,7 @@ def submit(
         model=model,
         input_config=types.BatchPredictionJob.InputConfig(
             instances_format=spec.format,
-            gcs_source=types.GcsSource(uris=[spec.input_uri]),
+            gcs_source=types.GcsSource(uris=[input_uris(spec.input_uri)]),
         ),
         instance_config=instance_config(scope, spec),
         output_config=types.BatchPredictionJob.OutputConfig(

@@ -5,7 +5,7 @@ container with vertex_runtime) over the real input files in the fake Cloud Stora
 
 Like Vertex, for a custom-container Model a job: needs ``dedicated_resources``
 (machine type, 1 <= starting_replica_count <= max_replica_count); takes instances as
-``jsonl`` or ``csv`` from ``gcs_source.uris`` (``gs://bucket/object``) and writes
+``jsonl`` or ``csv`` from ``gcs_source.uris`` (``gs://bucket/object``, ``*`` wildcards) and writes
 ``jsonl`` under ``gcs_destination.output_uri_prefix`` in a new folder
 ``prediction-<model display name>-<create time>``: ``prediction.results-0000N-of-0000M``
 (one JSON line per scored instance: ``{"instance": ..., "prediction": ...}``, or ``"key"``
@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import csv
 import datetime
+import fnmatch
 import io
 import itertools
 import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -260,14 +261,20 @@ class FakeJobs:
         for uri in job.input_config.gcs_source.uris:
             match = _GCS.match(uri)
             assert match is not None
-            data = self.gcs.objects.get(match.group(1), {}).get(match.group(2))
-            if data is None:
+            bucket = self.gcs.objects.get(match.group(1), {})
+            names = sorted(fnmatch.filter(bucket, match.group(2)))  # "*" wildcards
+            if not names:
                 raise RuntimeError(f"Failed to read input file {uri}: no such object.")
-            for record in _records(data.decode(), job.input_config.instances_format):
+            for record in self._read(bucket, names, job.input_config.instances_format):
                 key = record.get(config.key_field) if config.key_field else record
                 instances.append(_shape(record, config, job.input_config.instances_format))
                 keys.append(key)
         return instances, keys
+
+    @staticmethod
+    def _read(bucket: dict[str, bytes], names: list[str], fmt: str) -> Iterator[Any]:
+        for name in names:
+            yield from _records(bucket[name].decode(), fmt)
 
     def _score(
         self,

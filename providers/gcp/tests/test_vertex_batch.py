@@ -158,6 +158,20 @@ def test_a_pushed_release_reuses_its_model(vertex, adc, gcs, runtime) -> None:
     assert not sent.batch_prediction_job.instance_config.instance_type
 
 
+def test_a_folder_is_every_object_in_it(vertex, adc, gcs, runtime) -> None:
+    gcs.objects["batch-in"]["daily/part-1.jsonl"] = b"[1, 2]\n[3, 4]\n"
+    gcs.objects["batch-in"]["daily/part-2.jsonl"] = b"[5, 6]\n"
+    provider = target(vertex)
+    spec = BatchSpec("gs://batch-in/daily/", "gs://batch-out/d", "jsonl")
+    done = finished(
+        vertex, provider, provider.batch_submit(release(1), IMAGE_REF, spec, print).job_id
+    )
+    assert done.complete and done.rows_done == 3
+    (sent,) = vertex.requests("CreateBatchPredictionJob")
+    assert list(sent.batch_prediction_job.input_config.gcs_source.uris) == ["gs://batch-in/daily/*"]
+    assert runtime.bodies == [{"instances": [[1, 2], [3, 4], [5, 6]]}]
+
+
 def test_failed_predictions_are_counted_and_named(vertex, adc, gcs, runtime) -> None:
     provider = target(vertex)
     runtime.fail_with = 400

@@ -38,11 +38,15 @@ def imported_modules(file: Path) -> set[str]:
     return found
 
 
+SDK_CONTRACTS = ("deployer.providers.monitoring", "deployer.providers.batch")
+
+
 def forbidden(module: str, own: str) -> bool:
     """deployer's modules other than the SDK, and other providers, are off limits."""
     top = module.split(".")[0]
     if top == "deployer":
-        return module != "deployer.providers"
+        # the SDK, and its monitoring and batch contracts (CaptureSpec, RunsBatch, ...)
+        return module not in ("deployer.providers", *SDK_CONTRACTS)
     return top.startswith("deployer_") and top != own
 
 

@@ -61,6 +61,7 @@ class VertexApi:
         self.endpoints = aiplatform_v1.EndpointServiceClient(**kwargs)
         self.models = aiplatform_v1.ModelServiceClient(**kwargs)
         self.predictions = aiplatform_v1.PredictionServiceClient(**kwargs)
+        self.jobs = aiplatform_v1.JobServiceClient(**kwargs)  # batch prediction (batch.py)
         self.types = aiplatform_v1
 
         def report(exc: Exception) -> None:
@@ -92,9 +93,14 @@ class VertexApi:
         with translated("read endpoint", name):
             return self.endpoints.get_endpoint(name=name, retry=self.retry)
 
-    def create_endpoint(self, display_name: str, labels: Mapping[str, str]) -> str:
-        """Start creating an endpoint; returns the operation name."""
+    def create_endpoint(
+        self, display_name: str, labels: Mapping[str, str], logging: Any = None
+    ) -> str:
+        """Start creating an endpoint (with request-response ``logging`` when given);
+        returns the operation name."""
         endpoint = self.types.Endpoint(display_name=display_name, labels=dict(labels))
+        if logging is not None:
+            endpoint.predict_request_response_logging_config = logging
         with translated("create endpoint", f"{display_name} in {self.parent}"):
             operation = self.endpoints.create_endpoint(
                 parent=self.parent, endpoint=endpoint, retry=self.retry
@@ -116,6 +122,20 @@ class VertexApi:
             return self.endpoints.update_endpoint(
                 endpoint=update,
                 update_mask=field_mask_pb2.FieldMask(paths=paths),
+                retry=self.retry,
+            )
+
+    def update_logging(self, endpoint: str, logging: Any) -> Any:
+        """Replace the endpoint's request-response logging config."""
+        from google.protobuf import field_mask_pb2
+
+        update = self.types.Endpoint(name=endpoint, predict_request_response_logging_config=logging)
+        with translated("update the request-response logging of", endpoint):
+            return self.endpoints.update_endpoint(
+                endpoint=update,
+                update_mask=field_mask_pb2.FieldMask(
+                    paths=["predict_request_response_logging_config"]
+                ),
                 retry=self.retry,
             )
 

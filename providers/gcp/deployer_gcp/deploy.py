@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from deployer.providers import Deployment, Progress, Release, Strategy
-from deployer_gcp import models, traffic
+from deployer_gcp import capture, models, traffic
 from deployer_gcp.scope import Scope
 from deployer_gcp.status import status_of
 
@@ -22,10 +22,16 @@ def deploy(
     """Start deploying ``release`` (image ``image_ref``); unchanged when already live."""
     scope.say = progress
     target, version = scope.target, release.version
-    endpoint = ensure_endpoint(scope, progress)
+    capture.check(scope, release)
+    endpoint = ensure_endpoint(scope, progress, release)
+    # the logging follows the release even when its version is already live (changed
+    # stays False then: a failed push elsewhere must not roll this version back for it)
+    logging_updated = capture.apply(scope, endpoint, release, progress)
     live = traffic.live_deployed_model(endpoint)
     previous = traffic.version_of(live)
     details: dict[str, Any] = {"endpoint": endpoint.name, "strategy": str(strategy)}
+    if logging_updated:
+        details["logging"] = capture.describe(scope, release)
     only_live = previous == version and len(endpoint.deployed_models) == 1
     if only_live and status_of(scope, endpoint).healthy:
         progress(f"{target}: version {version} is already live")
@@ -60,15 +66,17 @@ def deploy(
     return Deployment(target, version, previous, True, details)
 
 
-def ensure_endpoint(scope: Scope, progress: Progress) -> Any:
-    """The target's endpoint, created (and waited for) when it does not exist yet."""
+def ensure_endpoint(scope: Scope, progress: Progress, release: Release | None = None) -> Any:
+    """The target's endpoint, created (and waited for) when it does not exist yet, with
+    ``release``'s request-response logging."""
     endpoint = scope.endpoint()
     if endpoint is not None:
         return endpoint
     api = scope.api
     display = scope.display()
     progress(f"creating endpoint {display} in {api.parent}")
-    operation = api.create_endpoint(display, scope.owner)
+    logging = capture.config(scope, release) if release and release.capture else None
+    operation = api.create_endpoint(display, scope.owner, logging)
     created = api.wait_operation(
         operation, f"creating endpoint {display}", scope.deadline(), progress, api.types.Endpoint
     )

@@ -70,6 +70,11 @@ class VertexOptions(BaseModel):
         description="Cloud Monitoring API host[:port] for live gates; default "
         "monitoring.googleapis.com (tests)",
     )
+    bigquery_endpoint: str | None = Field(
+        default=None,
+        description="BigQuery API base URL for reading captured predictions; default "
+        "https://bigquery.googleapis.com (tests)",
+    )
     poll_interval: float = Field(default=10.0, gt=0, le=300)
     operation_timeout: float = Field(
         default=1800.0, gt=0, description="seconds for blocking operations (upload, rollback)"

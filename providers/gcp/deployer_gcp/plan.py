@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployer.providers import Change, Plan, Release
-from deployer_gcp import gpu, names, traffic
+from deployer_gcp import capture, gpu, names, traffic
 from deployer_gcp.scope import Scope
 
 
@@ -15,12 +15,16 @@ def plan(scope: Scope, release: Release) -> Plan:
     display = scope.display()
     if endpoint is None:
         changes.append(Change("create", f"endpoint {display}", f"in {scope.api.parent}"))
+    logging = capture.plan_change(scope, endpoint, release)
+    if logging is not None:
+        changes.append(logging)
+    problems = capture.problems(scope, release)
     live = traffic.live_deployed_model(endpoint) if endpoint is not None else None
     current = traffic.version_of(live)
     version = release.version
     if current == version:
         changes.append(Change("keep", f"deployed model {version}", "already live"))
-        return Plan(scope.target, changes, notes=notes)
+        return Plan(scope.target, changes, problems, notes)
     model = names.model_display_name(scope.project, scope.target, version)
     if scope.models(version):
         changes.append(Change("keep", f"model {model}", "already uploaded"))
@@ -43,7 +47,7 @@ def plan(scope: Scope, release: Release) -> Plan:
                 "undeployed once the new version has all traffic; its model is kept",
             )
         )
-    return Plan(scope.target, changes, notes=notes)
+    return Plan(scope.target, changes, problems, notes)
 
 
 def machine(scope: Scope) -> str:

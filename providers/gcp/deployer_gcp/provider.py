@@ -23,6 +23,8 @@ time a rollout step may need besides its bake (the DeployModel provisioning).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deployer.providers import (
@@ -41,7 +43,11 @@ from deployer.providers import (
     Target,
     parse_options,
 )
+from deployer.providers.batch import BatchJob, BatchSpec
+from deployer.providers.monitoring import CapturedRecord
 from deployer_gcp import (
+    batch,
+    captured,
     deploy,
     destroy,
     invoke,
@@ -99,7 +105,7 @@ class VertexProvider:
 
     def plan(self, release: Release, strategy: Strategy | None = None) -> Plan:
         """What a push would change; Vertex splits traffic in whole percent, so every
-        strategy runs (no ``problems``)."""
+        strategy runs; ``problems``: what request-response logging cannot capture."""
         return plan.plan(self.scope, release)
 
     def publish(self, image: Image, progress: Progress) -> str:
@@ -128,6 +134,27 @@ class VertexProvider:
 
     def destroy(self, progress: Progress) -> list[str]:
         return destroy.destroy(self.scope, progress)
+
+    def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
+        """What the endpoint's request-response logging wrote to BigQuery (captured.py)."""
+        return captured.captured(self.scope, since)
+
+    # -- batch prediction (deployer_gcp.batch) --------------------------------------------
+
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
+    ) -> BatchJob:
+        """Start a BatchPredictionJob on the release's Model (gs:// in and out)."""
+        return batch.submit(self.scope, release, image_ref, spec, progress)
+
+    def batch_status(self, job_id: str) -> BatchJob:
+        return batch.status(self.scope, job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        return batch.logs(self.scope, job_id)
+
+    def batch_cancel(self, job_id: str) -> BatchJob:
+        return batch.cancel(self.scope, job_id)
 
     def route(self) -> Backend:
         endpoint = self.scope.require_endpoint()

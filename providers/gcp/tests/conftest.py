@@ -43,6 +43,7 @@ def vertex(fake_server: FakeVertex) -> Iterator[FakeVertex]:
     """The fake Vertex AI, empty, requiring the test token."""
     fake_server.reset()
     fake_server.expected_token = TOKEN
+    fake_server.bigquery.expected_token = TOKEN
     yield fake_server
     fake_server.reset()
 

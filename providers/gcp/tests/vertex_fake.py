@@ -47,10 +47,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+import logging_fake
+from bigquery_fake import FakeBigQuery
 from google.api import httpbody_pb2
 from google.cloud.aiplatform_v1 import types
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
+from jobs_fake import FakeJobs, JobAbort
 from monitoring_fake import FakeMonitoring, MonitoringError
 
 _FILTER = re.compile(r'^labels\.([a-z][a-z0-9_-]*)="([^"]*)"$')
@@ -139,6 +142,8 @@ class FakeVertex:
         self.address = ""
         self.default_runtime: Runtime = runtime or StubRuntime()
         self.monitoring = FakeMonitoring()
+        self.bigquery = FakeBigQuery()  # request-response logging's tables (logging_fake)
+        self.jobs = FakeJobs(self)  # batch prediction (jobs_fake)
         self.reset()
 
     # -- test controls -----------------------------------------------------------------
@@ -159,6 +164,9 @@ class FakeVertex:
             self.broken: set[str] = set()
             self.latency_ms: dict[str, float] = {}  # version -> the latency recorded
             self.monitoring.reset()
+            self.bigquery.reset()
+            self.jobs.reset()
+            self.log_chance: float | None = None  # the logging sample's draw (None: random)
             self.runtime: Runtime = self.default_runtime
             self.expected_token: str | None = None
             self.chooser: Chooser = random_choice
@@ -217,6 +225,7 @@ class FakeVertex:
         credentials = grpc.ssl_server_credentials([(self.key, self.certificate)])
         port = server.add_secure_port("127.0.0.1:0", credentials)
         server.start()
+        self.bigquery.start()
         self.server = server
         self.address = f"127.0.0.1:{port}"
         return self.address
@@ -229,6 +238,7 @@ class FakeVertex:
             self.server.stop(grace=None).wait(30)
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+        self.bigquery.stop()
 
     def _handlers(self) -> list[grpc.GenericRpcHandler]:
         v1 = "google.cloud.aiplatform.v1"
@@ -286,6 +296,7 @@ class FakeVertex:
             }
             handlers.append(grpc.method_handlers_generic_handler(service, table))
         handlers.append(self.monitoring.handlers(self._wrap))
+        handlers.append(self.jobs.handlers(self._wrap))
         return handlers
 
     def _wrap(self, method: str, function: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
@@ -304,7 +315,7 @@ class FakeVertex:
             try:
                 validate(method, request)
                 return function(request)
-            except (Abort, MonitoringError) as exc:
+            except (Abort, MonitoringError, JobAbort) as exc:
                 context.abort(exc.code, exc.message)
 
         return handle
@@ -449,6 +460,7 @@ class FakeVertex:
                         types.Endpoint.serialize(request.endpoint)
                     )
                     endpoint.name = name
+                    logging_fake.resolve(endpoint)
                     endpoint.create_time = endpoint.update_time = _now()
                     endpoint.etag = "1"
                     self.endpoints[name] = endpoint
@@ -480,7 +492,7 @@ class FakeVertex:
 
     def update_endpoint(self, request: Any) -> Any:
         paths = set(request.update_mask.paths)
-        unknown = paths - {"traffic_split", "labels", "display_name", "description"}
+        unknown = paths - {"traffic_split", "labels", "display_name", "description", _LOGGING}
         if not paths or unknown:
             raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"Unsupported update_mask {paths}.")
         with self.lock:
@@ -495,6 +507,11 @@ class FakeVertex:
                 endpoint.labels.update(dict(request.endpoint.labels))
             if "display_name" in paths:
                 endpoint.display_name = request.endpoint.display_name
+            if _LOGGING in paths:
+                endpoint.predict_request_response_logging_config = (
+                    request.endpoint.predict_request_response_logging_config
+                )
+                logging_fake.resolve(endpoint)
             endpoint.update_time = _now()
             return _copy(endpoint)
 
@@ -629,6 +646,8 @@ class FakeVertex:
         else:
             status, data, content_type = runtime.predict(chosen.id, body.data, body.content_type)
         self._served(request.endpoint, chosen, status)
+        if status == 200:
+            self._log(request.endpoint, chosen.id, body.data, data)
         if status != 200:
             raise Abort(_GRPC_FOR_HTTP.get(status, grpc.StatusCode.INTERNAL), data.decode())
         return httpbody_pb2.HttpBody(content_type=content_type, data=data)
@@ -643,6 +662,8 @@ class FakeVertex:
         else:
             status, data, _ = runtime.predict(chosen.id, body.encode(), "application/json")
         self._served(request.endpoint, chosen, status)
+        if status == 200:
+            self._log(request.endpoint, chosen.id, body.encode(), data)
         if status != 200:
             raise Abort(_GRPC_FOR_HTTP.get(status, grpc.StatusCode.INTERNAL), data.decode())
         try:
@@ -658,6 +679,13 @@ class FakeVertex:
             "modelDisplayName": chosen.display_name,
         }
         return types.PredictResponse.from_json(json.dumps(answer))
+
+    def _log(self, endpoint_name: str, deployed_model_id: str, body: bytes, data: bytes) -> None:
+        """Request-response logging: a BigQuery row when the endpoint's sample draws it."""
+        with self.lock:
+            endpoint = _copy(self._endpoint(endpoint_name))
+            chance = self.log_chance
+        logging_fake.log(self.bigquery, endpoint, deployed_model_id, body, data, chance)
 
     def _served(self, endpoint: str, chosen: Any, status: int) -> None:
         """Record the prediction in Cloud Monitoring, as Vertex does."""
@@ -753,6 +781,7 @@ def validate(method: str, request: Any) -> None:
         _name(request.parent, _PARENT, "parent")
         _display_name(request.endpoint.display_name, "endpoint.display_name")
         _labels(request.endpoint.labels, "endpoint.labels")
+        _logging(request.endpoint, "endpoint." + _LOGGING)
     elif method == "UploadModel":
         _name(request.parent, _PARENT, "parent")
         _display_name(request.model.display_name, "model.display_name")
@@ -765,6 +794,8 @@ def validate(method: str, request: Any) -> None:
             raise _invalid("update_mask is required.")
         if "labels" in request.update_mask.paths:
             _labels(request.endpoint.labels, "endpoint.labels")
+        if _LOGGING in request.update_mask.paths:
+            _logging(request.endpoint, "endpoint." + _LOGGING)
         _split_values(dict(request.endpoint.traffic_split))
     elif method == "DeployModel":
         _name(request.endpoint, _ENDPOINT_NAME, "endpoint")
@@ -783,6 +814,16 @@ def validate(method: str, request: Any) -> None:
         if not request.instances:
             raise _invalid("instances is required.")
         _body_size(len(types.PredictRequest.serialize(request)))
+
+
+_LOGGING = "predict_request_response_logging_config"
+
+
+def _logging(endpoint: Any, field: str) -> None:
+    try:
+        logging_fake.check(endpoint.predict_request_response_logging_config, field)
+    except logging_fake.InvalidLogging as exc:
+        raise _invalid(str(exc)) from None
 
 
 def _body_size(size: int) -> None:

@@ -81,7 +81,9 @@ def alert(rule: AlertRule, scope: Mapping[str, str]) -> dict[str, Any]:
                 ],
             },
             "autoMitigate": True,
-            "actions": [{"actionGroupId": a} for a in scope.get("action_groups", "").split(",") if a],
+            "actions": [
+                {"actionGroupId": a} for a in scope.get("action_groups", "").split(",") if a
+            ],
         },
     }
 
@@ -93,7 +95,9 @@ def render(rules: list[AlertRule], scope: Mapping[str, str]) -> Rendered:
     for r in kept:
         size = window(r.window_seconds) * 60
         if size != r.window_seconds:
-            notes.append(f"{r.name}: Azure takes a {size // 60}-minute window, not {r.window_seconds} s")
+            notes.append(
+                f"{r.name}: Azure takes a {size // 60}-minute window, not {r.window_seconds} s"
+            )
     document = {
         "$schema": SCHEMA,
         "contentVersion": "1.0.0.0",

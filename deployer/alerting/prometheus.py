@@ -92,7 +92,10 @@ def render_rules_file(rules: list[AlertRule], scope: Mapping[str, str]) -> Rende
 
 def render_prometheus_rule(rules: list[AlertRule], scope: Mapping[str, str]) -> Rendered:
     name = scope.get("name") or "deployer-alerts"
-    metadata: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/managed-by": "deployer"}}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "labels": {"app.kubernetes.io/managed-by": "deployer"},
+    }
     if scope.get("namespace"):
         metadata["namespace"] = scope["namespace"]
     document = {

@@ -77,7 +77,9 @@ def as_json(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=False) + "\n"
 
 
-def placeholders(scope: Mapping[str, str], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+def placeholders(
+    scope: Mapping[str, str], names: tuple[str, ...]
+) -> tuple[dict[str, str], list[str]]:
     """``scope`` completed with ``<NAME>`` placeholders for the missing ``names``, and a note
     naming them."""
     full = dict(scope)

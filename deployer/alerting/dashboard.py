@@ -134,7 +134,7 @@ def dashboard(title: str = "deployer") -> dict[str, Any]:
                     "label": "Prometheus",
                     "type": "datasource",
                     "query": "prometheus",
-                    "current": {},
+                    
                     "hide": 0,
                     "refresh": 1,
                 },
@@ -148,7 +148,7 @@ def dashboard(title: str = "deployer") -> dict[str, Any]:
                     "includeAll": True,
                     "multi": True,
                     "allValue": ".*",
-                    "current": {},
+                    
                     "hide": 0,
                     "refresh": 2,
                     "sort": 1,

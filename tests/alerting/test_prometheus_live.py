@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 import yaml
 from alerting_support import Prometheus, check_rules
-
-GATE_ENV = "DEPLOYER_TEST_LOAD_GATE"  # tests/fixtures/testing_predictors.py
-
 from serving_support import ServerProcess, serving_settings
 
 from deployer.alerting.dashboard import dashboard
 from deployer.serving import routes
+
+GATE_ENV = "DEPLOYER_TEST_LOAD_GATE"  # tests/fixtures/testing_predictors.py
 
 GOOD = {"instances": [[1, 2, 3, 4]]}
 BAD = {"instances": [[1, 2, 3, 666]]}  # the test predictor raises on 666
@@ -85,7 +84,10 @@ def test_rules_evaluate_and_fire_as_the_model_fails(
 
     def served_well() -> bool:
         assert server.client.post(path, json=GOOD).status_code == 200
-        query = 'sum(rate(deployer_request_duration_seconds_count{route="sagemaker_invocations"}[10s])) > 0'
+        query = (
+            'sum(rate(deployer_request_duration_seconds_count{route="sagemaker_invocations"}'
+            "[10s])) > 0"
+        )
         return bool(prometheus.get("/api/v1/query", query=query)["result"])
 
     prometheus.until("good traffic scraped", served_well)

@@ -134,7 +134,6 @@ def dashboard(title: str = "deployer") -> dict[str, Any]:
                     "label": "Prometheus",
                     "type": "datasource",
                     "query": "prometheus",
-                    
                     "hide": 0,
                     "refresh": 1,
                 },
@@ -148,7 +147,6 @@ def dashboard(title: str = "deployer") -> dict[str, Any]:
                     "includeAll": True,
                     "multi": True,
                     "allValue": ".*",
-                    
                     "hide": 0,
                     "refresh": 2,
                     "sort": 1,

@@ -72,3 +72,68 @@ def test_the_error_rate_alarm_fires_on_the_endpoints_metrics(
     )
     fired = fake.alarm_fired([names[0]], since)
     assert (fired is not None) is fires
+
+
+APPLY = MonitoringConfig.model_validate({"alerts": {"apply": True}})
+
+
+def pushed(fake: Any, provider: Any, tmp_path: Any, monitoring: MonitoringConfig) -> Any:
+    """A push to the fake as the orchestrator runs it, with the alerts hook."""
+    import orjson
+    from aws_support import image_ref, release
+
+    from deployer.alerting.apply import after_push
+    from deployer.orchestrate import push_release
+    from deployer.providers import Strategy
+
+    rel = release("alerted-one")
+    target = provider(target="aws")
+    target.publish = lambda image, progress: image_ref(rel)
+    fake.model_answers.append(
+        (200, orjson.dumps({"predictions": [0] * len(rel.sample)}), "application/json")
+    )
+    return push_release(
+        "iris",
+        {"aws": target},
+        lambda: rel,
+        strategy=Strategy(),
+        policy="rollback",
+        journal_dir=tmp_path,
+        after_push=after_push(monitoring),
+    )
+
+
+def alert_steps(result: Any) -> list[tuple[str, str]]:
+    return [(e.step, e.detail) for e in result.journal if e.step.startswith("alerts")]
+
+
+def test_push_with_apply_puts_the_alarms_and_journals_them(
+    fake: Any, provider: Any, tmp_path: Any
+) -> None:
+    result = pushed(fake, provider, tmp_path, APPLY)
+    assert result.ok, [t.error for t in result.targets]
+    ((step, detail),) = alert_steps(result)
+    assert step == "alerts applied"
+    assert detail.startswith("iris-aws-DeployerHighErrorRate, iris-aws-DeployerHighLatencyP99")
+    assert "skipped DeployerModelNotReady" in detail
+    assert len(fake.calls("PutMetricAlarm")) == 2
+    journal = next(tmp_path.glob("*.json")).read_text()
+    assert "alerts applied" in journal
+
+
+def test_a_refused_alarm_is_journalled_and_the_push_still_succeeds(
+    fake: Any, provider: Any, tmp_path: Any
+) -> None:
+    fake.fail("PutMetricAlarm", "AccessDenied", 403)
+    result = pushed(fake, provider, tmp_path, APPLY)
+    assert result.ok and result.status == "succeeded"
+    ((step, detail),) = alert_steps(result)
+    assert step == "alerts not applied"
+    assert "DeployerHighErrorRate" in detail
+
+
+def test_without_apply_push_puts_no_alarm(fake: Any, provider: Any, tmp_path: Any) -> None:
+    result = pushed(fake, provider, tmp_path, MonitoringConfig())
+    assert result.ok
+    assert alert_steps(result) == []
+    assert fake.calls("PutMetricAlarm") == []

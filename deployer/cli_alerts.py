@@ -119,7 +119,7 @@ def render_dashboard(
     Example: deployer dashboard render --out dashboard.json
     """
     from deployer.alerting.dashboard import dashboard
-    from deployer.alerting.render import as_json
+    from deployer.alerting.document import as_json
 
     if title is None:
         path = file or Path("deployer.yaml")

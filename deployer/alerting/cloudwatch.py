@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from deployer.alerting.render import Rendered, as_json, placeholders
+from deployer.alerting.document import Rendered, as_json, placeholders
 from deployer.alerting.rules import AlertRule
 
 NAMESPACE = "AWS/SageMaker"

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from deployer.alerting.render import Rendered
+from deployer.alerting.document import Rendered
 from deployer.alerting.rules import (
     FEATURE_PSI,
     MODEL_READY,

@@ -131,6 +131,38 @@ def render_dashboard(
     _emit(as_json(document), {"document": document}, out, output_format, "grafana")
 
 
+@dashboard_app.command("preview")
+@handles_errors
+def preview_dashboard(
+    prometheus: Annotated[
+        str, typer.Option(help="The Prometheus the panels read (http://127.0.0.1:9090).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The folder for index.html.")] = Path(
+        "dashboard-preview"
+    ),
+    minutes: Annotated[float, typer.Option(help="The time range shown.", min=1)] = 15.0,
+    step: Annotated[float, typer.Option(help="Seconds between points.", min=1)] = 5.0,
+    png: Annotated[
+        bool, typer.Option("--png", help="Also screenshot it (headless chromium).")
+    ] = False,
+    output_format: OutputOption = Format.text,
+) -> None:
+    """Draw the dashboard's panels from a real Prometheus into an HTML page of SVG charts
+    (and a PNG with --png): what the dashboard shows, without a Grafana.
+
+    Example: deployer dashboard preview --prometheus http://127.0.0.1:9090 --png
+    """
+    from deployer.alerting.dashboard import dashboard
+    from deployer.alerting.preview import preview
+
+    written = preview(dashboard(), prometheus, out, minutes=minutes, step=step, png=png)
+    if output_format == Format.json:
+        output.emit_json({"ok": True, "files": [str(p) for p in written]})
+    else:
+        for path in written:
+            output.ok(f"wrote {path}")
+
+
 def _emit(text: str, document: dict, out: Path | None, fmt: Format, kind: str) -> None:
     if out is not None:
         out.write_text(text, encoding="utf-8")

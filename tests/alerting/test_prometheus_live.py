@@ -130,3 +130,45 @@ def test_every_dashboard_query_is_valid_promql(
         "/api/v1/query", query='max by (instance) (deployer_model_ready{job=~".*"})'
     )
     assert found["result"], "the dashboard's job variable finds the scraped job"
+
+
+def test_dashboard_preview_draws_the_live_panels_and_screenshots_them(
+    stack: tuple[ServerProcess, Prometheus, Path, Path], tmp_path: Path
+) -> None:
+    server, prometheus, gate, _ = stack
+    gate.touch()
+    server.wait_for("/ping")
+
+    def scraped() -> bool:
+        server.client.post(routes.SAGEMAKER_INVOCATIONS, json=GOOD)
+        query = "sum(rate(deployer_request_duration_seconds_count[10s])) > 0"
+        return bool(prometheus.get("/api/v1/query", query=query)["result"])
+
+    prometheus.until("traffic scraped", scraped)
+    url = f"http://127.0.0.1:{prometheus.port}"
+    done = subprocess.run(
+        [sys.executable, "-m", "deployer", "dashboard", "preview", "--prometheus", url,
+         "--out", str(tmp_path), "--minutes", "2", "--step", "1", "--png"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<svg") == len([p for p in dashboard()["panels"] if p["type"] != "row"])
+    assert "Requests per second by route" in page and "<polyline" in page
+    assert "sagemaker_invocations" in page  # a legend drawn from the live series
+    image = (tmp_path / "dashboard.png").read_bytes()
+    assert image.startswith(b"\x89PNG\r\n\x1a\n") and len(image) > 10_000
+
+
+def test_preview_of_an_unreachable_prometheus_is_an_error_naming_it(tmp_path: Path) -> None:
+    from serving_support import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [sys.executable, "-m", "deployer", "dashboard", "preview", "--prometheus", url,
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"--prometheus: cannot reach {url}" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -7,8 +7,8 @@
 It trains the iris example, pushes it to a ``local`` target (the model's container behind
 its front), serves the router.yaml that push wrote with the built-in router, starts
 Prometheus (Debian's) scraping both every 2 s, and sends requests for ``--minutes`` from a
-few threads: most through the router, some straight to the front, a few malformed (400)
-and a few too large (413). Then it takes the picture and removes everything it made: the
+few threads: most through the router, some straight to the front, a few malformed
+(400). Then it takes the picture and removes everything it made: the
 router, Prometheus, the local target (``deployer destroy``), its images.
 """
 
@@ -60,7 +60,7 @@ def wait_for(url: str, timeout: float = 120.0) -> None:
 
 
 def load(urls: list[str], stop: threading.Event, seed: int) -> None:
-    """Requests until ``stop``: iris rows, 3% malformed, 1% over the body limit."""
+    """Requests until ``stop``: iris rows, 3% malformed."""
     rng = random.Random(seed)
     with httpx.Client(timeout=10) as client:
         while not stop.is_set():

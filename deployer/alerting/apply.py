@@ -29,12 +29,14 @@ def after_push(monitoring: MonitoringConfig) -> AfterPush | None:
             if not result.ok:
                 continue
             found = target_alerts(providers[result.target])
-            if found is None:
-                journal.record(result.target, "alerts not applied", "the provider cannot")
+            applier = getattr(found, "apply", None)
+            if found is None or applier is None:
+                hint = f"the provider cannot: deployer alerts render --to {result.target}"
+                journal.record(result.target, "alerts not applied", hint)
                 continue
             try:
                 rendered = render(rules, found.format, found.scope)
-                names = found.apply(rendered.document)
+                names = applier(rendered.document)
             except DeployerError as exc:
                 journal.record(result.target, "alerts not applied", exc.message)
                 continue

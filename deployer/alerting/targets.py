@@ -3,9 +3,9 @@ watch there (the scope), from its provider's optional ``alerts()`` capability.
 
 A provider that has it returns an object with ``format`` (a name of
 ``render.FORMATS``), ``scope`` (``Mapping[str, str]``: e.g. SageMaker's ``EndpointName``,
-``VariantName``) and ``apply(document) -> list[str]`` (creates or updates the rendered
-alarms, returns their names; raises a DeployerError naming what failed). Providers need
-not import this package: the protocol is duck-typed.
+``VariantName``) and, optionally, ``apply(document) -> list[str]`` (creates or updates the
+rendered alarms, returns their names; raises a DeployerError naming what failed). Providers
+need not import this package: the protocol is duck-typed.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from deployer.alerting.render import DEFAULT_FORMATS
 
 @runtime_checkable
 class TargetAlerts(Protocol):
-    """What ``provider.alerts()`` returns."""
+    """What ``provider.alerts()`` returns (``apply`` optional, see the module)."""
 
     format: str
     scope: Mapping[str, str]
-
-    def apply(self, document: Any) -> list[str]: ...
 
 
 def target_alerts(provider: Any) -> TargetAlerts | None:

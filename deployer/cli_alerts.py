@@ -33,6 +33,26 @@ OutputOption = Annotated[
 ]
 
 
+TitleOption = Annotated[str | None, typer.Option(help="Default: deployer: PROJECT.")]
+ProjectFileOption = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", envvar="DEPLOYER_FILE", help="Project file (optional)."),
+]
+
+
+def _title(title: str | None, file: Path | None) -> str:
+    """The dashboard's title: ``title``, else ``deployer: NAME`` from deployer.yaml when
+    there is one, else ``deployer``."""
+    if title is not None:
+        return title
+    path = file or Path("deployer.yaml")
+    if not path.exists():
+        return "deployer"
+    from deployer.api import Project
+
+    return f"deployer: {Project.load(path).name}"
+
+
 def parse_window(value: str | None) -> int | None:
     """``--window``: seconds from ``90s``, ``5m``, ``1h`` (or a bare number of seconds)."""
     from deployer.errors import UsageError
@@ -105,11 +125,8 @@ def render_alerts(
 @handles_errors
 def render_dashboard(
     out: OutOption = None,
-    title: Annotated[str | None, typer.Option(help="Default: deployer: PROJECT.")] = None,
-    file: Annotated[
-        Path | None,
-        typer.Option("--file", "-f", envvar="DEPLOYER_FILE", help="Project file (optional)."),
-    ] = None,
+    title: TitleOption = None,
+    file: ProjectFileOption = None,
     output_format: OutputOption = Format.text,
 ) -> None:
     """Write a Grafana dashboard (JSON, importable as is) over the image's and the router's
@@ -121,13 +138,7 @@ def render_dashboard(
     from deployer.alerting.dashboard import dashboard
     from deployer.alerting.document import as_json
 
-    if title is None:
-        path = file or Path("deployer.yaml")
-        if path.exists():
-            from deployer.api import Project
-
-            title = f"deployer: {Project.load(path).name}"
-    document = dashboard(title or "deployer")
+    document = dashboard(_title(title, file))
     _emit(as_json(document), {"document": document}, out, output_format, "grafana")
 
 
@@ -145,6 +156,8 @@ def preview_dashboard(
     png: Annotated[
         bool, typer.Option("--png", help="Also screenshot it (headless chromium).")
     ] = False,
+    title: TitleOption = None,
+    file: ProjectFileOption = None,
     output_format: OutputOption = Format.text,
 ) -> None:
     """Draw the dashboard's panels from a real Prometheus into an HTML page of SVG charts
@@ -155,7 +168,8 @@ def preview_dashboard(
     from deployer.alerting.dashboard import dashboard
     from deployer.alerting.preview import preview
 
-    written = preview(dashboard(), prometheus, out, minutes=minutes, step=step, png=png)
+    document = dashboard(_title(title, file))
+    written = preview(document, prometheus, out, minutes=minutes, step=step, png=png)
     if output_format == Format.json:
         output.emit_json({"ok": True, "files": [str(p) for p in written]})
     else:

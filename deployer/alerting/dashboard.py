@@ -40,10 +40,11 @@ def queries() -> list[tuple[str, str, str, list[tuple[str, str]]]]:
         ("Requests per second by route", "timeseries", "reqps",
          [(f"sum by (route) (rate({count}{{{JOB}}}[{RATE}]))", "{{route}}")]),
         ("Error rate (5xx / predictions)", "timeseries", "percentunit",
-         [(f'sum(rate({count}{{{JOB},{PREDICT},status=~"5.."}}[{RATE}])) '
-           f"/ sum(rate({count}{{{JOB},{PREDICT}}}[{RATE}]))", "errors"),
-          (f'sum by (status) (rate({count}{{{JOB},{PREDICT},status!~"2.."}}[{RATE}]))',
-           "{{status}} per s")]),
+         [(f'(sum(rate({count}{{{JOB},{PREDICT},status=~"5.."}}[{RATE}])) or vector(0)) '
+           f"/ sum(rate({count}{{{JOB},{PREDICT}}}[{RATE}]))", "5xx / predictions")]),
+        ("Answers other than 2xx per second, by status", "timeseries", "reqps",
+         [(f'sum by (status) (rate({count}{{{JOB},{PREDICT},status!~"2.."}}[{RATE}]))',
+           "{{status}}")]),
         ("Prediction latency", "timeseries", "s",
          [(f"histogram_quantile({q}, {bucket})", f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)]),
         ("Model ready", "stat", "none",

@@ -47,6 +47,14 @@ def deployer(*args: str, cwd: Path) -> None:
     subprocess.run([sys.executable, "-m", "deployer", *args], cwd=cwd, env=env, check=True)
 
 
+def image_tags() -> set[str]:
+    listed = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {t for t in listed.stdout.split() if not t.endswith(":<none>")}
+
+
 def wait_for(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,6 +98,7 @@ def main() -> None:
         f"name: {NAME}\nmodel: {{path: model.joblib}}\n"
         f"targets:\n  local: {{provider: local, port: {front}}}\n"
     )
+    before = image_tags()  # the local front's image, built by push, goes too
     processes: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     threads: list[threading.Thread] = []
@@ -142,10 +151,7 @@ def main() -> None:
             process.terminate()
             process.wait(30)
         deployer("destroy", "--to", "local", "--yes", cwd=work)
-        tags = subprocess.run(
-            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", NAME],
-            capture_output=True, text=True,
-        ).stdout.split()  # fmt: skip
+        tags = [t for t in image_tags() if t.startswith(f"{NAME}:") or t not in before]
         if tags:
             subprocess.run(["docker", "image", "rm", *tags], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -580,6 +580,7 @@ class Project:
         ``reason``). Every push but a dry run appends to the audit log
         (``deployer.audit``), with ``reason``, and annotates the release.
         """
+        from deployer.alerting.apply import after_push
         from deployer.orchestrate import push_options, push_release
 
         parsed, policy = push_options(strategy, bake_seconds, on_failure)
@@ -606,6 +607,7 @@ class Project:
             router_file=self._path(router_file),
             target_options={n: self.config.targets[n].model_dump() for n in providers},
             recorder=trail,
+            after_push=after_push(self.config.monitoring),
         )
         result.gates = gates.to_dicts()
         result.override = {"reason": gates.override} if gates.override else None

@@ -341,6 +341,7 @@ def push_release(
     router_file: Path | None = None,
     target_options: Mapping[str, dict[str, Any]] | None = None,
     recorder: Recorder | None = None,
+    after_push: Callable[[dict[str, Provider], list[TargetResult], Journal], None] | None = None,
 ) -> PushResult:
     """Make the release once (the build), then push it to every target.
 
@@ -351,6 +352,8 @@ def push_release(
     targets' backends, configured with ``target_options`` (each target's deployer.yaml
     options). ``recorder`` (None: none) records the push once nothing can refuse it any
     more, before any target changes, and its result after the journal is written.
+    ``after_push`` (None: nothing) journals more steps once the targets are pushed
+    (``monitoring.alerts.apply``: deployer.alerting.apply).
     """
     started = time.monotonic()
     timeouts = push_timeouts(providers, strategy, timeout)
@@ -367,6 +370,8 @@ def push_release(
         release = recorder.start(release, list(providers), str(strategy))
     journal = Journal(events)
     result.targets = push_all(providers, release, strategy, policy, timeouts, journal)
+    if after_push is not None:
+        after_push(providers, result.targets, journal)
     result.journal = journal.entries
     result.seconds = round(time.monotonic() - started, 2)
     if journal_dir is not None:

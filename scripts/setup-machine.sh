@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make this machine ready for deployer's main job and tests (Debian/Ubuntu, as root or
 # with sudo): install what is missing (Docker engine, docker-compose, debootstrap, a local
-# registry, wrk, haproxy, nginx, npm for Azurite), start dockerd if it is not running, and build the local
+# registry, wrk, haproxy, nginx, npm for Azurite, prometheus for the alert rules, chromium for the dashboard's picture), start dockerd if it is not running, and build the local
 # base image.
 # Idempotent: re-running changes nothing on a ready machine.
 set -euo pipefail
@@ -16,6 +16,10 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v nginx >/dev/null || need+=(nginx-light)
+# promtool and a real Prometheus: the rendered alert rules (tests/alerting)
+command -v promtool >/dev/null || need+=(prometheus)
+# headless chromium: `deployer dashboard preview --png` (tests/alerting)
+command -v chromium >/dev/null || need+=(chromium)
 # Azurite (Microsoft's Azure Storage emulator, the az:// tests) installs with npm
 command -v npm >/dev/null || need+=(npm)
 # the SageMaker SDK's local mode runs `docker compose` (v2) or else `docker-compose`

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from deployer.providers import (
     Backend,
@@ -103,6 +103,12 @@ class SageMakerProvider:
     @property
     def endpoint(self) -> str:
         return self.scope.endpoint
+
+    def alerts(self) -> Any:
+        """CloudWatch alarms on this endpoint (``deployer alerts``, ``alerts.apply``)."""
+        from deployer_aws.alerts import SageMakerAlerts
+
+        return SageMakerAlerts(self.aws, self.endpoint)
 
     def _url(self) -> str:
         base = self.options.endpoint_urls.runtime or (

@@ -28,7 +28,7 @@ registry, deploy, waiting, promote, status, invoke, destroy, backends), all shar
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from deployer.providers import (
     Backend,
@@ -96,6 +96,12 @@ class AzureMLProvider:
         """The deployment's own request timeout (``request_timeout_ms``, at most 180 s):
         Azure answers 408 past it, so a caller waiting longer waits for nothing."""
         return self.options.request_timeout_ms / 1000
+
+    def alerts(self) -> Any:
+        """Azure Monitor metric alerts on this endpoint (``deployer alerts render --to``)."""
+        from deployer_azure.alerts import AzureAlerts
+
+        return AzureAlerts(self.workspace)
 
     @property
     def _scoring(self) -> ScoringSecret | None:

@@ -122,6 +122,12 @@ class VertexProvider:
     def wait(self, deployment: Deployment, timeout: float, progress: Progress) -> Status:
         return waiting.wait(self.scope, deployment, timeout, progress)
 
+    def alerts(self) -> Any:
+        """Cloud Monitoring alert policies on this endpoint (``deployer alerts render``)."""
+        from deployer_gcp.alerts import VertexAlerts
+
+        return VertexAlerts(self.scope)
+
     def status(self) -> Status:
         return status.with_annotations(self.scope, status.status(self.scope))
 

@@ -401,6 +401,22 @@ class Cluster:
             )
         )
 
+    def pod_log_since(self, pod: str, container: str, since_seconds: int | None) -> str:
+        """The container's log, from ``since_seconds`` ago (None: all the kubelet keeps)."""
+        api = self.api("CoreV1Api")
+        extra: dict[str, Any] = {"since_seconds": since_seconds} if since_seconds else {}
+        answer = self._call(
+            "read",
+            None,
+            f"the log of pod/{pod}",
+            api.read_namespaced_pod_log,
+            pod,
+            self.namespace,
+            container=container,
+            **extra,
+        )
+        return str(answer)
+
     # -- discovery ----------------------------------------------------------------------
 
     def has_api(self, group_version: str) -> bool:

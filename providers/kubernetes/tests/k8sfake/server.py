@@ -445,8 +445,15 @@ class FakeKube:
         self, request: Request, namespace: str, name: str
     ) -> tuple[int, dict[str, str], bytes]:
         with self.store.lock:
-            self.store.get(PODS, namespace, name)
+            pod = self.store.get(PODS, namespace, name)
             lines = list(self.controllers.logs.get((namespace, name), []))
+        since = request.query.get("sinceSeconds")
+        if since is not None and (not since.isdigit() or int(since) < 1):
+            raise ApiError(400, "BadRequest", f"sinceSeconds: must be greater than 0: {since}")
+        reader = getattr(self.runtime, "logs", None)
+        if reader is not None:  # what the pod's container wrote (the real one's, for Docker)
+            image = pod["spec"]["containers"][0]["image"]
+            lines += reader(image, name, int(since) if since else None)
         tail = request.query.get("tailLines")
         if tail:
             lines = lines[-int(tail) :]

@@ -32,9 +32,11 @@ from deployer.providers import (
     parse_options,
     routes,
 )
+from deployer.providers import batch as batch_types
 from deployer.providers import live as gates
 from deployer_kubernetes import capture as capture_plan
 from deployer_kubernetes import registry
+from deployer_kubernetes.batch import BatchJobs
 from deployer_kubernetes.captured import CaptureReader
 from deployer_kubernetes.cluster import Cluster
 from deployer_kubernetes.deploy import Deployer
@@ -83,6 +85,7 @@ class KubernetesProvider:
         self.renderer = Renderer(self.options, self.names)
         self.cluster = Cluster(self.options, target.name)
         self.deployer = Deployer(self.cluster, self.renderer, self.names, self.options)
+        self.batch_jobs = BatchJobs(self.cluster, self.names, self.options, target.name)
 
     def __repr__(self) -> str:
         return (
@@ -495,6 +498,24 @@ class KubernetesProvider:
             yield from reader.records(since)
         finally:
             self.captured_skipped = reader.skipped
+
+    # -- batch (deployer batch: an indexed Job, see batch.py) ------------------------------
+
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: batch_types.BatchSpec, progress: Progress
+    ) -> batch_types.BatchJob:
+        job = self.batch_jobs.submit(release, image_ref, spec)
+        progress(f"created job/{job.job_id} in namespace {self.names.namespace}")
+        return job
+
+    def batch_status(self, job_id: str) -> batch_types.BatchJob:
+        return self.batch_jobs.status(job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        return self.batch_jobs.logs(job_id)
+
+    def batch_cancel(self, job_id: str) -> batch_types.BatchJob:
+        return self.batch_jobs.cancel(job_id)
 
     def route(self) -> Backend:
         options = self.options

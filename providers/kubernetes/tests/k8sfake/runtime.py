@@ -160,6 +160,24 @@ class EchoRuntime:
             return 200, headers, json.dumps(answer).encode()
         return 404, {"content-type": "application/json"}, b'{"error": "not found"}'
 
+    def run_pod(
+        self,
+        name: str,
+        image: str,
+        argv: list[str],
+        env: dict[str, str],
+        mounts: list[tuple[str, str, bool]],
+        user: str,
+    ) -> tuple[int, str]:
+        """A Job's pod: the batch runner's stand-in (``echo_batch``) over the mounts."""
+        from k8sfake import echo_batch
+
+        self.calls.append((image, "RUN", " ".join(argv)))
+        return echo_batch.run(argv, mounts)
+
+    def stop_pod(self, name: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -176,6 +194,7 @@ class DockerRuntime:
         self.errors: dict[str, str] = {}
         self._starting: list[threading.Thread] = []
         self.by_image: dict[str, Any] = {}
+        self.jobs: dict[str, Any] = {}  # a Job pod's name -> its running container
 
     def logs(self, image: str, pod: str, since_seconds: int | None) -> list[str]:
         """The stdout of the image's container (shared by its pods), ``sinceSeconds`` on."""
@@ -251,6 +270,59 @@ class DockerRuntime:
             return 503, {"content-type": "text/plain"}, b"container not running"
         response = httpx.request(method, url + path, headers=headers, content=body, timeout=30)
         return response.status_code, dict(response.headers), response.content
+
+    def run_pod(
+        self,
+        name: str,
+        image: str,
+        argv: list[str],
+        env: dict[str, str],
+        mounts: list[tuple[str, str, bool]],
+        user: str,
+    ) -> tuple[int, str]:
+        """A Job's pod: the real image run to its end with the pod's command, env, user and
+        volumes (host folders), read-only root and no capabilities, as the kubelet would."""
+        from docker.types import Mount
+
+        repository, _, digest = image.partition("@")
+        if digest:
+            self.client.images.pull(repository, tag=digest, auth_config=self.auth)
+        container = self.client.containers.run(
+            image,
+            entrypoint=argv[:1],
+            command=argv[1:],
+            environment=env,
+            detach=True,
+            user=user,
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=64m"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            network_disabled=True,
+            mounts=[
+                Mount(inside, folder, type="bind", read_only=read_only)
+                for folder, inside, read_only in mounts
+                if inside != "/tmp"
+            ],
+            labels={"deployer-test": "k8sfake", "k8sfake-pod": name},
+        )
+        with self.lock:
+            self.jobs[name] = container
+        try:
+            code = int(container.wait()["StatusCode"])
+            output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        finally:
+            with self.lock:
+                self.jobs.pop(name, None)
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+        return code, output
+
+    def stop_pod(self, name: str) -> None:
+        container = self.jobs.get(name)
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.kill()
 
     def close(self) -> None:
         # a container still being started would be created after the clean-up below

@@ -110,6 +110,10 @@ class FakeKube:
         self.users.tokens[token] = user
         self.users.allowed[user] = verbs
 
+    def add_claim(self, name: str, folder: Path) -> None:
+        """A PersistentVolumeClaim whose volume is ``folder`` on this machine (Job pods)."""
+        self.controllers.jobs.claims[name] = str(folder)
+
     def add_namespace(self, name: str) -> None:
         self.store.namespaces.add(name)
 
@@ -167,6 +171,7 @@ class FakeKube:
         self.server.server_close()
         for thread in self._threads:
             thread.join(timeout=30)
+        self.controllers.jobs.close()
         self.runtime.close()
 
     # -- internals ------------------------------------------------------------------------
@@ -451,7 +456,8 @@ class FakeKube:
         if since is not None and (not since.isdigit() or int(since) < 1):
             raise ApiError(400, "BadRequest", f"sinceSeconds: must be greater than 0: {since}")
         reader = getattr(self.runtime, "logs", None)
-        if reader is not None:  # what the pod's container wrote (the real one's, for Docker)
+        job_pod = "batch.kubernetes.io/controller-uid" in (pod["metadata"].get("labels") or {})
+        if reader is not None and not job_pod:  # what a model server wrote (Docker: the real)
             image = pod["spec"]["containers"][0]["image"]
             lines += reader(image, name, int(since) if since else None)
         tail = request.query.get("tailLines")

@@ -117,7 +117,24 @@ class BatchJobs:
         return self.describe(self.cluster.apply(job), [])
 
     def status(self, job_id: str) -> batch_types.BatchJob:
-        return self.describe(self._job(job_id), self._pods(job_id))
+        job, pods = self._job(job_id), self._pods(job_id)
+        found = self.describe(job, pods)
+        return _replace(found, **self._counts(pods))
+
+    def _counts(self, pods: list[dict[str, Any]]) -> dict[str, int | None]:
+        """Rows read, scored and failed: the runner's per-file lines in the pods' logs."""
+        rows = scored = failed = 0
+        for pod in pods:
+            if (pod.get("status") or {}).get("phase") not in ("Running", "Succeeded", "Failed"):
+                continue
+            text = self.cluster.pod_log_since(pod["metadata"]["name"], CONTAINER, None)
+            for line in text.splitlines():
+                data = _json_line(line)
+                if data is not None and data.get("event") == "file":
+                    rows += int(data.get("rows") or 0)
+                    scored += int(data.get("scored") or 0)
+                    failed += int(data.get("failed") or 0)
+        return {"rows_total": rows, "rows_done": scored, "rows_failed": failed}
 
     def logs(self, job_id: str) -> Iterator[str]:
         self._job(job_id)
@@ -202,7 +219,7 @@ def runner_args(
         "--input",
         source.inside(batch_uris.IN_ROOT),
         "--output",
-        sink.inside(batch_uris.OUT_ROOT),
+        sink.inside(batch_uris.OUT_ROOT).rstrip("/") + "/",  # a folder, whatever the input
         "--format",
         spec.format,
         "--rows-per-batch",
@@ -244,15 +261,23 @@ def _failed_rows(message: str) -> list[str]:
     (the last few) when there are none."""
     found = []
     for line in message.splitlines():
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and "error" in data:
+        data = _json_line(line)
+        if data is not None and "error" in data:
             rows = data.get("rows")
             where = f"{data.get('file', '?')}" + (f" rows {rows}" if rows is not None else "")
             found.append(f"{where}: {data['error']}")
     return found or message.splitlines()[-3:]
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    """One of the runner's JSON lines, or None."""
+    if not line.startswith("{"):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _replace(job: batch_types.BatchJob, **changes: Any) -> batch_types.BatchJob:

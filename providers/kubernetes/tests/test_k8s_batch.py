@@ -99,7 +99,7 @@ def test_one_claim_for_input_and_output_is_one_volume(make_provider: ProviderFac
     assert claims == [{"name": "batch-out", "persistentVolumeClaim": {"claimName": "data"}}]
     args = pod["containers"][0]["args"]
     assert args[args.index("--input") + 1] == "/batch/in/in/rows.csv"
-    assert args[args.index("--output") + 1] == "/batch/out/out"
+    assert args[args.index("--output") + 1] == "/batch/out/out/"
 
 
 @pytest.mark.parametrize(
@@ -145,6 +145,7 @@ def test_every_shard_scores_its_files_and_the_job_completes(
     done = finished(provider, job.job_id)
     assert done.state == "succeeded" and done.complete, done
     assert done.details["completed_indexes"] == "0-1" and done.details["succeeded"] == 2
+    assert (done.rows_total, done.rows_done, done.rows_failed) == (9, 9, 0)
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert outputs == ["part-0.csv", "part-1.csv", "part-2.csv"]
     assert (tmp_path / "out" / "part-2.csv").read_text().splitlines() == [
@@ -173,7 +174,8 @@ def test_a_failed_shard_names_its_pod_file_rows_and_reason(
     assert done.reason is not None and done.reason.startswith("BackoffLimitExceeded")
     (failure,) = done.failures
     assert failure.startswith("shard 1 (pod ") and "exit code 1, Error" in failure
-    assert "b.csv rows [1]: could not convert 'bad' to float" in failure
+    assert "b.csv rows 1: could not convert 'bad'" in failure
+    assert (done.rows_total, done.rows_done, done.rows_failed) == (3, 2, 1)
     assert (tmp_path / "out" / "a.csv").exists()
 
 

@@ -50,10 +50,20 @@ def run(argv: list[str], mounts: list[tuple[str, str, bool]]) -> tuple[int, str]
             for n, row in enumerate(rows):
                 if n not in bad:
                     writer.writerow([*(row[k] for k in keep), 0])
-        counts = {"file": file.name, "rows": len(rows), "scored": len(rows) - len(bad)}
-        out.write(json.dumps(counts) + "\n")
-        if bad:
+        if bad:  # the runner's failure line (stderr), then its per-file line (stdout)
             failed += len(bad)
-            line = {"file": str(file), "rows": bad, "error": "could not convert 'bad' to float"}
+            rows_text = ",".join(str(n) for n in bad)
+            line = {"file": str(file), "rows": rows_text, "error": "could not convert 'bad'"}
             out.write(json.dumps(line) + "\n")
+        counts = {
+            "event": "file",
+            "input": str(file),
+            "output": str(sink / file.name),
+            "rows": len(rows),
+            "scored": len(rows) - len(bad),
+            "failed": len(bad),
+            "skipped": False,
+            "failures": 1 if bad else 0,
+        }
+        out.write(json.dumps(counts) + "\n")
     return (1 if failed else 0), out.getvalue()

@@ -202,7 +202,8 @@ class DockerRuntime:
         if container is None:
             return []
         since = int(time.time()) - since_seconds if since_seconds else None
-        text = container.logs(stdout=True, stderr=False, since=since).decode(errors="replace")
+        # the kubelet's log holds both streams
+        text = container.logs(stdout=True, stderr=True, since=since).decode(errors="replace")
         return text.splitlines()
 
     def ready(self, image: str, pod: dict[str, Any]) -> bool:

@@ -12,6 +12,7 @@ the Job object): the target's Services never send them traffic.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -53,7 +54,7 @@ class BatchJobs:
                 )
             return spec.job_name
         stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
-        return f"{dns_label(self.names.base, 39)}-batch-{stamp}"
+        return f"{dns_label(self.names.base, 34)}-batch-{stamp}-{secrets.token_hex(2)}"
 
     def manifest(
         self, release: Release, image_ref: str, spec: batch_types.BatchSpec, name: str

@@ -403,10 +403,6 @@ class Cluster:
             )
         )
 
-    def pod_log_all(self, pod: str, container: str) -> str:
-        """The container's whole log."""
-        return self.pod_log_since(pod, container, None)
-
     def pod_log_since(self, pod: str, container: str, since_seconds: int | None) -> str:
         """The container's log, from ``since_seconds`` ago (None: all the kubelet keeps)."""
         api = self.api("CoreV1Api")

@@ -494,10 +494,9 @@ class KubernetesProvider:
         """What the model-server pods captured to stdout (see ``captured.py``); lines that
         did not decode are counted in ``captured_skipped``."""
         reader = CaptureReader(self.cluster, self.names, self.target.name)
-        try:
-            yield from reader.records(since)
-        finally:
-            self.captured_skipped = reader.skipped
+        records = reader.records(since)  # a UsageError at once, not on first iteration
+        self.captured_skipped = reader.skipped
+        return iter(records)
 
     # -- batch (deployer batch: an indexed Job, see batch.py) ------------------------------
 

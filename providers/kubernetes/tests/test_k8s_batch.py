@@ -6,6 +6,7 @@ Job's conditions and its pods (failed shards named with files and rows), logs, c
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from k8s_support import VERSIONS, ProviderFactory, image_ref, quiet, release
 from k8sfake import FakeKube
 
 from deployer.errors import UsageError
-from deployer.providers.batch import BatchJob, BatchSpec
+from deployer.providers.batch import BatchJob, BatchSpec, RunsBatch
 from deployer_kubernetes.provider import KubernetesProvider
 
 POD_LABELS_NEVER = ("deployer-project", "deployer-target")  # the Services select on these
@@ -140,6 +141,8 @@ def test_every_shard_scores_its_files_and_the_job_completes(
     lines: list[str] = []
     batch = spec("pvc://data/in", "pvc://data/out", keep=("id",))
     job = provider.batch_submit(release(1), image_ref(1), batch, lines.append)
+    assert isinstance(provider, RunsBatch)
+    assert re.fullmatch(r"iris-k8s-batch-\d{8}-\d{6}-[0-9a-f]{4}", job.job_id)
     assert job.state in ("pending", "running") and job.output_uri == "pvc://data/out"
     assert lines == [f"created job/{job.job_id} in namespace default"]
     done = finished(provider, job.job_id)

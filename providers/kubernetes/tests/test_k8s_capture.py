@@ -141,6 +141,7 @@ def test_captured_reads_each_pods_log_through_the_client(
     make_provider: ProviderFactory, fake: FakeKube
 ) -> None:
     provider = make_provider(replicas=2)
+    assert isinstance(provider, monitoring.CapturesPredictions)
     push(provider, capturing(1))
     start = datetime.now(timezone.utc) - timedelta(seconds=1)
     bodies = [[[1, 2, 3, 4]], [[5, 6, 7, 8], [9, 10, 11, 12]]]
@@ -186,7 +187,7 @@ def test_captured_says_when_nothing_is_captured_or_readable(
 ) -> None:
     provider = make_provider(replicas=1)
     with pytest.raises(UsageError, match="nothing deployed"):
-        list(provider.captured())
+        provider.captured()  # at once, not on the first record
     push(provider, release(1))
     with pytest.raises(UsageError, match="captures nothing"):
         list(provider.captured())

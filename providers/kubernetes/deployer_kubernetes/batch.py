@@ -185,10 +185,9 @@ class BatchJobs:
                 reason += "; " + failures[0]
         elif "Suspended" in conditions:
             state = "cancelled"
-        elif status.get("active") or status.get("startTime"):
-            state = "running"
         else:
-            state = "pending"
+            state = "running" if status.get("active") or status.get("startTime") else "pending"
+            reason = _waiting(pods)
         annotations = meta.get("annotations") or {}
         return batch_types.BatchJob(
             job_id=meta["name"],
@@ -242,6 +241,24 @@ def _index(pod: dict[str, Any]) -> int:
         INDEX_KEY, "-1"
     )
     return int(value) if str(value).lstrip("-").isdigit() else -1
+
+
+def _waiting(pods: list[dict[str, Any]]) -> str | None:
+    """Why a shard's pod cannot start (unschedulable, an image or volume problem), or None."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        if status.get("phase") != "Pending":
+            continue
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                return f"shard {_index(pod)} waits: {condition.get('message', '')}".rstrip(": ")
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") not in (None, "ContainerCreating"):
+                return f"shard {_index(pod)} waits: {waiting['reason']}: " + waiting.get(
+                    "message", ""
+                )
+    return None
 
 
 def _failure(pod: dict[str, Any]) -> str:

@@ -191,7 +191,11 @@ def test_cancel_deletes_the_job_and_its_pods_in_the_foreground(
         release(1), image_ref(1), spec("pvc://later/in", "pvc://later/out"), quiet
     )
     until(lambda: len(fake.objects("", "v1", "pods", "default")) == 2)
-    assert provider.batch_status(job.job_id).state == "running"
+    until(lambda: provider.batch_status(job.job_id).reason is not None)
+    waiting = provider.batch_status(job.job_id)
+    assert waiting.state == "running"
+    assert waiting.reason is not None and waiting.reason.startswith("shard ")
+    assert 'persistentvolumeclaim "later" not found' in waiting.reason
     cancelled = provider.batch_cancel(job.job_id)
     assert cancelled.state == "cancelled"
     (delete,) = [r for r in fake.requests if r.method == "DELETE" and "/jobs/" in r.path]

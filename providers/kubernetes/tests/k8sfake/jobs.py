@@ -247,8 +247,21 @@ class JobController:
         container = spec["containers"][0]
         temporary: list[str] = []
         mounts = self._mounts(spec, container, temporary)
-        if mounts is None:
-            return  # a claim the fake does not know: the pod stays Pending
+        if isinstance(mounts, str):  # a claim the fake does not know: Pending, unschedulable
+            condition = {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": f"0/1 nodes are available: {mounts}. preemption: 0/1 nodes are "
+                "available: 1 Preemption is not helpful for scheduling.",
+                "lastProbeTime": None,
+                "lastTransitionTime": now(),
+            }
+            shown = [c.get("message") for c in pod["status"].get("conditions") or []]
+            if shown != [condition["message"]]:
+                status = {**pod["status"], "conditions": [condition]}
+                self.store.put(PODS, {**pod, "status": status})
+            return
         env = _environment(pod, container)
         argv = [_expand(a, env) for a in (container.get("command") or [])]
         argv += [_expand(a, env) for a in (container.get("args") or [])]
@@ -288,7 +301,7 @@ class JobController:
 
     def _mounts(
         self, spec: dict[str, Any], container: dict[str, Any], temporary: list[str]
-    ) -> list[tuple[str, str, bool]] | None:
+    ) -> list[tuple[str, str, bool]] | str:
         folders: dict[str, str] = {}
         for volume in spec.get("volumes") or []:
             if "hostPath" in volume:
@@ -296,7 +309,7 @@ class JobController:
             elif "persistentVolumeClaim" in volume:
                 claim = volume["persistentVolumeClaim"]["claimName"]
                 if claim not in self.claims:
-                    return None
+                    return f'persistentvolumeclaim "{claim}" not found'
                 folders[volume["name"]] = self.claims[claim]
             elif "emptyDir" in volume:
                 folders[volume["name"]] = tempfile.mkdtemp(prefix="k8sfake-emptydir-")

@@ -34,6 +34,8 @@ class CaptureReader:
         """Records at or after ``since`` (None: all the logs hold), oldest first."""
         self._check()
         since_seconds = None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)  # naive means UTC, as parse_time says
         if since is not None:
             age = (datetime.now(timezone.utc) - since).total_seconds()
             since_seconds = max(1, math.ceil(age) + SLACK_SECONDS)

@@ -180,6 +180,8 @@ def test_captured_skips_and_counts_bad_lines_and_honours_since(
     assert [r.request_id for r in recent] == ["new"]
     assert provider.captured_skipped == 2
     assert [r.request_id for r in provider.captured()] == ["old", "new"]
+    naive = (now - timedelta(minutes=5)).replace(tzinfo=None)  # naive: UTC
+    assert [r.request_id for r in provider.captured(since=naive)] == ["new"]
 
 
 def test_captured_says_when_nothing_is_captured_or_readable(

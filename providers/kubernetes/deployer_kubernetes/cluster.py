@@ -71,6 +71,7 @@ KINDS = {
             "Ingress", "networking.k8s.io/v1", "ingresses", "NetworkingV1Api", "namespaced_ingress"
         ),
         Kind("HTTPRoute", "gateway.networking.k8s.io/v1", "httproutes", "CustomObjectsApi"),
+        Kind("Job", "batch/v1", "jobs", "BatchV1Api", "namespaced_job"),
     )
 }
 # The order destroy deletes in: what routes traffic first, the workload last.
@@ -331,8 +332,9 @@ class Cluster:
         result = self._call("list", kind, "", method, self.namespace, label_selector=selector)
         return [self._plain(item) for item in result.items]
 
-    def delete(self, kind_name: str, name: str) -> bool:
-        """Delete one object (dependents in the background); False if it was already gone."""
+    def delete(self, kind_name: str, name: str, propagation: str = "Background") -> bool:
+        """Delete one object (dependents in the background, or first: ``Foreground``);
+        False if it was already gone."""
         kind = KINDS[kind_name]
         if kind.custom:
             api = self.api(kind.api)
@@ -358,7 +360,7 @@ class Cluster:
                 method,
                 name,
                 self.namespace,
-                propagation_policy="Background",
+                propagation_policy=propagation,
                 missing_ok=True,
             )
         return result is not None
@@ -400,6 +402,22 @@ class Cluster:
                 tail_lines=tail,
             )
         )
+
+    def pod_log_since(self, pod: str, container: str, since_seconds: int | None) -> str:
+        """The container's log, from ``since_seconds`` ago (None: all the kubelet keeps)."""
+        api = self.api("CoreV1Api")
+        extra: dict[str, Any] = {"since_seconds": since_seconds} if since_seconds else {}
+        answer = self._call(
+            "read",
+            None,
+            f"the log of pod/{pod}",
+            api.read_namespaced_pod_log,
+            pod,
+            self.namespace,
+            container=container,
+            **extra,
+        )
+        return str(answer)
 
     # -- discovery ----------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.providers import routes
+from deployer.providers import monitoring, routes
+from deployer_kubernetes import capture
 from deployer_kubernetes.names import (
     ANNOTATION_ACCELERATOR,
     ANNOTATION_CHANGE_CAUSE,
@@ -44,6 +45,7 @@ class Version:
     accelerator: str = "cpu"  # cuda: the pods ask for one nvidia.com/gpu
     previous_accelerator: str = "cpu"
     annotations: Mapping[str, str] = field(default_factory=dict)  # the release's
+    capture: monitoring.CaptureSpec | None = None  # the release's (deployer_kubernetes.capture)
 
 
 class Renderer:
@@ -116,8 +118,22 @@ class Renderer:
             "resources": self._resources(version.accelerator),
             "routes": {"ready": routes.OIP_READY, "live": routes.OIP_LIVE},
             "startup_failure_threshold": math.ceil(options.startup_seconds / PROBE_PERIOD),
+            **self._capture(version),
         }
         return render("deployment.yaml", context)
+
+    def _capture(self, version: Version) -> dict[str, Any]:
+        """The container's env, mounts and volumes: /tmp, plus the capture's."""
+        found = capture.mount(version.capture, self.options, self.names.target)
+        tmp = {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
+        return {
+            "env": found.env() if found else None,
+            "volume_mounts": [
+                {"name": "tmp", "mountPath": "/tmp"},
+                *(found.volume_mounts() if found else []),
+            ],
+            "volumes": [tmp, *(found.volumes() if found else [])],
+        }
 
     def _resources(self, accelerator: str = "cpu") -> dict[str, Any] | None:
         """The container's requests and limits; a CUDA image's limits add one GPU (an

@@ -119,6 +119,16 @@ class KubernetesOptions(_Strict):
     http_route: HttpRoute | None = None
     route_auth: Literal["none", "bearer"] = "none"
     url: str | None = Field(default=None, description="the URL the router calls, if not derived")
+    # prediction capture (monitoring.capture): stdout by default, or this claim's volume
+    capture_pvc: str | None = Field(
+        default=None, pattern=_DNS_LABEL.replace("61", "251"), description="a PVC for capture"
+    )
+    capture_mount_path: str = Field(default="/var/lib/deployer/capture", pattern=r"^/[^:]*$")
+    # batch (deployer batch): the indexed Job's pods and how long a finished Job stays
+    batch_parallelism: int = Field(default=2, ge=1, le=1000, description="pods (shards)")
+    batch_backoff_limit: int = Field(default=0, ge=0, le=100, description="retries in all")
+    batch_ttl_seconds: int = Field(default=86400, ge=0, description="a finished Job's life")
+    batch_deadline_seconds: int | None = Field(default=None, ge=1, description="Job deadline")
     # availability
     pdb_min_available: int | str | None = Field(default=None, description="default maxUnavail 1")
     progress_deadline_seconds: int = Field(default=600, ge=1)

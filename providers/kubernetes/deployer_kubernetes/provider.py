@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,11 +28,16 @@ from deployer.providers import (
     Strategy,
     Target,
     UsageError,
+    monitoring,
     parse_options,
     routes,
 )
+from deployer.providers import batch as batch_types
 from deployer.providers import live as gates
+from deployer_kubernetes import capture as capture_plan
 from deployer_kubernetes import registry
+from deployer_kubernetes.batch import BatchJobs
+from deployer_kubernetes.captured import CaptureReader
 from deployer_kubernetes.cluster import Cluster
 from deployer_kubernetes.deploy import Deployer
 from deployer_kubernetes.diff import summary
@@ -68,6 +75,7 @@ class KubernetesProvider:
     name: ClassVar[str] = "kubernetes"
     managed: ClassVar[bool] = False  # the router checks its health route itself
     default_router_auth: ClassVar[str | None] = None
+    captured_skipped: int = 0  # capture lines the last captured() could not decode
 
     def __init__(self, target: Target, project: ProjectInfo) -> None:
         self.options = parse_options(KubernetesOptions, target)
@@ -77,6 +85,7 @@ class KubernetesProvider:
         self.renderer = Renderer(self.options, self.names)
         self.cluster = Cluster(self.options, target.name)
         self.deployer = Deployer(self.cluster, self.renderer, self.names, self.options)
+        self.batch_jobs = BatchJobs(self.cluster, self.names, self.options, target.name)
 
     def __repr__(self) -> str:
         return (
@@ -98,7 +107,8 @@ class KubernetesProvider:
         else:
             image = self._planned_ref(source)
             version = version or source.version
-            return self.renderer.all(Version(image, version, accelerator=source.accelerator))
+            planned = Version(image, version, accelerator=source.accelerator)
+            return self.renderer.all(dataclasses.replace(planned, capture=source.capture))
         return self.renderer.all(Version(image, version))
 
     def render_yaml(self, source: Release | str, *, version: str | None = None) -> str:
@@ -146,6 +156,9 @@ class KubernetesProvider:
         version = self.deployer.target_version(
             image or self._planned_ref(release), release.version, live, release.accelerator
         )
+        problems, notes = capture_plan.planned(release.capture, self.options, self.target.name)
+        if not problems:
+            version = dataclasses.replace(version, capture=release.capture)
         manifests = self.renderer.all(version)
         changes = []
         for action, detail, manifest in self.deployer.changes(manifests):
@@ -164,7 +177,7 @@ class KubernetesProvider:
                 else ("no longer configured")
             )
             changes.append(Change("delete", f"{kind.lower()}/{name}", detail))
-        return Plan(self.target.name, changes, notes=gpu_notes(release))
+        return Plan(self.target.name, changes, problems, notes=[*notes, *gpu_notes(release)])
 
     def publish(self, image: Image, progress: Progress) -> str:
         return registry.publish(self.options, self.target.name, image, progress)
@@ -181,7 +194,7 @@ class KubernetesProvider:
         # SageMaker and Vertex): a second identical push changes nothing.
         same = live.version == release.version and live.release_annotations()
         annotations = live.release_annotations() if same else release.annotations
-        version = dataclasses.replace(version, annotations=annotations)
+        version = dataclasses.replace(version, annotations=annotations, capture=release.capture)
         manifests = self.renderer.all(version)
         details: dict[str, Any] = {
             "namespace": self.names.namespace,
@@ -190,6 +203,7 @@ class KubernetesProvider:
             "strategy": "all-at-once",
             "sample": release.sample,
             "accelerator": release.accelerator,
+            "capture": capture_plan.to_details(release.capture),
         }
         if live.version == release.version and canary is None:
             changes = [c for c in self.deployer.changes(manifests) if c[0] != "keep"]
@@ -249,6 +263,7 @@ class KubernetesProvider:
         version = self.deployer.target_version(
             details["image"], deployment.version, live, details.get("accelerator", "cpu")
         )
+        version = dataclasses.replace(version, capture=capture_plan.of_details(details))
         stable_replicas = int(details.get("stable_replicas") or live.replicas or 1)
         bake = float(details.get("bake_seconds") or 0)
         rules = gates.LiveRules(**details["live"]) if details.get("live") else None
@@ -444,6 +459,7 @@ class KubernetesProvider:
             live.version,
             live.annotation(ANNOTATION_PREVIOUS_ACCELERATOR) or "cpu",
             live.annotation(ANNOTATION_ACCELERATOR) or "cpu",
+            capture=capture_plan.of_live(live.deployment),
         )
         self.deployer.apply_all(self.renderer.all(version), live, progress)
         outcome = self.deployer.watch(
@@ -473,6 +489,32 @@ class KubernetesProvider:
                     removed.append(f"{kind.lower()}/{name}")
                     progress(f"deleted {kind.lower()}/{name}")
         return removed
+
+    def captured(self, since: datetime | None = None) -> Iterator[monitoring.CapturedRecord]:
+        """What the model-server pods captured to stdout (see ``captured.py``); lines that
+        did not decode are counted in ``captured_skipped``."""
+        reader = CaptureReader(self.cluster, self.names, self.target.name)
+        records = reader.records(since)  # a UsageError at once, not on first iteration
+        self.captured_skipped = reader.skipped
+        return iter(records)
+
+    # -- batch (deployer batch: an indexed Job, see batch.py) ------------------------------
+
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: batch_types.BatchSpec, progress: Progress
+    ) -> batch_types.BatchJob:
+        job = self.batch_jobs.submit(release, image_ref, spec)
+        progress(f"created job/{job.job_id} in namespace {self.names.namespace}")
+        return job
+
+    def batch_status(self, job_id: str) -> batch_types.BatchJob:
+        return self.batch_jobs.status(job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        return self.batch_jobs.logs(job_id)
+
+    def batch_cancel(self, job_id: str) -> batch_types.BatchJob:
+        return self.batch_jobs.cancel(job_id)
 
     def route(self) -> Backend:
         options = self.options

@@ -5,6 +5,7 @@ whole ``Project.push`` flow against the fake API server whose pods run the real 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from k8sfake import DockerRuntime, FakeKube
 
 from deployer import Project
 from deployer.errors import MissingDependencyError
+from deployer.providers.monitoring import CaptureSpec
 
 pytestmark = pytest.mark.docker
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
@@ -106,6 +108,7 @@ def test_project_push_serves_the_real_model_through_the_service_proxy(
         f"    registry_username_env: {registry_env['registry_username_env']}\n"
         f"    registry_password_env: {registry_env['registry_password_env']}\n"
         "    replicas: 1\n    poll_interval: 0.1\n"
+        "monitoring:\n  capture:\n    sample: 1.0\n    redact: {hash: [x0]}\n"
     )
     project = Project.load(file)
     events: list[str] = []
@@ -131,9 +134,41 @@ def test_project_push_serves_the_real_model_through_the_service_proxy(
     config = container.attrs["HostConfig"]
     assert container.attrs["Config"]["User"] == "10001:10001"
     assert config["ReadonlyRootfs"] is True and config["CapDrop"] == ["ALL"]
+    # monitoring.capture reached the real container as the image's own setting, and the
+    # pod log API serves the real container's output (what captured() reads)
+    env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+    spec = CaptureSpec.from_env(env)
+    assert spec is not None and (spec.sample, spec.destination, spec.hash) == (
+        1.0,
+        "stdout",
+        ("x0",),
+    )
+    pods = docker_fake.objects("", "v1", "pods", "default")
+    runtime = docker_fake.runtime
+    assert isinstance(runtime, DockerRuntime) and runtime.logs(
+        image, pods[0]["metadata"]["name"], None
+    )
+    k8s: Any = project.providers(["k8s"])["k8s"]
+    records = list(k8s.captured())
+    assert k8s.captured_skipped == 0
+    if image_captures():  # the image's own capture (deployer.serving) is in this checkout
+        for _ in range(200):  # the image writes off the request path: wait for the lines
+            records = records or list(k8s.captured())
+            if records:
+                break
+            time.sleep(0.05)
+        assert records and all(len(r.rows[0]) == 4 for r in records if r.rows)
 
     again = project.push(["k8s"], journal_dir=None)
     assert again.ok and not again.targets[0].changed
     removed = project.destroy(["k8s"])["k8s"]
     assert "deployment/iris-test-k8s" in removed and "service/iris-test-k8s" in removed
     assert project.status(["k8s"])[0].state == "absent"
+
+
+def image_captures() -> bool:
+    """Whether the serving code this image was built from writes capture records."""
+    import deployer.serving
+
+    folder = Path(deployer.serving.__file__).parent
+    return any("CAPTURE_STDOUT_PREFIX" in f.read_text() for f in folder.rglob("*.py"))

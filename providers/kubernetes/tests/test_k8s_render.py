@@ -202,6 +202,7 @@ def test_templates_ship_inside_the_package() -> None:
         "hpa.yaml",
         "httproute.yaml",
         "ingress.yaml",
+        "job.yaml",
         "pdb.yaml",
         "service.yaml",
     ]

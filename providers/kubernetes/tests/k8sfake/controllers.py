@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from k8sfake.jobs import JobController
 from k8sfake.resources import CORE, GROUPS
 from k8sfake.selectors import selector_matches
 from k8sfake.store import Store, now, template_hash
@@ -75,6 +76,7 @@ class Controllers:
         self.progress: dict[str, tuple[str, float]] = {}  # deployment uid -> (hash, time)
         self.start_delay = 0.05
         self.logs: dict[tuple[str, str], list[str]] = {}
+        self.jobs = JobController(store, runtime, self.logs)
 
     def failure_for(self, image: str) -> Failure | None:
         for pattern, failure in self.failures.items():
@@ -93,6 +95,7 @@ class Controllers:
             self._collect_orphans()
             for pdb in list(self.store.items(PDBS)):
                 self._pdb(pdb)
+            self.jobs.tick()
 
     # -- deployments --------------------------------------------------------------------
 

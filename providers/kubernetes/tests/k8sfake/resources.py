@@ -110,6 +110,8 @@ GROUPS = [
         subresources=("status",),
     ),
 ]
+JOBS = Resource("batch", "v1", "jobs", "Job", subresources=("status",))
+GROUPS.append(JOBS)
 GATEWAY = Resource(
     "gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", subresources=("status",)
 )
@@ -188,6 +190,20 @@ def apply_defaults(kind: str, obj: dict[str, Any], allocate: Any) -> None:
     elif kind == "Pod":
         assert spec is not None
         _pod_spec_defaults(spec)
+    elif kind == "Job":
+        assert spec is not None
+        spec.setdefault("completionMode", "NonIndexed")
+        if "completions" not in spec and "parallelism" not in spec:  # as the API server does
+            spec["completions"] = 1
+        spec.setdefault("parallelism", 1)
+        spec.setdefault("backoffLimit", 6)
+        spec.setdefault("suspend", False)
+        spec.setdefault("manualSelector", False)
+        spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+        template = spec.setdefault("template", {})
+        template.setdefault("metadata", {})
+        _pod_spec_defaults(template.setdefault("spec", {}))
+        obj.setdefault("status", {})
     elif kind == "Service":
         assert spec is not None
         spec.setdefault("type", "ClusterIP")
@@ -270,6 +286,8 @@ def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None
                 causes.append((f"spec.template.spec.containers[{index}].image", "Required value"))
         if (spec.get("replicas") or 0) < 0:
             causes.append(("spec.replicas", "must be greater than or equal to 0"))
+    elif kind == "Job":
+        causes += _job_causes(name, spec, (old or {}).get("spec"))
     elif kind == "Service":
         if not spec.get("ports"):
             causes.append(("spec.ports", "Required value"))
@@ -291,3 +309,48 @@ def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None
         causes.append(("spec.maxReplicas", "must be greater than or equal to `minReplicas`"))
     if causes:
         raise Invalid(kind, name, causes)
+
+
+def _job_causes(
+    name: str, spec: dict[str, Any], old: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """What the API server refuses in a batch/v1 Job (a subset)."""
+    causes = []
+    pod = (spec.get("template") or {}).get("spec") or {}
+    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+        causes.append(
+            (
+                "spec.template.spec.restartPolicy",
+                f'Unsupported value: "{pod.get("restartPolicy")}": supported values: '
+                '"OnFailure", "Never"',
+            )
+        )
+    containers = pod.get("containers") or []
+    if not containers:
+        causes.append(("spec.template.spec.containers", "Required value"))
+    for index, container in enumerate(containers):
+        if not container.get("image"):
+            causes.append((f"spec.template.spec.containers[{index}].image", "Required value"))
+    for key in ("parallelism", "completions", "backoffLimit", "ttlSecondsAfterFinished"):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            causes.append((f"spec.{key}", "must be greater than or equal to 0"))
+    deadline = spec.get("activeDeadlineSeconds")
+    if deadline is not None and (not isinstance(deadline, int) or deadline <= 0):
+        causes.append(("spec.activeDeadlineSeconds", "must be greater than 0"))
+    if spec.get("completionMode") not in ("NonIndexed", "Indexed"):
+        causes.append(("spec.completionMode", "Unsupported value"))
+    if spec.get("completionMode") == "Indexed":
+        if spec.get("completions") is None:
+            causes.append(("spec.completions", "Required value: when completion mode is Indexed"))
+        elif spec["completions"] > 100000:
+            causes.append(("spec.completions", "must be less than or equal to 100000"))
+        if (spec.get("parallelism") or 0) > 100000:
+            causes.append(("spec.parallelism", "must be less than or equal to 100000"))
+        if len(name) > 63:
+            causes.append(("metadata.name", "must be no more than 63 characters"))
+    if old is not None:
+        for key in ("template", "completionMode", "completions", "selector"):
+            if key in spec and spec.get(key) != old.get(key) and not old.get("suspend"):
+                causes.append((f"spec.{key}", "Invalid value: field is immutable"))
+    return causes

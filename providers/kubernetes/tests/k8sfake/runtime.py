@@ -14,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
+import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -66,6 +69,8 @@ class EchoRuntime:
         self.scripts: dict[str, Traffic] = {}
         self.metrics: dict[str, PodMetrics] = {}  # pod (or image, through a Service) -> ...
         self.lock = threading.Lock()
+        self.environ: dict[str, dict[str, str]] = {}  # pod -> its container's env
+        self.log_lines: dict[str, list[tuple[float, str]]] = {}  # pod -> (time, line)
 
     def script(self, image: str, ok: int = 0, errors: int = 0, seconds: float = 0.002) -> None:
         """Each scrape of a pod running ``image`` adds this traffic to its counters."""
@@ -82,7 +87,41 @@ class EchoRuntime:
             return metrics.text()
 
     def ready(self, image: str, pod: dict[str, Any]) -> bool:
+        container = pod["spec"]["containers"][0]
+        env = {e["name"]: e.get("value", "") for e in container.get("env") or []}
+        with self.lock:
+            self.environ[pod["metadata"]["name"]] = env
         return True
+
+    def log(self, pod: str, line: str, at: float | None = None) -> None:
+        """A line on ``pod``'s stdout, written at ``at`` (epoch seconds; default now)."""
+        with self.lock:
+            self.log_lines.setdefault(pod, []).append((time.time() if at is None else at, line))
+
+    def logs(self, image: str, pod: str, since_seconds: int | None) -> list[str]:
+        """The pod's stdout, as the kubelet serves it (``sinceSeconds``)."""
+        cutoff = time.time() - since_seconds if since_seconds else float("-inf")
+        with self.lock:
+            return [line for at, line in self.log_lines.get(pod, []) if at >= cutoff]
+
+    def _capture(self, pod: str | None, body: bytes, predictions: list[Any]) -> None:
+        """What the image's capture writes to stdout when DEPLOYER_CAPTURE says so (every
+        request: tests set sample 1; feature names f0, f1, ...; no redaction)."""
+        from deployer.providers import monitoring
+
+        spec = monitoring.CaptureSpec.from_env(self.environ.get(pod or "", {}))
+        if spec is None or spec.destination != "stdout":
+            return
+        record: dict[str, Any] = {
+            "request_id": uuid.uuid4().hex,
+            "time": monitoring.format_time(datetime.now(timezone.utc)),
+        }
+        if spec.inputs:
+            record["rows"] = [{f"f{i}": v for i, v in enumerate(r)} for r in json.loads(body)]
+        if spec.outputs:
+            record["predictions"] = predictions
+        assert pod is not None
+        self.log(pod, monitoring.CAPTURE_STDOUT_PREFIX + json.dumps(record))
 
     def request(
         self,
@@ -102,6 +141,8 @@ class EchoRuntime:
         if path.startswith("/invocations"):
             with self.lock:
                 self.metrics.setdefault(key, PodMetrics()).observe("/invocations", status, 0.001)
+            if status == 200:
+                self._capture(pod, body, json.loads(data)["predictions"])
         return status, answer, data
 
     def _answer(
@@ -119,6 +160,24 @@ class EchoRuntime:
             return 200, headers, json.dumps(answer).encode()
         return 404, {"content-type": "application/json"}, b'{"error": "not found"}'
 
+    def run_pod(
+        self,
+        name: str,
+        image: str,
+        argv: list[str],
+        env: dict[str, str],
+        mounts: list[tuple[str, str, bool]],
+        user: str,
+    ) -> tuple[int, str]:
+        """A Job's pod: the batch runner's stand-in (``echo_batch``) over the mounts."""
+        from k8sfake import echo_batch
+
+        self.calls.append((image, "RUN", " ".join(argv)))
+        return echo_batch.run(argv, mounts)
+
+    def stop_pod(self, name: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -134,6 +193,18 @@ class DockerRuntime:
         self.containers: list[Any] = []
         self.errors: dict[str, str] = {}
         self._starting: list[threading.Thread] = []
+        self.by_image: dict[str, Any] = {}
+        self.jobs: dict[str, Any] = {}  # a Job pod's name -> its running container
+
+    def logs(self, image: str, pod: str, since_seconds: int | None) -> list[str]:
+        """The stdout of the image's container (shared by its pods), ``sinceSeconds`` on."""
+        container = self.by_image.get(image)
+        if container is None:
+            return []
+        since = int(time.time()) - since_seconds if since_seconds else None
+        # the kubelet's log holds both streams
+        text = container.logs(stdout=True, stderr=True, since=since).decode(errors="replace")
+        return text.splitlines()
 
     def ready(self, image: str, pod: dict[str, Any]) -> bool:
         with self.lock:
@@ -174,8 +245,11 @@ class DockerRuntime:
                 security_opt=["no-new-privileges"],
                 ports={"8080/tcp": ("127.0.0.1", None)},
                 labels={"deployer-test": "k8sfake"},
+                environment={e["name"]: e.get("value", "") for e in container_spec.get("env", [])},
             )
             self.containers.append(container)
+            with self.lock:
+                self.by_image[image] = container
             container.reload()
             port = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
             with self.lock:
@@ -197,6 +271,59 @@ class DockerRuntime:
             return 503, {"content-type": "text/plain"}, b"container not running"
         response = httpx.request(method, url + path, headers=headers, content=body, timeout=30)
         return response.status_code, dict(response.headers), response.content
+
+    def run_pod(
+        self,
+        name: str,
+        image: str,
+        argv: list[str],
+        env: dict[str, str],
+        mounts: list[tuple[str, str, bool]],
+        user: str,
+    ) -> tuple[int, str]:
+        """A Job's pod: the real image run to its end with the pod's command, env, user and
+        volumes (host folders), read-only root and no capabilities, as the kubelet would."""
+        from docker.types import Mount
+
+        repository, _, digest = image.partition("@")
+        if digest:
+            self.client.images.pull(repository, tag=digest, auth_config=self.auth)
+        container = self.client.containers.run(
+            image,
+            entrypoint=argv[:1],
+            command=argv[1:],
+            environment=env,
+            detach=True,
+            user=user,
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=64m"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            network_disabled=True,
+            mounts=[
+                Mount(inside, folder, type="bind", read_only=read_only)
+                for folder, inside, read_only in mounts
+                if inside != "/tmp"
+            ],
+            labels={"deployer-test": "k8sfake", "k8sfake-pod": name},
+        )
+        with self.lock:
+            self.jobs[name] = container
+        try:
+            code = int(container.wait()["StatusCode"])
+            output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        finally:
+            with self.lock:
+                self.jobs.pop(name, None)
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+        return code, output
+
+    def stop_pod(self, name: str) -> None:
+        container = self.jobs.get(name)
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.kill()
 
     def close(self) -> None:
         # a container still being started would be created after the clean-up below

@@ -110,6 +110,10 @@ class FakeKube:
         self.users.tokens[token] = user
         self.users.allowed[user] = verbs
 
+    def add_claim(self, name: str, folder: Path) -> None:
+        """A PersistentVolumeClaim whose volume is ``folder`` on this machine (Job pods)."""
+        self.controllers.jobs.claims[name] = str(folder)
+
     def add_namespace(self, name: str) -> None:
         self.store.namespaces.add(name)
 
@@ -167,6 +171,7 @@ class FakeKube:
         self.server.server_close()
         for thread in self._threads:
             thread.join(timeout=30)
+        self.controllers.jobs.close()
         self.runtime.close()
 
     # -- internals ------------------------------------------------------------------------
@@ -445,8 +450,16 @@ class FakeKube:
         self, request: Request, namespace: str, name: str
     ) -> tuple[int, dict[str, str], bytes]:
         with self.store.lock:
-            self.store.get(PODS, namespace, name)
+            pod = self.store.get(PODS, namespace, name)
             lines = list(self.controllers.logs.get((namespace, name), []))
+        since = request.query.get("sinceSeconds")
+        if since is not None and (not since.isdigit() or int(since) < 1):
+            raise ApiError(400, "BadRequest", f"sinceSeconds: must be greater than 0: {since}")
+        reader = getattr(self.runtime, "logs", None)
+        job_pod = "batch.kubernetes.io/controller-uid" in (pod["metadata"].get("labels") or {})
+        if reader is not None and not job_pod:  # what a model server wrote (Docker: the real)
+            image = pod["spec"]["containers"][0]["image"]
+            lines += reader(image, name, int(since) if since else None)
         tail = request.query.get("tailLines")
         if tail:
             lines = lines[-int(tail) :]

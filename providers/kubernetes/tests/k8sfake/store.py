@@ -377,7 +377,8 @@ class Store:
         previous = owners.get(manager)
         others = [o.fields for m, o in owners.items() if m != manager]
         if previous is not None:
-            for path in sorted(previous.fields - new_fields, key=len, reverse=True):
+            # a whole keyed item first: its key fields removed first would orphan the rest
+            for path in sorted(previous.fields - new_fields, key=len):
                 if not patches.owned_by_others(path, others):
                     patches.remove_path(merged, path)
         if force:

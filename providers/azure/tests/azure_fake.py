@@ -42,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from azure_capture_fake import CaptureStore
 from azure_metrics_fake import FakeMetrics, Served
 from azure_rest_check import deployment_problems, endpoint_problems
 from tls_support import TLSCertificate
@@ -205,6 +206,8 @@ class FakeAzureML:
         self.failed_logs: dict[tuple[str, str], str] = {}
         self.refused: list[str] = []  # why a body was refused (azure_rest_check)
         self.metrics = FakeMetrics()  # Azure Monitor over what the scoring URI served
+        # datastores, data assets, the data collector's output (azure_capture_fake.py)
+        self.capture = CaptureStore(self.workspace_id)
         # scripts
         self.rules: list[Rule] = []
         self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
@@ -353,6 +356,10 @@ class FakeAzureML:
                 rf"/?{WS}/onlineEndpoints/(?P<ep>[^/]+)/providers/Microsoft\.Insights/metrics",
                 self._metrics,
             ),
+            ("PUT", rf"{WS}/data/(?P<name>[^/]+)/versions/(?P<ver>[^/]+)", self._put_data),
+            ("GET", rf"{WS}/data/(?P<name>[^/]+)/versions/(?P<ver>[^/]+)", self._get_data),
+            ("GET", rf"{WS}/datastores", self._list_datastores),
+            ("GET", rf"{WS}/datastores/(?P<name>[^/]+)", self._get_datastore),
             ("GET", rf"{ACR}", self._registry),
             ("POST", rf"{ACR}/listCredentials", self._registry_credentials),
             ("GET", r"/operations/(?P<op>[^/]+)", self._operation),
@@ -593,8 +600,21 @@ class FakeAzureML:
             return _error(404, "ResourceNotFound", f"Deployment '{d}' was not found.")
         return _Response(200, resource)
 
+    def _put_data(self, request: _Request, name: str, ver: str, **_: str) -> _Response:
+        return _Response(*self.capture.put_data(request.json(), name, ver))
+
+    def _get_data(self, request: _Request, name: str, ver: str, **_: str) -> _Response:
+        return _Response(*self.capture.get_data(name, ver))
+
+    def _list_datastores(self, request: _Request, **_: str) -> _Response:
+        return _Response(200, {"value": list(self.capture.datastores.values())})
+
+    def _get_datastore(self, request: _Request, name: str, **_: str) -> _Response:
+        return _Response(*self.capture.get_datastore(name))
+
     def _put_dep(self, request: _Request, ep: str, d: str, **_: str) -> _Response:
         problems = deployment_problems(request.json())
+        problems += self.capture.collector_problems(request.json())
         if problems:
             return self._refuse(problems)
         body = request.json() or {}
@@ -802,6 +822,15 @@ class FakeAzureML:
             ep, chosen, request.body, dict(request.headers)
         )
         took_ms = (time.monotonic() - started) * 1000.0
+        with self.lock:
+            resource = self.deployments.get((ep, chosen))
+        if resource is not None and status == 200:
+            request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+            self.capture.write_payloads(
+                resource,
+                (request.body, request.headers.get("content-type", ""), request_id),
+                (body, content_type),
+            )
         self.metrics.record(ep, Served(self.metrics.clock(), chosen, status, took_ms))
         with self.lock:
             self.scoring_calls.append((ep, chosen, status))

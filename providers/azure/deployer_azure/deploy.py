@@ -55,8 +55,9 @@ def deploy(
                 progress(f"{ws.target}: version {release.version} is already live ({new})")
                 return Deployment(ws.target, release.version, previous, False, details)
             progress(f"updating deployment {new}: {capture.describe(release.capture)}")
-            tags = {**(current.tags or {}), capture.TAG_CAPTURE: capture.tag(release.capture, where)}
-            current.tags, current.data_collector = tags, collector
+            wanted = capture.tag(release.capture, where)
+            current.tags = {**(current.tags or {}), capture.TAG_CAPTURE: wanted}
+            current.data_collector = collector
             ws.pollers[new] = ws.ml.online_deployments.begin_create_or_update(current)
             return Deployment(ws.target, release.version, previous, True, details)
         if endpoint is None:

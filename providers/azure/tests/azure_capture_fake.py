@@ -18,6 +18,7 @@ and the JSON lines Azure's payload logging writes to blob storage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -209,10 +210,8 @@ class CaptureStore:
         blob = f"{match['path']}/{now:%Y/%m/%d/%H}/{self.instance}.jsonl"
         assert self.connection is not None
         service = BlobServiceClient.from_connection_string(self.connection)
-        try:
+        with contextlib.suppress(ResourceExistsError):
             service.create_container(container)
-        except ResourceExistsError:
-            pass
         client = service.get_blob_client(container, blob)
         if not client.exists():
             client.create_append_blob()

@@ -73,8 +73,11 @@ def test_an_identical_push_changes_nothing_and_a_new_rate_updates_in_place(
     faster = CaptureSpec(sample=1.0, outputs=False)
     plan = provider.plan(captured_release(1, faster))
     assert [(c.action, c.detail) for c in plan.changes] == [
-        ("update", "data collector: request payloads, sampling_rate 1, rolling hourly, to "
-         "azureml://datastores/workspaceblobstore/paths/modelDataCollector")
+        (
+            "update",
+            "data collector: request payloads, sampling_rate 1, rolling hourly, to "
+            "azureml://datastores/workspaceblobstore/paths/modelDataCollector",
+        )
     ]
     assert push(provider, fake, 1, faster).healthy
     puts = deployment_puts(fake, 1)
@@ -155,6 +158,5 @@ def test_the_fake_refuses_a_collector_outside_the_services_limits(fake: FakeAzur
     assert any("dataId: '/nope' is not a data asset" in p for p in problems)
     empty = {"properties": {"dataCollector": {"collections": {}}}}
     assert fake.capture.collector_problems(empty) == [
-        "onlineDeployment.properties.dataCollector.collections: required, at least one "
-        "collection"
+        "onlineDeployment.properties.dataCollector.collections: required, at least one collection"
     ]

@@ -50,7 +50,7 @@ def deploy(
             else None
         )
         if previous == release.version and status(ws).healthy:
-            current = deployments[live]
+            current = deployments[str(live)]
             if capture.live_tag(current) == capture.tag(release.capture, where):
                 progress(f"{ws.target}: version {release.version} is already live ({new})")
                 return Deployment(ws.target, release.version, previous, False, details)

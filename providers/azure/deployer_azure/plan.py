@@ -26,7 +26,7 @@ def plan(ws: Workspace, release: Release) -> Plan:
         changes.append(Change("create", f"endpoint {ws.endpoint}", f"auth {options.auth_mode}"))
     wanted = capture.tag(release.capture, where)
     if live_version == release.version:
-        if problems or capture.live_tag(deployments.get(live)) == wanted:
+        if problems or capture.live_tag(deployments.get(live or "")) == wanted:
             changes.append(Change("keep", f"deployment {new}", "already serving this version"))
         else:
             changes.append(Change("update", f"deployment {new}", capture.describe(release.capture)))

@@ -28,6 +28,8 @@ registry, deploy, waiting, promote, status, invoke, destroy, backends), all shar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import ClassVar
 
 from deployer.providers import (
@@ -46,6 +48,7 @@ from deployer.providers import (
     Target,
     parse_options,
 )
+from deployer.providers.monitoring import CapturedRecord
 from deployer_azure import backends, deploy, destroy, invoke, plan, registry, status, waiting
 from deployer_azure.options import AzureOptions, concurrency
 from deployer_azure.scoring import ScoringSecret
@@ -150,6 +153,14 @@ class AzureMLProvider:
 
     def route(self) -> Backend:
         return backends.route(self.workspace, self.name)
+
+    # -- capture (capture.py, captured.py) --------------------------------------------------
+
+    def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
+        """What the deployments' data collector logged at or after ``since`` (captured.py)."""
+        from deployer_azure.captured import captured
+
+        return captured(self.workspace, since)
 
     # -- for the router's signer (router_auth.py) -------------------------------------------
 

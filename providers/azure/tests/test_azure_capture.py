@@ -6,13 +6,18 @@ writes its JSON lines to Azurite as Azure's collector does)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from azure_fake import FakeAzureML
 from azure_support import image_ref, release
+from azurite_support import azurite_blob
 
-from deployer.providers import Strategy
+from deployer.providers import Strategy, UsageError
 from deployer.providers.monitoring import CaptureSpec
 from deployer_azure import names
 
@@ -160,3 +165,92 @@ def test_the_fake_refuses_a_collector_outside_the_services_limits(fake: FakeAzur
     assert fake.capture.collector_problems(empty) == [
         "onlineDeployment.properties.dataCollector.collections: required, at least one collection"
     ]
+
+
+@pytest.fixture(scope="module")
+def azurite() -> Iterator[str]:
+    with azurite_blob() as connection:
+        yield connection
+
+
+@pytest.fixture
+def collecting(fake: FakeAzureML, azurite: str, monkeypatch: pytest.MonkeyPatch) -> FakeAzureML:
+    """The fake's collector writes to Azurite, and ``az://`` reads find it."""
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
+    fake.capture.connection = azurite
+    fake.capture.datastores["workspaceblobstore"]["properties"]["containerName"] = (
+        f"blobstore-{uuid.uuid4().hex[:12]}"  # a fresh container per test
+    )
+    return fake
+
+
+def test_captured_reads_the_collectors_json_lines_back(
+    collecting: FakeAzureML, make_provider: Any
+) -> None:
+    provider = make_provider()
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    assert push(provider, collecting, 1, CaptureSpec(sample=1.0)).healthy
+    bodies = [
+        {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]},
+        [{"sepal": 1.0, "petal": 2.0}],
+    ]
+    for body in bodies:
+        assert provider.invoke(json.dumps(body).encode(), "application/json").status == 200
+    written = collecting.capture.written
+    assert {w.record["type"] for w in written} == {
+        "azureml.inference.request",
+        "azureml.inference.response",
+    }
+    assert all(w.blob.startswith("modelDataCollector/iris-azure/v") for w in written)
+
+    records = list(provider.captured(since=before))
+    smoke = [{str(i): 0 for i in range(4)}] * 2  # wait()'s smoke test, captured too
+    assert [r.rows for r in records][:1] == [smoke]
+    assert sorted(map(json.dumps, (r.rows for r in records[1:]))) == sorted(
+        map(
+            json.dumps,
+            [
+                [
+                    {"0": 5.1, "1": 3.5, "2": 1.4, "3": 0.2},
+                    {"0": 6.7, "1": 3.0, "2": 5.2, "3": 2.3},
+                ],
+                [{"sepal": 1.0, "petal": 2.0}],
+            ],
+        )
+    )
+    assert sorted(len(r.predictions or []) for r in records) == [1, 2, 2]
+    assert {r.version for r in records} == {release(1).version}
+    assert all(r.time >= before for r in records)
+    assert len({r.request_id for r in records}) == 3
+    # nothing written after this moment: an empty answer, not an error
+    assert list(provider.captured(since=datetime.now(timezone.utc) + timedelta(hours=2))) == []
+
+
+def test_sampling_writes_about_the_rate_and_no_capture_is_a_usage_error(
+    collecting: FakeAzureML, make_provider: Any
+) -> None:
+    provider = make_provider()
+    assert push(provider, collecting, 1, None).healthy
+    with pytest.raises(UsageError, match="no deployment of endpoint iris-azure collects data"):
+        list(provider.captured())
+    assert push(provider, collecting, 1, CaptureSpec(sample=0.25)).healthy
+    for _ in range(40):
+        provider.invoke(b"[[1, 2, 3, 4]]", "application/json")
+    sampled = len(list(provider.captured()))
+    assert 0 < sampled < 40  # seeded: the fake samples as Azure does, not every call
+    assert len(collecting.capture.written) == 2 * sampled
+
+
+@pytest.mark.parametrize(
+    ("data", "rows"),
+    [
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}, [{"a": 1, "b": 2}]),
+        ({"inputs": [3, 4]}, [{"0": 3, "1": 4}]),
+        ([[1], [2]], [{"0": 1}, {"0": 2}]),
+        ("a,b\n1,2", []),
+    ],
+)
+def test_a_request_payload_becomes_named_rows(data: Any, rows: list[Any]) -> None:
+    from deployer_azure.captured import _rows
+
+    assert _rows(data) == rows

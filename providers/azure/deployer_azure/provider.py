@@ -48,6 +48,7 @@ from deployer.providers import (
     Target,
     parse_options,
 )
+from deployer.providers.batch import BatchJob, BatchSpec
 from deployer.providers.monitoring import CapturedRecord
 from deployer_azure import backends, deploy, destroy, invoke, plan, registry, status, waiting
 from deployer_azure.options import AzureOptions, concurrency
@@ -161,6 +162,31 @@ class AzureMLProvider:
         from deployer_azure.captured import captured
 
         return captured(self.workspace, since)
+
+    # -- batch (batch.py) ---------------------------------------------------------------------
+
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
+    ) -> BatchJob:
+        """A job on the target's batch endpoint (a batch deployment of the image)."""
+        from deployer_azure import batch
+
+        return batch.submit(self.workspace, release, image_ref, spec, progress)
+
+    def batch_status(self, job_id: str) -> BatchJob:
+        from deployer_azure import batch
+
+        return batch.status(self.workspace, job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        from deployer_azure import batch
+
+        return batch.logs(self.workspace, job_id)
+
+    def batch_cancel(self, job_id: str) -> BatchJob:
+        from deployer_azure import batch
+
+        return batch.cancel(self.workspace, job_id)
 
     # -- for the router's signer (router_auth.py) -------------------------------------------
 

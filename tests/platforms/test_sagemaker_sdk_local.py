@@ -27,7 +27,6 @@ What the SDK (2.257) does, read in sagemaker/local/image.py and checked here:
 
 from __future__ import annotations
 
-import socket
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,27 +129,6 @@ def expected(iris_project: Any, seen: Any) -> dict[str, np.ndarray]:
     model = joblib.load(iris_project.model_path)
     rows = np.array(seen["rows"], dtype=np.float64)
     return {"predict": model.predict(rows), "predict_proba": model.predict_proba(rows)}
-
-
-def test_a_taken_port_fails_at_once(tmp_path: Path) -> None:
-    """The SDK would poll /ping for two minutes on a port it could not publish (or trust
-    whatever answers there): the driver refuses a taken port before deploying."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        (tmp_path / "home").mkdir()
-        seen = run_client(
-            "sagemaker",
-            "sagemaker_local.py",
-            "deployer-test-never-run:none",
-            str(tmp_path / "model.tar.gz"),
-            str(port),
-            str(tmp_path),
-            env=sdk_environment(tmp_path / "home"),
-            timeout=120,
-        )
-    assert seen["error"] == f"port {port} on 127.0.0.1 is taken: cannot publish on it"
 
 
 def test_deploys_offline_on_loopback(seen: Any, iris_image: Any) -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,26 +126,6 @@ def expected(iris_project: Any, seen: Any) -> dict[str, np.ndarray]:
     model = joblib.load(iris_project.model_path)
     rows = np.array(seen["rows"], dtype=np.float64)
     return {"predict": model.predict(rows), "predict_proba": model.predict_proba(rows)}
-
-
-def test_a_taken_port_fails_at_once(tmp_path: Path) -> None:
-    """The SDK would wait for a health check on a port it could not publish (or trust
-    whatever answers there): the driver refuses a taken port before serving."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        (tmp_path / "home").mkdir()
-        seen = run_client(
-            "vertexai",
-            "vertex_local.py",
-            "deployer-test-never-run:none",
-            str(tmp_path),
-            str(port),
-            env=sdk_environment(tmp_path / "home"),
-            timeout=120,
-        )
-    assert seen["error"] == f"port {port} on 127.0.0.1 is taken: cannot publish on it"
 
 
 def test_serves_offline_on_loopback_with_the_models_routes(seen: Any, iris_image: Any) -> None:

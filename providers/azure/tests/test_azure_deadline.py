@@ -67,7 +67,10 @@ def test_a_linear_rollout_past_the_deadline_is_stopped_and_traffic_restored(
     provider = make_provider()
     push(provider, fake, 1, "all-at-once", 0, 120)
     updates = len(fake.traffic_updates(EP))
-    monkeypatch.setattr("deployer_azure.promote.time", SkippingClock())
+    clock = SkippingClock()
+    monkeypatch.setattr("deployer_azure.promote.time", clock)
+    monkeypatch.setattr("deployer_azure.promote.bake_sleep", clock.sleep)  # a bake: no wall time
+    monkeypatch.setattr("deployer_azure.promote.bake_clock", clock.monotonic)
     # 30% baked 60 s fits in 100 s; 60% with another 60 s bake does not
     status = push(provider, fake, 2, "linear:30", bake=60, timeout=100)
     assert status.state == "failed" and status.version == release(1).version

@@ -1,0 +1,72 @@
+"""Resumable batch output: one output file assembled from chunk files.
+
+While a file is scored its output lives in ``<output>.partial/``: chunk k's rows in
+``k.part`` and then its record (rows, scored, failed, failures, output columns) in
+``k.json``, each written to a temporary name, synced and renamed, so a chunk is either
+done (its record exists) or not there at all. A re-run after Ctrl-C or a crash skips the
+done chunks (no row scored twice) and scores the rest (none lost); the last chunk done,
+the parts are joined in order into ``<output>`` (renamed into place) and the folder removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+from deployer.serving.batch_files import Writer, concatenate
+
+
+class Parts:
+    """The chunk files of one output file."""
+
+    def __init__(self, output: str, fmt: str) -> None:
+        self.output, self.fmt = output, fmt
+        self.folder = output + ".partial"
+
+    def _path(self, index: int, ext: str) -> str:
+        return os.path.join(self.folder, f"{index:09d}.{ext}")
+
+    def done(self) -> dict[int, dict[str, Any]]:
+        """The records of the chunks already done, by chunk index."""
+        if not os.path.isdir(self.folder):
+            return {}
+        records = {}
+        for name in os.listdir(self.folder):
+            stem, _, ext = name.partition(".")
+            if ext == "json" and stem.isdigit():
+                with open(os.path.join(self.folder, name), encoding="utf-8") as f:
+                    records[int(stem)] = json.load(f)
+        return records
+
+    def write(
+        self,
+        index: int,
+        names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        record: dict[str, Any],
+    ) -> None:
+        """Chunk ``index``: its rows, then its record (what marks it done)."""
+        os.makedirs(self.folder, exist_ok=True)
+        part = self._path(index, "part")
+        writer = Writer(part + ".tmp", self.fmt, names, header=False)
+        writer.write(rows)
+        writer.close()
+        os.replace(part + ".tmp", part)
+        meta = self._path(index, "json")
+        with open(meta + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({**record, "names": list(names)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(meta + ".tmp", meta)
+
+    def assemble(self, names: Sequence[str]) -> None:
+        """Join every done chunk, in order, into the output file; remove the parts."""
+        indexes = sorted(self.done())
+        parts = [self._path(i, "part") for i in indexes]
+        temporary = self.output + ".tmp"
+        concatenate(parts, self.fmt, names, temporary)
+        os.replace(temporary, self.output)
+        shutil.rmtree(self.folder, ignore_errors=True)

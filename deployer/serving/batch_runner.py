@@ -1,0 +1,361 @@
+"""The in-image batch runner: score files of rows with the model the server would load.
+
+Command line (exit 0: every row scored; 1: some rows failed, each failure one JSON line on
+stderr ``{"file", "rows", "error"}``; 2: bad input; 3: the model or a library missing)::
+
+    python -m deployer.serving.batch_runner --input PATH --output PATH [--format csv|jsonl|parquet]
+        [--keep a,b] [--label y] [--columns a,b,c] [--rows-per-batch N]
+        [--shard-index I --shard-count N] [--progress]
+
+PATH: a file, or a folder of files (then ``--output`` is a folder: one output file per
+input file, same name, the format's extension). Shard I of N takes every Nth file of the
+folder (sorted by name: files I, I+N, ...); with one input file it takes every Nth chunk of
+``--rows-per-batch`` rows (chunks I, I+N, ...) into ``<stem>.shard-I-of-N<ext>``. Output:
+per input row, in input order, the keep columns then ``prediction`` (or ``prediction_0``..
+for a model answering several values per row; JSON Lines: one list). ``--progress`` prints
+one JSON line per chunk on stdout. Interrupted runs resume (``deployer.serving.batch_parts``).
+Parquet needs pyarrow (not in the serving image: the host converts for the local target).
+
+Functions for other drivers (the Azure ML scoring script, the local target in process)::
+
+    load(settings: ServingSettings | None = None, method: str | None = None) -> Scorer
+    score_file(scorer: Scorer, in_path: str, out_path: str, options: BatchOptions,
+               on_chunk: Callable[[FileCounts], None] | None = None) -> FileCounts
+    score_path(scorer: Scorer, input: str, output: str, options: BatchOptions,
+               on_chunk=None) -> list[FileCounts]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from deployer.serving.batch_files import (
+    SUFFIX,
+    Chunk,
+    InputError,
+    format_of,
+    input_files,
+    read_chunks,
+)
+from deployer.serving.batch_files import MissingPyarrow as MissingPyarrow
+from deployer.serving.batch_parts import Parts
+from deployer.serving.batch_shaping import Layout, features, kept, layout, model_feature_names
+from deployer.serving.errors import HTTPError
+from deployer.serving.runner import ModelRunner
+from deployer.serving.settings import ServingSettings
+from deployer.serving.tensors import named_outputs, per_row, select
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to read and shape the input (the command line's options)."""
+
+    format: str | None = None
+    keep: tuple[str, ...] = ()
+    label: str | None = None
+    columns: tuple[str, ...] = ()
+    rows_per_batch: int = 1000
+    shard_index: int = 0
+    shard_count: int = 1
+
+
+@dataclass
+class FileCounts:
+    """One input file's outcome: rows read, scored, failed, and the failures."""
+
+    input: str
+    output: str
+    rows: int = 0
+    scored: int = 0
+    failed: int = 0
+    skipped: bool = False  # already complete from an earlier run
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Scorer:
+    """The loaded model and the method batch answers with (the server's default)."""
+
+    def __init__(self, runner: ModelRunner, method: str | None = None) -> None:
+        self.runner = runner
+        self.model = runner.require_model()
+        self.signature = self.model.signature
+        self.method = method or runner.default_method()
+        self.model_names = model_feature_names(self.model)
+
+    def predict(self, inputs: Any) -> list[Any]:
+        """One value (or list) per row; BadRequest or the model's own error."""
+        if self.signature.is_tensor:
+            default = self.runner.settings.default_method or None
+            result = self.runner._predict_now(inputs, self.signature.methods[0])
+            return per_row(select(named_outputs(result, self.signature), default))
+        return list(np.asarray(self.runner._predict_now(inputs, self.method)).tolist())
+
+
+def load(settings: ServingSettings | None = None, method: str | None = None) -> Scorer:
+    """The model as the server loads it (``ModelRunner``: flavour, threshold); settings
+    from the image's environment when not given. RuntimeError when it fails to load."""
+    runner = ModelRunner(settings or ServingSettings.from_environment())
+    runner.start(exit_on_failure=False).join()
+    if runner.model is None:
+        raise RuntimeError(runner.load_error or "the model failed to load")
+    return Scorer(runner, method)
+
+
+def _prediction_names(values: list[Any], fmt: str) -> list[str]:
+    first = values[0] if values else None
+    flat = isinstance(first, list) and all(not isinstance(v, (list, dict)) for v in first)
+    if fmt != "jsonl" and flat and len(first) > 1:
+        return [f"prediction_{i}" for i in range(len(first))]
+    return ["prediction"]
+
+
+def _cells(value: Any, width: int, fmt: str) -> list[Any]:
+    if width > 1:
+        return list(value)
+    if fmt != "jsonl" and isinstance(value, (list, dict)):
+        return [orjson.dumps(value).decode()]
+    return [value]
+
+
+def _span(rows: list[int]) -> str:
+    """Row numbers (1 = the first data row) as ``3`` or ``3-40``."""
+    return str(rows[0]) if len(rows) == 1 else f"{rows[0]}-{rows[-1]}"
+
+
+def _score_rows(
+    scorer: Scorer, chunk: Chunk, plan: Layout, path: str
+) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
+    """(row offset, prediction) for each row scored, and the failures (each row alone
+    when the chunk fails, to name the rows)."""
+    try:
+        values = scorer.predict(features(chunk.rows, plan, scorer.signature))
+        return list(enumerate(values)), []
+    except Exception as whole:
+        if len(chunk.rows) == 1:
+            return [], [_failure(path, [chunk.start + 1], whole)]
+    good: list[tuple[int, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for offset, row in enumerate(chunk.rows):
+        try:
+            good.append((offset, scorer.predict(features([row], plan, scorer.signature))[0]))
+        except Exception as exc:
+            failure = _failure(path, [chunk.start + offset + 1], exc)
+            last = failures[-1] if failures else None
+            if last and last["error"] == failure["error"] and last["_end"] == offset + chunk.start:
+                last["_end"] = offset + chunk.start + 1
+                last["rows"] = f"{last['rows'].split('-')[0]}-{offset + chunk.start + 1}"
+            else:
+                failures.append(failure)
+    return good, failures
+
+
+def _failure(path: str, rows: list[int], exc: Exception) -> dict[str, Any]:
+    message = exc.message if isinstance(exc, HTTPError) else f"{type(exc).__name__}: {exc}"
+    return {"file": path, "rows": _span(rows), "error": message, "_end": rows[-1]}
+
+
+def score_file(
+    scorer: Scorer,
+    in_path: str,
+    out_path: str,
+    options: BatchOptions,
+    on_chunk: Callable[[FileCounts], None] | None = None,
+    chunk_shard: bool = False,
+) -> FileCounts:
+    """Score one file into ``out_path`` (resumably); ``chunk_shard``: only this shard's chunks."""
+    counts = FileCounts(in_path, out_path)
+    if os.path.exists(out_path) and not os.path.isdir(out_path + ".partial"):
+        counts.skipped = True
+        return counts
+    fmt = format_of(in_path, options.format)
+    parts = Parts(out_path, fmt)
+    done = parts.done()
+    names: list[str] | None = None
+    for record in done.values():
+        names = names or record["names"]
+        counts.rows += record["rows"]
+        counts.scored += record["scored"]
+        counts.failed += record["failed"]
+        counts.failures.extend(record["failures"])
+    plan: Layout | None = None
+    for chunk in read_chunks(in_path, fmt, options.rows_per_batch):
+        if chunk_shard and chunk.index % options.shard_count != options.shard_index:
+            continue
+        if plan is None:
+            sig = scorer.signature
+            plan = layout(
+                in_path,
+                chunk,
+                sig,
+                options.columns,
+                options.keep,
+                options.label,
+                scorer.model_names,
+                text=fmt == "csv",
+            )
+        if chunk.index in done:
+            continue
+        good, failures = _score_rows(scorer, chunk, plan, in_path)
+        for failure in failures:
+            failure.pop("_end", None)
+        values = [value for _, value in good]
+        if names is None and values:
+            names = [*plan.keep_names, *_prediction_names(values, fmt)]
+        width = len(names or []) - len(plan.keep_names)
+        keeps = kept([chunk.rows[offset] for offset, _ in good], plan)
+        rows = [k + _cells(v, width, fmt) for k, v in zip(keeps, values, strict=False)]
+        record = {
+            "rows": len(chunk.rows),
+            "scored": len(good),
+            "failed": len(chunk.rows) - len(good),
+            "failures": failures,
+        }
+        parts.write(chunk.index, names or [], rows, record)
+        counts.rows += record["rows"]
+        counts.scored += record["scored"]
+        counts.failed += record["failed"]
+        counts.failures.extend(failures)
+        if on_chunk is not None:
+            on_chunk(counts)
+    if names is None:
+        names = [*(plan.keep_names if plan else options.keep), "prediction"]
+    parts.assemble(names)
+    return counts
+
+
+def outputs_for(input: str, output: str, options: BatchOptions) -> list[tuple[str, str, bool]]:
+    """(input file, output file, shard by chunks) for this shard."""
+    files = input_files(input)
+    count, index = options.shard_count, options.shard_index
+    if not 0 <= index < count:
+        raise InputError(
+            f"--shard-index {index}: expected 0 to {count - 1} (--shard-count {count})"
+        )
+    if os.path.isdir(input):
+        os.makedirs(output, exist_ok=True)
+        chosen = files[index::count]
+        return [(f, os.path.join(output, _out_name(f, options)), False) for f in chosen]
+    target = output
+    if output.endswith(os.sep) or os.path.isdir(output):
+        os.makedirs(output, exist_ok=True)
+        target = os.path.join(output, _out_name(files[0], options))
+    if count > 1:
+        stem, ext = os.path.splitext(target)
+        target = f"{stem}.shard-{index}-of-{count}{ext}"
+    parent = os.path.dirname(target)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    return [(files[0], target, count > 1)]
+
+
+def _out_name(path: str, options: BatchOptions) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem + SUFFIX[format_of(path, options.format)]
+
+
+def score_path(
+    scorer: Scorer,
+    input: str,
+    output: str,
+    options: BatchOptions,
+    on_chunk: Callable[[FileCounts], None] | None = None,
+) -> list[FileCounts]:
+    """Score a file or a folder of files (this shard's part); one FileCounts per file."""
+    return [
+        score_file(scorer, src, dst, options, on_chunk, chunk_shard=by_chunk)
+        for src, dst, by_chunk in outputs_for(input, output, options)
+    ]
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, BatchOptions]:
+    parser = argparse.ArgumentParser(prog="python -m deployer.serving.batch_runner")
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--format", choices=("csv", "jsonl", "parquet"))
+    parser.add_argument("--keep", default="")
+    parser.add_argument("--label")
+    parser.add_argument("--columns", default="")
+    parser.add_argument("--rows-per-batch", type=int, default=1000)
+    parser.add_argument("--shard-index", type=int, default=0)
+    parser.add_argument("--shard-count", type=int, default=1)
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.rows_per_batch < 1 or args.shard_count < 1:
+        parser.error("--rows-per-batch and --shard-count must be at least 1")
+    options = BatchOptions(
+        args.format,
+        _names(args.keep),
+        args.label,
+        _names(args.columns),
+        args.rows_per_batch,
+        args.shard_index,
+        args.shard_count,
+    )
+    return args, options
+
+
+def _emit(stream: Any, payload: dict[str, Any]) -> None:
+    stream.write(orjson.dumps(payload).decode() + "\n")
+    stream.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, options = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        plan = outputs_for(args.input, args.output, options)
+    except InputError as exc:
+        _emit(sys.stderr, {"error": str(exc)})
+        return 2
+    try:
+        scorer = load()
+    except Exception as exc:
+        _emit(sys.stderr, {"error": f"model failed to load: {exc}"})
+        return 3
+
+    def progress(counts: FileCounts) -> None:
+        if args.progress:
+            _emit(
+                sys.stdout,
+                {
+                    "event": "progress",
+                    "file": counts.input,
+                    "rows": counts.rows,
+                    "scored": counts.scored,
+                    "failed": counts.failed,
+                },
+            )
+
+    failed = 0
+    for src, dst, by_chunk in plan:
+        try:
+            counts = score_file(scorer, src, dst, options, progress, chunk_shard=by_chunk)
+        except MissingPyarrow as exc:
+            _emit(sys.stderr, {"error": str(exc)})
+            return 3
+        except InputError as exc:
+            _emit(sys.stderr, {"error": str(exc)})
+            return 2
+        for failure in counts.failures:
+            _emit(sys.stderr, failure)
+        failed += counts.failed
+        _emit(sys.stdout, {"event": "file", **counts.to_dict(), "failures": len(counts.failures)})
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

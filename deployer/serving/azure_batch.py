@@ -57,7 +57,7 @@ def output_name(path: str, format: str | None) -> str:
 
 def init() -> None:
     """Load the model (once per process), as the server does."""
-    from deployer.serving import batch_runner
+    import deployer.serving.batch_runner as batch_runner
 
     _state["options"] = batch_runner.BatchOptions(**options_from(os.environ))
     _state["scorer"] = batch_runner.load()
@@ -65,7 +65,7 @@ def init() -> None:
 
 def run(mini_batch: list[Any]) -> list[str]:
     """Score each file of the mini-batch into the output folder; one line per file scored."""
-    from deployer.serving import batch_runner
+    import deployer.serving.batch_runner as batch_runner
 
     options = _state["options"]
     folder = Path(os.environ.get(OUTPUT_ENV) or ".")

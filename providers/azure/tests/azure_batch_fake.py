@@ -430,8 +430,11 @@ class BatchService:
             batches = [files[i : i + size] for i in range(0, len(files), size)]
             job.status = "Running"
             retries = int((props.get("retrySettings") or {}).get("maxRetries", 3))
+            environment = self.fake._environment_of(props["environmentId"])
+            running = {**self.deployments[(job.endpoint, job.deployment)]}
+            running["image"] = environment["properties"]["image"]
             results = self.runtime.run(
-                props, root / "code", files, root / "output", batches, retries, job.log,
+                running, root / "code", files, root / "output", batches, retries, job.log,
                 job.cancelled,
             )  # fmt: skip
             if job.cancelled.is_set():

@@ -51,6 +51,12 @@ def submit(
     """Start a job scoring ``spec.input_uri`` into ``spec.output_uri``; returns at once."""
     from azure.ai.ml import Input, Output
 
+    if spec.format == "parquet":
+        raise UsageError(
+            f"{ws.target}: format parquet: the image's batch driver reads CSV and JSON Lines "
+            "only (the serving image has no pyarrow)",
+            hint="convert the input to csv or jsonl, or score it with --to local",
+        )
     endpoint = batch_specs.endpoint_name(ws)
     deployment = names.deployment_name(release.version)
     with azure_errors(f"starting a batch job on batch endpoint {endpoint}", ws.scope):

@@ -65,10 +65,9 @@ def data_path(uri: str, datastores: Any, field: str) -> str:
 
 def job_options(spec: BatchSpec) -> str:
     """The driver's ``DEPLOYER_BATCH_OPTIONS`` for ``spec``."""
-    fmt = None if spec.format == "parquet" else spec.format
     return json.dumps(
         {
-            "format": fmt,
+            "format": spec.format,
             "keep": list(spec.keep),
             "label": spec.label,
             "columns": list(spec.columns),

@@ -134,6 +134,8 @@ def test_bad_places_and_missing_compute_say_what_is_expected(
         )
     with pytest.raises(UsageError, match="batch_compute is not set"):
         make_provider().batch_submit(release(1), image_ref(fake, 1), spec(storage), quiet)
+    with pytest.raises(UsageError, match="format parquet: the image's batch driver reads CSV"):
+        provider.batch_submit(release(1), "x", spec(storage, format="parquet"), quiet)
     with pytest.raises(UsageError, match="no batch job nope-job"):
         provider.batch_status("nope-job")
 
@@ -160,3 +162,22 @@ def test_the_fake_refuses_a_deployment_outside_the_limits(fake: FakeAzureML) -> 
         "codeConfiguration.codeId",
     ):
         assert any(expected in p for p in problems), (expected, problems)
+
+
+def test_the_drivers_options_come_from_the_deployments_environment() -> None:
+    from deployer.serving import azure_batch
+    from deployer_azure.batch_specs import job_options
+
+    options = job_options(BatchSpec("in", "out", "jsonl", keep=("id",), label="y"))
+    assert azure_batch.options_from({azure_batch.OPTIONS_ENV: options}) == {
+        "format": "jsonl",
+        "keep": ("id",),
+        "label": "y",
+        "columns": (),
+        "rows_per_batch": 1000,
+    }
+    assert azure_batch.options_from({})["format"] is None
+    with pytest.raises(ValueError, match="DEPLOYER_BATCH_OPTIONS: expected a JSON object"):
+        azure_batch.options_from({azure_batch.OPTIONS_ENV: "[1]"})
+    assert azure_batch.output_name("/mnt/in/a.csv", None) == "a.csv"
+    assert azure_batch.output_name("/mnt/in/a.txt", "csv") == "a.csv"

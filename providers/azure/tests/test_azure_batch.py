@@ -15,7 +15,8 @@ from azure_support import image_ref, release
 from azurite_support import ACCOUNT, azurite_blob
 
 from deployer.providers import UsageError
-from deployer.providers.batch import BatchSpec
+from deployer.providers.batch import BatchSpec, RunsBatch
+from deployer.providers.monitoring import CapturesPredictions
 from deployer_azure import names
 
 CSV = "a,b,c,d\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
@@ -74,6 +75,8 @@ def test_a_job_scores_every_file_into_the_output_folder(
     assert any("creating batch endpoint iris-azure-batch" in m for m in messages)
     done = finished(fake, provider, job.job_id)
     assert done.state == "succeeded" and done.complete, done
+    assert done.output_uri == "azureml://datastores/workspaceblobstore/paths/outputs/"
+    assert isinstance(provider, RunsBatch) and isinstance(provider, CapturesPredictions)
     outputs = sorted(b.name for b in storage.list_blobs(name_starts_with="outputs/"))
     assert outputs == ["outputs/a.csv", "outputs/b.csv", "outputs/c.csv"]
     body = storage.download_blob("outputs/a.csv").readall().decode()

@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from deployer.providers import Progress, Release, UsageError
-from deployer.providers.batch import BatchJob, BatchSpec, BatchState
+from deployer.providers import batch as sdk
 from deployer_azure import batch_specs, endpoints, names, specs
 from deployer_azure.auth import azure_errors
 from deployer_azure.workspace import Workspace
 
 OUTPUT = "score"  # a model batch deployment's output
-STATES: dict[str, BatchState] = {
+STATES: dict[str, sdk.BatchState] = {
     "notstarted": "pending",
     "starting": "pending",
     "provisioning": "pending",
@@ -46,8 +46,8 @@ STATES: dict[str, BatchState] = {
 
 
 def submit(
-    ws: Workspace, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
-) -> BatchJob:
+    ws: Workspace, release: Release, image_ref: str, spec: sdk.BatchSpec, progress: Progress
+) -> sdk.BatchJob:
     """Start a job scoring ``spec.input_uri`` into ``spec.output_uri``; returns at once."""
     from azure.ai.ml import Input, Output
 
@@ -87,10 +87,10 @@ def submit(
     progress(f"batch job {job.name} submitted to {endpoint}/{deployment}")
     state = _state(job.status)
     details = {"endpoint": endpoint, "deployment": deployment, "id": job.id}
-    return BatchJob(job.name, ws.target, state, spec.output_uri, details=details)
+    return sdk.BatchJob(job.name, ws.target, state, spec.output_uri, details=details)
 
 
-def _state(value: Any) -> BatchState:
+def _state(value: Any) -> sdk.BatchState:
     """Azure's job status (a string or the SDK's enum) as a BatchState."""
     return STATES.get(specs.state(value).lower(), "pending")
 
@@ -112,7 +112,7 @@ def _endpoint(ws: Workspace, name: str, progress: Progress) -> None:
         )
 
 
-def status(ws: Workspace, job_id: str) -> BatchJob:
+def status(ws: Workspace, job_id: str) -> sdk.BatchJob:
     """The job's state; a failed job's reason is Azure's error message."""
     with azure_errors(f"reading batch job {job_id}", ws.scope):
         job = _job(ws, job_id)
@@ -120,7 +120,7 @@ def status(ws: Workspace, job_id: str) -> BatchJob:
         reason = _error(ws, job_id) if state == "failed" else None
     output = getattr((getattr(job, "outputs", None) or {}).get(OUTPUT), "path", None) or ""
     details = {"status": specs.state(job.status), "studio": _studio(job)}
-    return BatchJob(job_id, ws.target, state, str(output), reason=reason, details=details)
+    return sdk.BatchJob(job_id, ws.target, state, str(output), reason=reason, details=details)
 
 
 def logs(ws: Workspace, job_id: str) -> Iterator[str]:
@@ -135,7 +135,7 @@ def logs(ws: Workspace, job_id: str) -> Iterator[str]:
         yield f"batch job {job_id}: {job.status}; no log files yet: {_studio(job) or ''}"
 
 
-def cancel(ws: Workspace, job_id: str) -> BatchJob:
+def cancel(ws: Workspace, job_id: str) -> sdk.BatchJob:
     """Cancel the job (``jobs.begin_cancel``), then its state."""
     with azure_errors(f"cancelling batch job {job_id}", ws.scope):
         _job(ws, job_id)

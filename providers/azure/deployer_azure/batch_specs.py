@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from deployer.providers import UsageError
-from deployer.providers.batch import BatchSpec
+from deployer.providers import batch as sdk
 from deployer_azure import client, names
 from deployer_azure.options import AzureOptions
 from deployer_azure.workspace import Workspace
@@ -63,7 +63,7 @@ def data_path(uri: str, datastores: Any, field: str) -> str:
     )
 
 
-def job_options(spec: BatchSpec) -> str:
+def job_options(spec: sdk.BatchSpec) -> str:
     """The driver's ``DEPLOYER_BATCH_OPTIONS`` for ``spec``."""
     return json.dumps(
         {
@@ -136,7 +136,7 @@ def deployment_entity(
     name: str,
     image_ref: str,
     code: str,
-    spec: BatchSpec,
+    spec: sdk.BatchSpec,
     tags: dict[str, str],
 ) -> Any:
     """A batch deployment of ``image_ref`` whose scoring script is the image's driver."""

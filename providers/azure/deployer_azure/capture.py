@@ -30,8 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.providers import UsageError
-from deployer.providers.monitoring import CaptureSpec
+from deployer.providers import UsageError, monitoring
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 DEFAULT_PATH = "modelDataCollector"
@@ -60,12 +59,12 @@ class Destination:
         return f"azureml://datastores/{self.datastore}/paths/{self.path}"
 
 
-def collections(spec: CaptureSpec) -> list[str]:
+def collections(spec: monitoring.CaptureSpec) -> list[str]:
     """The payload-logging collections the spec turns on."""
     return [name for name, on in ((REQUEST, spec.inputs), (RESPONSE, spec.outputs)) if on]
 
 
-def problems(spec: CaptureSpec | None) -> list[str]:
+def problems(spec: monitoring.CaptureSpec | None) -> list[str]:
     """What Azure's data collector cannot do of ``spec`` (the plan's problems)."""
     if spec is None:
         return []
@@ -92,7 +91,7 @@ def problems(spec: CaptureSpec | None) -> list[str]:
     return found
 
 
-def destination(spec: CaptureSpec, datastores: Any) -> Destination:
+def destination(spec: monitoring.CaptureSpec, datastores: Any) -> Destination:
     """Where the collections go; ``datastores`` (azure-ai-ml DatastoreOperations) is asked
     only for an ``az://`` destination. UsageError when no datastore serves it."""
     text = spec.destination
@@ -118,14 +117,14 @@ def destination(spec: CaptureSpec, datastores: Any) -> Destination:
     )
 
 
-def tag(spec: CaptureSpec | None, where: Destination | None) -> str:
+def tag(spec: monitoring.CaptureSpec | None, where: Destination | None) -> str:
     """The ``deployer-capture`` tag value: what the collector is configured with."""
     if spec is None or where is None:
         return "off"
     return f"{'+'.join(collections(spec))} rate {spec.rate:g} to {where}"[:256]
 
 
-def describe(spec: CaptureSpec | None) -> str:
+def describe(spec: monitoring.CaptureSpec | None) -> str:
     """The plan's words for the data collector the spec asks for."""
     if spec is None:
         return "data collector off"
@@ -136,7 +135,9 @@ def describe(spec: CaptureSpec | None) -> str:
     )
 
 
-def collector(spec: CaptureSpec, where: Destination, endpoint: str, deployment: str) -> Any:
+def collector(
+    spec: monitoring.CaptureSpec, where: Destination, endpoint: str, deployment: str
+) -> Any:
     """The azure-ai-ml DataCollector entity of a deployment."""
     from azure.ai.ml.entities import DataAsset, DataCollector, DeploymentCollection
 
@@ -159,7 +160,9 @@ def collector(spec: CaptureSpec, where: Destination, endpoint: str, deployment: 
     )
 
 
-def resolve(spec: CaptureSpec | None, datastores: Any) -> tuple[Destination | None, list[str]]:
+def resolve(
+    spec: monitoring.CaptureSpec | None, datastores: Any
+) -> tuple[Destination | None, list[str]]:
     """(where the collections go, or None; the plan's problems) for ``spec``."""
     found = problems(spec)
     if spec is None or found:

@@ -26,8 +26,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from deployer.providers import UsageError
-from deployer.providers.monitoring import CapturedRecord, parse_time
+from deployer.providers import UsageError, monitoring
 from deployer_azure import capture, endpoints
 from deployer_azure.auth import azure_errors
 from deployer_azure.workspace import Workspace
@@ -37,7 +36,7 @@ _PATH = re.compile(r"^azureml://datastores/(?P<ds>[^/]+)/paths/(?P<path>.+?)/?$"
 _HOUR = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
 
 
-def captured(ws: Workspace, since: datetime | None = None) -> Iterator[CapturedRecord]:
+def captured(ws: Workspace, since: datetime | None = None) -> Iterator[monitoring.CapturedRecord]:
     """This target's captured requests at or after ``since``, oldest first."""
     with azure_errors("reading captured predictions", ws.scope):
         sources = _sources(ws)
@@ -118,11 +117,11 @@ def _lines(
 
 def _record(
     key: str, request: dict[str, Any] | None, response: dict[str, Any] | None, version: str | None
-) -> CapturedRecord:
+) -> monitoring.CapturedRecord:
     first = request or response or {}
-    return CapturedRecord(
+    return monitoring.CapturedRecord(
         request_id=str(first.get("xrequestid") or key),
-        time=parse_time(str(first.get("time"))),
+        time=monitoring.parse_time(str(first.get("time"))),
         rows=_rows(request.get("data")) if request is not None else None,
         predictions=_predictions(response.get("data")) if response is not None else None,
         version=version,

@@ -46,10 +46,10 @@ from deployer.providers import (
     Status,
     Strategy,
     Target,
+    monitoring,
     parse_options,
 )
-from deployer.providers.batch import BatchJob, BatchSpec
-from deployer.providers.monitoring import CapturedRecord
+from deployer.providers import batch as sdk_batch
 from deployer_azure import backends, deploy, destroy, invoke, plan, registry, status, waiting
 from deployer_azure.options import AzureOptions, concurrency
 from deployer_azure.scoring import ScoringSecret
@@ -157,7 +157,7 @@ class AzureMLProvider:
 
     # -- capture (capture.py, captured.py) --------------------------------------------------
 
-    def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
+    def captured(self, since: datetime | None = None) -> Iterator[monitoring.CapturedRecord]:
         """What the deployments' data collector logged at or after ``since`` (captured.py)."""
         from deployer_azure.captured import captured
 
@@ -166,14 +166,14 @@ class AzureMLProvider:
     # -- batch (batch.py) ---------------------------------------------------------------------
 
     def batch_submit(
-        self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
-    ) -> BatchJob:
+        self, release: Release, image_ref: str, spec: sdk_batch.BatchSpec, progress: Progress
+    ) -> sdk_batch.BatchJob:
         """A job on the target's batch endpoint (a batch deployment of the image)."""
         from deployer_azure import batch
 
         return batch.submit(self.workspace, release, image_ref, spec, progress)
 
-    def batch_status(self, job_id: str) -> BatchJob:
+    def batch_status(self, job_id: str) -> sdk_batch.BatchJob:
         from deployer_azure import batch
 
         return batch.status(self.workspace, job_id)
@@ -183,7 +183,7 @@ class AzureMLProvider:
 
         return batch.logs(self.workspace, job_id)
 
-    def batch_cancel(self, job_id: str) -> BatchJob:
+    def batch_cancel(self, job_id: str) -> sdk_batch.BatchJob:
         from deployer_azure import batch
 
         return batch.cancel(self.workspace, job_id)

@@ -76,7 +76,8 @@ def run(mini_batch: list[Any]) -> list[str]:
         target = folder / output_name(path, options.format)
         counts = batch_runner.score_file(_state["scorer"], path, str(target), options)
         for failure in counts.failures:
-            print(json.dumps({"file": Path(path).name, **failure}), file=sys.stderr, flush=True)
+            line = json.dumps({**failure, "file": Path(path).name})
+            print(line, file=sys.stderr, flush=True)
         if not counts.failed:
             done.append(f"{Path(path).name},{counts.rows},{counts.scored}")
     return done

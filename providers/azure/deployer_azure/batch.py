@@ -18,6 +18,7 @@ folder holds one output file per input file.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -146,6 +147,8 @@ def cancel(ws: Workspace, job_id: str) -> sdk.BatchJob:
 def _job(ws: Workspace, job_id: str) -> Any:
     from azure.core.exceptions import ResourceNotFoundError
 
+    # jobs.get logs "Proceeding with no tenant id appended to studio URL" at INFO
+    logging.getLogger("azure.ai.ml.operations._job_operations").setLevel(logging.WARNING)
     try:
         return ws.ml.jobs.get(job_id)
     except ResourceNotFoundError:

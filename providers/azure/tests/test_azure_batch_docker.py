@@ -1,12 +1,14 @@
 """A batch job runs the real image: the fake batch endpoint runs the deployment's
 scoring script (the image's driver, deployer.serving.azure_batch, over the in-image
 batch runner) in a container as Azure's batch driver does, on the real input files
-from Azurite; its predictions equal the model's own."""
+from Azurite; its predictions equal the model's own, and a file with a row the model
+cannot take fails the job with the file named, its rows in the job's logs."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -61,6 +63,7 @@ def test_a_batch_job_runs_the_image_over_the_input_files(
     for name, rows in FILES.items():
         lines = ["id,a,b,c,d", *(f"r{i},{','.join(map(str, r))}" for i, r in enumerate(rows))]
         client.upload_blob(f"in/{name}", ("\n".join(lines) + "\n").encode())
+    client.upload_blob("in/c.csv", b"id,a,b,c,d\nr0,5.1,3.5,1.4,0.2\nr1,5.1,wide,1.4,0.2\n")
 
     provider = AzureMLProvider(
         Target("azure", "azureml", target_options(cloud, batch_compute="cpu-cluster")),
@@ -75,7 +78,11 @@ def test_a_batch_job_runs_the_image_over_the_input_files(
         thread.join(timeout=300)
     done = provider.batch_status(job.job_id)
     logs = "\n".join(provider.batch_logs(job.job_id))
-    assert done.state == "succeeded", (done.reason, logs)
+    assert done.state == "failed", (done.reason, logs)
+    assert "1 of 3 input files failed" in (done.reason or "") and "c.csv" in (done.reason or "")
+    failure = json.loads(next(line for line in logs.splitlines() if '"c.csv"' in line))
+    assert failure["file"] == "c.csv" and failure["rows"] == "2"
+    assert "could not convert string to float: 'wide'" in failure["error"]
 
     model = iris_project.load_model()
     for name, rows in FILES.items():

@@ -405,7 +405,7 @@ class BatchService:
         props = self.deployments[(job.endpoint, job.deployment)]["properties"]
         data = job.body["properties"]["inputData"]
         kind = "UriFile" if "UriFile" in data else "UriFolder"
-        source = PATH.match(data[kind]["uri"])
+        source = PATH.match(self._data_uri(data[kind]["uri"]))
         sink = _output(job.body)
         job.status = "Preparing"
         with tempfile.TemporaryDirectory(prefix="azbatch-") as tmp:
@@ -467,6 +467,12 @@ class BatchService:
                 job.status = "Failed"
                 return
             job.status = "Completed"
+
+    def _data_uri(self, uri: str) -> str:
+        """A data asset's ARM id as its datastore path; anything else as it is."""
+        found = re.search(r"/data/([^/]+)/versions/([^/]+)$", uri)
+        asset = self.fake.capture.data.get((found[1], found[2])) if found else None
+        return str(asset["properties"]["dataUri"]) if asset else uri
 
     def _container(self, datastore: str) -> Any:
         from azure.storage.blob import BlobServiceClient

@@ -96,6 +96,20 @@ def test_a_job_scores_every_file_into_the_output_folder(
     assert "== logs/azureml/job_result.txt" in logs and "status: Completed" in logs
 
 
+def test_a_data_asset_is_an_input(fake: FakeAzureML, make_provider: Any, storage: Any) -> None:
+    uri = "azureml://datastores/workspaceblobstore/paths/inputs/"
+    body = {"properties": {"dataType": "uri_folder", "dataUri": uri}}
+    assert fake.capture.put_data(body, "iris-inputs", "3")[0] == 201
+    provider = make_provider(batch_compute="cpu-cluster")
+    job = provider.batch_submit(
+        release(1), image_ref(fake, 1), spec(storage, input_uri="azureml:iris-inputs:3"), quiet
+    )
+    assert finished(fake, provider, job.job_id).state == "succeeded"
+    sent = fake.batch.invocations[-1]["properties"]["inputData"]["UriFolder"]["uri"]
+    assert sent.endswith("/data/iris-inputs/versions/3")
+    assert len(list(storage.list_blobs(name_starts_with="outputs/"))) == 3
+
+
 def test_failed_files_fail_the_job_with_azures_reason(
     fake: FakeAzureML, make_provider: Any, storage: Any
 ) -> None:

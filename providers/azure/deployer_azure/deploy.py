@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from deployer.providers import Deployment, Progress, Release, Strategy, UsageError
-from deployer_azure import endpoints, names, rollout, specs
+from deployer_azure import capture, endpoints, names, rollout, specs
 from deployer_azure.auth import azure_errors
 from deployer_azure.endpoints import SUCCEEDED
 from deployer_azure.status import status
@@ -41,9 +41,25 @@ def deploy(
             "live": asdict(strategy.live) if strategy.live is not None else None,
             "sample": release.sample,
         }
+        where, problems = capture.resolve(release.capture, ws.ml.datastores)
+        if problems:
+            raise UsageError(f"{ws.target}: " + "; ".join(problems))
+        collector = (
+            capture.collector(release.capture, where, ws.endpoint, new)
+            if release.capture is not None and where is not None
+            else None
+        )
         if previous == release.version and status(ws).healthy:
-            progress(f"{ws.target}: version {release.version} is already live ({new})")
-            return Deployment(ws.target, release.version, previous, False, details)
+            current = deployments[str(live)]
+            if capture.live_tag(current) == capture.tag(release.capture, where):
+                progress(f"{ws.target}: version {release.version} is already live ({new})")
+                return Deployment(ws.target, release.version, previous, False, details)
+            progress(f"updating deployment {new}: {capture.describe(release.capture)}")
+            wanted = capture.tag(release.capture, where)
+            current.tags = {**(current.tags or {}), capture.TAG_CAPTURE: wanted}
+            current.data_collector = collector
+            ws.pollers[new] = ws.ml.online_deployments.begin_create_or_update(current)
+            return Deployment(ws.target, release.version, previous, True, details)
         if endpoint is None:
             progress(f"creating endpoint {ws.endpoint}")
             spec = specs.endpoint_entity(options, ws.endpoint, ws.tags())
@@ -60,9 +76,11 @@ def deploy(
                 names.TAG_VERSION: release.version,
                 names.TAG_IMAGE: image_ref[:256],
                 names.TAG_CREATED: specs.now_tag(),
+                capture.TAG_CAPTURE: capture.tag(release.capture, where),
             }
         )
         spec = specs.deployment_entity(options, ws.endpoint, new, image_ref, tags)
+        spec.data_collector = collector
         ws.pollers[new] = ws.ml.online_deployments.begin_create_or_update(spec)
     return Deployment(ws.target, release.version, previous, True, details)
 

@@ -91,6 +91,31 @@ class AzureOptions(BaseModel):
         description="keep the previous deployment (at 0% traffic, still billed) for rollback",
     )
     tags: dict[str, str] = Field(default_factory=dict, description="extra tags on resources")
+    # batch endpoints (batch.py): the job runs on an Azure ML compute cluster
+    batch_compute: str | None = Field(
+        default=None, min_length=2, description="compute cluster (AmlCompute) for batch jobs"
+    )
+    batch_endpoint_name: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="batch endpoint; default <endpoint>-batch"
+    )
+    batch_instance_count: int = Field(default=1, ge=1, le=MAX_INSTANCES, description="nodes")
+    batch_mini_batch_size: int = Field(
+        default=10, ge=1, le=10_000, description="input files per run() call of the driver"
+    )
+    batch_max_concurrency_per_instance: int = Field(default=1, ge=1, le=64)
+    batch_max_retries: int = Field(default=3, ge=0, le=100, description="retries of a mini-batch")
+    batch_timeout_seconds: int = Field(
+        default=300, ge=1, le=86_400, description="timeout of one mini-batch's run()"
+    )
+    batch_error_threshold: int = Field(
+        default=0, ge=-1, description="failed files before the job fails (-1: never fails)"
+    )
+    batch_output_action: Literal["summary_only", "append_row"] = Field(
+        default="summary_only",
+        description="summary_only: only the driver's output files; append_row: also "
+        "batch_output_file_name listing each scored file",
+    )
+    batch_output_file_name: str = Field(default="predictions.csv", min_length=1)
     poll_interval: float = Field(default=10.0, gt=0, le=300, description="seconds between polls")
     retries: int = Field(default=10, ge=0, le=50, description="retries on 429/5xx (azure-core)")
     retry_backoff: float = Field(default=0.8, ge=0, le=60, description="backoff factor, seconds")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployer.providers import Change, Plan, Release
-from deployer_azure import endpoints, gpu, names, rollout
+from deployer_azure import capture, endpoints, gpu, names, rollout
 from deployer_azure.auth import azure_errors
 from deployer_azure.workspace import Workspace
 
@@ -18,14 +18,21 @@ def plan(ws: Workspace, release: Release) -> Plan:
     with azure_errors("planning", ws.scope):
         endpoint = endpoints.owned_endpoint(ws)
         deployments = endpoints.deployments(ws) if endpoint is not None else {}
+        where, problems = capture.resolve(release.capture, ws.ml.datastores)
     live = rollout.live_deployment(endpoints.traffic(endpoint))
     live_version = endpoints.version(deployments.get(live)) if live else None
     image = f"image {release.image.ref}, {options.instance_count} x {options.instance_type}"
     if endpoint is None:
         changes.append(Change("create", f"endpoint {ws.endpoint}", f"auth {options.auth_mode}"))
+    wanted = capture.tag(release.capture, where)
     if live_version == release.version:
-        changes.append(Change("keep", f"deployment {new}", "already serving this version"))
-        return Plan(ws.target, changes, notes=notes)
+        if problems or capture.live_tag(deployments.get(live or "")) == wanted:
+            changes.append(Change("keep", f"deployment {new}", "already serving this version"))
+        else:
+            changes.append(Change("update", f"deployment {new}", capture.describe(release.capture)))
+        return Plan(ws.target, changes, problems, notes)
+    if release.capture is not None:
+        image += f"; {capture.describe(release.capture)}"
     changes.append(Change("create", f"deployment {new}", image))
     changes.append(
         Change(
@@ -40,4 +47,4 @@ def plan(ws: Workspace, release: Release) -> Plan:
             changes.append(Change("delete", f"deployment {name}", "no longer needed"))
     if live and not options.keep_previous:
         changes.append(Change("delete", f"deployment {live}", "keep_previous is false"))
-    return Plan(ws.target, changes, notes=notes)
+    return Plan(ws.target, changes, problems, notes)

@@ -28,6 +28,8 @@ registry, deploy, waiting, promote, status, invoke, destroy, backends), all shar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, ClassVar
 
 from deployer.providers import (
@@ -44,8 +46,10 @@ from deployer.providers import (
     Status,
     Strategy,
     Target,
+    monitoring,
     parse_options,
 )
+from deployer.providers import batch as sdk_batch
 from deployer_azure import backends, deploy, destroy, invoke, plan, registry, status, waiting
 from deployer_azure.options import AzureOptions, concurrency
 from deployer_azure.scoring import ScoringSecret
@@ -156,6 +160,39 @@ class AzureMLProvider:
 
     def route(self) -> Backend:
         return backends.route(self.workspace, self.name)
+
+    # -- capture (capture.py, captured.py) --------------------------------------------------
+
+    def captured(self, since: datetime | None = None) -> Iterator[monitoring.CapturedRecord]:
+        """What the deployments' data collector logged at or after ``since`` (captured.py)."""
+        from deployer_azure.captured import captured
+
+        return captured(self.workspace, since)
+
+    # -- batch (batch.py) ---------------------------------------------------------------------
+
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: sdk_batch.BatchSpec, progress: Progress
+    ) -> sdk_batch.BatchJob:
+        """A job on the target's batch endpoint (a batch deployment of the image)."""
+        from deployer_azure import batch
+
+        return batch.submit(self.workspace, release, image_ref, spec, progress)
+
+    def batch_status(self, job_id: str) -> sdk_batch.BatchJob:
+        from deployer_azure import batch
+
+        return batch.status(self.workspace, job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        from deployer_azure import batch
+
+        return batch.logs(self.workspace, job_id)
+
+    def batch_cancel(self, job_id: str) -> sdk_batch.BatchJob:
+        from deployer_azure import batch
+
+        return batch.cancel(self.workspace, job_id)
 
     # -- for the router's signer (router_auth.py) -------------------------------------------
 

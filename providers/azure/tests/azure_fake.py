@@ -42,6 +42,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from azure_batch_fake import BatchService
+from azure_capture_fake import CaptureStore
 from azure_metrics_fake import FakeMetrics, Served
 from azure_rest_check import deployment_problems, endpoint_problems
 from tls_support import TLSCertificate
@@ -205,6 +207,9 @@ class FakeAzureML:
         self.failed_logs: dict[tuple[str, str], str] = {}
         self.refused: list[str] = []  # why a body was refused (azure_rest_check)
         self.metrics = FakeMetrics()  # Azure Monitor over what the scoring URI served
+        # datastores, data assets, the data collector's output (azure_capture_fake.py)
+        self.capture = CaptureStore(self.workspace_id)
+        self.batch = BatchService(self)  # batch endpoints, jobs (azure_batch_fake.py)
         # scripts
         self.rules: list[Rule] = []
         self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
@@ -246,6 +251,7 @@ class FakeAzureML:
     def close(self) -> None:
         if self.provisioning_gate is not None:
             self.provisioning_gate.set()  # let held provisioning threads end
+        self.batch.close()
         for server in (self.arm, self.scoring):
             server.shutdown()
             server.server_close()
@@ -321,6 +327,8 @@ class FakeAzureML:
                     return _Response(rule.status, rule.body, rule.headers)
         if request.method == "POST" and request.path == "/oauth2/exchange":
             return self._acr_exchange(request)
+        if request.method == "GET" and request.path == "/discovery":  # no auth, as Azure's
+            return _Response(200, {"api": self.url, "history": self.url})
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return _error(401, "InvalidAuthenticationToken", "The access token is invalid.")
         path, method = request.path, request.method
@@ -353,6 +361,11 @@ class FakeAzureML:
                 rf"/?{WS}/onlineEndpoints/(?P<ep>[^/]+)/providers/Microsoft\.Insights/metrics",
                 self._metrics,
             ),
+            ("PUT", rf"{WS}/data/(?P<name>[^/]+)/versions/(?P<ver>[^/]+)", self._put_data),
+            ("GET", rf"{WS}/data/(?P<name>[^/]+)/versions/(?P<ver>[^/]+)", self._get_data),
+            ("GET", rf"{WS}/datastores", self._list_datastores),
+            ("GET", rf"{WS}/datastores/(?P<name>[^/]+)", self._get_datastore),
+            *self._batch_routes(),
             ("GET", rf"{ACR}", self._registry),
             ("POST", rf"{ACR}/listCredentials", self._registry_credentials),
             ("GET", r"/operations/(?P<op>[^/]+)", self._operation),
@@ -593,8 +606,50 @@ class FakeAzureML:
             return _error(404, "ResourceNotFound", f"Deployment '{d}' was not found.")
         return _Response(200, resource)
 
+    def _batch_routes(self) -> list[tuple[str, str, Callable[..., _Response]]]:
+        """The batch endpoints' routes (azure_batch_fake.BatchService answers them)."""
+        b, ep, d = self.batch, r"(?P<ep>[^/]+)", r"(?P<d>[^/]+)"
+
+        def answer(result: tuple[Any, ...]) -> _Response:
+            return _Response(*result)
+
+        return [
+            ("PUT", rf"{WS}/batchEndpoints/{ep}", lambda r, ep, **_: answer(
+                b.put_endpoint(r.json(), ep))),
+            ("GET", rf"{WS}/batchEndpoints/{ep}", lambda r, ep, **_: answer(b.get_endpoint(ep))),
+            ("PUT", rf"{WS}/batchEndpoints/{ep}/deployments/{d}", lambda r, ep, d, **_: answer(
+                b.put_deployment(r.json(), ep, d))),
+            ("GET", rf"{WS}/batchEndpoints/{ep}/deployments", lambda r, ep, **_: _Response(200, {
+                "value": [v for k, v in b.deployments.items() if k[0] == ep]})),
+            ("GET", rf"{WS}/batchEndpoints/{ep}/deployments/{d}", lambda r, ep, d, **_: answer(
+                b.get_deployment(ep, d))),
+            ("PUT", rf"{WS}/codes/(?P<n>[^/]+)/versions/(?P<v>[^/]+)", lambda r, n, v, **_: answer(
+                b.put_code(r.json(), n, v))),
+            ("GET", rf"{WS}/codes/(?P<n>[^/]+)/versions/(?P<v>[^/]+)", lambda r, n, v, **_: answer(
+                b.get_code(n, v))),
+            ("GET", rf"{WS}/computes/(?P<n>[^/]+)", lambda r, n, **_: answer(b.get_compute(n))),
+            ("GET", rf"{WS}/jobs/(?P<n>[^/]+)", lambda r, n, **_: answer(b.get_job(n))),
+            ("POST", rf"{WS}/jobs/(?P<n>[^/]+)/cancel", lambda r, n, **_: answer(
+                b.cancel_job(n))),
+            ("GET", rf"/history/v1\.0{WS}/runs/(?P<n>[^/]+)/details", lambda r, n, **_: answer(
+                b.run_details(n))),
+        ]  # fmt: skip
+
+    def _put_data(self, request: _Request, name: str, ver: str, **_: str) -> _Response:
+        return _Response(*self.capture.put_data(request.json(), name, ver))
+
+    def _get_data(self, request: _Request, name: str, ver: str, **_: str) -> _Response:
+        return _Response(*self.capture.get_data(name, ver))
+
+    def _list_datastores(self, request: _Request, **_: str) -> _Response:
+        return _Response(200, {"value": list(self.capture.datastores.values())})
+
+    def _get_datastore(self, request: _Request, name: str, **_: str) -> _Response:
+        return _Response(*self.capture.get_datastore(name))
+
     def _put_dep(self, request: _Request, ep: str, d: str, **_: str) -> _Response:
         problems = deployment_problems(request.json())
+        problems += self.capture.collector_problems(request.json())
         if problems:
             return self._refuse(problems)
         body = request.json() or {}
@@ -760,6 +815,16 @@ class FakeAzureML:
     # -- scoring -------------------------------------------------------------------------
 
     def _handle_scoring(self, request: _Request) -> _Response:
+        batch = re.fullmatch(r"/batch/(?P<ep>[^/]+)/jobs", request.path)
+        if batch and request.method == "POST":
+            with self.lock:
+                return _Response(*self.batch.invoke(batch["ep"], request.json(), request.headers))
+        logs = re.fullmatch(r"/logs/(?P<job>[^/]+)/(?P<which>[^/]+)", request.path)
+        if logs and request.method == "GET":
+            text = self.batch.log_text(logs["job"], logs["which"])
+            if text is None:
+                return _Response(404, {"message": "no such log"})
+            return _Response(200, text.encode(), {"content-type": "text/plain"})
         match = re.fullmatch(r"/(?P<ep>[^/]+)/score", request.path)
         if request.method != "POST" or not match:
             return _Response(404, {"message": "not found"})
@@ -802,6 +867,15 @@ class FakeAzureML:
             ep, chosen, request.body, dict(request.headers)
         )
         took_ms = (time.monotonic() - started) * 1000.0
+        with self.lock:
+            resource = self.deployments.get((ep, chosen))
+        if resource is not None and status == 200:
+            request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+            self.capture.write_payloads(
+                resource,
+                (request.body, request.headers.get("content-type", ""), request_id),
+                (body, content_type),
+            )
         self.metrics.record(ep, Served(self.metrics.clock(), chosen, status, took_ms))
         with self.lock:
             self.scoring_calls.append((ep, chosen, status))

@@ -47,9 +47,14 @@ def build_baseline(
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "features": {c.name: describe(c.values, c.kind).to_dict() for c in features},
         "prediction": None,
+        # the model's input columns in its order: names for the positional rows a cloud
+        # captures (f0, f1, ... or 0, 1, ...)
+        "inputs": [c.name for c in features],
     }
     if scorer is not None:
-        entry["prediction"] = _predictions(source, scorer, features).to_dict()
+        chosen = _model_columns(source, scorer, features)
+        entry["inputs"] = [c.name for c in chosen]
+        entry["prediction"] = _predictions(source, scorer, chosen).to_dict()
     return entry
 
 
@@ -80,10 +85,9 @@ def _model_columns(source: str, scorer: Scorer, features: list[Column]) -> list[
     return chosen
 
 
-def _predictions(source: str, scorer: Scorer, features: list[Column]) -> Distribution:
-    """The model's answers on the whole data set, in batches: class labels as categories,
-    values as numbers."""
-    chosen = _model_columns(source, scorer, features)
+def _predictions(source: str, scorer: Scorer, chosen: list[Column]) -> Distribution:
+    """The model's answers on its input columns ``chosen``, in batches: class labels as
+    categories, values as numbers."""
     matrix = np.column_stack([c.values for c in chosen]).astype(scorer.dtype, copy=False)
     answers = []
     try:

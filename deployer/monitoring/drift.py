@@ -76,7 +76,7 @@ class DriftReport:
             "drift": bool(self.drifted),
             "drifted": self.drifted,
             "features": [f.to_dict() for f in self.features],
-            "baseline": {k: self.baseline.get(k) for k in ("data", "created_at")},
+            "baseline": {k: self.baseline.get(k) for k in ("data", "created_at", "inputs")},
             "report": self.report,
         }
 
@@ -141,7 +141,9 @@ def measure(
         raise ConfigError(
             "deployer.lock", [str(exc)], hint="record it again: deployer baseline --data ..."
         ) from None
-    live: LiveData = collect(records, features)
+    inputs = baseline.get("inputs")
+    names = [str(n) for n in inputs] if isinstance(inputs, list) else list(features)
+    live: LiveData = collect(records, features, names)
     rows = _rows(baseline)
     judged = [
         judge(name, dist, live.values[name], name in live.present, limits, rows)

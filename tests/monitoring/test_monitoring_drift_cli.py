@@ -123,3 +123,28 @@ def test_redacted_features_are_not_captured(project: Path) -> None:
     verdicts = {f["name"]: f["verdict"] for f in found["features"]}
     assert verdicts["n"] == verdicts["color"] == "not captured"
     assert verdicts["x"] == "ok"
+
+
+@pytest.mark.parametrize("style", ["f{}", "{}"])
+def test_rows_a_cloud_captured_by_position_take_the_models_input_names(
+    project: Path, style: str
+) -> None:
+    """SageMaker and Vertex capture list rows without names (f0, f1 / Azure 0, 1): they
+    are the model's input columns in order (the baseline's ``inputs``)."""
+    captured_like_training(project, seed=12, shift=2.0)
+    inputs = ["x", "n"]  # the model was fitted on a DataFrame of x and n
+    CapturingCloud.records = [
+        CapturedRecord(
+            r.request_id,
+            r.time,
+            [{style.format(i): row[name] for i, name in enumerate(inputs)} for row in r.rows or ()],
+            r.predictions,
+        )
+        for r in CapturingCloud.records
+    ]
+    run = drift(project, "-o", "json")
+    assert run.exit_code == 1, run.stdout + run.stderr
+    found = json_of(run)
+    assert found["baseline"]["inputs"] == inputs
+    verdicts = {f["name"]: f["verdict"] for f in found["features"]}
+    assert verdicts == {"x": "drift", "n": "ok", "color": "not captured", "(prediction)": "drift"}

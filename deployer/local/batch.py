@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from deployer.providers import DeployerError, Progress, Release, UsageError
-from deployer.providers.batch import BatchJob, BatchSpec
+from deployer.providers.batch import BatchJob, BatchSpec, BatchState
 
 IN, OUT = "/batch/in", "/batch/out"
 LABEL_JOB = "deployer-batch-job"
@@ -88,9 +88,10 @@ def _lines(raw: bytes) -> list[dict[str, Any]]:
 class LocalBatch:
     """Batch jobs of one local target (``prefix``: project-target)."""
 
-    def __init__(self, client: Callable[[], Any], prefix: str, labels: dict[str, str]) -> None:
-        self._client, self.prefix, self.labels = client, prefix, labels
-        self._outputs: dict[str, str] = {}
+    def __init__(
+        self, client: Callable[[], Any], prefix: str, target: str, labels: dict[str, str]
+    ) -> None:
+        self._client, self.prefix, self.target, self.labels = client, prefix, target, labels
 
     def submit(
         self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
@@ -113,7 +114,7 @@ class LocalBatch:
             tmpfs={"/tmp": "rw,size=256m"},
         )
         progress(f"batch job {job_id} started: {spec.input_uri} -> {spec.output_uri}")
-        return BatchJob(job_id, self.prefix, "running", spec.output_uri)
+        return BatchJob(job_id, self.target, "running", spec.output_uri)
 
     def _container(self, job_id: str) -> Any:
         found = self._client().containers.list(all=True, filters={"label": f"{LABEL_JOB}={job_id}"})
@@ -136,26 +137,23 @@ class LocalBatch:
         files = [e for e in events if e.get("event") == "file"]
         last = next((e for e in reversed(events) if e.get("event") == "progress"), None)
         done = sum(int(f["rows"]) for f in files)
-        current = 0 if last is None or any(f["input"] == last["file"] for f in files) else last
-        rows = done + (int(current["rows"]) if current else 0)
-        failed = sum(int(f["failed"]) for f in files) + (int(current["failed"]) if current else 0)
+        ended = last is None or any(f["input"] == last["file"] for f in files)
+        current: dict[str, Any] = {} if ended or last is None else last
+        rows = done + int(current.get("rows", 0))
+        failed = sum(int(f["failed"]) for f in files) + int(current.get("failed", 0))
         failures = [f"{e['file']}: rows {e['rows']}: {e['error']}" for e in errors if "rows" in e]
         reason = next((str(e["error"]) for e in errors if "rows" not in e and "error" in e), None)
         running = container.status in ("created", "running", "restarting")
         code = int(container.attrs["State"].get("ExitCode", 0))
-        state = (
-            "cancelled"
-            if cancelled
-            else "running"
-            if running
-            else ("succeeded" if code in (0, 1) else "failed")
-        )
+        state: BatchState = "succeeded" if code in (0, 1) else "failed"
+        if cancelled or running:
+            state = "cancelled" if cancelled else "running"
         if state == "failed" and reason is None:
             tail = container.logs(stdout=False, stderr=True, tail=5).decode(errors="replace")
             reason = f"the batch container exited with code {code}: {tail.strip()}"
         return BatchJob(
             job_id,
-            self.prefix,
+            self.target,
             state,
             output,
             rows_total=rows if not running else None,

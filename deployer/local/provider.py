@@ -566,7 +566,7 @@ class LocalProvider:
 
     @property
     def batch(self) -> LocalBatch:
-        return LocalBatch(lambda: self.client, self.prefix, self._labels("batch"))
+        return LocalBatch(lambda: self.client, self.prefix, self.target.name, self._labels("batch"))
 
     @_platform_errors
     def batch_submit(

@@ -114,8 +114,9 @@ def load(settings: ServingSettings | None = None, method: str | None = None) -> 
 
 def _prediction_names(values: list[Any], fmt: str) -> list[str]:
     first = values[0] if values else None
-    flat = isinstance(first, list) and all(not isinstance(v, (list, dict)) for v in first)
-    if fmt != "jsonl" and flat and len(first) > 1:
+    if not isinstance(first, list) or fmt == "jsonl":
+        return ["prediction"]
+    if len(first) > 1 and all(not isinstance(v, (list, dict)) for v in first):
         return [f"prediction_{i}" for i in range(len(first))]
     return ["prediction"]
 

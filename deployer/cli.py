@@ -14,6 +14,7 @@ import typer
 
 from deployer import cli_release, output
 from deployer._version import __version__
+from deployer.cli_batch import register as register_batch
 from deployer.cli_evaluate import register as register_evaluate
 from deployer.cli_release import OverrideGatesOption, ReasonOption, split_targets
 from deployer.commands import CommandGroup
@@ -539,6 +540,7 @@ def version() -> None:
 
 cli_release.register(app)  # deployer audit verify, deployer history
 register_evaluate(app)
+register_batch(app)
 
 
 def main() -> None:

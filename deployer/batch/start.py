@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -66,7 +67,10 @@ def start(
     through = IN_PROCESS if in_process else to
     if through is None:
         raise UsageError("batch needs --to TARGET (or --in-process)")
-    job_id = spec.job_name or f"{project.name}-{through}-batch-{time.strftime('%Y%m%d-%H%M%S')}"
+    job_id = (
+        spec.job_name
+        or f"{project.name}-{through}-batch-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
+    )
     record = {
         "target": to,
         "through": through,

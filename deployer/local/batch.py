@@ -85,6 +85,11 @@ def _lines(raw: bytes) -> list[dict[str, Any]]:
     return out
 
 
+def _on_host(path: str, host: str) -> str:
+    """A path the container saw under IN as the host's path."""
+    return host + path[len(IN) :] if path.startswith(IN) else path
+
+
 class LocalBatch:
     """Batch jobs of one local target (``prefix``: project-target)."""
 
@@ -106,7 +111,12 @@ class LocalBatch:
             command=runner_command(spec, inner_in, inner_out),
             detach=True,
             name=job_id,
-            labels={**self.labels, LABEL_JOB: job_id, "deployer-batch-output": spec.output_uri},
+            labels={
+                **self.labels,
+                LABEL_JOB: job_id,
+                "deployer-batch-output": spec.output_uri,
+                "deployer-batch-in": next(iter(volumes)),  # the host folder seen as IN
+            },
             volumes=volumes,
             user=f"{os.getuid()}:{os.getgid()}",
             network_mode="none",
@@ -141,7 +151,12 @@ class LocalBatch:
         current: dict[str, Any] = {} if ended or last is None else last
         rows = done + int(current.get("rows", 0))
         failed = sum(int(f["failed"]) for f in files) + int(current.get("failed", 0))
-        failures = [f"{e['file']}: rows {e['rows']}: {e['error']}" for e in errors if "rows" in e]
+        host = container.labels.get("deployer-batch-in", IN)
+        failures = [
+            f"{_on_host(e['file'], host)}: rows {e['rows']}: {e['error']}"
+            for e in errors
+            if "rows" in e
+        ]
         reason = next((str(e["error"]) for e in errors if "rows" not in e and "error" in e), None)
         running = container.status in ("created", "running", "restarting")
         code = int(container.attrs["State"].get("ExitCode", 0))

@@ -176,8 +176,10 @@ def _parquet_chunks(path: str, size: int) -> Iterator[Chunk]:
 class Writer:
     """Writes rows of output (``names`` then one value per name) to one file."""
 
-    def __init__(self, path: str, fmt: str, names: Sequence[str], header: bool = True) -> None:
-        self.path, self.fmt, self.names = path, fmt, tuple(names)
+    def __init__(
+        self, path: str, fmt: str, names: Sequence[str], header: bool = True, sync: bool = True
+    ) -> None:
+        self.path, self.fmt, self.names, self.sync = path, fmt, tuple(names), sync
         self._table: list[list[Any]] = []
         self._file: IO[Any] | None = None
         if fmt == "csv":
@@ -203,7 +205,8 @@ class Writer:
     def close(self) -> None:
         if self._file is not None:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if self.sync:
+                os.fsync(self._file.fileno())
             self._file.close()
             return
         pq = _pyarrow_parquet(self.path)

@@ -53,6 +53,8 @@ from deployer.serving.runner import ModelRunner
 from deployer.serving.settings import ServingSettings
 from deployer.serving.tensors import named_outputs, per_row, select
 
+PART_ROWS = 50_000  # rows per checkpoint part (deployer.serving.batch_parts), about
+
 
 @dataclass(frozen=True)
 class BatchOptions:
@@ -78,6 +80,13 @@ class FileCounts:
     failed: int = 0
     skipped: bool = False  # already complete from an earlier run
     failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count a chunk's (or a done part's) record."""
+        self.rows += record["rows"]
+        self.scored += record["scored"]
+        self.failed += record["failed"]
+        self.failures.extend(record["failures"])
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -166,6 +175,11 @@ def _failure(path: str, rows: list[int], exc: Exception) -> dict[str, Any]:
     return {"file": path, "rows": _span(rows), "error": message, "_end": rows[-1]}
 
 
+def chunks_per_part(rows_per_batch: int) -> int:
+    """How many chunks one checkpoint part holds: about PART_ROWS rows, at most 50 chunks."""
+    return max(1, min(PART_ROWS // rows_per_batch, 50))
+
+
 def score_file(
     scorer: Scorer,
     in_path: str,
@@ -174,7 +188,8 @@ def score_file(
     on_chunk: Callable[[FileCounts], None] | None = None,
     chunk_shard: bool = False,
 ) -> FileCounts:
-    """Score one file into ``out_path`` (resumably); ``chunk_shard``: only this shard's chunks."""
+    """Score one file into ``out_path`` (resumably: a re-run with the same options skips
+    the parts done); ``chunk_shard``: only this shard's chunks."""
     counts = FileCounts(in_path, out_path)
     if os.path.exists(out_path) and not os.path.isdir(out_path + ".partial"):
         counts.skipped = True
@@ -182,31 +197,37 @@ def score_file(
     fmt = format_of(in_path, options.format)
     parts = Parts(out_path, fmt)
     done = parts.done()
-    names: list[str] | None = None
     for record in done.values():
-        names = names or record["names"]
-        counts.rows += record["rows"]
-        counts.scored += record["scored"]
-        counts.failed += record["failed"]
-        counts.failures.extend(record["failures"])
+        counts.add(record)
+    names: list[str] | None = next((r["names"] for r in done.values() if r["names"]), None)
+    per_part = chunks_per_part(options.rows_per_batch)
     plan: Layout | None = None
+    pending = _Pending(-1)
+
+    def flush() -> None:
+        if pending.index >= 0:
+            parts.write(pending.index, names or [], pending.rows, pending.record)
+
     for chunk in read_chunks(in_path, fmt, options.rows_per_batch):
         if chunk_shard and chunk.index % options.shard_count != options.shard_index:
             continue
         if plan is None:
-            sig = scorer.signature
             plan = layout(
                 in_path,
                 chunk,
-                sig,
+                scorer.signature,
                 options.columns,
                 options.keep,
                 options.label,
                 scorer.model_names,
                 text=fmt == "csv",
             )
-        if chunk.index in done:
+        part = chunk.index // per_part
+        if part in done:
             continue
+        if part != pending.index:
+            flush()
+            pending = _Pending(part)
         good, failures = _score_rows(scorer, chunk, plan, in_path)
         for failure in failures:
             failure.pop("_end", None)
@@ -215,24 +236,36 @@ def score_file(
             names = [*plan.keep_names, *_prediction_names(values, fmt)]
         width = len(names or []) - len(plan.keep_names)
         keeps = kept([chunk.rows[offset] for offset, _ in good], plan)
-        rows = [k + _cells(v, width, fmt) for k, v in zip(keeps, values, strict=False)]
+        pending.rows.extend(k + _cells(v, width, fmt) for k, v in zip(keeps, values, strict=False))
         record = {
             "rows": len(chunk.rows),
             "scored": len(good),
             "failed": len(chunk.rows) - len(good),
             "failures": failures,
         }
-        parts.write(chunk.index, names or [], rows, record)
-        counts.rows += record["rows"]
-        counts.scored += record["scored"]
-        counts.failed += record["failed"]
-        counts.failures.extend(failures)
+        pending.add(record)
+        counts.add(record)
         if on_chunk is not None:
             on_chunk(counts)
+    flush()
     if names is None:
         names = [*(plan.keep_names if plan else options.keep), "prediction"]
     parts.assemble(names)
     return counts
+
+
+class _Pending:
+    """The rows and counts of the part being filled."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.rows: list[list[Any]] = []
+        self.record: dict[str, Any] = {"rows": 0, "scored": 0, "failed": 0, "failures": []}
+
+    def add(self, record: dict[str, Any]) -> None:
+        for key in ("rows", "scored", "failed"):
+            self.record[key] += record[key]
+        self.record["failures"].extend(record["failures"])
 
 
 def outputs_for(input: str, output: str, options: BatchOptions) -> list[tuple[str, str, bool]]:

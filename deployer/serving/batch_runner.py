@@ -53,8 +53,6 @@ from deployer.serving.runner import ModelRunner
 from deployer.serving.settings import ServingSettings
 from deployer.serving.tensors import named_outputs, per_row, select
 
-PART_ROWS = 50_000  # rows per checkpoint part (deployer.serving.batch_parts), about
-
 
 @dataclass(frozen=True)
 class BatchOptions:
@@ -67,6 +65,7 @@ class BatchOptions:
     rows_per_batch: int = 1000
     shard_index: int = 0
     shard_count: int = 1
+    rows_per_part: int = 50_000  # checkpoint granularity (at most 50 chunks a part)
 
 
 @dataclass
@@ -175,9 +174,9 @@ def _failure(path: str, rows: list[int], exc: Exception) -> dict[str, Any]:
     return {"file": path, "rows": _span(rows), "error": message, "_end": rows[-1]}
 
 
-def chunks_per_part(rows_per_batch: int) -> int:
-    """How many chunks one checkpoint part holds: about PART_ROWS rows, at most 50 chunks."""
-    return max(1, min(PART_ROWS // rows_per_batch, 50))
+def chunks_per_part(options: BatchOptions) -> int:
+    """How many chunks one checkpoint part holds: about rows_per_part rows, at most 50."""
+    return max(1, min(options.rows_per_part // options.rows_per_batch, 50))
 
 
 def score_file(
@@ -200,7 +199,7 @@ def score_file(
     for record in done.values():
         counts.add(record)
     names: list[str] | None = next((r["names"] for r in done.values() if r["names"]), None)
-    per_part = chunks_per_part(options.rows_per_batch)
+    per_part = chunks_per_part(options)
     plan: Layout | None = None
     pending = _Pending(-1)
 

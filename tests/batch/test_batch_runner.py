@@ -158,7 +158,9 @@ def test_resume_after_an_interruption_scores_each_row_once(
         return predict(inputs)
 
     scorer.predict = counting  # type: ignore[method-assign]
-    options = batch_runner.BatchOptions(keep=("id",), label="y", rows_per_batch=20)
+    options = batch_runner.BatchOptions(
+        keep=("id",), label="y", rows_per_batch=20, rows_per_part=20
+    )
     out = tmp_path / "out.csv"
 
     def interrupt(counts: batch_runner.FileCounts) -> None:

@@ -244,6 +244,9 @@ def score_file(
         }
         pending.add(record)
         counts.add(record)
+        if (chunk.index + 1) % per_part == 0:  # the part is full: checkpoint it now
+            flush()
+            pending = _Pending(-1)
         if on_chunk is not None:
             on_chunk(counts)
     flush()

@@ -48,14 +48,19 @@ class Parts:
         self,
         index: int,
         names: Sequence[str],
-        rows: Sequence[Sequence[Any]],
+        blocks: Sequence[Any],
         record: dict[str, Any],
     ) -> None:
-        """Chunk ``index``: its rows, then its record (what marks it done)."""
+        """Part ``index``: its blocks (lists of rows, or pyarrow tables), then its record
+        (what marks it done)."""
         os.makedirs(self.folder, exist_ok=True)
         part = self._path(index, "part")
         writer = Writer(part + ".tmp", self.fmt, names, header=False, sync=False)
-        writer.write(rows)
+        for block in blocks:
+            if isinstance(block, list):
+                writer.write(block)
+            else:
+                writer.write_table(block)
         writer.close()
         os.replace(part + ".tmp", part)
         meta = self._path(index, "json")

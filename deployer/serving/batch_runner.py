@@ -47,7 +47,14 @@ from deployer.serving.batch_files import (
 )
 from deployer.serving.batch_files import MissingPyarrow as MissingPyarrow
 from deployer.serving.batch_parts import Parts
-from deployer.serving.batch_shaping import Layout, features, kept, layout, model_feature_names
+from deployer.serving.batch_shaping import (
+    Layout,
+    chunk_features,
+    features,
+    kept,
+    layout,
+    model_feature_names,
+)
 from deployer.serving.errors import HTTPError
 from deployer.serving.runner import ModelRunner
 from deployer.serving.settings import ServingSettings
@@ -103,11 +110,19 @@ class Scorer:
 
     def predict(self, inputs: Any) -> list[Any]:
         """One value (or list) per row; BadRequest or the model's own error."""
+        return _listed(self.predict_array(inputs))
+
+    def predict_array(self, inputs: Any) -> Any:
+        """The predictions as an array (a tabular model) or one value per row (tensors)."""
         if self.signature.is_tensor:
             default = self.runner.settings.default_method or None
             result = self.runner._predict_now(inputs, self.signature.methods[0])
             return per_row(select(named_outputs(result, self.signature), default))
-        return list(np.asarray(self.runner._predict_now(inputs, self.method)).tolist())
+        return np.asarray(self.runner._predict_now(inputs, self.method))
+
+
+def _listed(values: Any) -> list[Any]:
+    return list(values.tolist()) if isinstance(values, np.ndarray) else list(values)
 
 
 def load(settings: ServingSettings | None = None, method: str | None = None) -> Scorer:
@@ -144,20 +159,21 @@ def _span(rows: list[int]) -> str:
 
 def _score_rows(
     scorer: Scorer, chunk: Chunk, plan: Layout, path: str
-) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
-    """(row offset, prediction) for each row scored, and the failures (each row alone
-    when the chunk fails, to name the rows)."""
+) -> tuple[list[int] | None, Any, list[dict[str, Any]]]:
+    """(offsets of the rows scored, None: all; their predictions; the failures). When the
+    chunk fails, each row alone, to name the rows."""
     try:
-        values = scorer.predict(features(chunk.rows, plan, scorer.signature))
-        return list(enumerate(values)), []
+        return None, scorer.predict_array(chunk_features(chunk, plan, scorer.signature)), []
     except Exception as whole:
-        if len(chunk.rows) == 1:
-            return [], [_failure(path, [chunk.start + 1], whole)]
-    good: list[tuple[int, Any]] = []
+        if chunk.size == 1:
+            return [], [], [_failure(path, [chunk.start + 1], whole)]
+    offsets: list[int] = []
+    values: list[Any] = []
     failures: list[dict[str, Any]] = []
     for offset, row in enumerate(chunk.rows):
         try:
-            good.append((offset, scorer.predict(features([row], plan, scorer.signature))[0]))
+            values.append(scorer.predict(features([row], plan, scorer.signature))[0])
+            offsets.append(offset)
         except Exception as exc:
             failure = _failure(path, [chunk.start + offset + 1], exc)
             last = failures[-1] if failures else None
@@ -166,7 +182,7 @@ def _score_rows(
                 last["rows"] = f"{last['rows'].split('-')[0]}-{offset + chunk.start + 1}"
             else:
                 failures.append(failure)
-    return good, failures
+    return offsets, values, failures
 
 
 def _failure(path: str, rows: list[int], exc: Exception) -> dict[str, Any]:
@@ -205,7 +221,7 @@ def score_file(
 
     def flush() -> None:
         if pending.index >= 0:
-            parts.write(pending.index, names or [], pending.rows, pending.record)
+            parts.write(pending.index, names or [], pending.blocks, pending.record)
 
     for chunk in read_chunks(in_path, fmt, options.rows_per_batch):
         if chunk_shard and chunk.index % options.shard_count != options.shard_index:
@@ -227,19 +243,17 @@ def score_file(
         if part != pending.index:
             flush()
             pending = _Pending(part)
-        good, failures = _score_rows(scorer, chunk, plan, in_path)
+        offsets, values, failures = _score_rows(scorer, chunk, plan, in_path)
         for failure in failures:
             failure.pop("_end", None)
-        values = [value for _, value in good]
-        if names is None and values:
-            names = [*plan.keep_names, *_prediction_names(values, fmt)]
-        width = len(names or []) - len(plan.keep_names)
-        keeps = kept([chunk.rows[offset] for offset, _ in good], plan)
-        pending.rows.extend(k + _cells(v, width, fmt) for k, v in zip(keeps, values, strict=False))
+        scored = chunk.size if offsets is None else len(offsets)
+        if names is None and scored:
+            names = [*plan.keep_names, *_prediction_names(_listed(values[:1]), fmt)]
+        pending.blocks.append(_block(chunk, plan, offsets, values, names or [], fmt))
         record = {
-            "rows": len(chunk.rows),
-            "scored": len(good),
-            "failed": len(chunk.rows) - len(good),
+            "rows": chunk.size,
+            "scored": scored,
+            "failed": chunk.size - scored,
             "failures": failures,
         }
         pending.add(record)
@@ -256,12 +270,32 @@ def score_file(
     return counts
 
 
+def _block(
+    chunk: Chunk,
+    plan: Layout,
+    offsets: list[int] | None,
+    values: Any,
+    names: list[str],
+    fmt: str,
+) -> Any:
+    """The chunk's output rows: a pyarrow table when the chunk came as pyarrow columns and
+    every row was scored (CSV), else lists of values."""
+    if offsets is None and chunk.columns is not None and fmt == "csv" and len(values):
+        from deployer.serving.batch_arrow import table
+
+        return table(names, [chunk.columns[i] for i in plan.keep], values)
+    width = len(names) - len(plan.keep_names)
+    rows = chunk.rows
+    keeps = kept(rows if offsets is None else [rows[i] for i in offsets], plan)
+    return [k + _cells(v, width, fmt) for k, v in zip(keeps, _listed(values), strict=True)]
+
+
 class _Pending:
     """The rows and counts of the part being filled."""
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.rows: list[list[Any]] = []
+        self.blocks: list[Any] = []  # lists of rows, or pyarrow tables
         self.record: dict[str, Any] = {"rows": 0, "scored": 0, "failed": 0, "failures": []}
 
     def add(self, record: dict[str, Any]) -> None:

@@ -112,6 +112,20 @@ def features(rows: list[list[Any]], plan: Layout, signature: Signature) -> Any:
     return to_rows(picked, signature)
 
 
+def chunk_features(chunk: Chunk, plan: Layout, signature: Signature) -> Any:
+    """``features`` of the whole chunk: pyarrow's columns parsed at once when it has them
+    (a numeric tabular model), else row by row from the values."""
+    numeric = not signature.is_tensor and signature.numpy_dtype.kind != "O"
+    if chunk.columns is not None and plan.text and numeric and plan.features is not None:
+        from deployer.serving.batch_arrow import numbers
+
+        try:
+            return to_rows(numbers(chunk, plan.features), signature)
+        except ValueError:
+            pass  # a value that is not a number: the online CSV path names it
+    return features(chunk.rows, plan, signature)
+
+
 def kept(rows: list[list[Any]], plan: Layout) -> list[list[Any]]:
     """The keep columns' values, per row."""
     idx = plan.keep

@@ -6,7 +6,8 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from deployer.batch import records
 from deployer.batch.job import BatchRun
@@ -15,9 +16,30 @@ from deployer.errors import UsageError
 from deployer.providers.batch import RunsBatch
 
 if TYPE_CHECKING:
-    from deployer.api import Project
     from deployer.batch.in_process import RowsSeen
-    from deployer.providers import Progress
+    from deployer.config import ProjectConfig
+    from deployer.providers import Image, Progress, Provider, Release
+    from deployer.serving.settings import ServingSettings
+
+
+class Project(Protocol):
+    """What batch needs of ``deployer.api.Project`` (not imported: api imports this)."""
+
+    config: ProjectConfig
+    file: Path
+    root: Path
+
+    @property
+    def name(self) -> str: ...
+
+    def providers(self, names: list[str] | None = None) -> dict[str, Provider]: ...
+
+    def build(self, *, progress: Progress | None = None) -> Image: ...
+
+    def release(self, image: Image) -> Release: ...
+
+    def serving_settings(self) -> ServingSettings: ...
+
 
 IN_PROCESS = "in-process"
 

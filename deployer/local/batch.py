@@ -24,6 +24,8 @@ import orjson
 from deployer.providers import DeployerError, Progress, Release, UsageError
 from deployer.providers.batch import BatchJob, BatchSpec, BatchState
 
+__all__ = ["BatchJob", "BatchSpec", "LocalBatch"]  # provider.py imports the SDK only
+
 IN, OUT = "/batch/in", "/batch/out"
 LABEL_JOB = "deployer-batch-job"
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployer.local.batch import LocalBatch
+from deployer.local.batch import BatchJob, BatchSpec, LocalBatch
 from deployer.local.canary import ContainerScraper, reported, step_reader
 from deployer.local.faults import boundary
 from deployer.local.front_container import FrontContainer
@@ -68,7 +68,6 @@ from deployer.providers import (
     wait_healthy,
 )
 from deployer.providers import live as gates
-from deployer.providers.batch import BatchJob, BatchSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -93,16 +93,11 @@ def input_files(path: str) -> list[str]:
     return [path]
 
 
-def read_chunks(path: str, fmt: str, size: int, fast: bool = True) -> Iterator[Chunk]:
-    """The file's rows, ``size`` at a time, in order (CSV through pyarrow, as text
-    columns, when it is installed and ``fast``)."""
+def read_chunks(path: str, fmt: str, size: int) -> Iterator[Chunk]:
+    """The file's rows, ``size`` at a time, in order (standard library; the pyarrow CSV
+    reader is deployer.serving.batch_arrow's)."""
     if fmt == "csv":
-        from deployer.serving import batch_arrow
-
-        if fast and batch_arrow.available():
-            yield from batch_arrow.csv_chunks(path, size)
-        else:
-            yield from _csv_chunks(path, size)
+        yield from _csv_chunks(path, size)
     elif fmt == "jsonl":
         yield from _jsonl_chunks(path, size)
     else:
@@ -215,17 +210,8 @@ class Writer:
         elif fmt == "jsonl":
             self._file = open(path, "wb")  # noqa: SIM115
 
-    def write_table(self, table: Any) -> None:
-        """A pyarrow table of the output's columns (the pyarrow CSV fast path)."""
-        if self.fmt != "csv":
-            self.write([list(row.values()) for row in table.to_pylist()])
-            return
-        from deployer.serving import batch_arrow
-
-        data = batch_arrow.csv_bytes(table)
-        if data is None:  # a value with a comma, quote or newline: the csv module quotes it
-            self.write([list(row.values()) for row in table.to_pylist()])
-            return
+    def write_bytes(self, data: bytes) -> None:
+        """CSV lines already encoded (the pyarrow fast path's)."""
         self._text.flush()
         assert self._file is not None
         self._file.write(data)

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
+from deployer.serving.batch_arrow import csv_bytes
 from deployer.serving.batch_files import Writer, concatenate
 
 
@@ -59,8 +60,12 @@ class Parts:
         for block in blocks:
             if isinstance(block, list):
                 writer.write(block)
+                continue
+            data = csv_bytes(block) if self.fmt == "csv" else None
+            if data is None:  # a value needing quotes (or not CSV): written row by row
+                writer.write([list(row.values()) for row in block.to_pylist()])
             else:
-                writer.write_table(block)
+                writer.write_bytes(data)
         writer.close()
         os.replace(part + ".tmp", part)
         meta = self._path(index, "json")

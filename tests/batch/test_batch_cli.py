@@ -205,3 +205,23 @@ def test_a_killed_run_resumes_to_the_same_output(
     ids = [r["id"] for r in predictions(out)]
     assert ids == [f"r{i}" for i in range(len(features))]  # none lost, none twice
     assert not partial.exists()
+
+
+def test_dry_run_checks_and_scores_nothing(
+    project: Path, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
+    write_rows(project / "rows.csv", iris[0][:5])
+    out = project / "never.csv"
+    args = ["--input", str(project / "rows.csv"), "--output", str(out), "--keep", "id"]
+    result = batch(project, "--to", "local", *args, "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert (plan["through"], plan["spec"]["format"], plan["spec"]["keep"]) == (
+        "local",
+        "csv",
+        ["id"],
+    )
+    assert plan["spec"]["rows_per_request"] == 40  # deployer.yaml's batch: section
+    assert not out.exists()
+    missing = batch(project, "--to", "nowhere", *args, "--dry-run")
+    assert missing.exit_code == 2 and "no target 'nowhere'" in missing.output

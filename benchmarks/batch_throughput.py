@@ -20,7 +20,8 @@ CSV. Then times, for each round:
 Prints one JSON document: rows/s of each (best of the rounds) and the ratios to bare (the
 issue's targets: 0.80 in process, 0.50 through the image); and the peak RSS of a child
 process scoring SMALL_ROWS and ROWS in process (memory flat: about equal). The image runs
-need Docker (run under ``flock /tmp/docker.lock`` on a shared machine).
+need Docker (run under ``flock /tmp/docker.lock`` on a shared machine; the image's base
+is ``DEPLOYER_BASE_IMAGE``, else ``image.base``'s default); the image tag is removed after.
 """
 
 from __future__ import annotations
@@ -136,13 +137,16 @@ def main() -> None:
     model = joblib.load(WORK / "model.joblib")
     large = paths["large"]
     times: dict[str, list[float]] = {"bare": [], "in_process": [], "image": []}
-    if not args.no_image:
-        project.build()  # not timed: push would have built it
+    image = None if args.no_image else project.build()  # not timed: push would have built it
     for _ in range(args.rounds):
         times["bare"].append(bare(model, large, args.batch_size))
         times["in_process"].append(through(project, None, large, WORK / "out-in-process"))
         if not args.no_image:
             times["image"].append(through(project, "local", large, WORK / "out-image"))
+    if image is not None:  # leave no image behind
+        from deployer.providers import docker_client
+
+        docker_client().images.remove(image.ref, noprune=True)
     rate = {k: args.rows / min(v) for k, v in times.items() if v}
     result: dict[str, Any] = {
         "rows": args.rows,

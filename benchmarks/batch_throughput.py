@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -97,13 +96,15 @@ def through(project: Any, to: str | None, path: Path, out: Path) -> float:
     return seconds
 
 
+# The child's own high-water mark: /proc's VmHWM starts afresh at exec, while getrusage's
+# ru_maxrss is inherited from the parent at fork (it would report the parent's peak).
 PEAK = """
-import resource, sys
+import sys
 from deployer.api import Project
 project = Project.load(sys.argv[1])
 job = project.batch(None, sys.argv[2], sys.argv[3], keep=["id"], in_process=True).status
 assert job.complete, job
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 """
 
 
@@ -158,7 +159,6 @@ def main() -> None:
             str(args.small_rows): round(peak_rss_mb(WORK, paths["small"]), 1),
             str(args.rows): round(peak_rss_mb(WORK, large), 1),
         },
-        "self_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     if "image" in rate:
         result["ratio_image"] = round(rate["image"] / rate["bare"], 3)

@@ -106,6 +106,13 @@ class LocalBatch:
         volumes, inner_in, inner_out = _mounts(spec)
         job_id = spec.job_name or f"{self.prefix}-batch-{time.strftime('%Y%m%d-%H%M%S')}"
         client = self._client()
+        busy = {"label": [f"{k}={v}" for k, v in self.labels.items()], "status": "running"}
+        for other in client.containers.list(filters=busy):
+            if other.labels.get("deployer-batch-output") == spec.output_uri:
+                raise UsageError(
+                    f"batch job {other.name} is still writing {spec.output_uri}: wait for it "
+                    f"(deployer batch status {other.name}) or cancel it, then run this again"
+                )
         for stale in client.containers.list(all=True, filters={"name": f"^{job_id}$"}):
             stale.remove(force=True)  # a finished run of the same name: its parts resume
         client.containers.run(

@@ -44,28 +44,36 @@ def csv_chunks(path: str, size: int) -> Iterator[Chunk]:
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    read = pcsv.ReadOptions(block_size=1 << 22)
-    index = start = 0
+    read = pcsv.ReadOptions(block_size=1 << 20, use_threads=False)
     try:
-        reader = pcsv.open_csv(path, read_options=read, convert_options=convert)
-        pending: list[Any] = []
-        held = 0
-        for batch in reader:
-            pending.append(batch)
-            held += batch.num_rows
-            if held < size:
-                continue
-            table, offset = pa.Table.from_batches(pending), 0
-            parsed = _parsed(table)
-            while held - offset >= size:
-                yield _chunk(index, start, names, table, parsed, offset, size)
-                index, start, offset = index + 1, start + size, offset + size
-            pending, held = table.slice(offset).to_batches(), held - offset
-        if held:
-            table = pa.Table.from_batches(pending)
-            yield _chunk(index, start, names, table, _parsed(table), 0, held)
+        # read(2), not a memory map: the file's pages do not stay resident (memory flat)
+        with pa.OSFile(path) as source:
+            reader = pcsv.open_csv(source, read_options=read, convert_options=convert)
+            yield from _sliced(reader, names, size)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: {exc}") from None
+
+
+def _sliced(reader: Any, names: tuple[str, ...], size: int) -> Iterator[Chunk]:
+    """The reader's record batches re-cut into chunks of ``size`` rows."""
+    import pyarrow as pa
+
+    pending: list[Any] = []
+    held = index = start = 0
+    for batch in reader:
+        pending.append(batch)
+        held += batch.num_rows
+        if held < size:
+            continue
+        table, offset = pa.Table.from_batches(pending), 0
+        parsed = _parsed(table)
+        while held - offset >= size:
+            yield _chunk(index, start, names, table, parsed, offset, size)
+            index, start, offset = index + 1, start + size, offset + size
+        pending, held = table.slice(offset).to_batches(), held - offset
+    if held:
+        table = pa.Table.from_batches(pending)
+        yield _chunk(index, start, names, table, _parsed(table), 0, held)
 
 
 def _parsed(table: Any) -> list[Any]:

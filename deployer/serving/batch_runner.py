@@ -295,7 +295,12 @@ def _block(
     width = len(names) - len(plan.keep_names)
     rows = chunk.rows
     keeps = kept(rows if offsets is None else [rows[i] for i in offsets], plan)
-    return [k + _cells(v, width, fmt) for k, v in zip(keeps, _listed(values), strict=True)]
+    listed = _listed(values)
+    if width == 1 and not any(isinstance(v, (list, dict)) for v in listed):
+        for k, v in zip(keeps, listed, strict=True):  # the common case, without a call per row
+            k.append(v)
+        return keeps
+    return [k + _cells(v, width, fmt) for k, v in zip(keeps, listed, strict=True)]
 
 
 class _Pending:

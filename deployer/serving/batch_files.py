@@ -11,6 +11,7 @@ import csv
 import io
 import os
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import IO, Any
 
 import orjson
@@ -114,25 +115,30 @@ def _csv_chunks(path: str, size: int) -> Iterator[Chunk]:
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: line 1: {exc}") from None
         names = tuple(header)
-        rows: list[list[Any]] = []
+        width = len(names)
         index = start = 0
         try:
-            for row in reader:
-                if len(row) != len(names):
-                    if not row:
+            while rows := list(islice(reader, size)):
+                if any(len(row) != width for row in rows):
+                    rows = _checked(path, rows, width, start)
+                    if not rows:
                         continue
-                    raise InputError(
-                        f"{path}: line {reader.line_num}: {len(row)} values; the header has "
-                        f"{len(names)} columns"
-                    )
-                rows.append(row)
-                if len(rows) == size:
-                    yield Chunk(index, start, names, rows)
-                    index, start, rows = index + 1, start + size, []
+                yield Chunk(index, start, names, rows)
+                index, start = index + 1, start + len(rows)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
-        if rows:
-            yield Chunk(index, start, names, rows)
+
+
+def _checked(path: str, rows: list[list[str]], width: int, start: int) -> list[list[str]]:
+    """The rows without blank lines; InputError naming the first row of another width."""
+    kept = [row for row in rows if row]
+    for offset, row in enumerate(kept):
+        if len(row) != width:
+            raise InputError(
+                f"{path}: data row {start + offset + 1}: {len(row)} values; the header has "
+                f"{width} columns"
+            )
+    return kept
 
 
 def _jsonl_chunks(path: str, size: int) -> Iterator[Chunk]:

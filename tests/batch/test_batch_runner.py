@@ -200,3 +200,21 @@ def test_the_image_path_without_pyarrow_writes_the_same_bytes(
     assert batch_runner.main([*args, "--output", str(tmp_path / "plain.csv")]) == 0
     assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
     assert [r["id"] for r in read_csv(tmp_path / "fast.csv")][:2] == ["r0", "r1, x"]
+
+
+@pytest.mark.parametrize("arrow", [True, False])
+@pytest.mark.usefixtures("settings")
+def test_a_row_of_another_width_is_exit_2_naming_it(
+    arrow: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deployer.serving import batch_arrow
+
+    if not arrow:
+        monkeypatch.setattr(batch_arrow, "available", lambda: False)
+    data = tmp_path / "short.csv"
+    data.write_text("id,a,b,c,d\nr0,1,2,3,4\n\nr1,1,2,3\n")
+    assert batch_runner.main(["--input", str(data), "--output", str(tmp_path / "o.csv")]) == 2
+    message = json.loads(capsys.readouterr().err)["error"]
+    assert str(data) in message
+    assert ("data row 2: 4 values; the header has 5 columns" in message) or arrow
+    assert "Expected 5 columns, got 4" in message or not arrow

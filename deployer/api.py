@@ -20,6 +20,7 @@ from deployer.errors import ConfigError, DeployerError, UsageError, file_or_fold
 if TYPE_CHECKING:
     from deployer.audit import AuditLog, AuditTrail
     from deployer.audit.history import TargetHistory
+    from deployer.batch.job import BatchRun
     from deployer.evaluation.run import EvaluationProgress, EvaluationResult
     from deployer.gates import GateReport
     from deployer.image.build import Image, Progress
@@ -747,6 +748,43 @@ class Project:
         if out is not None:
             return list(provider.write_manifests(source, Path(out)))
         return str(provider.render_yaml(source))
+
+    def batch(
+        self,
+        to: str | None,
+        input: str,
+        output: str,
+        *,
+        format: str | None = None,
+        keep: list[str] | None = None,
+        label: str | None = None,
+        in_process: bool = False,
+        wait: bool = True,
+        **options: Any,
+    ) -> BatchRun:
+        """Score every row of ``input`` into ``output`` with the image ``push`` would deploy
+        on target ``to`` (a provider with RunsBatch), or in this process (``in_process``:
+        runs to the end, resumable); deployer.batch.start has the other options."""
+        from deployer.batch.start import start
+
+        return start(
+            self,
+            to,
+            input,
+            output,
+            format=format,
+            keep=keep,
+            label=label,
+            in_process=in_process,
+            wait=wait,
+            **options,
+        )
+
+    def batch_job(self, job_id: str) -> BatchRun:
+        """A batch job started earlier (its record in .deployer/batch)."""
+        from deployer.batch.start import reopen
+
+        return reopen(self, job_id)
 
     def status(self, to: list[str] | None = None) -> list[Status]:
         return [provider.status() for provider in self.providers(to).values()]

@@ -15,6 +15,7 @@ import typer
 from deployer import cli_release, output
 from deployer._version import __version__
 from deployer.cli_alerts import register as register_alerts
+from deployer.cli_batch import register as register_batch
 from deployer.cli_evaluate import register as register_evaluate
 from deployer.cli_monitoring import register as register_monitoring
 from deployer.cli_release import OverrideGatesOption, ReasonOption, split_targets
@@ -550,6 +551,7 @@ cli_release.register(app)  # deployer audit verify, deployer history
 register_evaluate(app)
 register_monitoring(app)  # deployer baseline, deployer drift
 register_alerts(app)  # deployer alerts, deployer dashboard
+register_batch(app)
 
 
 def main() -> None:

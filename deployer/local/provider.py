@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployer.local.batch import BatchJob, BatchSpec, LocalBatch
 from deployer.local.canary import ContainerScraper, reported, step_reader
 from deployer.local.faults import boundary
 from deployer.local.front_container import FrontContainer
@@ -559,6 +560,29 @@ class LocalProvider:
 
     def route(self) -> Backend:
         return Backend(self.target.name, self.name, self._front_url())
+
+    # -- batch (RunsBatch): the image runs the batch runner (deployer/local/batch.py) ------
+
+    @property
+    def batch(self) -> LocalBatch:
+        return LocalBatch(lambda: self.client, self.prefix, self.target.name, self._labels("batch"))
+
+    @_platform_errors
+    def batch_submit(
+        self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
+    ) -> BatchJob:
+        return self.batch.submit(release, image_ref, spec, progress)
+
+    @_platform_errors
+    def batch_status(self, job_id: str) -> BatchJob:
+        return self.batch.status(job_id)
+
+    def batch_logs(self, job_id: str) -> Iterator[str]:
+        return self.batch.logs(job_id)
+
+    @_platform_errors
+    def batch_cancel(self, job_id: str) -> BatchJob:
+        return self.batch.cancel(job_id)
 
 
 def _backend(response: httpx.Response) -> str | None:

@@ -1,8 +1,9 @@
 """The image entrypoint: ``python -m deployer.serving [serve]``.
 
 SageMaker starts containers as ``docker run IMAGE serve``; any other platform runs the
-image as built. Settings come from DEPLOYER_SERVING_CONFIG (default
-/opt/deployer/serving.json) or DEPLOYER_SERVING_SETTINGS.
+image as built; ``docker run IMAGE batch --input ... --output ...`` runs the batch
+runner (deployer.serving.batch_runner) instead of the server. Settings come from
+DEPLOYER_SERVING_CONFIG (default /opt/deployer/serving.json) or DEPLOYER_SERVING_SETTINGS.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "batch":  # docker run IMAGE batch --input ... (batch_runner)
+        from deployer.serving.batch_runner import main as batch
+
+        return batch(argv[1:])
     if argv and argv[0] != "serve":
         print(
-            f"usage: python -m deployer.serving [serve]; unknown argument {argv[0]!r}",
+            f"usage: python -m deployer.serving [serve | batch ...]; unknown argument {argv[0]!r}",
             file=sys.stderr,
         )
         return 2

@@ -11,7 +11,7 @@ import csv
 import io
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from itertools import islice
 from typing import IO, Any
 
 import orjson
@@ -37,14 +37,33 @@ class MissingPyarrow(InputError):
     """Parquet without pyarrow installed (exit 3)."""
 
 
-@dataclass
 class Chunk:
-    """Rows ``start`` .. ``start + len(rows) - 1`` (0-based data rows) of one file."""
+    """Rows ``start`` .. ``start + size - 1`` (0-based data rows) of one file: as lists of
+    values (``rows``), or as pyarrow columns (``columns``, one per name: the pyarrow
+    reader's; ``rows`` then made from them when asked)."""
 
-    index: int
-    start: int
-    names: tuple[str, ...]
-    rows: list[list[Any]]
+    def __init__(
+        self,
+        index: int,
+        start: int,
+        names: tuple[str, ...],
+        rows: list[list[Any]] | None = None,
+        columns: list[Any] | None = None,
+    ) -> None:
+        self.index, self.start, self.names = index, start, names
+        self._rows, self.columns = rows, columns
+        self.numbers: list[Any] | None = None  # pyarrow: columns parsed as float64 (or None)
+
+    @property
+    def size(self) -> int:
+        return len(self._rows) if self._rows is not None else len(self.columns[0])  # type: ignore[index]
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        if self._rows is None:
+            lists = [column.to_pylist() for column in self.columns or []]
+            self._rows = [list(row) for row in zip(*lists, strict=True)]
+        return self._rows
 
 
 def format_of(path: str, given: str | None) -> str:
@@ -76,7 +95,8 @@ def input_files(path: str) -> list[str]:
 
 
 def read_chunks(path: str, fmt: str, size: int) -> Iterator[Chunk]:
-    """The file's rows, ``size`` at a time, in order."""
+    """The file's rows, ``size`` at a time, in order (standard library; the pyarrow CSV
+    reader is deployer.serving.batch_arrow's)."""
     if fmt == "csv":
         yield from _csv_chunks(path, size)
     elif fmt == "jsonl":
@@ -95,25 +115,30 @@ def _csv_chunks(path: str, size: int) -> Iterator[Chunk]:
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: line 1: {exc}") from None
         names = tuple(header)
-        rows: list[list[Any]] = []
+        width = len(names)
         index = start = 0
         try:
-            for row in reader:
-                if len(row) != len(names):
-                    if not row:
+            while rows := list(islice(reader, size)):
+                if any(len(row) != width for row in rows):
+                    rows = _checked(path, rows, width, start)
+                    if not rows:
                         continue
-                    raise InputError(
-                        f"{path}: line {reader.line_num}: {len(row)} values; the header has "
-                        f"{len(names)} columns"
-                    )
-                rows.append(row)
-                if len(rows) == size:
-                    yield Chunk(index, start, names, rows)
-                    index, start, rows = index + 1, start + size, []
+                yield Chunk(index, start, names, rows)
+                index, start = index + 1, start + len(rows)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
-        if rows:
-            yield Chunk(index, start, names, rows)
+
+
+def _checked(path: str, rows: list[list[str]], width: int, start: int) -> list[list[str]]:
+    """The rows without blank lines; InputError naming the first row of another width."""
+    kept = [row for row in rows if row]
+    for offset, row in enumerate(kept):
+        if len(row) != width:
+            raise InputError(
+                f"{path}: data row {start + offset + 1}: {len(row)} values; the header has "
+                f"{width} columns"
+            )
+    return kept
 
 
 def _jsonl_chunks(path: str, size: int) -> Iterator[Chunk]:
@@ -176,17 +201,26 @@ def _parquet_chunks(path: str, size: int) -> Iterator[Chunk]:
 class Writer:
     """Writes rows of output (``names`` then one value per name) to one file."""
 
-    def __init__(self, path: str, fmt: str, names: Sequence[str], header: bool = True) -> None:
-        self.path, self.fmt, self.names = path, fmt, tuple(names)
+    def __init__(
+        self, path: str, fmt: str, names: Sequence[str], header: bool = True, sync: bool = True
+    ) -> None:
+        self.path, self.fmt, self.names, self.sync = path, fmt, tuple(names), sync
         self._table: list[list[Any]] = []
         self._file: IO[Any] | None = None
         if fmt == "csv":
-            self._file = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-            self._csv = csv.writer(self._file, lineterminator="\n")
+            self._file = open(path, "wb")  # noqa: SIM115
+            self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="")
+            self._csv = csv.writer(self._text, lineterminator="\n")
             if header:
                 self._csv.writerow(self.names)
         elif fmt == "jsonl":
             self._file = open(path, "wb")  # noqa: SIM115
+
+    def write_bytes(self, data: bytes) -> None:
+        """CSV lines already encoded (the pyarrow fast path's)."""
+        self._text.flush()
+        assert self._file is not None
+        self._file.write(data)
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
         if self.fmt == "csv":
@@ -202,9 +236,12 @@ class Writer:
 
     def close(self) -> None:
         if self._file is not None:
+            if self.fmt == "csv":
+                self._text.flush()
             self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            if self.sync:
+                os.fsync(self._file.fileno())
+            (self._text if self.fmt == "csv" else self._file).close()
             return
         pq = _pyarrow_parquet(self.path)
         import pyarrow as pa

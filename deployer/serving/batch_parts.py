@@ -1,11 +1,14 @@
 """Resumable batch output: one output file assembled from chunk files.
 
-While a file is scored its output lives in ``<output>.partial/``: chunk k's rows in
-``k.part`` and then its record (rows, scored, failed, failures, output columns) in
-``k.json``, each written to a temporary name, synced and renamed, so a chunk is either
-done (its record exists) or not there at all. A re-run after Ctrl-C or a crash skips the
-done chunks (no row scored twice) and scores the rest (none lost); the last chunk done,
-the parts are joined in order into ``<output>`` (renamed into place) and the folder removed.
+While a file is scored its output lives in ``<output>.partial/``: part k (a run of
+consecutive chunks, about 50,000 rows) has its rows in ``k.part`` and then its record
+(rows, scored, failed, failures, output columns) in ``k.json``, each written to a
+temporary name and renamed, so a part is either done (its record exists) or not there at
+all. A re-run after Ctrl-C or a killed process skips the done parts (no row scored twice)
+and scores the rest (none lost); the last part done, the parts are joined in order into
+``<output>`` (synced, renamed into place) and the folder removed. Parts are not synced
+one by one (that cost more than scoring): an operating-system crash may lose the parts
+written just before it, which a re-run scores again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
+from deployer.serving.batch_arrow import csv_bytes
 from deployer.serving.batch_files import Writer, concatenate
 
 
@@ -45,21 +49,28 @@ class Parts:
         self,
         index: int,
         names: Sequence[str],
-        rows: Sequence[Sequence[Any]],
+        blocks: Sequence[Any],
         record: dict[str, Any],
     ) -> None:
-        """Chunk ``index``: its rows, then its record (what marks it done)."""
+        """Part ``index``: its blocks (lists of rows, or pyarrow tables), then its record
+        (what marks it done)."""
         os.makedirs(self.folder, exist_ok=True)
         part = self._path(index, "part")
-        writer = Writer(part + ".tmp", self.fmt, names, header=False)
-        writer.write(rows)
+        writer = Writer(part + ".tmp", self.fmt, names, header=False, sync=False)
+        for block in blocks:
+            if isinstance(block, list):
+                writer.write(block)
+                continue
+            data = csv_bytes(block) if self.fmt == "csv" else None
+            if data is None:  # a value needing quotes (or not CSV): written row by row
+                writer.write([list(row.values()) for row in block.to_pylist()])
+            else:
+                writer.write_bytes(data)
         writer.close()
         os.replace(part + ".tmp", part)
         meta = self._path(index, "json")
         with open(meta + ".tmp", "w", encoding="utf-8") as f:
             json.dump({**record, "names": list(names)}, f)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(meta + ".tmp", meta)
 
     def assemble(self, names: Sequence[str]) -> None:

@@ -30,13 +30,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
+from deployer.serving import batch_arrow
 from deployer.serving.batch_files import (
     SUFFIX,
     Chunk,
@@ -47,7 +48,14 @@ from deployer.serving.batch_files import (
 )
 from deployer.serving.batch_files import MissingPyarrow as MissingPyarrow
 from deployer.serving.batch_parts import Parts
-from deployer.serving.batch_shaping import Layout, features, kept, layout, model_feature_names
+from deployer.serving.batch_shaping import (
+    Layout,
+    chunk_features,
+    features,
+    kept,
+    layout,
+    model_feature_names,
+)
 from deployer.serving.errors import HTTPError
 from deployer.serving.runner import ModelRunner
 from deployer.serving.settings import ServingSettings
@@ -65,6 +73,7 @@ class BatchOptions:
     rows_per_batch: int = 1000
     shard_index: int = 0
     shard_count: int = 1
+    rows_per_part: int = 50_000  # checkpoint granularity (at most 50 chunks a part)
 
 
 @dataclass
@@ -78,6 +87,13 @@ class FileCounts:
     failed: int = 0
     skipped: bool = False  # already complete from an earlier run
     failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count a chunk's (or a done part's) record."""
+        self.rows += record["rows"]
+        self.scored += record["scored"]
+        self.failed += record["failed"]
+        self.failures.extend(record["failures"])
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -95,11 +111,19 @@ class Scorer:
 
     def predict(self, inputs: Any) -> list[Any]:
         """One value (or list) per row; BadRequest or the model's own error."""
+        return _listed(self.predict_array(inputs))
+
+    def predict_array(self, inputs: Any) -> Any:
+        """The predictions as an array (a tabular model) or one value per row (tensors)."""
         if self.signature.is_tensor:
             default = self.runner.settings.default_method or None
             result = self.runner._predict_now(inputs, self.signature.methods[0])
             return per_row(select(named_outputs(result, self.signature), default))
-        return list(np.asarray(self.runner._predict_now(inputs, self.method)).tolist())
+        return np.asarray(self.runner._predict_now(inputs, self.method))
+
+
+def _listed(values: Any) -> list[Any]:
+    return list(values.tolist()) if isinstance(values, np.ndarray) else list(values)
 
 
 def load(settings: ServingSettings | None = None, method: str | None = None) -> Scorer:
@@ -114,8 +138,9 @@ def load(settings: ServingSettings | None = None, method: str | None = None) -> 
 
 def _prediction_names(values: list[Any], fmt: str) -> list[str]:
     first = values[0] if values else None
-    flat = isinstance(first, list) and all(not isinstance(v, (list, dict)) for v in first)
-    if fmt != "jsonl" and flat and len(first) > 1:
+    if not isinstance(first, list) or fmt == "jsonl":
+        return ["prediction"]
+    if len(first) > 1 and all(not isinstance(v, (list, dict)) for v in first):
         return [f"prediction_{i}" for i in range(len(first))]
     return ["prediction"]
 
@@ -135,20 +160,21 @@ def _span(rows: list[int]) -> str:
 
 def _score_rows(
     scorer: Scorer, chunk: Chunk, plan: Layout, path: str
-) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
-    """(row offset, prediction) for each row scored, and the failures (each row alone
-    when the chunk fails, to name the rows)."""
+) -> tuple[list[int] | None, Any, list[dict[str, Any]]]:
+    """(offsets of the rows scored, None: all; their predictions; the failures). When the
+    chunk fails, each row alone, to name the rows."""
     try:
-        values = scorer.predict(features(chunk.rows, plan, scorer.signature))
-        return list(enumerate(values)), []
+        return None, scorer.predict_array(chunk_features(chunk, plan, scorer.signature)), []
     except Exception as whole:
-        if len(chunk.rows) == 1:
-            return [], [_failure(path, [chunk.start + 1], whole)]
-    good: list[tuple[int, Any]] = []
+        if chunk.size == 1:
+            return [], [], [_failure(path, [chunk.start + 1], whole)]
+    offsets: list[int] = []
+    values: list[Any] = []
     failures: list[dict[str, Any]] = []
     for offset, row in enumerate(chunk.rows):
         try:
-            good.append((offset, scorer.predict(features([row], plan, scorer.signature))[0]))
+            values.append(scorer.predict(features([row], plan, scorer.signature))[0])
+            offsets.append(offset)
         except Exception as exc:
             failure = _failure(path, [chunk.start + offset + 1], exc)
             last = failures[-1] if failures else None
@@ -157,12 +183,24 @@ def _score_rows(
                 last["rows"] = f"{last['rows'].split('-')[0]}-{offset + chunk.start + 1}"
             else:
                 failures.append(failure)
-    return good, failures
+    return offsets, values, failures
 
 
 def _failure(path: str, rows: list[int], exc: Exception) -> dict[str, Any]:
     message = exc.message if isinstance(exc, HTTPError) else f"{type(exc).__name__}: {exc}"
     return {"file": path, "rows": _span(rows), "error": message, "_end": rows[-1]}
+
+
+def _chunks(path: str, fmt: str, size: int) -> Iterator[Chunk]:
+    """The file's chunks: CSV through pyarrow where it is installed, else read_chunks."""
+    if fmt == "csv" and batch_arrow.available():
+        return batch_arrow.csv_chunks(path, size)
+    return read_chunks(path, fmt, size)
+
+
+def chunks_per_part(options: BatchOptions) -> int:
+    """How many chunks one checkpoint part holds: about rows_per_part rows, at most 50."""
+    return max(1, min(options.rows_per_part // options.rows_per_batch, 50))
 
 
 def score_file(
@@ -173,7 +211,8 @@ def score_file(
     on_chunk: Callable[[FileCounts], None] | None = None,
     chunk_shard: bool = False,
 ) -> FileCounts:
-    """Score one file into ``out_path`` (resumably); ``chunk_shard``: only this shard's chunks."""
+    """Score one file into ``out_path`` (resumably: a re-run with the same options skips
+    the parts done); ``chunk_shard``: only this shard's chunks."""
     counts = FileCounts(in_path, out_path)
     if os.path.exists(out_path) and not os.path.isdir(out_path + ".partial"):
         counts.skipped = True
@@ -181,57 +220,101 @@ def score_file(
     fmt = format_of(in_path, options.format)
     parts = Parts(out_path, fmt)
     done = parts.done()
-    names: list[str] | None = None
     for record in done.values():
-        names = names or record["names"]
-        counts.rows += record["rows"]
-        counts.scored += record["scored"]
-        counts.failed += record["failed"]
-        counts.failures.extend(record["failures"])
+        counts.add(record)
+    names: list[str] | None = next((r["names"] for r in done.values() if r["names"]), None)
+    per_part = chunks_per_part(options)
     plan: Layout | None = None
-    for chunk in read_chunks(in_path, fmt, options.rows_per_batch):
+    pending = _Pending(-1)
+
+    def flush() -> None:
+        if pending.index >= 0:
+            parts.write(pending.index, names or [], pending.blocks, pending.record)
+
+    for chunk in _chunks(in_path, fmt, options.rows_per_batch):
         if chunk_shard and chunk.index % options.shard_count != options.shard_index:
             continue
         if plan is None:
-            sig = scorer.signature
             plan = layout(
                 in_path,
                 chunk,
-                sig,
+                scorer.signature,
                 options.columns,
                 options.keep,
                 options.label,
                 scorer.model_names,
                 text=fmt == "csv",
             )
-        if chunk.index in done:
+        part = chunk.index // per_part
+        if part in done:
             continue
-        good, failures = _score_rows(scorer, chunk, plan, in_path)
+        if part != pending.index:
+            flush()
+            pending = _Pending(part)
+        offsets, values, failures = _score_rows(scorer, chunk, plan, in_path)
         for failure in failures:
             failure.pop("_end", None)
-        values = [value for _, value in good]
-        if names is None and values:
-            names = [*plan.keep_names, *_prediction_names(values, fmt)]
-        width = len(names or []) - len(plan.keep_names)
-        keeps = kept([chunk.rows[offset] for offset, _ in good], plan)
-        rows = [k + _cells(v, width, fmt) for k, v in zip(keeps, values, strict=False)]
+        scored = chunk.size if offsets is None else len(offsets)
+        if names is None and scored:
+            names = [*plan.keep_names, *_prediction_names(_listed(values[:1]), fmt)]
+        pending.blocks.append(_block(chunk, plan, offsets, values, names or [], fmt))
         record = {
-            "rows": len(chunk.rows),
-            "scored": len(good),
-            "failed": len(chunk.rows) - len(good),
+            "rows": chunk.size,
+            "scored": scored,
+            "failed": chunk.size - scored,
             "failures": failures,
         }
-        parts.write(chunk.index, names or [], rows, record)
-        counts.rows += record["rows"]
-        counts.scored += record["scored"]
-        counts.failed += record["failed"]
-        counts.failures.extend(failures)
+        pending.add(record)
+        counts.add(record)
+        if (chunk.index + 1) % per_part == 0:  # the part is full: checkpoint it now
+            flush()
+            pending = _Pending(-1)
         if on_chunk is not None:
             on_chunk(counts)
+    flush()
     if names is None:
         names = [*(plan.keep_names if plan else options.keep), "prediction"]
     parts.assemble(names)
     return counts
+
+
+def _block(
+    chunk: Chunk,
+    plan: Layout,
+    offsets: list[int] | None,
+    values: Any,
+    names: list[str],
+    fmt: str,
+) -> Any:
+    """The chunk's output rows: a pyarrow table when the chunk came as pyarrow columns and
+    every row was scored (CSV), else lists of values."""
+    if offsets is None and chunk.columns is not None and fmt == "csv" and len(values):
+        from deployer.serving.batch_arrow import table
+
+        return table(names, [chunk.columns[i] for i in plan.keep], values)
+    width = len(names) - len(plan.keep_names)
+    rows = chunk.rows
+    keeps = kept(rows if offsets is None else [rows[i] for i in offsets], plan)
+    listed = _listed(values)
+    if width == 1 and not any(isinstance(v, (list, dict)) for v in listed):
+        for k, v in zip(keeps, listed, strict=True):  # the common case, without a call per row
+            k.append(v)
+        return keeps
+    return [k + _cells(v, width, fmt) for k, v in zip(keeps, listed, strict=True)]
+
+
+class _Pending:
+    """The rows and counts of the part being filled."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.blocks: list[Any] = []  # lists of rows, or pyarrow tables
+        self.record: dict[str, Any] = {"rows": 0, "scored": 0, "failed": 0, "failures": []}
+
+    def add(self, record: dict[str, Any]) -> None:
+        for key in ("rows", "scored", "failed"):
+            self.record[key] += record[key]
+        self.record["failures"].extend(record["failures"])
 
 
 def outputs_for(input: str, output: str, options: BatchOptions) -> list[tuple[str, str, bool]]:

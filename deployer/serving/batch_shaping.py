@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -99,8 +100,7 @@ def features(rows: list[list[Any]], plan: Layout, signature: Signature) -> Any:
     if plan.features is None:
         picked: list[Any] = rows
     else:
-        idx = plan.features
-        picked = [[row[i] for i in idx] for row in rows]
+        picked = pick(rows, plan.features)
     if signature.is_tensor:
         names = plan.feature_names
         return from_instances([dict(zip(names, row, strict=False)) for row in picked], signature)
@@ -112,7 +112,30 @@ def features(rows: list[list[Any]], plan: Layout, signature: Signature) -> Any:
     return to_rows(picked, signature)
 
 
+def chunk_features(chunk: Chunk, plan: Layout, signature: Signature) -> Any:
+    """``features`` of the whole chunk: pyarrow's columns parsed at once when it has them
+    (a numeric tabular model), else row by row from the values."""
+    numeric = not signature.is_tensor and signature.numpy_dtype.kind != "O"
+    if chunk.columns is not None and plan.text and numeric and plan.features is not None:
+        from deployer.serving.batch_arrow import numbers
+
+        try:
+            return to_rows(numbers(chunk, plan.features), signature)
+        except ValueError:
+            pass  # a value that is not a number: the online CSV path names it
+    return features(chunk.rows, plan, signature)
+
+
 def kept(rows: list[list[Any]], plan: Layout) -> list[list[Any]]:
     """The keep columns' values, per row."""
-    idx = plan.keep
-    return [[row[i] for i in idx] for row in rows]
+    return pick(rows, plan.keep)
+
+
+def pick(rows: list[list[Any]], idx: Sequence[int]) -> list[Any]:
+    """The values at ``idx`` of each row, as lists (itemgetter: the loop in C)."""
+    if not idx:
+        return [[] for _ in rows]
+    if len(idx) == 1:
+        (i,) = idx
+        return [[row[i]] for row in rows]
+    return list(map(list, map(itemgetter(*idx), rows)))

@@ -151,14 +151,16 @@ def test_resume_after_an_interruption_scores_each_row_once(
 ) -> None:
     scorer = batch_runner.load()
     calls: list[int] = []
-    predict = scorer.predict
+    predict = scorer.predict_array
 
-    def counting(inputs: np.ndarray) -> list[object]:
+    def counting(inputs: np.ndarray) -> object:
         calls.append(len(inputs))
         return predict(inputs)
 
-    scorer.predict = counting  # type: ignore[method-assign]
-    options = batch_runner.BatchOptions(keep=("id",), label="y", rows_per_batch=20)
+    scorer.predict_array = counting  # type: ignore[method-assign]
+    options = batch_runner.BatchOptions(
+        keep=("id",), label="y", rows_per_batch=20, rows_per_part=20
+    )
     out = tmp_path / "out.csv"
 
     def interrupt(counts: batch_runner.FileCounts) -> None:
@@ -174,3 +176,45 @@ def test_resume_after_an_interruption_scores_each_row_once(
     rows = read_csv(out)
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(150)]
     assert [int(r["prediction"]) for r in rows] == iris[1].tolist()
+
+
+@pytest.mark.usefixtures("settings")
+def test_the_image_path_without_pyarrow_writes_the_same_bytes(
+    iris: tuple[Path, np.ndarray, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The serving image has no pyarrow: its standard-library CSV path and the pyarrow
+    fast path (in process) write identical output."""
+    from deployer.serving import batch_arrow
+
+    rows = read_csv(iris[2])
+    data = tmp_path / "quoted.csv"
+    with open(data, "w", newline="") as f:  # some ids need quotes: "r10, x"
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(
+            {**r, "id": r["id"] + (", x" if i % 10 else "")} for i, r in enumerate(rows)
+        )
+    args = ["--input", str(data), "--keep", "id", "--label", "y", "--rows-per-batch", "64"]
+    assert batch_runner.main([*args, "--output", str(tmp_path / "fast.csv")]) == 0
+    monkeypatch.setattr(batch_arrow, "available", lambda: False)
+    assert batch_runner.main([*args, "--output", str(tmp_path / "plain.csv")]) == 0
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
+    assert [r["id"] for r in read_csv(tmp_path / "fast.csv")][:2] == ["r0", "r1, x"]
+
+
+@pytest.mark.parametrize("arrow", [True, False])
+@pytest.mark.usefixtures("settings")
+def test_a_row_of_another_width_is_exit_2_naming_it(
+    arrow: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deployer.serving import batch_arrow
+
+    if not arrow:
+        monkeypatch.setattr(batch_arrow, "available", lambda: False)
+    data = tmp_path / "short.csv"
+    data.write_text("id,a,b,c,d\nr0,1,2,3,4\n\nr1,1,2,3\n")
+    assert batch_runner.main(["--input", str(data), "--output", str(tmp_path / "o.csv")]) == 2
+    message = json.loads(capsys.readouterr().err)["error"]
+    assert str(data) in message
+    assert ("data row 2: 4 values; the header has 5 columns" in message) or arrow
+    assert "Expected 5 columns, got 4" in message or not arrow

@@ -1,0 +1,172 @@
+"""``deployer batch`` over 1,000,000 rows of the iris model: in process and through the
+image, against a bare in-process ``model.predict`` over the same batches.
+
+    python benchmarks/batch_throughput.py [--rows 1000000] [--small-rows 100000]
+        [--batch-size 1000] [--rounds 1] [--no-image] [--json OUT]
+
+Writes, under benchmarks/.work/batch/: the iris model (examples/iris/train.py: scaler +
+logistic regression), a deployer.yaml with a local target, and ROWS (and SMALL_ROWS) rows
+of iris-like features (the iris rows resampled with a little noise, an ``id`` column) as
+CSV. Then times, for each round:
+
+- bare: ``model.predict(X)`` over the batches of ``--batch-size`` rows, the rows read into
+  numpy beforehand (not timed): the physical limit for this model;
+- in process: ``Project.batch(None, csv, out, keep=["id"], in_process=True)`` end to end
+  (loading the model, reading the CSV, shaping, predicting, writing the output with its
+  checkpoint parts);
+- image: ``Project.batch("local", ...)`` end to end (the image already built: starting the
+  container, loading the model, the same runner code inside it).
+
+Prints one JSON document: rows/s of each (best of the rounds) and the ratios to bare (the
+issue's targets: 0.80 in process, 0.50 through the image); and the peak RSS of a child
+process scoring SMALL_ROWS and ROWS in process (memory flat: about equal). The image runs
+need Docker (run under ``flock /tmp/docker.lock`` on a shared machine; the image's base
+is ``DEPLOYER_BASE_IMAGE``, else ``image.base``'s default); the image tag is removed after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "benchmarks" / ".work" / "batch"
+
+
+def write_inputs(folder: Path, rows: int, small: int) -> dict[str, Path]:
+    """The model, deployer.yaml and the two CSV files in ``folder`` (kept between runs)."""
+    from sklearn.datasets import load_iris
+
+    sys.path.insert(0, str(REPO / "examples" / "iris"))
+    from train import train  # examples/iris/train.py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "model.joblib").exists():
+        train(folder / "model.joblib")
+    (folder / "deployer.yaml").write_text(
+        "name: batch-bench\nmodel:\n  path: model.joblib\n"
+        "targets:\n  local:\n    provider: local\n    port: 18377\n"
+    )
+    features = load_iris(return_X_y=True)[0]
+    paths = {}
+    for name, count in (("small", small), ("large", rows)):
+        path = folder / f"{name}-{count}.csv"
+        paths[name] = path
+        if path.exists():
+            continue
+        generator = np.random.default_rng(count)
+        picked = features[generator.integers(0, len(features), count)]
+        noisy = np.round(picked + generator.normal(scale=0.05, size=picked.shape), 3)
+        with open(path, "w") as f:
+            f.write("id,sepal_length,sepal_width,petal_length,petal_width\n")
+            for start in range(0, count, 100_000):
+                block = noisy[start : start + 100_000]
+                f.writelines(
+                    f"{start + i},{r[0]!r},{r[1]!r},{r[2]!r},{r[3]!r}\n"
+                    for i, r in enumerate(block.tolist())
+                )
+    return paths
+
+
+def bare(model: Any, path: Path, batch: int) -> float:
+    """Seconds of model.predict over the file's rows in batches (rows read beforehand)."""
+    x = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(1, 2, 3, 4))
+    batches = [x[i : i + batch] for i in range(0, len(x), batch)]
+    started = time.perf_counter()
+    for rows in batches:
+        model.predict(rows)
+    return time.perf_counter() - started
+
+
+def through(project: Any, to: str | None, path: Path, out: Path) -> float:
+    """Seconds of Project.batch end to end (the output removed first: no resume)."""
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    job = project.batch(to, str(path), str(out) + "/", keep=["id"], in_process=to is None).status
+    seconds = time.perf_counter() - started
+    assert job.complete, job
+    return seconds
+
+
+# The child's own high-water mark: /proc's VmHWM starts afresh at exec, while getrusage's
+# ru_maxrss is inherited from the parent at fork (it would report the parent's peak).
+PEAK = """
+import sys
+from deployer.api import Project
+project = Project.load(sys.argv[1])
+job = project.batch(None, sys.argv[2], sys.argv[3], keep=["id"], in_process=True).status
+assert job.complete, job
+print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+"""
+
+
+def peak_rss_mb(folder: Path, path: Path) -> float:
+    """Peak RSS (MB) of a fresh process scoring ``path`` in process."""
+    out = folder / "peak-out"
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-c", PEAK, str(folder / "deployer.yaml"), str(path), f"{out}/"]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return int(done.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--small-rows", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--no-image", action="store_true")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    import joblib
+
+    from deployer.api import Project
+
+    paths = write_inputs(WORK, args.rows, args.small_rows)
+    text = (WORK / "deployer.yaml").read_text()
+    (WORK / "deployer.yaml").write_text(text + f"batch:\n  rows_per_request: {args.batch_size}\n")
+    project = Project.load(WORK / "deployer.yaml")
+    model = joblib.load(WORK / "model.joblib")
+    large = paths["large"]
+    times: dict[str, list[float]] = {"bare": [], "in_process": [], "image": []}
+    image = None if args.no_image else project.build()  # not timed: push would have built it
+    for _ in range(args.rounds):
+        times["bare"].append(bare(model, large, args.batch_size))
+        times["in_process"].append(through(project, None, large, WORK / "out-in-process"))
+        if not args.no_image:
+            times["image"].append(through(project, "local", large, WORK / "out-image"))
+    if image is not None:  # leave no image behind
+        from deployer.providers import docker_client
+
+        docker_client().images.remove(image.ref, noprune=True)
+    rate = {k: args.rows / min(v) for k, v in times.items() if v}
+    result: dict[str, Any] = {
+        "rows": args.rows,
+        "batch_size": args.batch_size,
+        "rows_per_s": {k: round(v) for k, v in rate.items()},
+        "seconds": {k: [round(s, 2) for s in v] for k, v in times.items() if v},
+        "ratio_in_process": round(rate["in_process"] / rate["bare"], 3),
+        "peak_rss_mb": {
+            str(args.small_rows): round(peak_rss_mb(WORK, paths["small"]), 1),
+            str(args.rows): round(peak_rss_mb(WORK, large), 1),
+        },
+    }
+    if "image" in rate:
+        result["ratio_image"] = round(rate["image"] / rate["bare"], 3)
+    document = json.dumps(result, indent=2)
+    print(document)
+    if args.json:
+        Path(args.json).write_text(document + "\n")
+
+
+if __name__ == "__main__":
+    main()

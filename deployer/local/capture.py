@@ -24,6 +24,16 @@ from typing import Any
 from deployer.providers import UsageError
 from deployer.providers.monitoring import CapturedRecord, CaptureSpec
 
+__all__ = [  # provider.py imports these from here: it imports only the SDK and its package
+    "CaptureMount",
+    "CaptureReader",
+    "CaptureSpec",
+    "CapturedRecord",
+    "capture_mount",
+    "mounted_folders",
+    "no_capture",
+]
+
 log = logging.getLogger("deployer")
 
 CONTAINER_FOLDER = "/opt/deployer/capture"

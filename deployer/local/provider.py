@@ -31,8 +31,15 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployer.local import capture
 from deployer.local.canary import ContainerScraper, reported, step_reader
+from deployer.local.capture import (
+    CapturedRecord,
+    CaptureReader,
+    CaptureSpec,
+    capture_mount,
+    mounted_folders,
+    no_capture,
+)
 from deployer.local.faults import boundary
 from deployer.local.front_container import FrontContainer
 from deployer.local.inventory import (
@@ -70,7 +77,6 @@ from deployer.providers import (
     wait_healthy,
 )
 from deployer.providers import live as gates
-from deployer.providers.monitoring import CapturedRecord, CaptureSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -194,7 +200,7 @@ class LocalProvider:
         capture_spec: CaptureSpec | None = None,
     ) -> RunningContainer:
         name = f"{self.prefix}-{version}"
-        mount = capture.capture_mount(capture_spec, self._root, self.target.name, version)
+        mount = capture_mount(capture_spec, self._root, self.target.name, version)
         for stale in self.client.containers.list(all=True, filters={"name": f"^{name}$"}):
             stale.remove(force=True)
         labels = {**(annotations or {}), **self._labels("model", version)}
@@ -569,13 +575,13 @@ class LocalProvider:
     @_platform_errors
     def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
         """The requests this target's containers captured (deployer/local/capture.py)."""
-        folders = capture.mounted_folders(self._containers("model"))
+        folders = mounted_folders(self._containers("model"))
         default = self._root / ".deployer" / "capture" / self.target.name
         if default.is_dir() and default.resolve() not in folders:
             folders.append(default.resolve())
         if not folders:
-            raise capture.no_capture(self.target.name)
-        return capture.CaptureReader(folders).records(since)
+            raise no_capture(self.target.name)
+        return CaptureReader(folders).records(since)
 
     @property
     def _root(self) -> Path:

@@ -112,28 +112,35 @@ def run_round(args: argparse.Namespace, number: int, work: Path, model: Path) ->
     return points
 
 
-def median_point(points: list[Any]) -> dict[str, float]:
-    clean = [p for p in points if p.other_cpu_pct <= MAX_OTHER[0]] or points
+def cpu_us_per_request(p: Any) -> float:
+    """The server's CPU time per answered request: what the work costs, whatever else
+    the machine runs (throughput on a busy core is mostly the others' share)."""
+    return p.server_cpu_pct / 100 * p.duration_s / max(p.requests, 1) * 1e6
+
+
+def median_point(points: list[Any], max_other: float) -> dict[str, float]:
+    clean = [p for p in points if p.other_cpu_pct <= max_other] or points
     return {
         "rps": statistics.median(p.ok_rps for p in clean),
         "p50": statistics.median(p.p50_ms for p in clean),
         "p99": statistics.median(p.p99_ms for p in clean),
+        "cpu_us": statistics.median(cpu_us_per_request(p) for p in points),
+        "other": statistics.median(p.other_cpu_pct for p in points),
         "runs": len(clean),
         "all": len(points),
     }
 
 
-MAX_OTHER = [10.0]
-
-
-def table(points: list[Any], concurrency: list[int]) -> str:
+def table(points: list[Any], concurrency: list[int], max_other: float) -> str:
+    """Medians per concurrency and setting, and the ratios to no monitoring."""
     lines = [
-        "| c | setting | req/s | p50 ms | p99 ms | req/s vs none | p99 added (ms) | clean runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| c | setting | req/s | p50 ms | p99 ms | req/s vs none | p99 added (ms) "
+        "| server CPU µs/request (all runs) | vs none | other procs on core 0 | clean runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in concurrency:
         rows = {
-            s: median_point([p for p in points if p.server == s and p.concurrency == c])
+            s: median_point([p for p in points if p.server == s and p.concurrency == c], max_other)
             for s in SETTINGS
         }
         base = rows["none"]
@@ -142,9 +149,19 @@ def table(points: list[Any], concurrency: list[int]) -> str:
             lines.append(
                 f"| {c} | {setting} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} "
                 f"| {row['rps'] / base['rps']:.3f} | {row['p99'] - base['p99']:+.2f} "
-                f"| {row['runs']}/{row['all']} |"
+                f"| {row['cpu_us']:.0f} | {row['cpu_us'] / base['cpu_us']:.3f} "
+                f"| {row['other']:.0f}% | {row['runs']}/{row['all']} |"
             )
     return "\n".join(lines)
+
+
+def report(path: Path, max_other: float) -> None:
+    """The table of a saved run (--json) again."""
+    data = json.loads(path.read_text())
+    points = [bench.Point(**p) for p in data["points"]]
+    concurrency = sorted({p.concurrency for p in points})
+    print(json.dumps(data["facts"]))
+    print(table(points, concurrency, max_other))
 
 
 def main(argv: list[str]) -> int:
@@ -157,9 +174,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--retries", type=int, default=2)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--report", type=Path, default=None, help="a saved --json run's table")
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    MAX_OTHER[0] = args.max_other_cpu
+    if args.report:
+        report(args.report, args.max_other_cpu)
+        return 0
     signal.signal(signal.SIGTERM, _stop)  # a stopped run still stops its server (finally)
     work = Path(tempfile.mkdtemp(prefix="capture-bench-"))
     try:
@@ -178,7 +198,7 @@ def main(argv: list[str]) -> int:
         captured = sum(1 for f in (work / "capture").glob("capture-*.jsonl") for _ in f.open())
         print(json.dumps(facts))
         print(f"records captured in the last capture run: {captured}")
-        print(table(points, args.concurrency))
+        print(table(points, args.concurrency, args.max_other_cpu))
         if args.json:
             data = {"facts": facts, "points": [p.__dict__ for p in points]}
             args.json.write_text(json.dumps(data, indent=1))

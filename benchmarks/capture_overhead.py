@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,61 @@ def report(path: Path, max_other: float) -> None:
     print(table(points, concurrency, max_other))
 
 
+def micro(work: Path, model: Path, count: int) -> dict[str, float]:
+    """CPU microseconds per single-row request of each hook, measured in this process
+    with the thread's own CPU clock (what the request path and the writer thread spend;
+    other processes on the machine do not count)."""
+    from deployer.providers.monitoring import CaptureSpec
+    from deployer.serving import request_context
+    from deployer.serving.capture import Capture
+    from deployer.serving.capture_record import build_line
+    from deployer.serving.capture_sinks import FolderSink
+    from deployer.serving.columns import ColumnNames
+    from deployer.serving.drift_metrics import DriftMetrics, load_baseline
+
+    rows, result = np.array([bench.ROW]), np.array([0])
+    headers = {"content-type": "application/json"}
+
+    def per_request(action: Any) -> float:
+        started = time.thread_time()
+        for _ in range(count):
+            action()
+        return (time.thread_time() - started) / count * 1e6
+
+    features, prediction = load_baseline(str(work / "baseline.json"))
+    drift = DriftMetrics(features, prediction, ColumnNames())
+
+    def observe_drift() -> None:
+        drift.observe("r", rows, result)
+
+    drift_us = per_request(observe_drift)
+    started = time.thread_time()
+    list(drift.collect())  # the scrape: flush and PSI
+    scrape_ms = (time.thread_time() - started) * 1e3
+    spec = CaptureSpec(sample=1.0, destination=str(work / "micro-capture"))
+    capture = Capture(spec, ColumnNames(), "v1", queue_size=count + 1)
+    queue_us = per_request(lambda: capture.observe("r", rows, result))
+    sink = FolderSink(work / "micro-capture", 64 << 20, 1 << 30)
+    lines: list[str] = []
+
+    def write_one() -> None:
+        lines.append(build_line(spec, "v1", "r", time.time(), rows, result, ColumnNames()))
+        if len(lines) == 512:
+            sink.write(lines)
+            lines.clear()
+
+    writer_us = per_request(write_one)
+    sink.close()
+    begin_us = per_request(lambda: (request_context.begin(headers), request_context.claim()))
+    return {
+        "request_id_us": round(begin_us, 2),
+        "drift_observe_us": round(drift_us, 2),
+        "drift_scrape_ms": round(scrape_ms, 2),
+        "capture_queue_us": round(queue_us, 2),
+        "capture_writer_us": round(writer_us, 2),
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", default="1,32")
@@ -174,6 +230,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--retries", type=int, default=2)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--micro", type=int, default=0, help="only the in-process hook costs, N")
     parser.add_argument("--report", type=Path, default=None, help="a saved --json run's table")
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -191,6 +248,9 @@ def main(argv: list[str]) -> int:
         )
         write_baseline(model, work / "baseline.json")
         (work / "body.json").write_text(json.dumps(BODY))
+        if args.micro:
+            print(json.dumps(micro(work, model, args.micro)))
+            return 0
         facts = bench.machine_facts()
         points = []
         for number in range(args.rounds):

@@ -29,6 +29,7 @@ from deployer.serving.capture_sinks import Sink, sink_for
 log = logging.getLogger("deployer.serving")
 
 QUEUE_SIZE = 10_000
+YIELD_EVERY = 16  # records the writer encodes before it lets the serving thread run
 _STOP = object()
 
 RECORDS = Counter("deployer_capture_records", "Requests captured and written.")
@@ -110,10 +111,13 @@ class Capture:
 
     def _write(self, records: list[tuple[str, float, Any, Any]]) -> None:
         try:
-            lines = [
-                build_line(self.spec, self.version, rid, when, rows, result, self.columns)
-                for rid, when, rows, result in records
-            ]
+            lines = []
+            for index, (rid, when, rows, result) in enumerate(records, 1):
+                lines.append(
+                    build_line(self.spec, self.version, rid, when, rows, result, self.columns)
+                )
+                if index % YIELD_EVERY == 0:
+                    time.sleep(0)  # let the event loop have the GIL: requests never wait long
         except Exception:
             log.exception("capture: cannot encode %d record(s); dropped", len(records))
             DROPPED.labels("encode_error").inc(len(records))

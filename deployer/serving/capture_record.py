@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+import orjson
 
 from deployer.providers.monitoring import CaptureSpec, format_time
 
@@ -79,7 +80,7 @@ def build_line(
         record["rows"] = named
     if spec.outputs:
         record["predictions"] = prediction_list(result)
-    return json.dumps(record, separators=(",", ":"), default=_plain)
+    return orjson.dumps(record, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _plain(value: Any) -> Any:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 from deployer.config import DEFAULT_FILE, ProjectConfig, load_config
 from deployer.flavors import LoadedModel, detect_flavor, image_needs, load_model
 from deployer.flavors.base import sample_instances, specs_from_example
+from deployer.image.baseline import lock_baseline
+from deployer.image.baseline import tag_hash as baseline_tag_hash
 from deployer.image.spec import BuildSpec, base_image
 from deployer.lockfile import Lock, lock_warnings, sha256_of, valid_baseline, valid_evaluation
 from deployer.results import DestroyResult, PushResult
@@ -448,7 +450,12 @@ class Project:
         return f"{repository}:{self._tag_hash()[:12]}"
 
     def _tag_hash(self) -> str:
-        return self.decision_threshold().tag_hash(self.artifact_sha256())
+        base = self.decision_threshold().tag_hash(self.artifact_sha256())
+        return baseline_tag_hash(base, self.baked_baseline())
+
+    def baked_baseline(self) -> dict[str, Any] | None:
+        """deployer.lock's ``baseline`` while it is this model's: the image bakes it."""
+        return lock_baseline(self.root, self.model_sha256())
 
     def build_spec(self, *, platform: str | None = None, tag: str | None = None) -> BuildSpec:
         """What ``build`` builds: this project's model, code, settings and image options."""
@@ -471,6 +478,7 @@ class Project:
             python=image.python,
             requirements=(*image.requirements, *self.model_requirements()),
             source=self.root,
+            baseline=self.baked_baseline(),
         )
 
     def model_requirements(self) -> tuple[str, ...]:

@@ -35,7 +35,9 @@ def providers_for(
     if not chosen:
         raise UsageError(f"{file} defines no targets", hint="add one under 'targets:'")
     image = config.image
-    info = ProjectInfo(config.name, base_image(image.base), image.platform, image.python)
+    info = ProjectInfo(
+        config.name, base_image(image.base), image.platform, image.python, str(file.parent)
+    )
     result: dict[str, Provider] = {}
     errors: list[dict[str, Any]] = []
     plugins: dict[str, type[Provider]] = {}  # one entry-point scan per provider kind

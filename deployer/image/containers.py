@@ -77,10 +77,12 @@ def run_container(
     restart: bool = False,
     tmpfs: dict[str, str] | None = None,
     user: str | None = None,
+    volumes: dict[str, dict[str, str]] | None = None,
 ) -> RunningContainer:
     """Start ``image`` detached, publishing ``container_port`` on 127.0.0.1 only.
     ``tmpfs`` mounts empty folders (path -> options) over the image's own; ``user``
-    overrides the image's (non-root) user, e.g. ``"0"`` as SageMaker runs it."""
+    overrides the image's (non-root) user, e.g. ``"0"`` as SageMaker runs it; ``volumes``
+    bind-mounts host folders (docker SDK form: host path -> {"bind", "mode"})."""
     port = host_port or free_port()
     options: dict[str, Any] = dict(RESTRICTED) if restricted else {}
     if user is not None:
@@ -91,6 +93,8 @@ def run_container(
         options["network"] = network
     if restart:
         options["restart_policy"] = {"Name": "unless-stopped"}
+    if volumes:
+        options["volumes"] = volumes
     container = client.containers.run(
         image,
         command=command,

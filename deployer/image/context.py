@@ -12,14 +12,16 @@ from pathlib import Path
 from string import Template
 
 from deployer._version import __version__
-from deployer.image import accelerator
+from deployer.image import accelerator, baseline
 from deployer.image.code_copy import copy_code
 from deployer.image.spec import BuildSpec
 from deployer.resources import read_template, template_path
 from deployer.serving.routes import DEFAULT_PORT
 
 # The part of the deployer package the image runs (see deployer/serving/__init__.py).
-RUNTIME_PACKAGES = ("serving", "flavors")
+# providers: the image reads deployer.providers.monitoring (capture's spec and record
+# format); the SDK's package imports the standard library only (tests/architecture).
+RUNTIME_PACKAGES = ("serving", "flavors", "providers")
 RUNTIME_MODULES = ("__init__.py", "_version.py", "errors.py", "yaml_errors.py")
 # Not /opt/ml/model: SageMaker mounts the model artifact's folder there, hiding the image's
 # own files (see deployer/serving/artifacts.py).
@@ -172,12 +174,18 @@ def assemble(spec: BuildSpec, wheels: Path, folder: Path) -> BuildContext:
     options = dict(spec.settings.flavor_options)
     if code_paths:
         options["code_paths"] = code_paths
+    (folder / "monitoring").mkdir()
+    baseline_path = None
+    if spec.baseline is not None:  # the drift gauges' baseline (deployer.serving.drift_metrics)
+        (folder / "monitoring" / "baseline.json").write_text(json.dumps(spec.baseline))
+        baseline_path = baseline.IMAGE_FILE
     settings = replace(
         spec.settings,
         host="0.0.0.0",
         port=DEFAULT_PORT,
         model_path=model_path,
         flavor_options=options,
+        baseline_path=baseline_path,
     )
     (folder / "serving.json").write_text(json.dumps(json.loads(settings.to_json()), indent=2))
     make_readable(folder)

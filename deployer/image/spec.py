@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deployer.serving.settings import ServingSettings
 
@@ -34,6 +35,8 @@ class BuildSpec:
     accelerator: str = "cpu"  # cpu, or cuda: CUDA torch wheels and the NVIDIA runtime env
     cuda: str | None = None  # cuda: the CUDA version of the torch wheels (12.8), else PyPI's
     torch: str | None = None  # cuda: the torch version, else the host's without +cpu
+    # the training baseline baked for the drift gauges (deployer.image.baseline), or None
+    baseline: dict[str, Any] | None = None
 
 
 def base_image(configured: str) -> str:

@@ -24,6 +24,8 @@ import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import httpx
@@ -31,6 +33,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deployer.local.batch import BatchJob, BatchSpec, LocalBatch
 from deployer.local.canary import ContainerScraper, reported, step_reader
+from deployer.local.capture import (
+    CapturedRecord,
+    CaptureReader,
+    CaptureSpec,
+    capture_mount,
+    mounted_folders,
+    no_capture,
+)
 from deployer.local.faults import boundary
 from deployer.local.front_container import FrontContainer
 from deployer.local.inventory import (
@@ -188,8 +198,10 @@ class LocalProvider:
         version: str,
         previous: str | None,
         annotations: Mapping[str, str] | None = None,
+        capture_spec: CaptureSpec | None = None,
     ) -> RunningContainer:
         name = f"{self.prefix}-{version}"
+        mount = capture_mount(capture_spec, self._root, self.target.name, version)
         for stale in self.client.containers.list(all=True, filters={"name": f"^{name}$"}):
             stale.remove(force=True)
         labels = {**(annotations or {}), **self._labels("model", version)}
@@ -203,6 +215,9 @@ class LocalProvider:
             labels=labels,
             restricted=self.options.restricted,
             network=self.prefix,
+            environment=mount.environment,
+            volumes=mount.volumes,
+            user=mount.user,
         )  # restart policy only once it serves: a crash at start must show its real exit code
 
     def _activate(self, running: RunningContainer, step: str, progress: Progress) -> None:
@@ -312,7 +327,7 @@ class LocalProvider:
         keep = snapshot.previous(live) if previous == release.version else live
         progress(f"starting {self.prefix}-{release.version}")
         running = self._start_model(
-            image_ref, release.version, version_of(keep), release.annotations
+            image_ref, release.version, version_of(keep), release.annotations, release.capture
         )
         boundary("push:model-started")
         self._activate(running, "push", progress)
@@ -327,7 +342,7 @@ class LocalProvider:
         """Start the new version beside ``live``; once healthy, the front sends it its share."""
         previous = version_of(live)
         progress(f"starting {self.prefix}-{release.version} as a canary beside {live.name}")
-        running = self._start_model(image_ref, release.version, previous)
+        running = self._start_model(image_ref, release.version, previous, None, release.capture)
         boundary("push:model-started")
         try:
             seconds = wait_healthy(running, routes.SAGEMAKER_PING, self.options.startup_timeout)
@@ -557,6 +572,21 @@ class LocalProvider:
         for name in removed:
             progress(f"removed {name}")
         return removed
+
+    @_platform_errors
+    def captured(self, since: datetime | None = None) -> Iterator[CapturedRecord]:
+        """The requests this target's containers captured (deployer/local/capture.py)."""
+        folders = mounted_folders(self._containers("model"))
+        default = self._root / ".deployer" / "capture" / self.target.name
+        if default.is_dir() and default.resolve() not in folders:
+            folders.append(default.resolve())
+        if not folders:
+            raise no_capture(self.target.name)
+        return CaptureReader(folders).records(since)
+
+    @property
+    def _root(self) -> Path:
+        return Path(self.info.root or ".")
 
     def route(self) -> Backend:
         return Backend(self.target.name, self.name, self._front_url())

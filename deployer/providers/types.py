@@ -55,6 +55,7 @@ class ProjectInfo:
     base_image: str = "python:3.11-slim"
     platform: str = "linux/amd64"
     python: str = "3.11"
+    root: str | None = None  # deployer.yaml's folder (local state beside it); None: cwd
 
 
 @dataclass(frozen=True)

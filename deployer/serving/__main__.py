@@ -8,10 +8,12 @@ DEPLOYER_SERVING_CONFIG (default /opt/deployer/serving.json) or DEPLOYER_SERVING
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
 
+from deployer.serving import observing
 from deployer.serving.artifacts import artifact_notices
 from deployer.serving.server import run
 from deployer.serving.settings import ServingSettings
@@ -41,6 +43,11 @@ def main(argv: list[str]) -> int:
         settings = ServingSettings.from_environment()
     except (OSError, ValueError) as exc:
         print(f"cannot read serving settings: {exc}", file=sys.stderr)
+        return 2
+    try:
+        observing.check(settings, os.environ)
+    except ValueError as exc:
+        print(f"cannot start monitoring: {exc}", file=sys.stderr)
         return 2
     for notice in artifact_notices(settings.model_path):
         print(notice, file=sys.stderr, flush=True)

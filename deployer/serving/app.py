@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from deployer.serving import metrics, routes
+from deployer.serving import metrics, request_context, routes
 from deployer.serving.azure import azure_routes
 from deployer.serving.compression import decode_body
 from deployer.serving.errors import (
@@ -19,6 +19,7 @@ from deployer.serving.errors import (
     PayloadTooLarge,
 )
 from deployer.serving.http import Request, Response, Route, check_response_size, error_response
+from deployer.serving.observing import Observing
 from deployer.serving.offload import off_loop
 from deployer.serving.oip import OIPRoutes
 from deployer.serving.runner import ModelRunner
@@ -40,6 +41,8 @@ class ServingApp:
         env = os.environ if environ is None else environ
         self.settings = settings
         self.runner = ModelRunner(settings)
+        self.observing = Observing.build(settings, env, self.runner.columns)
+        self.runner.observers = self.observing.observers
         self.oip = OIPRoutes(self.runner)
         self.metrics = metrics.RequestMetrics()
         self.max_body = settings.max_body_bytes
@@ -65,8 +68,10 @@ class ServingApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.runner.start()
+                self.observing.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.observing.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -74,6 +79,7 @@ class ServingApp:
         started = time.perf_counter()
         path: str = scope["path"]
         name = "unmatched"
+        request_id: str | None = None
         try:
             route = self.routes.get(path) or self.oip.resolve(path)
             name = route.name
@@ -87,6 +93,7 @@ class ServingApp:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             body = b""
             if scope["method"] == "POST":
+                request_id = request_context.begin(headers)
                 body = await self._read_body(headers, receive)
                 coding = headers.get("content-encoding")
                 if coding:
@@ -110,6 +117,7 @@ class ServingApp:
                     (b"content-type", response.content_type.encode()),
                     (b"content-length", str(len(response.body)).encode()),
                     *response.headers,
+                    *_request_id_header(request_id),
                 ],
             }
         )
@@ -138,7 +146,16 @@ class ServingApp:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _metrics(self, request: Request) -> Response:
-        return Response(200, metrics.render(), metrics.METRICS_CONTENT_TYPE)
+        return Response(
+            200, metrics.render(self.observing.collectors), metrics.METRICS_CONTENT_TYPE
+        )
+
+
+def _request_id_header(request_id: str | None) -> tuple[tuple[bytes, bytes], ...]:
+    """Every POST answer names its request (feedback labels join on it later)."""
+    if request_id is None:
+        return ()
+    return ((b"x-request-id", request_id.encode("latin-1")),)
 
 
 def create_app() -> ServingApp:

@@ -7,6 +7,7 @@ With several worker processes, PROMETHEUS_MULTIPROC_DIR is set by the launcher a
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,6 +17,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -67,10 +69,18 @@ class RequestMetrics:
         child.observe(seconds)  # type: ignore[attr-defined]
 
 
-def render() -> bytes:
-    """The Prometheus text exposition of every metric (all workers when multiprocess)."""
+def render(extra: Sequence[Collector] = ()) -> bytes:
+    """The Prometheus text exposition of every metric (all workers when multiprocess),
+    then those of ``extra`` collectors (this process's own, e.g. the drift gauges)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest()
+        text = generate_latest(registry)
+    else:
+        text = generate_latest()
+    if extra:
+        own = CollectorRegistry(auto_describe=False)
+        for collector in extra:
+            own.register(collector)
+        text += generate_latest(own)
+    return text

@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -16,8 +16,9 @@ import numpy as np
 from deployer.flavors import LoadedModel, load_model
 from deployer.flavors.base import RequestError, Signature
 from deployer.flavors.threshold import apply_threshold
-from deployer.serving import metrics
+from deployer.serving import metrics, request_context
 from deployer.serving.batching import Inputs, MicroBatcher, batch_rows
+from deployer.serving.columns import ColumnNames
 from deployer.serving.errors import BadRequest, NotReady
 from deployer.serving.offload import INLINE_ROWS
 from deployer.serving.readiness import WorkerReadiness
@@ -34,6 +35,9 @@ _INLINE_FLAVORS = frozenset({"sklearn", "onnx", "xgboost", "lightgbm", "catboost
 # Request parameters that only shape the encoding of the answer (OIP's binary tensor
 # extension): they never change the prediction, so such requests still share a batch.
 ENCODING_PARAMETERS = frozenset({"method", "binary_data_output", "binary_data", "binary_data_size"})
+# What sees each request's inputs and predictions once (capture, drift metrics):
+# called on the event loop with the request id, the decoded inputs and the answer.
+Observer = Callable[[str, Inputs, Any], None]
 
 
 class ModelRunner:
@@ -46,6 +50,8 @@ class ModelRunner:
         self._batcher: MicroBatcher | None = None
         self._inline = settings.flavor in _INLINE_FLAVORS
         self.workers = WorkerReadiness.from_environment(settings.workers)
+        self.columns = ColumnNames()
+        self.observers: list[Observer] = []
 
     @property
     def ready(self) -> bool:
@@ -109,6 +115,7 @@ class ModelRunner:
         # collector's reach, or every full collection pauses serving for 50-70 ms.
         gc.collect()
         gc.freeze()
+        self.columns.use_model(model.extra)
         self.model = model
         self.workers.mark_ready()
         metrics.MODEL_READY.set(1)
@@ -147,6 +154,21 @@ class ModelRunner:
         self.check_method(method)
         other = {k: v for k, v in parameters.items() if k not in ENCODING_PARAMETERS}
         if self._batcher is not None and not other:
-            return await self._batcher.submit(rows, method)
-        metrics.BATCH_SIZE.observe(1)
-        return await self._call(rows, method, other)
+            result = await self._batcher.submit(rows, method)
+        else:
+            metrics.BATCH_SIZE.observe(1)
+            result = await self._call(rows, method, other)
+        if self.observers:
+            self._observe(rows, result)
+        return result
+
+    def _observe(self, rows: Inputs, result: Any) -> None:
+        """Show the request's inputs and answer to the observers, once per request."""
+        request_id = request_context.claim()
+        if request_id is None:
+            return
+        for observe in self.observers:
+            try:
+                observe(request_id, rows, result)
+            except Exception:
+                log.exception("observing a prediction failed")

@@ -33,6 +33,9 @@ class ServingSettings:
     # A binary classifier's decision threshold ({"value", "positive_label"}): predict
     # answers the positive class when P(positive) >= value (deployer.flavors.threshold).
     decision_threshold: dict[str, Any] | None = None
+    # The training baseline baked in the image (deployer.serving.baseline_bins' format):
+    # /metrics then has the streaming drift gauges (deployer.serving.drift_metrics).
+    baseline_path: str | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     workers: int = 1

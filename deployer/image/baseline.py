@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deployer.errors import ConfigError, read_config_text
-from deployer.lockfile import LOCK_FILE
+from deployer.errors import ConfigError
+from deployer.lockfile import LOCK_FILE, Lock, valid_baseline
 from deployer.serving.baseline_bins import read_baseline
 
 FIELD = "baseline"
@@ -21,24 +21,17 @@ IMAGE_FILE = f"{IMAGE_FOLDER}/baseline.json"
 def lock_baseline(folder: Path, model_sha256: str | None) -> dict[str, Any] | None:
     """``folder``'s deployer.lock ``baseline`` when it belongs to ``model_sha256`` (else
     None); a ConfigError naming deployer.lock and the field when it is malformed."""
-    source = folder / LOCK_FILE
-    if model_sha256 is None or not source.is_file():
+    if model_sha256 is None or not (folder / LOCK_FILE).is_file():
         return None
-    try:
-        data = json.loads(read_config_text(source, None))
-    except ValueError:
-        return None  # Lock.read reports a broken lock
-    baseline = data.get(FIELD) if isinstance(data, dict) else None
-    if baseline is None:
-        return None
-    if not isinstance(baseline, dict):
-        raise ConfigError(str(source), [f"{FIELD}: expected an object"])
-    if baseline.get("model_sha256") != model_sha256:
-        return None  # recorded for another model: `deployer baseline` again
-    try:
-        read_baseline(baseline)
-    except ValueError as exc:
-        raise ConfigError(str(source), [str(exc)]) from None
+    lock = Lock.read(folder)
+    if lock is not None and lock.baseline is not None and not isinstance(lock.baseline, dict):
+        raise ConfigError(str(folder / LOCK_FILE), [f"{FIELD}: expected an object"])
+    baseline = valid_baseline(lock, model_sha256)  # another model's: `deployer baseline` again
+    if baseline is not None:
+        try:
+            read_baseline(baseline)
+        except ValueError as exc:
+            raise ConfigError(str(folder / LOCK_FILE), [str(exc)]) from None
     return baseline
 
 

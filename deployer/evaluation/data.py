@@ -20,15 +20,9 @@ from typing import IO, Any
 import numpy as np
 
 from deployer.errors import ConfigError, UsageError, require_regular
+from deployer.serving.batch_files import EXTENSIONS
 
-FORMATS = {
-    ".csv": "csv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
+FORMATS = EXTENSIONS  # a file's suffix -> csv | jsonl | parquet, as `deployer batch` reads
 BLOCK_BYTES = 8 << 20  # what pyarrow's CSV/JSON readers parse at once
 _SPOOL_BYTES = 64 << 20
 

@@ -11,6 +11,7 @@ capture with one log line; serving goes on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -18,13 +19,14 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from prometheus_client import Counter, Gauge
+from typing import TYPE_CHECKING, Any
 
 from deployer.providers.monitoring import CaptureSpec
 from deployer.serving.capture_record import Columns, build_line
 from deployer.serving.capture_sinks import Sink, sink_for
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Gauge
 
 log = logging.getLogger("deployer.serving")
 
@@ -32,13 +34,38 @@ QUEUE_SIZE = 10_000
 YIELD_EVERY = 16  # records the writer encodes before it lets the serving thread run
 _STOP = object()
 
-RECORDS = Counter("deployer_capture_records", "Requests captured and written.")
-DROPPED = Counter(
-    "deployer_capture_dropped", "Sampled requests not captured, by reason.", ("reason",)
-)
-ACTIVE = Gauge(
-    "deployer_capture_active", "1 while capture writes; 0 once stopped.", multiprocess_mode="min"
-)
+
+class _Metrics:
+    """The capture's metrics, made on first use: in a worker, once the launcher has chosen
+    PROMETHEUS_MULTIPROC_DIR (an unlabelled metric opens its file there when it is made,
+    so one made at import would open a directory the launcher may refuse)."""
+
+    @functools.cached_property
+    def records(self) -> Counter:
+        from prometheus_client import Counter
+
+        return Counter("deployer_capture_records", "Requests captured and written.")
+
+    @functools.cached_property
+    def dropped(self) -> Counter:
+        from prometheus_client import Counter
+
+        return Counter(
+            "deployer_capture_dropped", "Sampled requests not captured, by reason.", ("reason",)
+        )
+
+    @functools.cached_property
+    def active(self) -> Gauge:
+        from prometheus_client import Gauge
+
+        return Gauge(
+            "deployer_capture_active",
+            "1 while capture writes; 0 once stopped.",
+            multiprocess_mode="min",
+        )
+
+
+METRICS = _Metrics()
 
 
 def spec_from_environment(environ: Mapping[str, str] | None = None) -> CaptureSpec | None:
@@ -66,12 +93,12 @@ class Capture:
         self.rand = rand
         self.active = True
         self._queue: queue.Queue[Any] = queue.Queue(queue_size)
-        self._queue_full = DROPPED.labels("queue_full")
+        self._queue_full = METRICS.dropped.labels("queue_full")
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
-        ACTIVE.set(1)
+        METRICS.active.set(1)
         self._thread = threading.Thread(target=self._write_loop, name="capture", daemon=True)
         self._thread.start()
 
@@ -120,20 +147,20 @@ class Capture:
                     time.sleep(0)  # let the event loop have the GIL: requests never wait long
         except Exception:
             log.exception("capture: cannot encode %d record(s); dropped", len(records))
-            DROPPED.labels("encode_error").inc(len(records))
+            METRICS.dropped.labels("encode_error").inc(len(records))
             return
         try:
             self.sink.write(lines)
         except OSError as exc:
             self.active = False
-            ACTIVE.set(0)
-            DROPPED.labels("write_error").inc(len(records))
+            METRICS.active.set(0)
+            METRICS.dropped.labels("write_error").inc(len(records))
             log.error(
                 "capture stopped: cannot write to %s (%s); serving goes on", self._where(), exc
             )
             self._close_sink()
             return
-        RECORDS.inc(len(records))
+        METRICS.records.inc(len(records))
 
     def _close_sink(self) -> None:
         with contextlib.suppress(OSError):

@@ -14,13 +14,15 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 from deployer.serving.baseline_bins import Distribution, psi, read_baseline
 from deployer.serving.columns import ColumnNames
+
+if TYPE_CHECKING:  # imported when collected: see deployer.serving.observing
+    from prometheus_client.core import Metric
 
 FLUSH_ROWS = 4096
 
@@ -107,6 +109,8 @@ class DriftMetrics:
 
     def collect(self) -> Iterator[Metric]:
         """The PSI gauges (a Prometheus custom collector)."""
+        from prometheus_client.core import GaugeMetricFamily
+
         self.flush()
         features = GaugeMetricFamily(
             "deployer_feature_psi",

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from deployer.serving.capture import Capture, spec_from_environment
 from deployer.serving.columns import ColumnNames
 from deployer.serving.drift_metrics import DriftMetrics, load_baseline
-from deployer.serving.runner import Observer
 from deployer.serving.settings import ServingSettings
+
+# prometheus_client only for types: importing it fixes its multiprocess mode for good, and
+# the launcher decides PROMETHEUS_MULTIPROC_DIR after this module is checked (server.run).
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
+    from deployer.serving.runner import Observer
 
 
 @dataclass

@@ -20,7 +20,7 @@ from serving_support import ROWS, ServerFactory, oip_request, scrape, serving_se
 
 from deployer.providers.monitoring import CAPTURE_STDOUT_PREFIX, CapturedRecord, CaptureSpec
 from deployer.serving import routes
-from deployer.serving.capture import ACTIVE, DROPPED, Capture
+from deployer.serving.capture import METRICS, Capture
 from deployer.serving.capture_record import build_line, hashed
 from deployer.serving.capture_sinks import FolderSink, StdoutSink
 
@@ -122,19 +122,19 @@ def test_stdout_lines_carry_the_prefix(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_a_full_disk_stops_capture(tmp_path: Path) -> None:
-    errors = DROPPED.labels("write_error")
+    errors = METRICS.dropped.labels("write_error")
     before = errors._value.get()
     sink = FullDiskSink(tmp_path, 1 << 20, 1 << 30)
     capture = run_capture(CaptureSpec(sample=1.0), 0.0, sink=sink)
     assert capture.active is False
-    assert ACTIVE._value.get() == 0
+    assert METRICS.active._value.get() == 0
     assert errors._value.get() > before
     capture.observe("later", ROWS, ROWS[:, 0])  # stopped: nothing queued
     assert capture._queue.empty()
 
 
 def test_a_full_queue_drops_and_counts() -> None:
-    full = DROPPED.labels("queue_full")
+    full = METRICS.dropped.labels("queue_full")
     before = full._value.get()
     capture = Capture(CaptureSpec(sample=1.0), columns, sink=ListSink(), queue_size=1)
     capture.observe("r1", ROWS, ROWS[:, 0])  # no writer running: the queue stays full

@@ -52,7 +52,7 @@ class Parts:
         blocks: Sequence[Any],
         record: dict[str, Any],
     ) -> None:
-        """Part ``index``: its blocks (lists of rows, or pyarrow tables), then its record
+        """Part ``index``: its blocks (lists of rows, CSV bytes or pyarrow tables), then its record
         (what marks it done)."""
         os.makedirs(self.folder, exist_ok=True)
         part = self._path(index, "part")
@@ -60,6 +60,9 @@ class Parts:
         for block in blocks:
             if isinstance(block, list):
                 writer.write(block)
+                continue
+            if isinstance(block, bytes):  # CSV lines (batch_text's)
+                writer.write_bytes(block)
                 continue
             data = csv_bytes(block) if self.fmt == "csv" else None
             if data is None:  # a value needing quotes (or not CSV): written row by row

@@ -18,6 +18,7 @@ from itertools import chain, islice
 from typing import Any
 
 import numpy as np
+import orjson
 
 from deployer.serving.batch_files import Chunk, InputError, csv_rows
 
@@ -94,7 +95,30 @@ def numbers(chunk: Chunk, idx: Sequence[int]) -> np.ndarray:
     (numpy's cast of the text); ValueError when a value is not a number."""
     tokens, width = chunk.tokens or [], len(chunk.names)
     columns = [tokens[i::width] for i in idx]
-    return np.array(columns, dtype=np.float64).T
+    try:  # JSON numbers (most CSV numbers are): parsed by orjson, twice as fast
+        return np.array([_json_numbers(c) for c in columns], dtype=np.float64).T
+    except ValueError:
+        return np.array(columns, dtype=np.float64).T
+
+
+# Characters of JSON values other than numbers: true, false, null, arrays, objects (a
+# value holds no comma or quote here). Without them, a JSON value is a number.
+_NOT_NUMBERS = ("t", "f", "n", "[", "{")
+
+
+def _json_numbers(column: list[str]) -> list[float]:
+    """The values as JSON numbers (what float() makes of them, but that "-0" reads as
+    0); ValueError when one is not a JSON number ("nan", "+1", "1.", ...)."""
+    text = ",".join(column)
+    if any(c in text for c in _NOT_NUMBERS):
+        raise ValueError("not only JSON numbers")
+    try:
+        values = orjson.loads("[" + text + "]")
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from None
+    if len(values) != len(column):
+        raise ValueError("not one number per value")
+    return values  # type: ignore[no-any-return]
 
 
 def csv_lines(chunk: Chunk, keep: Sequence[int], values: Any) -> bytes | None:

@@ -4,7 +4,7 @@ flat list of values (``Chunk.tokens``), the numeric feature columns cast by nump
 call, the output lines joined from the keep values and the predictions.
 
 It reads exactly what the csv module reads, as long as the file holds no quote, no
-carriage return and no blank line; from the first chunk that does (or that does not
+carriage return but in \r\n and no blank line; from the first chunk that does (or that does not
 split into whole rows, or is not UTF-8), the rest of the file is read by the csv module
 (``batch_files.csv_rows``), which names the row and line of any error.
 """
@@ -35,7 +35,8 @@ def csv_chunks(path: str, size: int) -> Iterator[Chunk]:
             header = next(csv.reader([first.decode("utf-8")]), None)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: line 1: {exc}") from None
-        if not header or b'"' in first or b"\r" in first:
+        bare = first[:-2] if first.endswith(b"\r\n") else first
+        if not header or b'"' in first or b"\r" in bare:
             f.seek(0)
             yield from _rest(path, f, [], size, 0, 0, None)
             return
@@ -56,6 +57,8 @@ def csv_chunks(path: str, size: int) -> Iterator[Chunk]:
 def _split(lines: list[bytes], width: int) -> list[str] | None:
     """The lines' values, row after row; None when the csv module must read them."""
     data = b"".join(lines)
+    if b"\r" in data:  # the csv module ends rows at \r\n as at \n
+        data = data.replace(b"\r\n", b"\n")
     if b'"' in data or b"\r" in data or b"\n\n" in data or data.startswith(b"\n"):
         return None
     try:
@@ -80,12 +83,9 @@ def _rest(
 ) -> Iterator[Chunk]:
     """The csv module's chunks from ``lines`` then the rest of ``f`` on (``names`` None:
     from the header on)."""
-    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-    try:
-        decoded = [ln.decode("utf-8") for ln in lines]
-    except UnicodeDecodeError:  # let the csv path read (and name) it from the bytes
-        decoded, text = [], io.TextIOWrapper(io.BytesIO(b"".join(lines) + f.read()), "utf-8")
-    reader = csv.reader(chain(decoded, text))
+    read = io.TextIOWrapper(io.BytesIO(b"".join(lines)), encoding="utf-8", newline="")
+    rest = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    reader = csv.reader(chain(read, rest))
     before = 0 if names is None else start + 1
     yield from csv_rows(path, reader, names, index, start, before, size)
 
@@ -118,7 +118,7 @@ def _json_numbers(column: list[str]) -> list[float]:
         raise ValueError(str(exc)) from None
     if len(values) != len(column):
         raise ValueError("not one number per value")
-    return values  # type: ignore[no-any-return]
+    return values
 
 
 def csv_lines(chunk: Chunk, keep: Sequence[int], values: Any) -> bytes | None:

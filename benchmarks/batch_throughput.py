@@ -10,12 +10,16 @@ of iris-like features (the iris rows resampled with a little noise, an ``id`` co
 CSV. Then times, for each round:
 
 - bare: ``model.predict(X)`` over the batches of ``--batch-size`` rows, the rows read into
-  numpy beforehand (not timed): the physical limit for this model;
+  numpy beforehand (not timed): the physical limit for this model; bare_part: the same
+  over batches of one checkpoint part (about 50,000 rows), the batches the runner
+  predicts in for a row-wise flavour such as scikit-learn;
 - in process: ``Project.batch(None, csv, out, keep=["id"], in_process=True)`` end to end
   (loading the model, reading the CSV, shaping, predicting, writing the output with its
   checkpoint parts);
 - image: ``Project.batch("local", ...)`` end to end (the image already built: starting the
-  container, loading the model, the same runner code inside it).
+  container, loading the model, the same runner code inside it);
+- *_fixed: the same over a 10-row file (the fixed cost: start-up and model load), and
+  *_after_start the rows/s without it.
 
 Prints one JSON document: rows/s of each (best of the rounds) and the ratios to bare (the
 issue's targets: 0.80 in process, 0.50 through the image); and the peak RSS of a child
@@ -57,7 +61,7 @@ def write_inputs(folder: Path, rows: int, small: int) -> dict[str, Path]:
     )
     features = load_iris(return_X_y=True)[0]
     paths = {}
-    for name, count in (("small", small), ("large", rows)):
+    for name, count in (("tiny", 10), ("small", small), ("large", rows)):
         path = folder / f"{name}-{count}.csv"
         paths[name] = path
         if path.exists():
@@ -137,24 +141,43 @@ def main() -> None:
     project = Project.load(WORK / "deployer.yaml")
     model = joblib.load(WORK / "model.joblib")
     large = paths["large"]
-    times: dict[str, list[float]] = {"bare": [], "in_process": [], "image": []}
+    times: dict[str, list[float]] = {
+        "bare": [],
+        "bare_part": [],
+        "in_process": [],
+        "image": [],
+        "in_process_fixed": [],
+        "image_fixed": [],
+    }
+    part = max(1, min(50_000 // args.batch_size, 50)) * args.batch_size  # the runner's predict
     image = None if args.no_image else project.build()  # not timed: push would have built it
     for _ in range(args.rounds):
         times["bare"].append(bare(model, large, args.batch_size))
+        times["bare_part"].append(bare(model, large, part))
         times["in_process"].append(through(project, None, large, WORK / "out-in-process"))
+        tiny = paths["tiny"]
+        times["in_process_fixed"].append(through(project, None, tiny, WORK / "out-in-process"))
         if not args.no_image:
             times["image"].append(through(project, "local", large, WORK / "out-image"))
+            times["image_fixed"].append(through(project, "local", tiny, WORK / "out-image"))
     if image is not None:  # leave no image behind
         from deployer.providers import docker_client
 
         docker_client().images.remove(image.ref, noprune=True)
-    rate = {k: args.rows / min(v) for k, v in times.items() if v}
+    best = {k: min(v) for k, v in times.items() if v}
+    rate = {k: args.rows / v for k, v in best.items() if not k.endswith("_fixed")}
+    for way in ("in_process", "image"):  # without the fixed cost (start-up, model load)
+        if way in best:
+            rate[way + "_after_start"] = args.rows / (best[way] - best[way + "_fixed"])
     result: dict[str, Any] = {
         "rows": args.rows,
         "batch_size": args.batch_size,
+        "part_size": part,
         "rows_per_s": {k: round(v) for k, v in rate.items()},
         "seconds": {k: [round(s, 2) for s in v] for k, v in times.items() if v},
         "ratio_in_process": round(rate["in_process"] / rate["bare"], 3),
+        "ratio_in_process_after_start": round(rate["in_process_after_start"] / rate["bare"], 3),
+        "ratio_in_process_to_bare_part": round(rate["in_process"] / rate["bare_part"], 3),
         "peak_rss_mb": {
             str(args.small_rows): round(peak_rss_mb(WORK, paths["small"]), 1),
             str(args.rows): round(peak_rss_mb(WORK, large), 1),
@@ -162,6 +185,8 @@ def main() -> None:
     }
     if "image" in rate:
         result["ratio_image"] = round(rate["image"] / rate["bare"], 3)
+        result["ratio_image_after_start"] = round(rate["image_after_start"] / rate["bare"], 3)
+        result["ratio_image_to_bare_part"] = round(rate["image"] / rate["bare_part"], 3)
     document = json.dumps(result, indent=2)
     print(document)
     if args.json:

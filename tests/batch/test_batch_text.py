@@ -126,3 +126,22 @@ def test_a_part_is_predicted_in_one_call(tmp_path: Path) -> None:
     options = batch_runner.BatchOptions(keep=("id",), rows_per_batch=10, rows_per_part=100)
     counts = batch_runner.score_file(scorer, str(data), str(tmp_path / "o.csv"), options)
     assert calls == [100, 50] and counts.scored == 150
+
+
+@pytest.mark.usefixtures("settings")
+def test_chunk_shards_together_hold_every_row_once(tmp_path: Path) -> None:
+    """Shard I of N of one file takes chunks I, I+N, ...; a part's chunks of one shard are
+    still predicted together and every row lands in exactly one shard's output."""
+    data = tmp_path / "in.csv"
+    data.write_text(HEADER + "".join(plain_rows(150)))
+    scorer = batch_runner.load()
+    ids: list[str] = []
+    for index in range(2):
+        options = batch_runner.BatchOptions(
+            keep=("id",), rows_per_batch=10, rows_per_part=100, shard_index=index, shard_count=2
+        )
+        (src, dst, by_chunk), *_ = batch_runner.outputs_for(str(data), f"{tmp_path}/out/", options)
+        counts = batch_runner.score_file(scorer, src, dst, options, chunk_shard=by_chunk)
+        assert counts.scored == 80 - 10 * index
+        ids += [line.split(",")[0] for line in Path(dst).read_text().splitlines()[1:]]
+    assert sorted(ids) == sorted(f"r{i}" for i in range(150))

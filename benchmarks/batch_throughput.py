@@ -2,7 +2,7 @@
 image, against a bare in-process ``model.predict`` over the same batches.
 
     python benchmarks/batch_throughput.py [--rows 1000000] [--small-rows 100000]
-        [--batch-size 1000] [--rounds 1] [--no-image] [--json OUT]
+        [--batch-size 1000] [--rounds 1] [--no-image] [--times N] [--json OUT]
 
 Writes, under benchmarks/.work/batch/: the iris model (examples/iris/train.py: scaler +
 logistic regression), a deployer.yaml with a local target, and ROWS (and SMALL_ROWS) rows
@@ -19,7 +19,9 @@ CSV. Then times, for each round:
 - image: ``Project.batch("local", ...)`` end to end (the image already built: starting the
   container, loading the model, the same runner code inside it);
 - *_fixed: the same over a 10-row file (the fixed cost: start-up and model load), and
-  *_after_start the rows/s without it.
+  *_after_start the rows/s without it;
+- ``--times N``: in process and through the image once more, over the ROWS rows N times
+  over in one file (``repeated``: e.g. 10,000,000 rows with N=10).
 
 Prints one JSON document: rows/s of each (best of the rounds) and the ratios to bare (the
 issue's targets: 0.80 in process, 0.50 through the image); and the peak RSS of a child
@@ -128,6 +130,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-image", action="store_true")
+    parser.add_argument(
+        "--times", type=int, default=0, help="also score the large file N times over, once"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -160,6 +165,27 @@ def main() -> None:
         if not args.no_image:
             times["image"].append(through(project, "local", large, WORK / "out-image"))
             times["image_fixed"].append(through(project, "local", tiny, WORK / "out-image"))
+    repeated: dict[str, Any] = {}
+    if args.times > 1:  # a bigger input: the large file's rows N times over (made, not timed)
+        path = WORK / f"large-{args.rows}-x{args.times}.csv"
+        if not path.exists():
+            with open(path, "wb") as out:
+                for copy in range(args.times):
+                    with open(large, "rb") as f:
+                        if copy:
+                            f.readline()
+                        shutil.copyfileobj(f, out, 1 << 20)
+        total = args.rows * args.times
+        ways = [("in_process", None)] + ([] if args.no_image else [("image", "local")])
+        for name, to in ways:
+            seconds = through(project, to, path, WORK / f"out-{name}")
+            fixed = min(times[f"{name}_fixed"])
+            repeated[name] = {
+                "seconds": round(seconds, 2),
+                "rows_per_s": round(total / seconds),
+                "rows_per_s_after_start": round(total / (seconds - fixed)),
+            }
+        repeated["rows"] = total
     if image is not None:  # leave no image behind
         from deployer.providers import docker_client
 
@@ -183,6 +209,8 @@ def main() -> None:
             str(args.rows): round(peak_rss_mb(WORK, large), 1),
         },
     }
+    if repeated:
+        result["repeated"] = repeated
     if "image" in rate:
         result["ratio_image"] = round(rate["image"] / rate["bare"], 3)
         result["ratio_image_after_start"] = round(rate["image_after_start"] / rate["bare"], 3)

@@ -100,7 +100,7 @@ def _chunk(
     offset: int,
     size: int,
 ) -> Chunk:
-    columns = [c.slice(offset, size).combine_chunks() for c in table.columns]
+    columns = [c.slice(offset, size) for c in table.columns]
     chunk = Chunk(index, start, names, columns=columns)
     chunk.numbers = [None if p is None else p.slice(offset, size) for p in parsed]
     return chunk

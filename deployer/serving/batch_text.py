@@ -107,10 +107,10 @@ _NOT_NUMBERS = ("t", "f", "n", "[", "{")
 
 
 def _json_numbers(column: list[str]) -> list[float]:
-    """The values as JSON numbers (what float() makes of them, but that "-0" reads as
-    0); ValueError when one is not a JSON number ("nan", "+1", "1.", ...)."""
+    """The values as JSON numbers (what float() makes of them); ValueError when one is
+    not a JSON number ("nan", "+1", "1.", ...) or is "-0" (JSON's integer 0)."""
     text = ",".join(column)
-    if any(c in text for c in _NOT_NUMBERS):
+    if any(c in text for c in _NOT_NUMBERS) or ",-0," in f",{text},":
         raise ValueError("not only JSON numbers")
     try:
         values = orjson.loads("[" + text + "]")

@@ -92,6 +92,8 @@ def test_json_numbers_are_the_cast_of_the_text() -> None:
     chunk.tokens = ["1", "2.5", "-3e2", " 4", "1e400", "0.1"]
     expected = np.array([["1", "2.5"], ["-3e2", " 4"], ["1e400", "0.1"]], dtype=np.float64)
     assert np.array_equal(batch_text.numbers(chunk, [0, 1]), expected)
+    chunk.tokens = ["-0", "-0.5"]  # JSON reads "-0" as the integer 0: numpy's -0.0 kept
+    assert np.signbit(batch_text.numbers(chunk, [0, 1])).tolist() == [[True, True]]
     chunk.tokens = ["true", "1"]  # a JSON value that is not a number: numpy's cast refuses it
     with pytest.raises(ValueError):
         batch_text.numbers(chunk, [0, 1])

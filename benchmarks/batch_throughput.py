@@ -20,6 +20,9 @@ CSV. Then times, for each round:
   container, loading the model, the same runner code inside it);
 - *_fixed: the same over a 10-row file (the fixed cost: start-up and model load), and
   *_after_start the rows/s without it;
+- runner process: the image's runner (``python -m deployer.serving.batch_runner``) as a
+  fresh process on the host with pyarrow hidden: the image's code path without the
+  container (start-up: Python, scikit-learn, the model);
 - ``--times N``: in process and through the image once more, over the ROWS rows N times
   over in one file (``repeated``: e.g. 10,000,000 rows with N=10).
 
@@ -123,6 +126,34 @@ def peak_rss_mb(folder: Path, path: Path) -> float:
     return int(done.stdout.strip().splitlines()[-1]) / 1024
 
 
+# The image's runner without the container: a fresh process, pyarrow hidden (the image
+# has none), the model and settings the image would get.
+RUNNER = """
+import sys
+class NoPyarrow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pyarrow":
+            raise ImportError("the serving image has no pyarrow")
+sys.meta_path.insert(0, NoPyarrow())
+from deployer.serving.batch_runner import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def runner_process(project: Any, path: Path, out: Path) -> float:
+    """Seconds of ``python -m deployer.serving.batch_runner`` (as in the image) here."""
+    import os
+
+    from deployer.serving.settings import SETTINGS_ENV
+
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, SETTINGS_ENV: project.serving_settings().to_json()}
+    command = [sys.executable, "-c", RUNNER, "--input", str(path), "--output", f"{out}/"]
+    started = time.perf_counter()
+    subprocess.run([*command, "--keep", "id"], check=True, env=env, capture_output=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -153,6 +184,8 @@ def main() -> None:
         "image": [],
         "in_process_fixed": [],
         "image_fixed": [],
+        "runner_process": [],
+        "runner_process_fixed": [],
     }
     part = max(1, min(50_000 // args.batch_size, 50)) * args.batch_size  # the runner's predict
     image = None if args.no_image else project.build()  # not timed: push would have built it
@@ -162,6 +195,8 @@ def main() -> None:
         times["in_process"].append(through(project, None, large, WORK / "out-in-process"))
         tiny = paths["tiny"]
         times["in_process_fixed"].append(through(project, None, tiny, WORK / "out-in-process"))
+        times["runner_process"].append(runner_process(project, large, WORK / "out-runner"))
+        times["runner_process_fixed"].append(runner_process(project, tiny, WORK / "out-runner"))
         if not args.no_image:
             times["image"].append(through(project, "local", large, WORK / "out-image"))
             times["image_fixed"].append(through(project, "local", tiny, WORK / "out-image"))
@@ -176,9 +211,13 @@ def main() -> None:
                             f.readline()
                         shutil.copyfileobj(f, out, 1 << 20)
         total = args.rows * args.times
-        ways = [("in_process", None)] + ([] if args.no_image else [("image", "local")])
+        ways = [("in_process", None), ("runner_process", "")]
+        ways += [] if args.no_image else [("image", "local")]
         for name, to in ways:
-            seconds = through(project, to, path, WORK / f"out-{name}")
+            if to == "":
+                seconds = runner_process(project, path, WORK / "out-runner")
+            else:
+                seconds = through(project, to, path, WORK / f"out-{name}")
             fixed = min(times[f"{name}_fixed"])
             repeated[name] = {
                 "seconds": round(seconds, 2),
@@ -192,7 +231,7 @@ def main() -> None:
         docker_client().images.remove(image.ref, noprune=True)
     best = {k: min(v) for k, v in times.items() if v}
     rate = {k: args.rows / v for k, v in best.items() if not k.endswith("_fixed")}
-    for way in ("in_process", "image"):  # without the fixed cost (start-up, model load)
+    for way in ("in_process", "image", "runner_process"):  # without the fixed cost
         if way in best:
             rate[way + "_after_start"] = args.rows / (best[way] - best[way + "_fixed"])
     result: dict[str, Any] = {
@@ -204,6 +243,10 @@ def main() -> None:
         "ratio_in_process": round(rate["in_process"] / rate["bare"], 3),
         "ratio_in_process_after_start": round(rate["in_process_after_start"] / rate["bare"], 3),
         "ratio_in_process_to_bare_part": round(rate["in_process"] / rate["bare_part"], 3),
+        "ratio_runner_process": round(rate["runner_process"] / rate["bare"], 3),
+        "ratio_runner_process_after_start": round(
+            rate["runner_process_after_start"] / rate["bare"], 3
+        ),
         "peak_rss_mb": {
             str(args.small_rows): round(peak_rss_mb(WORK, paths["small"]), 1),
             str(args.rows): round(peak_rss_mb(WORK, large), 1),

@@ -61,6 +61,9 @@ def _split(lines: list[bytes], width: int) -> list[str] | None:
         data = data.replace(b"\r\n", b"\n")
     if b'"' in data or b"\r" in data or b"\n\n" in data or data.startswith(b"\n"):
         return None
+    limit = csv.field_size_limit()  # a longer value is the csv module's error
+    if len(data) > limit and any(len(line) > limit for line in lines):
+        return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

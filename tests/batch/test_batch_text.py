@@ -3,6 +3,7 @@ chunks, the same output bytes and the same errors as the csv module's path."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def chunks(path: Path, size: int) -> list[tuple[int, int, tuple[str, ...], list[
         ["\n", "r90,1,2,3,4\n"],  # a blank line
         ["r90,1,2,3,4\r", "r91,1,2,3,4\n"],  # a lone carriage return
         ["r90,1,2,3,4"],  # no newline at the end
+        ["r90,1,2,3,4\x00\n", "r91,é,2,3,4\n"],  # NUL and non-ASCII: values like others
     ],
 )
 def test_the_same_chunks_as_the_csv_module(tmp_path: Path, tail: list[str]) -> None:
@@ -147,3 +149,16 @@ def test_chunk_shards_together_hold_every_row_once(tmp_path: Path) -> None:
         assert counts.scored == 80 - 10 * index
         ids += [line.split(",")[0] for line in Path(dst).read_text().splitlines()[1:]]
     assert sorted(ids) == sorted(f"r{i}" for i in range(150))
+
+
+@pytest.mark.usefixtures("settings")
+def test_a_value_over_the_csv_field_limit_is_the_csv_modules_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "long.csv"
+    long = "x" * (csv.field_size_limit() + 1)
+    data.write_text(HEADER + "".join(plain_rows(45)) + f"r45,{long},2,3,4\n")
+    args = ["--input", str(data), "--output", str(tmp_path / "o.csv"), "--keep", "id"]
+    assert batch_runner.main([*args, "--rows-per-batch", "20"]) == 2
+    message = json.loads(capsys.readouterr().err)["error"]
+    assert message == f"{data}: line 47: field larger than field limit ({len(long) - 1})"

@@ -5,12 +5,13 @@ stderr ``{"file", "rows", "error"}``; 2: bad input; 3: the model or a library mi
 
     python -m deployer.serving.batch_runner --input PATH --output PATH [--format csv|jsonl|parquet]
         [--keep a,b] [--label y] [--columns a,b,c] [--rows-per-batch N]
-        [--shard-index I --shard-count N] [--progress]
+        [--shard-index I --shard-count N] [--workers W] [--progress]
 
 PATH: a file, or a folder of files (then ``--output`` is a folder: one output file per
 input file, same name, the format's extension). Shard I of N takes every Nth file of the
 folder (sorted by name: files I, I+N, ...); with one input file it takes every Nth chunk of
-``--rows-per-batch`` rows (chunks I, I+N, ...) into ``<stem>.shard-I-of-N<ext>``. Output:
+``--rows-per-batch`` rows (chunks I, I+N, ...) into ``<stem>.shard-I-of-N<ext>``.
+``--workers W``: W processes score each file (``deployer.serving.batch_workers``). Output:
 per input row, in input order, the keep columns then ``prediction`` (or ``prediction_0``..
 for a model answering several values per row; JSON Lines: one list). ``--progress`` prints
 one JSON line per chunk on stdout. Interrupted runs resume (``deployer.serving.batch_parts``).
@@ -74,6 +75,7 @@ class BatchOptions:
     shard_index: int = 0
     shard_count: int = 1
     rows_per_part: int = 50_000  # checkpoint granularity (at most 50 chunks a part)
+    workers: int = 1  # processes scoring one file (deployer.serving.batch_workers)
 
 
 @dataclass
@@ -240,13 +242,19 @@ def score_file(
     options: BatchOptions,
     on_chunk: Callable[[FileCounts], None] | None = None,
     chunk_shard: bool = False,
+    part_shard: tuple[int, int] | None = None,
 ) -> FileCounts:
     """Score one file into ``out_path`` (resumably: a re-run with the same options skips
-    the parts done); ``chunk_shard``: only this shard's chunks."""
+    the parts done); ``chunk_shard``: only this shard's chunks; ``part_shard`` (i, n):
+    only parts i, i+n, ..., and not assembled (batch_workers' processes)."""
     counts = FileCounts(in_path, out_path)
     if os.path.exists(out_path) and not os.path.isdir(out_path + ".partial"):
         counts.skipped = True
         return counts
+    if options.workers > 1 and part_shard is None:
+        from deployer.serving.batch_workers import score_file_in_processes
+
+        return score_file_in_processes(scorer, in_path, out_path, options, on_chunk, chunk_shard)
     fmt = format_of(in_path, options.format)
     parts = Parts(out_path, fmt)
     done = parts.done()
@@ -299,7 +307,7 @@ def score_file(
                 text=fmt == "csv",
             )
         part = chunk.index // per_part
-        if part in done:
+        if part in done or (part_shard and part % part_shard[1] != part_shard[0]):
             continue
         if group and group[0].index // per_part != part:
             finish()
@@ -308,6 +316,8 @@ def score_file(
             finish()
     if group:
         finish()
+    if part_shard is not None:
+        return counts
     if names is None:
         names = [*(plan.keep_names if plan else options.keep), "prediction"]
     parts.assemble(names)
@@ -417,10 +427,11 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, BatchOptions]:
     parser.add_argument("--rows-per-batch", type=int, default=1000)
     parser.add_argument("--shard-index", type=int, default=0)
     parser.add_argument("--shard-count", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.rows_per_batch < 1 or args.shard_count < 1:
-        parser.error("--rows-per-batch and --shard-count must be at least 1")
+    if args.rows_per_batch < 1 or args.shard_count < 1 or args.workers < 1:
+        parser.error("--rows-per-batch, --shard-count and --workers must be at least 1")
     options = BatchOptions(
         args.format,
         _names(args.keep),
@@ -429,6 +440,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, BatchOptions]:
         args.rows_per_batch,
         args.shard_index,
         args.shard_count,
+        workers=args.workers,
     )
     return args, options
 

@@ -32,7 +32,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ from deployer.serving.batch_shaping import (
     layout,
     model_feature_names,
 )
+from deployer.serving.batch_workers import in_processes
 from deployer.serving.errors import HTTPError
 from deployer.serving.runner import ModelRunner
 from deployer.serving.settings import ServingSettings
@@ -252,9 +253,13 @@ def score_file(
         counts.skipped = True
         return counts
     if options.workers > 1 and part_shard is None:
-        from deployer.serving.batch_workers import score_file_in_processes
+        single = replace(options, workers=1)
 
-        return score_file_in_processes(scorer, in_path, out_path, options, on_chunk, chunk_shard)
+        def score(shard: tuple[int, int] | None) -> FileCounts:
+            report = on_chunk if shard is None or shard[0] == 0 else None
+            return score_file(scorer, in_path, out_path, single, report, chunk_shard, shard)
+
+        return in_processes(options.workers, score)
     fmt = format_of(in_path, options.format)
     parts = Parts(out_path, fmt)
     done = parts.done()

@@ -11,39 +11,27 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    from deployer.serving.batch_runner import BatchOptions, FileCounts, Scorer
+T = TypeVar("T")
 
 
-def score_file_in_processes(
-    scorer: Scorer,
-    in_path: str,
-    out_path: str,
-    options: BatchOptions,
-    on_chunk: Callable[[FileCounts], None] | None = None,
-    chunk_shard: bool = False,
-) -> FileCounts:
-    """``score_file`` with ``options.workers`` processes (fork: the model is shared)."""
-    from deployer.serving.batch_runner import score_file
-
-    count = options.workers
-    single = replace(options, workers=1)
+def in_processes(count: int, score: Callable[[tuple[int, int] | None], T]) -> T:
+    """``score((i, count))`` in ``count`` processes (fork: the loaded model is shared),
+    then ``score(None)`` here: the rest, and the result."""
     children: list[int] = []
     try:
         for index in range(1, count):
             pid = os.fork()
-            if pid == 0:  # the copy: its parts, then gone (no cleanup of the parent's)
+            if pid == 0:  # the copy: its parts, then gone (none of the parent's cleanup)
                 code = 1
                 try:
-                    score_file(scorer, in_path, out_path, single, None, chunk_shard, (index, count))
+                    score((index, count))
                     code = 0
                 finally:
                     os._exit(code)
             children.append(pid)
-        score_file(scorer, in_path, out_path, single, on_chunk, chunk_shard, (0, count))
+        score((0, count))
     except BaseException:
         for pid in children:  # the parent failed (bad input, Ctrl-C): stop the copies
             with contextlib.suppress(ProcessLookupError):
@@ -53,4 +41,4 @@ def score_file_in_processes(
         for pid in children:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-    return score_file(scorer, in_path, out_path, single, on_chunk, chunk_shard)
+    return score(None)

@@ -67,3 +67,23 @@ def test_bad_input_stops_every_process(
     assert "data row 301: 4 values" in json.loads(capsys.readouterr().err)["error"]
     with pytest.raises(ChildProcessError):  # every copy waited for
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_a_copy_that_fails_leaves_its_parts_to_the_first(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second process dies before scoring: the first scores its parts too (as a
+    resumed run would), and the output is complete."""
+    assert run(data, tmp_path / "one.csv", 1) == 1
+    score_file = batch_runner.score_file
+
+    def failing(*args: object, **kwargs: object) -> object:
+        if args[-1] == (1, 2):
+            (tmp_path / "died").touch()
+            raise RuntimeError("the copy died")
+        return score_file(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_runner, "score_file", failing)
+    assert run(data, tmp_path / "two.csv", 2) == 1
+    assert (tmp_path / "died").exists()
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()

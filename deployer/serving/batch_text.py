@@ -1,11 +1,12 @@
 """The batch runner's standard-library fast path for CSV (the serving image has no
 pyarrow): each chunk's lines read at once, decoded once and split on commas into one
-flat list of values (``Chunk.tokens``), the numeric feature columns cast by numpy in one
-call, the output lines joined from the keep values and the predictions.
+flat list of values (``Chunk.tokens``), the numeric feature columns cast by orjson (JSON
+numbers) or else numpy, the output lines joined from the keep values and the predictions.
 
 It reads exactly what the csv module reads, as long as the file holds no quote, no
-carriage return but in \r\n and no blank line; from the first chunk that does (or that does not
-split into whole rows, or is not UTF-8), the rest of the file is read by the csv module
+carriage return (but in CR LF line ends) and no blank line; from the first chunk that
+does (or that does not split into whole rows, is not UTF-8, or has a line longer than
+the csv module's field size limit) the rest of the file is read by the csv module
 (``batch_files.csv_rows``), which names the row and line of any error.
 """
 

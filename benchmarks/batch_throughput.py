@@ -2,7 +2,7 @@
 image, against a bare in-process ``model.predict`` over the same batches.
 
     python benchmarks/batch_throughput.py [--rows 1000000] [--small-rows 100000]
-        [--batch-size 1000] [--rounds 1] [--no-image] [--json OUT]
+        [--batch-size 1000] [--rounds 1] [--no-image] [--times N] [--json OUT]
 
 Writes, under benchmarks/.work/batch/: the iris model (examples/iris/train.py: scaler +
 logistic regression), a deployer.yaml with a local target, and ROWS (and SMALL_ROWS) rows
@@ -10,12 +10,21 @@ of iris-like features (the iris rows resampled with a little noise, an ``id`` co
 CSV. Then times, for each round:
 
 - bare: ``model.predict(X)`` over the batches of ``--batch-size`` rows, the rows read into
-  numpy beforehand (not timed): the physical limit for this model;
+  numpy beforehand (not timed): the physical limit for this model; bare_part: the same
+  over batches of one checkpoint part (about 50,000 rows), the batches the runner
+  predicts in for a row-wise flavour such as scikit-learn;
 - in process: ``Project.batch(None, csv, out, keep=["id"], in_process=True)`` end to end
   (loading the model, reading the CSV, shaping, predicting, writing the output with its
   checkpoint parts);
 - image: ``Project.batch("local", ...)`` end to end (the image already built: starting the
-  container, loading the model, the same runner code inside it).
+  container, loading the model, the same runner code inside it);
+- *_fixed: the same over a 10-row file (the fixed cost: start-up and model load), and
+  *_after_start the rows/s without it;
+- runner process: the image's runner (``python -m deployer.serving.batch_runner``) as a
+  fresh process on the host with pyarrow hidden: the image's code path without the
+  container (start-up: Python, scikit-learn, the model);
+- ``--times N``: in process and through the image once more, over the ROWS rows N times
+  over in one file (``repeated``: e.g. 10,000,000 rows with N=10).
 
 Prints one JSON document: rows/s of each (best of the rounds) and the ratios to bare (the
 issue's targets: 0.80 in process, 0.50 through the image); and the peak RSS of a child
@@ -57,7 +66,7 @@ def write_inputs(folder: Path, rows: int, small: int) -> dict[str, Path]:
     )
     features = load_iris(return_X_y=True)[0]
     paths = {}
-    for name, count in (("small", small), ("large", rows)):
+    for name, count in (("tiny", 10), ("small", small), ("large", rows)):
         path = folder / f"{name}-{count}.csv"
         paths[name] = path
         if path.exists():
@@ -117,6 +126,34 @@ def peak_rss_mb(folder: Path, path: Path) -> float:
     return int(done.stdout.strip().splitlines()[-1]) / 1024
 
 
+# The image's runner without the container: a fresh process, pyarrow hidden (the image
+# has none), the model and settings the image would get.
+RUNNER = """
+import sys
+class NoPyarrow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pyarrow":
+            raise ImportError("the serving image has no pyarrow")
+sys.meta_path.insert(0, NoPyarrow())
+from deployer.serving.batch_runner import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def runner_process(project: Any, path: Path, out: Path) -> float:
+    """Seconds of ``python -m deployer.serving.batch_runner`` (as in the image) here."""
+    import os
+
+    from deployer.serving.settings import SETTINGS_ENV
+
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, SETTINGS_ENV: project.serving_settings().to_json()}
+    command = [sys.executable, "-c", RUNNER, "--input", str(path), "--output", f"{out}/"]
+    started = time.perf_counter()
+    subprocess.run([*command, "--keep", "id"], check=True, env=env, capture_output=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -124,6 +161,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-image", action="store_true")
+    parser.add_argument(
+        "--times", type=int, default=0, help="also score the large file N times over, once"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -137,31 +177,87 @@ def main() -> None:
     project = Project.load(WORK / "deployer.yaml")
     model = joblib.load(WORK / "model.joblib")
     large = paths["large"]
-    times: dict[str, list[float]] = {"bare": [], "in_process": [], "image": []}
+    times: dict[str, list[float]] = {
+        "bare": [],
+        "bare_part": [],
+        "in_process": [],
+        "image": [],
+        "in_process_fixed": [],
+        "image_fixed": [],
+        "runner_process": [],
+        "runner_process_fixed": [],
+    }
+    part = max(1, min(50_000 // args.batch_size, 50)) * args.batch_size  # the runner's predict
     image = None if args.no_image else project.build()  # not timed: push would have built it
     for _ in range(args.rounds):
         times["bare"].append(bare(model, large, args.batch_size))
+        times["bare_part"].append(bare(model, large, part))
         times["in_process"].append(through(project, None, large, WORK / "out-in-process"))
+        tiny = paths["tiny"]
+        times["in_process_fixed"].append(through(project, None, tiny, WORK / "out-in-process"))
+        times["runner_process"].append(runner_process(project, large, WORK / "out-runner"))
+        times["runner_process_fixed"].append(runner_process(project, tiny, WORK / "out-runner"))
         if not args.no_image:
             times["image"].append(through(project, "local", large, WORK / "out-image"))
+            times["image_fixed"].append(through(project, "local", tiny, WORK / "out-image"))
+    repeated: dict[str, Any] = {}
+    if args.times > 1:  # a bigger input: the large file's rows N times over (made, not timed)
+        path = WORK / f"large-{args.rows}-x{args.times}.csv"
+        if not path.exists():
+            with open(path, "wb") as out:
+                for copy in range(args.times):
+                    with open(large, "rb") as f:
+                        if copy:
+                            f.readline()
+                        shutil.copyfileobj(f, out, 1 << 20)
+        total = args.rows * args.times
+        ways = [("in_process", None), ("runner_process", "")]
+        ways += [] if args.no_image else [("image", "local")]
+        for name, to in ways:
+            if to == "":
+                seconds = runner_process(project, path, WORK / "out-runner")
+            else:
+                seconds = through(project, to, path, WORK / f"out-{name}")
+            fixed = min(times[f"{name}_fixed"])
+            repeated[name] = {
+                "seconds": round(seconds, 2),
+                "rows_per_s": round(total / seconds),
+                "rows_per_s_after_start": round(total / (seconds - fixed)),
+            }
+        repeated["rows"] = total
     if image is not None:  # leave no image behind
         from deployer.providers import docker_client
 
         docker_client().images.remove(image.ref, noprune=True)
-    rate = {k: args.rows / min(v) for k, v in times.items() if v}
+    best = {k: min(v) for k, v in times.items() if v}
+    rate = {k: args.rows / v for k, v in best.items() if not k.endswith("_fixed")}
+    for way in ("in_process", "image", "runner_process"):  # without the fixed cost
+        if way in best:
+            rate[way + "_after_start"] = args.rows / (best[way] - best[way + "_fixed"])
     result: dict[str, Any] = {
         "rows": args.rows,
         "batch_size": args.batch_size,
+        "part_size": part,
         "rows_per_s": {k: round(v) for k, v in rate.items()},
         "seconds": {k: [round(s, 2) for s in v] for k, v in times.items() if v},
         "ratio_in_process": round(rate["in_process"] / rate["bare"], 3),
+        "ratio_in_process_after_start": round(rate["in_process_after_start"] / rate["bare"], 3),
+        "ratio_in_process_to_bare_part": round(rate["in_process"] / rate["bare_part"], 3),
+        "ratio_runner_process": round(rate["runner_process"] / rate["bare"], 3),
+        "ratio_runner_process_after_start": round(
+            rate["runner_process_after_start"] / rate["bare"], 3
+        ),
         "peak_rss_mb": {
             str(args.small_rows): round(peak_rss_mb(WORK, paths["small"]), 1),
             str(args.rows): round(peak_rss_mb(WORK, large), 1),
         },
     }
+    if repeated:
+        result["repeated"] = repeated
     if "image" in rate:
         result["ratio_image"] = round(rate["image"] / rate["bare"], 3)
+        result["ratio_image_after_start"] = round(rate["image_after_start"] / rate["bare"], 3)
+        result["ratio_image_to_bare_part"] = round(rate["image"] / rate["bare_part"], 3)
     document = json.dumps(result, indent=2)
     print(document)
     if args.json:

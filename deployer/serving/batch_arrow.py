@@ -66,29 +66,48 @@ def _sliced(reader: Any, names: tuple[str, ...], size: int) -> Iterator[Chunk]:
         if held < size:
             continue
         table, offset = pa.Table.from_batches(pending), 0
-        parsed = _parsed(table)
+        parsed = _Parsed(table)
         while held - offset >= size:
             yield _chunk(index, start, names, table, parsed, offset, size)
             index, start, offset = index + 1, start + size, offset + size
         pending, held = table.slice(offset).to_batches(), held - offset
     if held:
         table = pa.Table.from_batches(pending)
-        yield _chunk(index, start, names, table, _parsed(table), 0, held)
+        yield _chunk(index, start, names, table, _Parsed(table), 0, held)
 
 
-def _parsed(table: Any) -> list[Any]:
-    """Each column of a read block as float64 (None: some value is not a number), parsed
-    once per block rather than once per chunk."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+class _Parsed:
+    """A read block's columns as float64, each parsed (once per block, not per chunk)
+    when a chunk first asks for it; None: some value is not a number."""
 
-    out = []
-    for column in table.columns:
-        try:
-            out.append(pc.cast(column, pa.float64()))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            out.append(None)
-    return out
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.done: dict[int, Any] = {}
+
+    def column(self, i: int) -> Any:
+        if i not in self.done:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            try:
+                self.done[i] = pc.cast(self.table.column(i), pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                self.done[i] = None
+        return self.done[i]
+
+
+class _Numbers:
+    """One chunk's rows of a block's parsed columns (``Chunk.numbers``)."""
+
+    def __init__(self, parsed: _Parsed, offset: int, size: int) -> None:
+        self.parsed, self.offset, self.size = parsed, offset, size
+
+    def __len__(self) -> int:
+        return int(self.parsed.table.num_columns)
+
+    def __getitem__(self, i: int) -> Any:
+        column = self.parsed.column(i)
+        return None if column is None else column.slice(self.offset, self.size)
 
 
 def _chunk(
@@ -96,13 +115,13 @@ def _chunk(
     start: int,
     names: tuple[str, ...],
     table: Any,
-    parsed: list[Any],
+    parsed: _Parsed,
     offset: int,
     size: int,
 ) -> Chunk:
-    columns = [c.slice(offset, size).combine_chunks() for c in table.columns]
+    columns = [c.slice(offset, size) for c in table.columns]
     chunk = Chunk(index, start, names, columns=columns)
-    chunk.numbers = [None if p is None else p.slice(offset, size) for p in parsed]
+    chunk.numbers = _Numbers(parsed, offset, size)  # type: ignore[assignment]
     return chunk
 
 

@@ -53,13 +53,21 @@ class Chunk:
         self.index, self.start, self.names = index, start, names
         self._rows, self.columns = rows, columns
         self.numbers: list[Any] | None = None  # pyarrow: columns parsed as float64 (or None)
+        self.tokens: list[str] | None = None  # batch_text: the values, row after row
 
     @property
     def size(self) -> int:
-        return len(self._rows) if self._rows is not None else len(self.columns[0])  # type: ignore[index]
+        if self._rows is not None:
+            return len(self._rows)
+        if self.tokens is not None:
+            return len(self.tokens) // len(self.names)
+        return len(self.columns[0])  # type: ignore[index]
 
     @property
     def rows(self) -> list[list[Any]]:
+        if self._rows is None and self.tokens is not None:
+            width = len(self.names)
+            self._rows = [self.tokens[i : i + width] for i in range(0, len(self.tokens), width)]
         if self._rows is None:
             lists = [column.to_pylist() for column in self.columns or []]
             self._rows = [list(row) for row in zip(*lists, strict=True)]
@@ -107,26 +115,39 @@ def read_chunks(path: str, fmt: str, size: int) -> Iterator[Chunk]:
 
 def _csv_chunks(path: str, size: int) -> Iterator[Chunk]:
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
+        yield from csv_rows(path, csv.reader(f), None, size=size)
+
+
+def csv_rows(
+    path: str,
+    reader: Any,
+    names: tuple[str, ...] | None,
+    index: int = 0,
+    start: int = 0,
+    lines_before: int = 0,
+    size: int = 1000,
+) -> Iterator[Chunk]:
+    """The chunks of a csv.reader's rows (its first row the header when ``names`` is
+    None); ``index``, ``start``: the first chunk's; ``lines_before``: the file's lines
+    before the reader's first (for the line numbers of errors)."""
+    if names is None:
         try:
-            header = next(reader)
+            names = tuple(next(reader))
         except StopIteration:
             raise InputError(f"{path}: empty file; expected a header row of column names") from None
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: line 1: {exc}") from None
-        names = tuple(header)
-        width = len(names)
-        index = start = 0
-        try:
-            while rows := list(islice(reader, size)):
-                if any(len(row) != width for row in rows):
-                    rows = _checked(path, rows, width, start)
-                    if not rows:
-                        continue
-                yield Chunk(index, start, names, rows)
-                index, start = index + 1, start + len(rows)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
+    width = len(names)
+    try:
+        while rows := list(islice(reader, size)):
+            if any(len(row) != width for row in rows):
+                rows = _checked(path, rows, width, start)
+                if not rows:
+                    continue
+            yield Chunk(index, start, names, rows)
+            index, start = index + 1, start + len(rows)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: line {lines_before + reader.line_num}: {exc}") from None
 
 
 def _checked(path: str, rows: list[list[str]], width: int, start: int) -> list[list[str]]:

@@ -52,14 +52,17 @@ class Parts:
         blocks: Sequence[Any],
         record: dict[str, Any],
     ) -> None:
-        """Part ``index``: its blocks (lists of rows, or pyarrow tables), then its record
+        """Part ``index``: its blocks (lists of rows, CSV bytes or pyarrow tables), then its record
         (what marks it done)."""
         os.makedirs(self.folder, exist_ok=True)
         part = self._path(index, "part")
         writer = Writer(part + ".tmp", self.fmt, names, header=False, sync=False)
-        for block in blocks:
+        for block in _joined(blocks):
             if isinstance(block, list):
                 writer.write(block)
+                continue
+            if isinstance(block, bytes):  # CSV lines (batch_text's)
+                writer.write_bytes(block)
                 continue
             data = csv_bytes(block) if self.fmt == "csv" else None
             if data is None:  # a value needing quotes (or not CSV): written row by row
@@ -81,3 +84,24 @@ class Parts:
         concatenate(parts, self.fmt, names, temporary)
         os.replace(temporary, self.output)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _joined(blocks: Sequence[Any]) -> list[Any]:
+    """The blocks with each run of pyarrow tables made one table (one CSV write)."""
+    out: list[Any] = []
+    run: list[Any] = []
+    for block in [*blocks, None]:
+        if block is not None and not isinstance(block, (list, bytes)):
+            run.append(block)
+            continue
+        if run:
+            import pyarrow as pa
+
+            try:
+                out.append(pa.concat_tables(run))
+            except pa.ArrowInvalid:  # columns of other types: one write each
+                out.extend(run)
+            run = []
+        if block is not None:
+            out.append(block)
+    return out

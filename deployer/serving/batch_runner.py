@@ -5,12 +5,13 @@ stderr ``{"file", "rows", "error"}``; 2: bad input; 3: the model or a library mi
 
     python -m deployer.serving.batch_runner --input PATH --output PATH [--format csv|jsonl|parquet]
         [--keep a,b] [--label y] [--columns a,b,c] [--rows-per-batch N]
-        [--shard-index I --shard-count N] [--progress]
+        [--shard-index I --shard-count N] [--workers W] [--progress]
 
 PATH: a file, or a folder of files (then ``--output`` is a folder: one output file per
 input file, same name, the format's extension). Shard I of N takes every Nth file of the
 folder (sorted by name: files I, I+N, ...); with one input file it takes every Nth chunk of
-``--rows-per-batch`` rows (chunks I, I+N, ...) into ``<stem>.shard-I-of-N<ext>``. Output:
+``--rows-per-batch`` rows (chunks I, I+N, ...) into ``<stem>.shard-I-of-N<ext>``.
+``--workers W``: W processes score each file (``deployer.serving.batch_workers``). Output:
 per input row, in input order, the keep columns then ``prediction`` (or ``prediction_0``..
 for a model answering several values per row; JSON Lines: one list). ``--progress`` prints
 one JSON line per chunk on stdout. Interrupted runs resume (``deployer.serving.batch_parts``).
@@ -31,13 +32,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import orjson
 
-from deployer.serving import batch_arrow
+from deployer.serving import batch_arrow, batch_text
 from deployer.serving.batch_files import (
     SUFFIX,
     Chunk,
@@ -56,6 +57,7 @@ from deployer.serving.batch_shaping import (
     layout,
     model_feature_names,
 )
+from deployer.serving.batch_workers import in_processes
 from deployer.serving.errors import HTTPError
 from deployer.serving.runner import ModelRunner
 from deployer.serving.settings import ServingSettings
@@ -74,6 +76,7 @@ class BatchOptions:
     shard_index: int = 0
     shard_count: int = 1
     rows_per_part: int = 50_000  # checkpoint granularity (at most 50 chunks a part)
+    workers: int = 1  # processes scoring one file (deployer.serving.batch_workers)
 
 
 @dataclass
@@ -186,15 +189,45 @@ def _score_rows(
     return offsets, values, failures
 
 
+# Flavours whose predictions are a function of each row alone: a part's chunks are
+# predicted in one call (fewer, larger calls), the same values as chunk by chunk.
+ROW_WISE = frozenset({"sklearn", "xgboost", "lightgbm", "catboost", "onnx"})
+GROUP_VALUES = 8_000_000  # at most this many feature values in one call
+
+
+def _score_group(
+    scorer: Scorer, group: list[Chunk], plan: Layout, path: str
+) -> list[tuple[list[int] | None, Any, list[dict[str, Any]]]]:
+    """``_score_rows`` of each chunk: one predict call for them all where the model is
+    row-wise and every chunk scores; else (or when that call fails) chunk by chunk."""
+    tabular = not scorer.signature.is_tensor
+    if len(group) > 1 and tabular and scorer.runner.settings.flavor in ROW_WISE:
+        try:
+            inputs = [chunk_features(c, plan, scorer.signature) for c in group]
+            joined = np.concatenate(inputs) if _arrays(inputs) else None
+            if joined is not None and joined.size <= GROUP_VALUES:
+                values = scorer.predict_array(joined)
+                if isinstance(values, np.ndarray) and len(values) == len(joined):
+                    bounds = np.cumsum([len(x) for x in inputs])[:-1]
+                    return [(None, v, []) for v in np.split(values, bounds)]
+        except Exception:  # chunk by chunk names the rows that fail
+            pass
+    return [_score_rows(scorer, chunk, plan, path) for chunk in group]
+
+
+def _arrays(inputs: list[Any]) -> bool:
+    return all(isinstance(x, np.ndarray) and x.ndim == 2 for x in inputs)
+
+
 def _failure(path: str, rows: list[int], exc: Exception) -> dict[str, Any]:
     message = exc.message if isinstance(exc, HTTPError) else f"{type(exc).__name__}: {exc}"
     return {"file": path, "rows": _span(rows), "error": message, "_end": rows[-1]}
 
 
 def _chunks(path: str, fmt: str, size: int) -> Iterator[Chunk]:
-    """The file's chunks: CSV through pyarrow where it is installed, else read_chunks."""
-    if fmt == "csv" and batch_arrow.available():
-        return batch_arrow.csv_chunks(path, size)
+    """The file's chunks: CSV through pyarrow where it is installed, else batch_text's."""
+    if fmt == "csv":
+        return (batch_arrow if batch_arrow.available() else batch_text).csv_chunks(path, size)
     return read_chunks(path, fmt, size)
 
 
@@ -210,13 +243,23 @@ def score_file(
     options: BatchOptions,
     on_chunk: Callable[[FileCounts], None] | None = None,
     chunk_shard: bool = False,
+    part_shard: tuple[int, int] | None = None,
 ) -> FileCounts:
     """Score one file into ``out_path`` (resumably: a re-run with the same options skips
-    the parts done); ``chunk_shard``: only this shard's chunks."""
+    the parts done); ``chunk_shard``: only this shard's chunks; ``part_shard`` (i, n):
+    only parts i, i+n, ..., and not assembled (batch_workers' processes)."""
     counts = FileCounts(in_path, out_path)
     if os.path.exists(out_path) and not os.path.isdir(out_path + ".partial"):
         counts.skipped = True
         return counts
+    if options.workers > 1 and part_shard is None:
+        single = replace(options, workers=1)
+
+        def score(shard: tuple[int, int] | None) -> FileCounts:
+            report = on_chunk if shard is None or shard[0] == 0 else None
+            return score_file(scorer, in_path, out_path, single, report, chunk_shard, shard)
+
+        return in_processes(options.workers, score)
     fmt = format_of(in_path, options.format)
     parts = Parts(out_path, fmt)
     done = parts.done()
@@ -225,11 +268,34 @@ def score_file(
     names: list[str] | None = next((r["names"] for r in done.values() if r["names"]), None)
     per_part = chunks_per_part(options)
     plan: Layout | None = None
-    pending = _Pending(-1)
+    group: list[Chunk] = []
 
-    def flush() -> None:
-        if pending.index >= 0:
-            parts.write(pending.index, names or [], pending.blocks, pending.record)
+    def finish() -> None:
+        """Score the chunks of one part, write the part, report."""
+        nonlocal names
+        assert plan is not None
+        pending = _Pending(group[0].index // per_part)
+        for chunk, (offsets, values, failures) in zip(
+            group, _score_group(scorer, group, plan, in_path), strict=True
+        ):
+            for failure in failures:
+                failure.pop("_end", None)
+            scored = chunk.size if offsets is None else len(offsets)
+            if names is None and scored:
+                names = [*plan.keep_names, *_prediction_names(_listed(values[:1]), fmt)]
+            pending.blocks.append(_block(chunk, plan, offsets, values, names or [], fmt))
+            record = {
+                "rows": chunk.size,
+                "scored": scored,
+                "failed": chunk.size - scored,
+                "failures": failures,
+            }
+            pending.add(record)
+            counts.add(record)
+        parts.write(pending.index, names or [], pending.blocks, pending.record)
+        group.clear()
+        if on_chunk is not None:
+            on_chunk(counts)
 
     for chunk in _chunks(in_path, fmt, options.rows_per_batch):
         if chunk_shard and chunk.index % options.shard_count != options.shard_index:
@@ -246,32 +312,17 @@ def score_file(
                 text=fmt == "csv",
             )
         part = chunk.index // per_part
-        if part in done:
+        if part in done or (part_shard and part % part_shard[1] != part_shard[0]):
             continue
-        if part != pending.index:
-            flush()
-            pending = _Pending(part)
-        offsets, values, failures = _score_rows(scorer, chunk, plan, in_path)
-        for failure in failures:
-            failure.pop("_end", None)
-        scored = chunk.size if offsets is None else len(offsets)
-        if names is None and scored:
-            names = [*plan.keep_names, *_prediction_names(_listed(values[:1]), fmt)]
-        pending.blocks.append(_block(chunk, plan, offsets, values, names or [], fmt))
-        record = {
-            "rows": chunk.size,
-            "scored": scored,
-            "failed": chunk.size - scored,
-            "failures": failures,
-        }
-        pending.add(record)
-        counts.add(record)
+        if group and group[0].index // per_part != part:
+            finish()
+        group.append(chunk)
         if (chunk.index + 1) % per_part == 0:  # the part is full: checkpoint it now
-            flush()
-            pending = _Pending(-1)
-        if on_chunk is not None:
-            on_chunk(counts)
-    flush()
+            finish()
+    if group:
+        finish()
+    if part_shard is not None:
+        return counts
     if names is None:
         names = [*(plan.keep_names if plan else options.keep), "prediction"]
     parts.assemble(names)
@@ -287,7 +338,12 @@ def _block(
     fmt: str,
 ) -> Any:
     """The chunk's output rows: a pyarrow table when the chunk came as pyarrow columns and
-    every row was scored (CSV), else lists of values."""
+    every row was scored (CSV), CSV bytes when it came as batch_text's values, else
+    lists of values."""
+    if offsets is None and chunk.tokens is not None and fmt == "csv" and len(values):
+        data = batch_text.csv_lines(chunk, plan.keep, values)
+        if data is not None:
+            return data
     if offsets is None and chunk.columns is not None and fmt == "csv" and len(values):
         from deployer.serving.batch_arrow import table
 
@@ -376,10 +432,11 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, BatchOptions]:
     parser.add_argument("--rows-per-batch", type=int, default=1000)
     parser.add_argument("--shard-index", type=int, default=0)
     parser.add_argument("--shard-count", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.rows_per_batch < 1 or args.shard_count < 1:
-        parser.error("--rows-per-batch and --shard-count must be at least 1")
+    if args.rows_per_batch < 1 or args.shard_count < 1 or args.workers < 1:
+        parser.error("--rows-per-batch, --shard-count and --workers must be at least 1")
     options = BatchOptions(
         args.format,
         _names(args.keep),
@@ -388,6 +445,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, BatchOptions]:
         args.rows_per_batch,
         args.shard_index,
         args.shard_count,
+        workers=args.workers,
     )
     return args, options
 

@@ -123,6 +123,13 @@ def chunk_features(chunk: Chunk, plan: Layout, signature: Signature) -> Any:
             return to_rows(numbers(chunk, plan.features), signature)
         except ValueError:
             pass  # a value that is not a number: the online CSV path names it
+    if chunk.tokens is not None and plan.text and numeric and plan.features is not None:
+        from deployer.serving.batch_text import numbers as text_numbers
+
+        try:
+            return to_rows(text_numbers(chunk, plan.features), signature)
+        except ValueError:
+            pass
     return features(chunk.rows, plan, signature)
 
 

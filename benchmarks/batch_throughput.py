@@ -18,6 +18,10 @@ CSV. Then times, for each round:
   checkpoint parts);
 - image: ``Project.batch("local", ...)`` end to end (the image already built: starting the
   container, loading the model, the same runner code inside it);
+- endpoint: ``Project.batch("local", ..., endpoint=True)`` end to end, the image pushed to
+  the local target beforehand (not timed, as the build): the file read and shaped in this
+  process, each part's features sent as .npy requests to the running deployment, which
+  predicts (the image's model, already loaded: no start-up);
 - *_fixed: the same over a 10-row file (the fixed cost: start-up and model load), and
   *_after_start the rows/s without it;
 - runner process: the image's runner (``python -m deployer.serving.batch_runner``) as a
@@ -27,10 +31,11 @@ CSV. Then times, for each round:
   over in one file (``repeated``: e.g. 10,000,000 rows with N=10).
 
 Prints one JSON document: rows/s of each (best of the rounds) and the ratios to bare (the
-issue's targets: 0.80 in process, 0.50 through the image); and the peak RSS of a child
-process scoring SMALL_ROWS and ROWS in process (memory flat: about equal). The image runs
-need Docker (run under ``flock /tmp/docker.lock`` on a shared machine; the image's base
-is ``DEPLOYER_BASE_IMAGE``, else ``image.base``'s default); the image tag is removed after.
+issue's targets: 0.80 in process, 0.50 through the image: the job or the endpoint); and the
+peak RSS of a child process scoring SMALL_ROWS and ROWS in process (memory flat: about
+equal). The image runs need Docker (run under ``flock /tmp/docker.lock`` on a shared
+machine; the image's base is ``DEPLOYER_BASE_IMAGE``, else ``image.base``'s default); the
+local deployment and the image tag are removed after.
 """
 
 from __future__ import annotations
@@ -95,11 +100,13 @@ def bare(model: Any, path: Path, batch: int) -> float:
     return time.perf_counter() - started
 
 
-def through(project: Any, to: str | None, path: Path, out: Path) -> float:
+def through(project: Any, to: str | None, path: Path, out: Path, endpoint: bool = False) -> float:
     """Seconds of Project.batch end to end (the output removed first: no resume)."""
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    job = project.batch(to, str(path), str(out) + "/", keep=["id"], in_process=to is None).status
+    job = project.batch(
+        to, str(path), str(out) + "/", keep=["id"], in_process=to is None, endpoint=endpoint
+    ).status
     seconds = time.perf_counter() - started
     assert job.complete, job
     return seconds
@@ -184,11 +191,16 @@ def main() -> None:
         "image": [],
         "in_process_fixed": [],
         "image_fixed": [],
+        "endpoint": [],
+        "endpoint_fixed": [],
         "runner_process": [],
         "runner_process_fixed": [],
     }
     part = max(1, min(50_000 // args.batch_size, 50)) * args.batch_size  # the runner's predict
     image = None if args.no_image else project.build()  # not timed: push would have built it
+    if image is not None:  # not timed: --endpoint scores through what push deployed
+        pushed = project.push(["local"])
+        assert pushed.ok, pushed.targets[0].error
     for _ in range(args.rounds):
         times["bare"].append(bare(model, large, args.batch_size))
         times["bare_part"].append(bare(model, large, part))
@@ -200,6 +212,9 @@ def main() -> None:
         if not args.no_image:
             times["image"].append(through(project, "local", large, WORK / "out-image"))
             times["image_fixed"].append(through(project, "local", tiny, WORK / "out-image"))
+            out = WORK / "out-endpoint"
+            times["endpoint"].append(through(project, "local", large, out, endpoint=True))
+            times["endpoint_fixed"].append(through(project, "local", tiny, out, endpoint=True))
     repeated: dict[str, Any] = {}
     if args.times > 1:  # a bigger input: the large file's rows N times over (made, not timed)
         path = WORK / f"large-{args.rows}-x{args.times}.csv"
@@ -212,12 +227,13 @@ def main() -> None:
                         shutil.copyfileobj(f, out, 1 << 20)
         total = args.rows * args.times
         ways = [("in_process", None), ("runner_process", "")]
-        ways += [] if args.no_image else [("image", "local")]
+        ways += [] if args.no_image else [("image", "local"), ("endpoint", "local")]
         for name, to in ways:
             if to == "":
                 seconds = runner_process(project, path, WORK / "out-runner")
             else:
-                seconds = through(project, to, path, WORK / f"out-{name}")
+                out = WORK / f"out-{name}"
+                seconds = through(project, to, path, out, endpoint=name == "endpoint")
             fixed = min(times[f"{name}_fixed"])
             repeated[name] = {
                 "seconds": round(seconds, 2),
@@ -225,13 +241,14 @@ def main() -> None:
                 "rows_per_s_after_start": round(total / (seconds - fixed)),
             }
         repeated["rows"] = total
-    if image is not None:  # leave no image behind
+    if image is not None:  # leave no deployment and no image behind
         from deployer.providers import docker_client
 
+        project.destroy(["local"])
         docker_client().images.remove(image.ref, noprune=True)
     best = {k: min(v) for k, v in times.items() if v}
     rate = {k: args.rows / v for k, v in best.items() if not k.endswith("_fixed")}
-    for way in ("in_process", "image", "runner_process"):  # without the fixed cost
+    for way in ("in_process", "image", "endpoint", "runner_process"):  # without the fixed cost
         if way in best:
             rate[way + "_after_start"] = args.rows / (best[way] - best[way + "_fixed"])
     result: dict[str, Any] = {
@@ -258,6 +275,8 @@ def main() -> None:
         result["ratio_image"] = round(rate["image"] / rate["bare"], 3)
         result["ratio_image_after_start"] = round(rate["image_after_start"] / rate["bare"], 3)
         result["ratio_image_to_bare_part"] = round(rate["image"] / rate["bare_part"], 3)
+        result["ratio_endpoint"] = round(rate["endpoint"] / rate["bare"], 3)
+        result["ratio_endpoint_after_start"] = round(rate["endpoint_after_start"] / rate["bare"], 3)
     document = json.dumps(result, indent=2)
     print(document)
     if args.json:

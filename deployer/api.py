@@ -772,7 +772,8 @@ class Project:
     ) -> BatchRun:
         """Score every row of ``input`` into ``output`` with the image ``push`` would deploy
         on target ``to`` (a provider with RunsBatch), or in this process (``in_process``:
-        runs to the end, resumable); deployer.batch.start has the other options."""
+        runs to the end, resumable), or here with predictions from the target's running
+        deployment (``endpoint=True``); deployer.batch.start has the other options."""
         from deployer.batch.start import start
 
         return start(

@@ -80,6 +80,14 @@ def run(
         bool,
         typer.Option("--in-process", help="Load the model in this process instead of the image."),
     ] = False,
+    endpoint: Annotated[
+        bool,
+        typer.Option(
+            "--endpoint",
+            help="Score through the target's running deployment (push it first): rows read "
+            "here, predicted there, no job start-up.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check the input and the target; score nothing.")
     ] = False,
@@ -96,6 +104,8 @@ def run(
 
       deployer batch --to local --in-process --input folder/ --output out/
 
+      deployer batch --to local --endpoint --input rows.csv --output out.csv
+
       deployer batch --to aws --input s3://b/in/ --output s3://b/out/ --no-wait
 
       deployer batch status JOB   (also: logs JOB, cancel JOB)
@@ -111,7 +121,14 @@ def run(
     project = Project.load(file)
     if dry_run:
         _dry_run(
-            project, to, input, out, data_format, keep, label, columns, in_process, output_format
+            project,
+            to,
+            input,
+            out,
+            data_format,
+            (keep, label, columns),
+            (in_process, endpoint),
+            output_format,
         )
         return
     quiet = output_format == Format.json
@@ -127,6 +144,7 @@ def run(
                 label=label,
                 columns=_names(columns) or (),
                 in_process=in_process,
+                endpoint=endpoint,
                 wait=False,
                 progress=None if quiet else output.progress_line,
                 on_rows=bar.rows,
@@ -146,20 +164,22 @@ def _dry_run(
     input: str,
     out: str,
     data_format: str | None,
-    keep: str | None,
-    label: str | None,
-    columns: str | None,
-    in_process: bool,
+    shaping: tuple[str | None, str | None, str | None],
+    where: tuple[bool, bool],
     output_format: Format,
 ) -> None:
-    """The spec the job would get, the input's files and the target checked."""
+    """The spec the job would get, the input's files and the target checked (with
+    --endpoint: that it serves this project's model)."""
     from dataclasses import asdict
 
     from deployer.batch.spec import build_spec
-    from deployer.batch.start import batch_provider
+    from deployer.batch.start import batch_provider, target_provider, through_of
     from deployer.errors import UsageError
     from deployer.serving.batch_files import InputError, input_files
 
+    keep, label, columns = shaping
+    in_process, endpoint = where
+    through = through_of(to, in_process, endpoint)
     spec = build_spec(
         project.config.batch,
         input,
@@ -176,11 +196,12 @@ def _dry_run(
             raise UsageError(str(exc)) from None
     else:
         files = [input]
-    if not in_process:
-        if to is None:
-            raise UsageError("batch needs --to TARGET (or --in-process)")
+    if endpoint and to is not None:
+        from deployer.batch.endpoint import serving_this_model
+
+        serving_this_model(target_provider(project, to), to, project.artifact_sha256())
+    elif not in_process and to is not None:
         batch_provider(project, to)
-    through = "in-process" if in_process else to
     if output_format == Format.json:
         output.emit_json(
             {"ok": True, "dry_run": True, "through": through, "files": files, "spec": asdict(spec)}

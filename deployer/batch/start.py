@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from deployer.batch import records
+from deployer.batch.in_process import IN_PROCESS
 from deployer.batch.job import BatchRun
 from deployer.batch.spec import build_spec
 from deployer.errors import UsageError
@@ -18,7 +19,9 @@ from deployer.providers.batch import RunsBatch
 if TYPE_CHECKING:
     from deployer.batch.in_process import RowsSeen
     from deployer.config import ProjectConfig
+    from deployer.flavors.base import LoadedModel
     from deployer.providers import Image, Progress, Provider, Release
+    from deployer.providers.batch import BatchJob, BatchSpec
     from deployer.serving.settings import ServingSettings
 
 
@@ -40,16 +43,17 @@ class Project(Protocol):
 
     def serving_settings(self) -> ServingSettings: ...
 
+    def served_model(self) -> LoadedModel: ...
 
-IN_PROCESS = "in-process"
+    def artifact_sha256(self) -> str: ...
+
+
+ENDPOINT = "endpoint"  # the record's "through" for --endpoint: "endpoint:<target>"
 
 
 def batch_provider(project: Project, to: str) -> RunsBatch:
     """The target's provider when it runs batch jobs; UsageError naming the target if not."""
-    if to not in project.config.targets:
-        known = ", ".join(project.config.targets) or "none"
-        raise UsageError(f"no target {to!r} in {project.file}; the targets: {known}")
-    provider = project.providers([to])[to]
+    provider = target_provider(project, to)
     if not isinstance(provider, RunsBatch):
         raise UsageError(
             f"target {to!r} ({provider.name}) does not run batch jobs; use a target whose "
@@ -69,12 +73,14 @@ def start(
     label: str | None = None,
     columns: Sequence[str] = (),
     in_process: bool = False,
+    endpoint: bool = False,
     wait: bool = True,
     job_name: str | None = None,
     progress: Progress | None = None,
     on_rows: RowsSeen | None = None,
 ) -> BatchRun:
-    """Score ``input`` into ``output`` on target ``to`` (its image) or in this process."""
+    """Score ``input`` into ``output`` on target ``to`` (a job running its image), through
+    its running deployment (``endpoint``), or in this process (``in_process``)."""
     say = progress or (lambda _line: None)
     spec = build_spec(
         project.config.batch,
@@ -86,13 +92,9 @@ def start(
         columns=columns,
         job_name=job_name,
     )
-    through = IN_PROCESS if in_process else to
-    if through is None:
-        raise UsageError("batch needs --to TARGET (or --in-process)")
-    job_id = (
-        spec.job_name
-        or f"{project.name}-{through}-batch-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
-    )
+    through = through_of(to, in_process, endpoint)
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
+    job_id = spec.job_name or f"{project.name}-{through.replace(':', '-')}-batch-{stamp}"
     record = {
         "target": to,
         "through": through,
@@ -108,6 +110,10 @@ def start(
         records.save(project.root, job, record)
         return BatchRun(project.root, job, None, record)
     assert to is not None
+    if endpoint:
+        job = _through_endpoint(project, to, spec, job_id, through, say, on_rows)
+        records.save(project.root, job, record)
+        return BatchRun(project.root, job, None, record)
     provider = batch_provider(project, to)
     image = project.build(progress=say)
     ref = provider.publish(image, say)  # type: ignore[attr-defined]
@@ -120,10 +126,52 @@ def start(
     return handle
 
 
+def through_of(to: str | None, in_process: bool, endpoint: bool) -> str:
+    """Where the predictions come from: ``in-process``, ``endpoint:<to>`` or ``<to>``."""
+    if in_process and endpoint:
+        raise UsageError("--in-process and --endpoint exclude each other: pick one")
+    if to is None and not in_process:
+        raise UsageError("batch needs --to TARGET (or --in-process)")
+    if in_process:
+        return IN_PROCESS
+    return f"{ENDPOINT}:{to}" if endpoint else str(to)
+
+
+def target_provider(project: Project, to: str) -> Provider:
+    """The provider of target ``to``; UsageError naming the targets when there is none."""
+    if to not in project.config.targets:
+        known = ", ".join(project.config.targets) or "none"
+        raise UsageError(f"no target {to!r} in {project.file}; the targets: {known}")
+    return project.providers([to])[to]
+
+
+def _through_endpoint(
+    project: Project,
+    to: str,
+    spec: BatchSpec,
+    job_id: str,
+    through: str,
+    say: Progress,
+    on_rows: RowsSeen | None,
+) -> BatchJob:
+    """Score here, the predictions from target ``to``'s running deployment."""
+    from deployer.batch.endpoint import EndpointScorer, serving_this_model
+    from deployer.batch.in_process import score
+
+    provider = target_provider(project, to)
+    serving_this_model(provider, to, project.artifact_sha256())
+    say(f"scoring {spec.input_uri} through {to}'s deployment -> {spec.output_uri}")
+
+    def scorer() -> EndpointScorer:
+        return EndpointScorer(project.served_model(), provider.invoke, to, spec.max_payload_bytes)
+
+    return score(scorer, spec, job_id, to, through, on_rows)
+
+
 def reopen(project: Project, job_id: str) -> BatchRun:
     """A job started earlier, from its record (and its target's provider while it runs)."""
     job, record = records.load(project.root, job_id)
     provider = None
-    if record.get("through") != IN_PROCESS and not job.finished:
+    if record.get("through") == record.get("target") and not job.finished:
         provider = batch_provider(project, str(record["target"]))
     return BatchRun(project.root, job, provider, record)

@@ -30,8 +30,10 @@ IN, OUT = "/batch/in", "/batch/out"
 LABEL_JOB = "deployer-batch-job"
 
 
-def _mounts(spec: BatchSpec) -> tuple[dict[str, dict[str, str]], str, str]:
-    """Docker volumes and the runner's --input/--output inside the container."""
+def _mounts(spec: BatchSpec) -> tuple[list[str], str, str, str]:
+    """Docker binds (``host:inner:mode``; a list: the input's folder may also be the
+    output's), the runner's --input/--output inside the container, and the host folder
+    seen as IN."""
     if "://" in spec.input_uri or "://" in spec.output_uri:
         raise UsageError(
             f"the local target reads and writes local paths; got {spec.input_uri!r} -> "
@@ -46,22 +48,18 @@ def _mounts(spec: BatchSpec) -> tuple[dict[str, dict[str, str]], str, str]:
             "score Parquet with --in-process (or convert it)"
         )
     output = Path(spec.output_uri).resolve()
+    for path in (source, output):
+        if ":" in str(path):  # a Docker bind is host:inner:mode
+            raise UsageError(f"{path}: the local target cannot mount a path holding ':'")
     if source.is_dir():
         output.mkdir(parents=True, exist_ok=True)
-        volumes = {
-            str(source): {"bind": IN, "mode": "ro"},
-            str(output): {"bind": OUT, "mode": "rw"},
-        }
-        return volumes, IN, OUT
+        return [f"{source}:{IN}:ro", f"{output}:{OUT}:rw"], IN, OUT, str(source)
     into_folder = spec.output_uri.endswith(os.sep) or output.is_dir()
     folder = output if into_folder else output.parent
     folder.mkdir(parents=True, exist_ok=True)
-    volumes = {
-        str(source.parent): {"bind": IN, "mode": "ro"},
-        str(folder): {"bind": OUT, "mode": "rw"},
-    }
+    binds = [f"{source.parent}:{IN}:ro", f"{folder}:{OUT}:rw"]
     inner_out = f"{OUT}/" if into_folder else f"{OUT}/{output.name}"
-    return volumes, f"{IN}/{source.name}", inner_out
+    return binds, f"{IN}/{source.name}", inner_out, str(source.parent)
 
 
 def runner_command(spec: BatchSpec, input_path: str, output_path: str) -> list[str]:
@@ -103,7 +101,7 @@ class LocalBatch:
     def submit(
         self, release: Release, image_ref: str, spec: BatchSpec, progress: Progress
     ) -> BatchJob:
-        volumes, inner_in, inner_out = _mounts(spec)
+        binds, inner_in, inner_out, host_in = _mounts(spec)
         job_id = spec.job_name or f"{self.prefix}-batch-{time.strftime('%Y%m%d-%H%M%S')}"
         client = self._client()
         busy = {"label": [f"{k}={v}" for k, v in self.labels.items()], "status": "running"}
@@ -124,9 +122,9 @@ class LocalBatch:
                 **self.labels,
                 LABEL_JOB: job_id,
                 "deployer-batch-output": spec.output_uri,
-                "deployer-batch-in": next(iter(volumes)),  # the host folder seen as IN
+                "deployer-batch-in": host_in,  # the host folder seen as IN
             },
-            volumes=volumes,
+            volumes=binds,
             user=f"{os.getuid()}:{os.getgid()}",
             network_mode="none",
             read_only=True,

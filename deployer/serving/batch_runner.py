@@ -20,9 +20,9 @@ Parquet needs pyarrow (not in the serving image: the host converts for the local
 Functions for other drivers (the Azure ML scoring script, the local target in process)::
 
     load(settings: ServingSettings | None = None, method: str | None = None) -> Scorer
-    score_file(scorer: Scorer, in_path: str, out_path: str, options: BatchOptions,
+    score_file(scorer: ScoresRows, in_path: str, out_path: str, options: BatchOptions,
                on_chunk: Callable[[FileCounts], None] | None = None) -> FileCounts
-    score_path(scorer: Scorer, input: str, output: str, options: BatchOptions,
+    score_path(scorer: ScoresRows, input: str, output: str, options: BatchOptions,
                on_chunk=None) -> list[FileCounts]
 """
 
@@ -33,11 +33,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
 
+from deployer.flavors.base import Signature
 from deployer.serving import batch_arrow, batch_text
 from deployer.serving.batch_files import (
     SUFFIX,
@@ -102,6 +103,29 @@ class FileCounts:
         return dict(self.__dict__)
 
 
+class ScoresRows(Protocol):
+    """What scoring a file needs of the model: its signature, the estimator's own feature
+    names, whether rows are independent (then a part is one call), and predict."""
+
+    signature: Signature
+    model_names: tuple[str, ...]
+    row_wise: bool
+
+    def predict(self, inputs: Any) -> list[Any]: ...
+
+    def predict_array(self, inputs: Any) -> Any: ...
+
+
+class ScorerUnavailable(RuntimeError):
+    """The model cannot be asked at all (a deployment down): the run stops, no row is
+    marked failed (a re-run resumes)."""
+
+
+# Flavours whose predictions are a function of each row alone: a part's chunks are
+# predicted in one call (fewer, larger calls), the same values as chunk by chunk.
+ROW_WISE = frozenset({"sklearn", "xgboost", "lightgbm", "catboost", "onnx"})
+
+
 class Scorer:
     """The loaded model and the method batch answers with (the server's default)."""
 
@@ -111,6 +135,7 @@ class Scorer:
         self.signature = self.model.signature
         self.method = method or runner.default_method()
         self.model_names = model_feature_names(self.model)
+        self.row_wise = runner.settings.flavor in ROW_WISE
 
     def predict(self, inputs: Any) -> list[Any]:
         """One value (or list) per row; BadRequest or the model's own error."""
@@ -162,12 +187,14 @@ def _span(rows: list[int]) -> str:
 
 
 def _score_rows(
-    scorer: Scorer, chunk: Chunk, plan: Layout, path: str
+    scorer: ScoresRows, chunk: Chunk, plan: Layout, path: str
 ) -> tuple[list[int] | None, Any, list[dict[str, Any]]]:
     """(offsets of the rows scored, None: all; their predictions; the failures). When the
     chunk fails, each row alone, to name the rows."""
     try:
         return None, scorer.predict_array(chunk_features(chunk, plan, scorer.signature)), []
+    except ScorerUnavailable:
+        raise
     except Exception as whole:
         if chunk.size == 1:
             return [], [], [_failure(path, [chunk.start + 1], whole)]
@@ -178,6 +205,8 @@ def _score_rows(
         try:
             values.append(scorer.predict(features([row], plan, scorer.signature))[0])
             offsets.append(offset)
+        except ScorerUnavailable:
+            raise
         except Exception as exc:
             failure = _failure(path, [chunk.start + offset + 1], exc)
             last = failures[-1] if failures else None
@@ -189,19 +218,16 @@ def _score_rows(
     return offsets, values, failures
 
 
-# Flavours whose predictions are a function of each row alone: a part's chunks are
-# predicted in one call (fewer, larger calls), the same values as chunk by chunk.
-ROW_WISE = frozenset({"sklearn", "xgboost", "lightgbm", "catboost", "onnx"})
 GROUP_VALUES = 8_000_000  # at most this many feature values in one call
 
 
 def _score_group(
-    scorer: Scorer, group: list[Chunk], plan: Layout, path: str
+    scorer: ScoresRows, group: list[Chunk], plan: Layout, path: str
 ) -> list[tuple[list[int] | None, Any, list[dict[str, Any]]]]:
     """``_score_rows`` of each chunk: one predict call for them all where the model is
     row-wise and every chunk scores; else (or when that call fails) chunk by chunk."""
     tabular = not scorer.signature.is_tensor
-    if len(group) > 1 and tabular and scorer.runner.settings.flavor in ROW_WISE:
+    if len(group) > 1 and tabular and scorer.row_wise:
         try:
             inputs = [chunk_features(c, plan, scorer.signature) for c in group]
             joined = np.concatenate(inputs) if _arrays(inputs) else None
@@ -210,6 +236,8 @@ def _score_group(
                 if isinstance(values, np.ndarray) and len(values) == len(joined):
                     bounds = np.cumsum([len(x) for x in inputs])[:-1]
                     return [(None, v, []) for v in np.split(values, bounds)]
+        except ScorerUnavailable:
+            raise
         except Exception:  # chunk by chunk names the rows that fail
             pass
     return [_score_rows(scorer, chunk, plan, path) for chunk in group]
@@ -237,7 +265,7 @@ def chunks_per_part(options: BatchOptions) -> int:
 
 
 def score_file(
-    scorer: Scorer,
+    scorer: ScoresRows,
     in_path: str,
     out_path: str,
     options: BatchOptions,
@@ -404,7 +432,7 @@ def _out_name(path: str, options: BatchOptions) -> str:
 
 
 def score_path(
-    scorer: Scorer,
+    scorer: ScoresRows,
     input: str,
     output: str,
     options: BatchOptions,

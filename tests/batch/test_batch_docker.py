@@ -46,3 +46,37 @@ def test_local_target_scores_through_the_image(
     assert [int(r["prediction"]) for r in got] == expected[kept].tolist()
     assert iris_project.batch_job(job.job_id).status == job  # from the record
     assert not docker.containers.list(all=True, filters={"name": job.job_id})
+
+
+def test_endpoint_scores_through_the_pushed_deployment(
+    iris_project: Any, iris: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """``deployer batch --to local --endpoint``: the pushed local deployment's answers,
+    the same file as the container job writes."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from deployer.cli import app
+
+    data = tmp_path / "rows.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "a", "b", "c", "d"])
+        for i, row in enumerate(np.tile(iris[0], (3, 1))):
+            writer.writerow([f"r{i}", *row])
+    pushed = iris_project.push(["local"])
+    assert pushed.ok, pushed.targets[0].error
+
+    def batch(out: str, *more: str) -> Any:
+        args = ["batch", "--to", "local", "-i", str(data), "--output", out, "--keep", "id"]
+        return CliRunner().invoke(app, [*args, *more, "-f", str(iris_project.file), "-o", "json"])
+
+    result = batch(str(tmp_path / "endpoint.csv"), "--endpoint")
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output)
+    assert (job["rows_total"], job["rows_failed"]) == (450, 0)
+    assert job["details"]["through"] == "endpoint:local"
+    in_image = batch(str(tmp_path / "job.csv"))
+    assert in_image.exit_code == 0, in_image.output
+    assert (tmp_path / "endpoint.csv").read_bytes() == (tmp_path / "job.csv").read_bytes()

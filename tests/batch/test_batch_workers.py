@@ -59,14 +59,26 @@ def test_two_processes_write_what_one_writes(
 
 
 def test_bad_input_stops_every_process(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with open(data, "a") as f:
         f.write("r300,1,2,3\n")
+    copies: list[int] = []
+    fork = os.fork
+
+    def recorded() -> int:
+        pid = fork()
+        if pid:
+            copies.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recorded)
     assert run(data, tmp_path / "o.csv", 3) == 2
     assert "data row 301: 4 values" in json.loads(capsys.readouterr().err)["error"]
-    with pytest.raises(ChildProcessError):  # every copy waited for
-        os.waitpid(-1, os.WNOHANG)
+    assert len(copies) == 2
+    for pid in copies:  # every copy waited for (other tests' servers may be children too)
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_a_copy_that_fails_leaves_its_parts_to_the_first(

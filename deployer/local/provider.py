@@ -136,6 +136,7 @@ class LocalProvider:
         self.project = project.name
         self.prefix = f"{project.name}-{target.name}"
         self._client: Any = None
+        self._http: httpx.Client | None = None
 
     # -- docker plumbing ---------------------------------------------------------------
 
@@ -146,6 +147,14 @@ class LocalProvider:
 
             self._client = docker_client()
         return self._client
+
+    @property
+    def http(self) -> httpx.Client:
+        """One HTTP client for this provider's invocations: its connections are kept (a
+        new client per call costs tens of ms, its TLS context built each time)."""
+        if self._http is None:
+            self._http = httpx.Client(timeout=65.0)
+        return self._http
 
     @property
     def front(self) -> FrontContainer:
@@ -515,13 +524,12 @@ class LocalProvider:
         headers = {"content-type": content_type}
         if accept:
             headers["accept"] = accept
+        url = self._front_url() + routes.SAGEMAKER_INVOCATIONS
         try:
-            response = httpx.post(
-                self._front_url() + routes.SAGEMAKER_INVOCATIONS,
-                content=body,
-                headers=headers,
-                timeout=65.0,
-            )
+            try:
+                response = self.http.post(url, content=body, headers=headers)
+            except httpx.RemoteProtocolError:  # a kept connection the front closed: once more
+                response = self.http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise DeployerError(
                 f"could not reach {self._front_url()}: {exc}", hint="deployer status --to local"

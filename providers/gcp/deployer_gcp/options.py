@@ -67,8 +67,8 @@ class VertexOptions(BaseModel):
     )
     monitoring_endpoint: str | None = Field(
         default=None,
-        description="Cloud Monitoring API host[:port] for live gates; default "
-        "monitoring.googleapis.com (tests)",
+        description="Cloud Monitoring API host[:port] for live gates and alert policies; "
+        "default monitoring.googleapis.com (tests)",
     )
     bigquery_endpoint: str | None = Field(
         default=None,

@@ -123,7 +123,8 @@ class VertexProvider:
         return waiting.wait(self.scope, deployment, timeout, progress)
 
     def alerts(self) -> Any:
-        """Cloud Monitoring alert policies on this endpoint (``deployer alerts render``)."""
+        """Cloud Monitoring alert policies on this endpoint (``deployer alerts render``; a
+        push with ``monitoring.alerts.apply`` creates or updates them)."""
         from deployer_gcp.alerts import VertexAlerts
 
         return VertexAlerts(self.scope)

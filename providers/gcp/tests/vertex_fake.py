@@ -29,7 +29,8 @@ and ``requests(method)`` returns what the SDK sent.
 
 Cloud Monitoring's ListTimeSeries is served on the same server (``monitoring``, see
 monitoring_fake): every prediction routed records its response code and a latency
-(``latency_ms[version]``, default ``DEFAULT_LATENCY_MS``) for its deployed model.
+(``latency_ms[version]``, default ``DEFAULT_LATENCY_MS``) for its deployed model. So is
+its AlertPolicyService (``alert_policies``, see alert_policies_fake).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from typing import Any, Protocol
 
 import grpc
 import logging_fake
+from alert_policies_fake import FakeAlertPolicies
 from bigquery_fake import FakeBigQuery
 from google.api import httpbody_pb2
 from google.cloud.aiplatform_v1 import types
@@ -142,6 +144,7 @@ class FakeVertex:
         self.address = ""
         self.default_runtime: Runtime = runtime or StubRuntime()
         self.monitoring = FakeMonitoring()
+        self.alert_policies = FakeAlertPolicies()  # Cloud Monitoring's AlertPolicyService
         self.bigquery = FakeBigQuery()  # request-response logging's tables (logging_fake)
         self.jobs = FakeJobs(self)  # batch prediction (jobs_fake)
         self.reset()
@@ -164,6 +167,7 @@ class FakeVertex:
             self.broken: set[str] = set()
             self.latency_ms: dict[str, float] = {}  # version -> the latency recorded
             self.monitoring.reset()
+            self.alert_policies.reset()
             self.bigquery.reset()
             self.jobs.reset()
             self.log_chance: float | None = None  # the logging sample's draw (None: random)
@@ -296,6 +300,7 @@ class FakeVertex:
             }
             handlers.append(grpc.method_handlers_generic_handler(service, table))
         handlers.append(self.monitoring.handlers(self._wrap))
+        handlers.append(self.alert_policies.handlers(self._wrap))
         handlers.append(self.jobs.handlers(self._wrap))
         return handlers
 

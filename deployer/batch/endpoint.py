@@ -48,6 +48,7 @@ class EndpointScorer:
         self.signature = model.signature
         self.model_names = model_feature_names(model)
         self.row_wise = model.flavor in ROW_WISE
+        self.overlaps = True  # the deployment predicts while the next part is read here
         self._invoke, self.target = invoke, target
         self._budget = max(1, max_payload_bytes - NPY_HEADER_BYTES)
 

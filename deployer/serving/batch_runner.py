@@ -32,6 +32,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -110,6 +111,7 @@ class ScoresRows(Protocol):
     signature: Signature
     model_names: tuple[str, ...]
     row_wise: bool
+    overlaps: bool  # predict waits on another process: read the next part meanwhile
 
     def predict(self, inputs: Any) -> list[Any]: ...
 
@@ -136,6 +138,7 @@ class Scorer:
         self.method = method or runner.default_method()
         self.model_names = model_feature_names(self.model)
         self.row_wise = runner.settings.flavor in ROW_WISE
+        self.overlaps = False  # the model runs in this process: nothing to overlap
 
     def predict(self, inputs: Any) -> list[Any]:
         """One value (or list) per row; BadRequest or the model's own error."""
@@ -186,9 +189,12 @@ def _span(rows: list[int]) -> str:
     return str(rows[0]) if len(rows) == 1 else f"{rows[0]}-{rows[-1]}"
 
 
-def _score_rows(
-    scorer: ScoresRows, chunk: Chunk, plan: Layout, path: str
-) -> tuple[list[int] | None, Any, list[dict[str, Any]]]:
+# A chunk's outcome: the offsets of the rows scored (None: all), their predictions, the
+# failures.
+Scored = tuple[list[int] | None, Any, list[dict[str, Any]]]
+
+
+def _score_rows(scorer: ScoresRows, chunk: Chunk, plan: Layout, path: str) -> Scored:
     """(offsets of the rows scored, None: all; their predictions; the failures). When the
     chunk fails, each row alone, to name the rows."""
     try:
@@ -221,9 +227,7 @@ def _score_rows(
 GROUP_VALUES = 8_000_000  # at most this many feature values in one call
 
 
-def _score_group(
-    scorer: ScoresRows, group: list[Chunk], plan: Layout, path: str
-) -> list[tuple[list[int] | None, Any, list[dict[str, Any]]]]:
+def _score_group(scorer: ScoresRows, group: list[Chunk], plan: Layout, path: str) -> list[Scored]:
     """``_score_rows`` of each chunk: one predict call for them all where the model is
     row-wise and every chunk scores; else (or when that call fails) chunk by chunk."""
     tabular = not scorer.signature.is_tensor
@@ -298,14 +302,12 @@ def score_file(
     plan: Layout | None = None
     group: list[Chunk] = []
 
-    def finish() -> None:
-        """Score the chunks of one part, write the part, report."""
+    def write(batch: list[Chunk], results: list[Scored]) -> None:
+        """Write one scored part, count it, report."""
         nonlocal names
         assert plan is not None
-        pending = _Pending(group[0].index // per_part)
-        for chunk, (offsets, values, failures) in zip(
-            group, _score_group(scorer, group, plan, in_path), strict=True
-        ):
+        pending = _Pending(batch[0].index // per_part)
+        for chunk, (offsets, values, failures) in zip(batch, results, strict=True):
             for failure in failures:
                 failure.pop("_end", None)
             scored = chunk.size if offsets is None else len(offsets)
@@ -321,34 +323,65 @@ def score_file(
             pending.add(record)
             counts.add(record)
         parts.write(pending.index, names or [], pending.blocks, pending.record)
-        group.clear()
         if on_chunk is not None:
             on_chunk(counts)
 
-    for chunk in _chunks(in_path, fmt, options.rows_per_batch):
-        if chunk_shard and chunk.index % options.shard_count != options.shard_index:
-            continue
-        if plan is None:
-            plan = layout(
-                in_path,
-                chunk,
-                scorer.signature,
-                options.columns,
-                options.keep,
-                options.label,
-                scorer.model_names,
-                text=fmt == "csv",
-            )
-        part = chunk.index // per_part
-        if part in done or (part_shard and part % part_shard[1] != part_shard[0]):
-            continue
-        if group and group[0].index // per_part != part:
+    # A scorer that waits on another process (overlaps) scores part N on a thread while
+    # this one reads part N+1; parts are still written in order, one at a time.
+    ahead = ThreadPoolExecutor(1) if scorer.overlaps else None
+    in_flight: list[tuple[list[Chunk], Future[list[Scored]]]] = []
+
+    def finish() -> None:
+        """Score the chunks of one part (on the thread, when overlapping) and write it."""
+        assert plan is not None
+        batch = group.copy()
+        group.clear()
+        if ahead is None:
+            write(batch, _score_group(scorer, batch, plan, in_path))
+            return
+        drain()
+        in_flight.append((batch, ahead.submit(_score_group, scorer, batch, plan, in_path)))
+
+    def drain() -> None:
+        while in_flight:
+            batch, future = in_flight.pop(0)
+            write(batch, future.result())
+
+    def _read_parts() -> None:
+        """Read the file part by part, each part scored and written as it fills."""
+        nonlocal plan
+        for chunk in _chunks(in_path, fmt, options.rows_per_batch):
+            if chunk_shard and chunk.index % options.shard_count != options.shard_index:
+                continue
+            if plan is None:
+                plan = layout(
+                    in_path,
+                    chunk,
+                    scorer.signature,
+                    options.columns,
+                    options.keep,
+                    options.label,
+                    scorer.model_names,
+                    text=fmt == "csv",
+                )
+            part = chunk.index // per_part
+            if part in done or (part_shard and part % part_shard[1] != part_shard[0]):
+                continue
+            if group and group[0].index // per_part != part:
+                finish()
+            group.append(chunk)
+            if (chunk.index + 1) % per_part == 0:  # the part is full: checkpoint it now
+                finish()
+        if group:
             finish()
-        group.append(chunk)
-        if (chunk.index + 1) % per_part == 0:  # the part is full: checkpoint it now
-            finish()
-    if group:
-        finish()
+        drain()
+
+    try:
+        _read_parts()
+    finally:
+        if ahead is not None:
+            ahead.shutdown(wait=True)
+
     if part_shard is not None:
         return counts
     if names is None:

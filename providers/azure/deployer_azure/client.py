@@ -108,8 +108,11 @@ def arm_client(options: AzureOptions, credential: Any) -> Any:
     return ARMPipelineClient(base_url=base, policies=policies)
 
 
-def arm_json(client: Any, method: str, path: str, api_version: str) -> dict[str, Any]:
-    """One ARM call; raises azure-core's HttpResponseError (mapped) on failure."""
+def arm_json(
+    client: Any, method: str, path: str, api_version: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One ARM call (``body``: its JSON); raises azure-core's HttpResponseError (mapped) on
+    failure."""
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -119,7 +122,9 @@ def arm_json(client: Any, method: str, path: str, api_version: str) -> dict[str,
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
 
-    request = HttpRequest(method, client.format_url(path), params={"api-version": api_version})
+    request = HttpRequest(
+        method, client.format_url(path), params={"api-version": api_version}, json=body
+    )
     response = client.send_request(request)
     if response.status_code >= 400:
         error_map: dict[int, type[HttpResponseError]] = {

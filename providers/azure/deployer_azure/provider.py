@@ -102,7 +102,8 @@ class AzureMLProvider:
         return self.options.request_timeout_ms / 1000
 
     def alerts(self) -> Any:
-        """Azure Monitor metric alerts on this endpoint (``deployer alerts render --to``)."""
+        """Azure Monitor metric alerts on this endpoint: ``deployer alerts render --to``,
+        and ``monitoring.alerts.apply`` PUTs them into the resource group (alerts.py)."""
         from deployer_azure.alerts import AzureAlerts
 
         return AzureAlerts(self.workspace)

@@ -10,7 +10,9 @@ endpoint's traffic (or the ``azureml-model-deployment`` header) and forwards to 
 runtime: a stub answering in the image's response format, or a real container of the
 image pulled from the local registry (``azure_runtime.DockerRuntime``). What the scoring
 URI serves is counted (``metrics``, azure_metrics_fake.py) and answered as the endpoint's
-Azure Monitor metrics at ``{endpoint id}/providers/Microsoft.Insights/metrics``.
+Azure Monitor metrics at ``{endpoint id}/providers/Microsoft.Insights/metrics``; metric
+alert rules (``Microsoft.Insights/metricAlerts`` in the resource group) are created,
+replaced and read back (``alerts``, azure_alerts_fake.py).
 
 Scripts for tests: deployments that fail with a message, slow or held provisioning
 (``hold_provisioning()``; a deployment still provisioning refuses a DELETE with 409, as
@@ -21,8 +23,9 @@ short-lived endpoint tokens and Microsoft Entra tokens (``entra_tokens``, minted
 test's credential).
 Strict: each endpoint or deployment PUT body is checked against the SDK's own REST models
 and the documented limits (azure_rest_check.py) and refused with 400 as the service
-would; the refusals are kept in ``refused``. Every request is recorded, and so is the
-bearer secret of every scoring call (``scoring_secrets``).
+would; the refusals are kept in ``refused`` (a metric alert's in ``alerts.refused``).
+Every request is recorded, and so is the bearer secret of every scoring call
+(``scoring_secrets``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from azure_alerts_fake import ENDPOINTS as ENDPOINT_TYPE
+from azure_alerts_fake import MetricAlertService
 from azure_batch_fake import BatchService
 from azure_capture_fake import CaptureStore
 from azure_metrics_fake import FakeMetrics, Served
@@ -55,6 +60,7 @@ WS = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
     rf"/providers/{PROVIDER}/workspaces/(?P<ws>[^/]+)"
 )
+RG = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
 ACR = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
     r"/providers/Microsoft\.ContainerRegistry/registries/(?P<acr>[^/]+)"
@@ -210,6 +216,8 @@ class FakeAzureML:
         # datastores, data assets, the data collector's output (azure_capture_fake.py)
         self.capture = CaptureStore(self.workspace_id)
         self.batch = BatchService(self)  # batch endpoints, jobs (azure_batch_fake.py)
+        # metric alert rules in the resource group (azure_alerts_fake.py)
+        self.alerts = MetricAlertService(subscription, resource_group, self._resource_type)
         # scripts
         self.rules: list[Rule] = []
         self.failures: dict[str, Failure] = {}  # deployment name ("*" = any) -> failure
@@ -366,6 +374,18 @@ class FakeAzureML:
             ("GET", rf"{WS}/datastores", self._list_datastores),
             ("GET", rf"{WS}/datastores/(?P<name>[^/]+)", self._get_datastore),
             *self._batch_routes(),
+            (
+                "PUT",
+                rf"{RG}/providers/Microsoft\.Insights/metricAlerts/(?P<rule>[^/]+)",
+                lambda r, sub, rg, rule: _Response(
+                    *self.alerts.put(sub, rg, rule, r.query, r.json())
+                ),
+            ),
+            (
+                "GET",
+                rf"{RG}/providers/Microsoft\.Insights/metricAlerts/(?P<rule>[^/]+)",
+                lambda r, sub, rg, rule: _Response(*self.alerts.get(sub, rg, rule, r.query)),
+            ),
             ("GET", rf"{ACR}", self._registry),
             ("POST", rf"{ACR}/listCredentials", self._registry_credentials),
             ("GET", r"/operations/(?P<op>[^/]+)", self._operation),
@@ -488,6 +508,14 @@ class FakeAzureML:
 
     def _endpoint_id(self, ep: str) -> str:
         return f"{self.workspace_id}/onlineEndpoints/{ep}"
+
+    def _resource_type(self, resource_id: str) -> str | None:
+        """The type of the fake's resource ``resource_id`` (its online endpoints), or None."""
+        with self.lock:
+            for ep in self.endpoints:
+                if self._endpoint_id(ep).lower() == resource_id.rstrip("/").lower():
+                    return ENDPOINT_TYPE
+        return None
 
     def _list_endpoints(self, request: _Request, **_: str) -> _Response:
         return _Response(200, {"value": list(self.endpoints.values())})

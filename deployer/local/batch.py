@@ -45,7 +45,8 @@ def _mounts(spec: BatchSpec) -> tuple[list[str], str, str, str]:
     if spec.format == "parquet":
         raise UsageError(
             "the serving image carries no pyarrow, so it reads CSV or JSON Lines; "
-            "score Parquet with --in-process (or convert it)"
+            "score Parquet with --endpoint (read here, predicted by the running deployment), "
+            "--in-process, or convert it"
         )
     output = Path(spec.output_uri).resolve()
     for path in (source, output):

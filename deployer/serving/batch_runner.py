@@ -15,7 +15,8 @@ folder (sorted by name: files I, I+N, ...); with one input file it takes every N
 per input row, in input order, the keep columns then ``prediction`` (or ``prediction_0``..
 for a model answering several values per row; JSON Lines: one list). ``--progress`` prints
 one JSON line per chunk on stdout. Interrupted runs resume (``deployer.serving.batch_parts``).
-Parquet needs pyarrow (not in the serving image: the host converts for the local target).
+Parquet needs pyarrow (not in the serving image: the local target scores Parquet with
+``--endpoint`` or ``--in-process``, read on the host).
 
 Functions for other drivers (the Azure ML scoring script, the local target in process)::
 

@@ -107,6 +107,27 @@ def test_endpoint_output_is_the_in_process_output(
     assert len(deployment.bodies) > ROWS // 120
 
 
+def test_parquet_goes_through_the_endpoint_too(
+    start_server: ServerFactory, sklearn_model_path: Path, rows: Path, tmp_path: Path
+) -> None:
+    """The image has no pyarrow; with --endpoint the file is read here, so Parquet works."""
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "rows.parquet"
+    pq.write_table(pv.read_csv(rows), data)
+    shaping: dict[str, Any] = {"label": "y", "keep": ("id",), "rows_per_request": 100}
+    spec = BatchSpec(str(data), str(tmp_path / "e.parquet"), "parquet", **shaping)
+    server = start_server(serving_settings("sklearn", sklearn_model_path))
+    job = score(scorer_of(sklearn_model_path, Deployment(server)), spec, "j", "t", "endpoint:t")
+    settings = ServingSettings(model_name="m", flavor="sklearn", model_path=str(sklearn_model_path))
+    here = BatchSpec(str(data), str(tmp_path / "h.parquet"), "parquet", **shaping)
+    run(settings, here, "j2", "in-process")
+    assert (job.rows_total, job.rows_failed) == (ROWS, 1)
+    got, expected = pq.read_table(spec.output_uri), pq.read_table(here.output_uri)
+    assert got.num_rows == ROWS - 1 and got.equals(expected)
+
+
 def test_an_outage_stops_the_run_and_the_rerun_resumes(
     start_server: ServerFactory,
     sklearn_model_path: Path,

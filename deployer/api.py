@@ -10,6 +10,7 @@ report = project.validate()
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -441,6 +442,12 @@ class Project:
 
         self.served_model()  # a threshold the model cannot take fails here, not in the server
         settings = self.serving_settings(host=host, port=port, workers=workers)
+        baseline = self.baked_baseline()
+        if baseline is not None:  # the drift gauges in /metrics, as the image has them
+            path = self.root / ".deployer" / "serve-baseline.json"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(baseline), encoding="utf-8")
+            settings = replace(settings, baseline_path=str(path))
         run(settings, port=port)
 
     def image_ref(self) -> str:

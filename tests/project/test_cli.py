@@ -102,7 +102,8 @@ def test_unknown_option_is_a_usage_error() -> None:
 
 
 def test_serve_banner_names_the_port_the_platform_dictates(tmp_path: Path) -> None:
-    """AIP_HTTP_PORT (or SAGEMAKER_BIND_TO_PORT) moves the server: the banner says so."""
+    """AIP_HTTP_PORT (or SAGEMAKER_BIND_TO_PORT) moves the server: the banner says so. The
+    project's training baseline gives /metrics its drift gauges, as the image's would."""
     import signal
     import time
 
@@ -115,6 +116,13 @@ def test_serve_banner_names_the_port_the_platform_dictates(tmp_path: Path) -> No
         capture_output=True,
     )
     assert deployer("init", "--model", "model.joblib", cwd=tmp_path).returncode == 0
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame.columns = ["a", "b", "c", "d", "y"]
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    baseline = deployer("baseline", "-d", "train.csv", "-l", "y", cwd=tmp_path)
+    assert baseline.returncode == 0, baseline.stderr
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in PLATFORM_VARIABLES}
     env.update({"AIP_HTTP_PORT": str(port), "COLUMNS": "200", "NO_COLOR": "1"})
@@ -139,9 +147,15 @@ def test_serve_banner_names_the_port_the_platform_dictates(tmp_path: Path) -> No
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
+        body = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+        answer = httpx.post(f"http://127.0.0.1:{port}/invocations", content=body)
+        assert answer.status_code == 200, answer.text
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+    assert 'deployer_feature_psi{feature="a"}' in metrics, metrics
+    assert "deployer_prediction_psi" in metrics
     banner = stderr_path.read_text()
     assert f"on http://127.0.0.1:{port} with" in banner, banner
     assert "127.0.0.1:8080" not in banner

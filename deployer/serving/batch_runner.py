@@ -327,24 +327,27 @@ def score_file(
         if on_chunk is not None:
             on_chunk(counts)
 
-    # A scorer that waits on another process (overlaps) scores part N on a thread while
-    # this one reads part N+1; parts are still written in order, one at a time.
+    # A scorer that waits on another process (overlaps) scores the parts in order on one
+    # thread, the next part queued behind the one in flight, while this thread reads the
+    # part after and writes the one before: at most three parts held; written in order.
     ahead = ThreadPoolExecutor(1) if scorer.overlaps else None
     in_flight: list[tuple[list[Chunk], Future[list[Scored]]]] = []
 
     def finish() -> None:
-        """Score the chunks of one part (on the thread, when overlapping) and write it."""
+        """Score the chunks of one part (queued on the thread, when overlapping) and write
+        it (when overlapping: write the parts before it that are done or next in line)."""
         assert plan is not None
         batch = group.copy()
         group.clear()
         if ahead is None:
             write(batch, _score_group(scorer, batch, plan, in_path))
             return
-        drain()
         in_flight.append((batch, ahead.submit(_score_group, scorer, batch, plan, in_path)))
+        drain(keep=1)
 
-    def drain() -> None:
-        while in_flight:
+    def drain(keep: int = 0) -> None:
+        """Write the parts scored, oldest first, until ``keep`` remain in flight."""
+        while len(in_flight) > keep:
             batch, future = in_flight.pop(0)
             write(batch, future.result())
 

@@ -8,8 +8,10 @@ Where the records go:
 - a PersistentVolumeClaim (target option ``capture_pvc``) mounted at ``capture_mount_path``
   (or at ``monitoring.capture.destination`` when that is an absolute path): ``capture-*.jsonl``
   files the image rotates. An emptyDir would die with its pod, so a folder destination
-  without a PVC is refused. ``captured()`` does not read a PVC (it would need a pod mounting
-  the claim): use stdout for ``deployer drift``, or read the files where the claim lives.
+  without a PVC is refused. ``captured()`` reads them with a short-lived Job that mounts
+  the claim read-only and runs the release's image (``capture_job.py``): the claim must be
+  mountable by one more pod (ReadWriteMany, or ReadWriteOnce with the reader on a model
+  pod's node, which its affinity prefers; not ReadWriteOncePod).
 
 Object storage (``s3://``, ``gs://``, ``az://``, ``bq://``) is refused on this target.
 Redaction (drop/hash) is done by the image before anything is written: passed through.

@@ -491,9 +491,10 @@ class KubernetesProvider:
         return removed
 
     def captured(self, since: datetime | None = None) -> Iterator[monitoring.CapturedRecord]:
-        """What the model-server pods captured to stdout (see ``captured.py``); lines that
-        did not decode are counted in ``captured_skipped``."""
-        reader = CaptureReader(self.cluster, self.names, self.target.name)
+        """What the model-server pods captured, from their logs (stdout) or from the
+        capture PersistentVolumeClaim through a short-lived reader Job (``captured.py``,
+        ``capture_job.py``); lines that did not decode are counted in ``captured_skipped``."""
+        reader = CaptureReader(self.cluster, self.names, self.options, self.target.name)
         records = reader.records(since)  # a UsageError at once, not on first iteration
         self.captured_skipped = reader.skipped
         return iter(records)

@@ -1,7 +1,8 @@
 """Prediction capture on Kubernetes: the release's capture rendered into the Deployment
 (DEPLOYER_CAPTURE, a PVC when asked), valid for every claimed minor, shown and checked by
 plan, applied by deploy and idempotent, kept by a canary and a rollback; and captured()
-reading the pods' logs back through the real client (sinceSeconds, bad lines counted)."""
+reading the pods' logs back through the real client (sinceSeconds, bad lines counted).
+Reading a claim back: test_k8s_capture_pvc.py."""
 
 from __future__ import annotations
 
@@ -184,19 +185,14 @@ def test_captured_skips_and_counts_bad_lines_and_honours_since(
     assert [r.request_id for r in provider.captured(since=naive)] == ["new"]
 
 
-def test_captured_says_when_nothing_is_captured_or_readable(
-    make_provider: ProviderFactory,
-) -> None:
+def test_captured_says_when_nothing_is_captured(make_provider: ProviderFactory) -> None:
     provider = make_provider(replicas=1)
     with pytest.raises(UsageError, match="nothing deployed"):
         provider.captured()  # at once, not on the first record
     push(provider, release(1))
     with pytest.raises(UsageError, match="captures nothing"):
         list(provider.captured())
-    volume = make_provider(replicas=1, capture_pvc="captures")
-    push(volume, capturing(2))
-    with pytest.raises(UsageError, match="PersistentVolumeClaim"):
-        list(volume.captured())
+    # a claim is read by a reader Job: test_k8s_capture_pvc.py
 
 
 def test_the_fake_refuses_a_bad_since_seconds(

@@ -14,6 +14,14 @@ from pathlib import Path
 MODULE = ["python", "-m", "deployer.serving.batch_runner"]
 
 
+def host_path(path: str, mounts: list[tuple[str, str, bool]]) -> Path:
+    """Where ``path`` inside the pod is on this machine (the deepest mount holding it)."""
+    for folder, inside, _ in sorted(mounts, key=lambda m: -len(m[1])):
+        if path == inside or path.startswith(inside.rstrip("/") + "/"):
+            return Path(folder) / path[len(inside) :].lstrip("/")
+    raise FileNotFoundError(path)
+
+
 def run(argv: list[str], mounts: list[tuple[str, str, bool]]) -> tuple[int, str]:
     """(exit code, output) of the runner's command line ``argv``."""
     if argv[:3] != MODULE:
@@ -26,13 +34,7 @@ def run(argv: list[str], mounts: list[tuple[str, str, bool]]) -> tuple[int, str]
     parser.add_argument("--shard-count", type=int, default=1)
     args = parser.parse_args(argv[3:])
 
-    def host(path: str) -> Path:
-        for folder, inside, _ in sorted(mounts, key=lambda m: -len(m[1])):
-            if path == inside or path.startswith(inside.rstrip("/") + "/"):
-                return Path(folder) / path[len(inside) :].lstrip("/")
-        raise FileNotFoundError(path)
-
-    source, sink = host(args.input), host(args.output)
+    source, sink = host_path(args.input, mounts), host_path(args.output, mounts)
     if not source.exists():
         return 2, json.dumps({"error": f"--input {args.input}: no such file or folder"}) + "\n"
     files = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]

@@ -169,10 +169,13 @@ class EchoRuntime:
         mounts: list[tuple[str, str, bool]],
         user: str,
     ) -> tuple[int, str]:
-        """A Job's pod: the batch runner's stand-in (``echo_batch``) over the mounts."""
-        from k8sfake import echo_batch
+        """A Job's pod over the mounts: the batch runner's stand-in (``echo_batch``), or the
+        real capture dump (``echo_capture``)."""
+        from k8sfake import echo_batch, echo_capture
 
         self.calls.append((image, "RUN", " ".join(argv)))
+        if argv[:3] == echo_capture.MODULE:
+            return echo_capture.run(argv, mounts)
         return echo_batch.run(argv, mounts)
 
     def stop_pod(self, name: str) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_support import LocalRegistry
 from k8s_support import ADMIN_TOKEN, ProviderFactory
-from k8sfake import FakeKube
+from k8sfake import DockerRuntime, FakeKube
 
 from deployer.providers import ProjectInfo, Target
 from deployer_kubernetes.provider import KubernetesProvider
@@ -18,6 +19,16 @@ from deployer_kubernetes.provider import KubernetesProvider
 @pytest.fixture
 def fake() -> Iterator[FakeKube]:
     server = FakeKube()
+    server.add_user(ADMIN_TOKEN, "admin")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def docker_fake(docker: Any, registry: LocalRegistry) -> Iterator[FakeKube]:
+    """A fake API server whose pods are real containers (images from the test registry)."""
+    runtime = DockerRuntime(docker, {"username": registry.username, "password": registry.password})
+    server = FakeKube(runtime)
     server.add_user(ADMIN_TOKEN, "admin")
     yield server
     server.close()

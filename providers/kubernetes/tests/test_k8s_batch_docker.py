@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from docker_support import LocalRegistry
 from k8s_support import ADMIN_TOKEN, quiet
-from k8sfake import DockerRuntime, FakeKube
+from k8sfake import FakeKube
 
 from deployer import Project
 from deployer.providers import ProjectInfo, Release, Target
@@ -25,15 +24,6 @@ from deployer_kubernetes.provider import KubernetesProvider
 
 pytestmark = pytest.mark.docker
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.9, 5.6, 1.8]]
-
-
-@pytest.fixture
-def docker_fake(docker: Any, registry: LocalRegistry) -> Iterator[FakeKube]:
-    runtime = DockerRuntime(docker, {"username": registry.username, "password": registry.password})
-    server = FakeKube(runtime)
-    server.add_user(ADMIN_TOKEN, "admin")
-    yield server
-    server.close()
 
 
 def test_the_indexed_job_runs_the_real_runner_over_every_shard(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from docker_support import LocalRegistry
 from k8s_support import ADMIN_TOKEN, quiet
-from k8sfake import DockerRuntime, FakeKube
+from k8sfake import FakeKube
 
 from deployer.providers import ProjectInfo, Release, Strategy, Target, monitoring
 from deployer.serving.capture_record import build_line
@@ -25,15 +24,6 @@ from deployer_kubernetes.provider import KubernetesProvider
 
 pytestmark = pytest.mark.docker
 SPEC = monitoring.CaptureSpec(1.0)
-
-
-@pytest.fixture
-def docker_fake(docker: Any, registry: LocalRegistry) -> Iterator[FakeKube]:
-    runtime = DockerRuntime(docker, {"username": registry.username, "password": registry.password})
-    server = FakeKube(runtime)
-    server.add_user(ADMIN_TOKEN, "admin")
-    yield server
-    server.close()
 
 
 def test_the_real_images_dump_reads_the_claim(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +78,6 @@ def test_publish_with_an_unset_credential_variable(
     )
     with pytest.raises(MissingDependencyError, match=r"\$K8S_TEST_MISSING_TOKEN is not set"):
         provider.publish(iris_image, quiet)
-
-
-@pytest.fixture
-def docker_fake(docker: Any, registry: LocalRegistry) -> Iterator[FakeKube]:
-    runtime = DockerRuntime(docker, {"username": registry.username, "password": registry.password})
-    server = FakeKube(runtime)
-    server.add_user(ADMIN_TOKEN, "admin")
-    yield server
-    server.close()
 
 
 def test_project_push_serves_the_real_model_through_the_service_proxy(

@@ -29,6 +29,7 @@ NPY = "application/x-npy"
 JSON = "application/json"
 NPY_HEADER_BYTES = 256  # room for the .npy header in a request's payload budget
 REJECTED = (400, 422)  # the rows were refused: a row failure, not an outage
+NUMERIC = "biuf"  # predictions of these dtype kinds travel as .npy (no pickles needed)
 
 Invoke = Callable[[bytes, str, str | None], Invocation]
 
@@ -50,6 +51,7 @@ class EndpointScorer:
         self.row_wise = model.flavor in ROW_WISE
         self.overlaps = True  # the deployment predicts while the next part is read here
         self._invoke, self.target = invoke, target
+        self._accept = JSON  # the first answer says whether .npy can carry the predictions
         self._budget = max(1, max_payload_bytes - NPY_HEADER_BYTES)
 
     def predict(self, inputs: Any) -> list[Any]:
@@ -66,25 +68,35 @@ class EndpointScorer:
         buffer = io.BytesIO()
         np.save(buffer, rows, allow_pickle=False)
         try:
-            answer = self._invoke(buffer.getvalue(), NPY, JSON)
+            answer = self._invoke(buffer.getvalue(), NPY, self._accept)
         except Exception as exc:  # DeployerError from the provider: unreachable
             raise ScorerUnavailable(f"{self.target}: {exc}") from None
-        text = _reason(answer.body)
         if answer.status in REJECTED:  # named with the rows, as the model's own errors are
-            raise BadRequest(f"{self.target} answered {answer.status}: {text}")
+            raise BadRequest(f"{self.target} answered {answer.status}: {_reason(answer.body)}")
         if not 200 <= answer.status < 300:
-            raise ScorerUnavailable(f"{self.target} answered {answer.status}: {text}")
-        try:
-            predictions = np.asarray(orjson.loads(answer.body)["predictions"])
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise ScorerUnavailable(
-                f"{self.target}: expected a JSON body with 'predictions', got {exc!r}"
+                f"{self.target} answered {answer.status}: {_reason(answer.body)}"
+            )
+        try:
+            predictions = _predictions(answer)
+        except (ValueError, KeyError, TypeError, EOFError) as exc:
+            raise ScorerUnavailable(
+                f"{self.target}: expected JSON 'predictions' or a .npy array, got {exc!r}"
             ) from None
+        if self._accept == JSON and predictions.dtype.kind in NUMERIC:
+            self._accept = NPY  # numbers: the rest come as .npy (no JSON to parse)
         if len(predictions) != len(rows):
             raise ScorerUnavailable(
                 f"{self.target} answered {len(predictions)} predictions for {len(rows)} rows"
             )
         return predictions
+
+
+def _predictions(answer: Invocation) -> np.ndarray:
+    """The answer's predictions: a .npy body, or JSON ``{"predictions": [...]}``."""
+    if answer.content_type.split(";")[0].strip() == NPY:
+        return np.load(io.BytesIO(answer.body), allow_pickle=False)
+    return np.asarray(orjson.loads(answer.body)["predictions"])
 
 
 def _reason(body: bytes) -> str:

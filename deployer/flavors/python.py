@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,13 +45,37 @@ def import_predictor(spec: str, code_paths: list[str]) -> type:
     if not module_name or not class_name:
         raise ValueError(f"predictor {spec!r} is not of the form 'module:Class'")
     for path in reversed(code_paths):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
+    top = module_name.split(".")[0]
+    cached = sys.modules.get(top)
+    if cached is not None and _ours(top, code_paths) and not _inside(cached, code_paths):
+        # another project's module of that name, loaded earlier in this process (a release
+        # script loading two projects): import this project's own
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
     module = importlib.import_module(module_name)
     try:
         return getattr(module, class_name)
     except AttributeError:
         raise ValueError(f"module {module_name!r} has no class {class_name!r}") from None
+
+
+def _ours(top: str, code_paths: list[str]) -> bool:
+    """Whether a code path holds module ``top`` (``top.py`` or a ``top/`` package)."""
+    return any((Path(p) / f"{top}.py").is_file() or (Path(p) / top).is_dir() for p in code_paths)
+
+
+def _inside(module: Any, code_paths: list[str]) -> bool:
+    """Whether ``module`` was loaded from one of ``code_paths`` (a namespace package or a
+    built-in, with no file, counts as inside: it is left alone)."""
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return True
+    where = Path(file).resolve()
+    return any(where.is_relative_to(Path(p).resolve()) for p in code_paths)
 
 
 def load(path: str | None, options: Mapping[str, Any]) -> LoadedModel:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
+from deployer.local.loopback import client as loopback_client
 from deployer.providers import DeployerError, Progress
 from deployer.providers import live as gates
 
@@ -24,7 +25,7 @@ class ContainerScraper:
 
     def scrape(self) -> gates.Histogram:
         try:
-            answer = httpx.get(self.url + "/metrics", timeout=5.0)
+            answer = loopback_client().get(self.url + "/metrics", timeout=5.0)
         except httpx.HTTPError as exc:
             raise DeployerError(f"cannot read {self.name}'s /metrics: {exc}") from None
         if answer.status_code != 200:

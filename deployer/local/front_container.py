@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from deployer.local.loopback import client as loopback_client
 from deployer.providers import DeployerError, Progress, UsageError
 
 FRONT_HEALTH = "/-/front/health"
@@ -94,7 +95,7 @@ class FrontContainer:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + FRONT_HEALTH, timeout=2.0).status_code == 200:
+                if loopback_client().get(self.url + FRONT_HEALTH, timeout=2.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from deployer.local.loopback import client as loopback_client
+
 LABEL_PROJECT = "deployer-project"
 LABEL_TARGET = "deployer-target"
 LABEL_ROLE = "deployer-role"
@@ -44,7 +46,7 @@ def read_front(front_url: str) -> tuple[bool, str | None, tuple[str, int] | None
     """(whether the front answers, the container it forwards to, (the canary's container,
     its percent) while a canary runs)."""
     try:
-        answer = httpx.get(front_url + FRONT_HEALTH, timeout=2.0)
+        answer = loopback_client().get(front_url + FRONT_HEALTH, timeout=2.0)
         document = answer.json() if answer.status_code == 200 else {}
         upstream = document.get("upstream")
         canary = document.get("canary")

@@ -54,6 +54,7 @@ from deployer.local.inventory import (
     read_front,
     version_of,
 )
+from deployer.local.loopback import client as loopback_client
 from deployer.providers import (
     ANNOTATION_KEYS,
     Backend,
@@ -136,7 +137,6 @@ class LocalProvider:
         self.project = project.name
         self.prefix = f"{project.name}-{target.name}"
         self._client: Any = None
-        self._http: httpx.Client | None = None
 
     # -- docker plumbing ---------------------------------------------------------------
 
@@ -150,11 +150,8 @@ class LocalProvider:
 
     @property
     def http(self) -> httpx.Client:
-        """One HTTP client for this provider's invocations: its connections are kept (a
-        new client per call costs tens of ms, its TLS context built each time)."""
-        if self._http is None:
-            self._http = httpx.Client(timeout=65.0)
-        return self._http
+        """The loopback client (deployer.local.loopback): connections kept."""
+        return loopback_client()
 
     @property
     def front(self) -> FrontContainer:
@@ -456,7 +453,7 @@ class LocalProvider:
     def _serves(self, container: Any) -> bool:
         """Whether the front answers /ping through ``container`` right now."""
         try:
-            ping = httpx.get(self._front_url() + routes.SAGEMAKER_PING, timeout=2.0)
+            ping = self.http.get(self._front_url() + routes.SAGEMAKER_PING, timeout=2.0)
         except httpx.HTTPError:
             return False
         return ping.status_code == 200 and _backend(ping) == container.name
@@ -491,7 +488,7 @@ class LocalProvider:
             return Status(self.target.name, "unhealthy", version, None, reason, details)
         url = self._front_url()
         try:
-            ping = httpx.get(url + routes.SAGEMAKER_PING, timeout=2.0)
+            ping = self.http.get(url + routes.SAGEMAKER_PING, timeout=2.0)
         except httpx.HTTPError as exc:
             reason = f"the front does not answer: {type(exc).__name__}"
             return Status(

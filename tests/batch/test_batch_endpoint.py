@@ -34,11 +34,13 @@ class Deployment:
     def __init__(self, server: Any, stop_at: int | None = None) -> None:
         self.server, self.stop_at = server, stop_at
         self.bodies: list[int] = []
+        self.accepts: list[str | None] = []
 
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
         if self.stop_at is not None and len(self.bodies) == self.stop_at:
             self.server.stop()
         self.bodies.append(len(body))
+        self.accepts.append(accept)
         try:
             answer = httpx.post(
                 f"{self.server.url}/invocations",
@@ -105,6 +107,9 @@ def test_endpoint_output_is_the_in_process_output(
     assert (tmp_path / "endpoint.csv").read_bytes() == (tmp_path / "here.csv").read_bytes()
     assert max(deployment.bodies) <= BODY_LIMIT  # split to the payload limit
     assert len(deployment.bodies) > ROWS // 120
+    # the first answer as JSON; numbers, so the rest as .npy
+    assert deployment.accepts[0] == "application/json"
+    assert set(deployment.accepts[1:]) == {"application/x-npy"}
 
 
 def test_parquet_goes_through_the_endpoint_too(
@@ -172,3 +177,24 @@ def test_only_a_healthy_deployment_of_this_model_is_used() -> None:
     with pytest.raises(UsageError, match="target 't' is absent") as raised:
         serving_this_model(Serving("absent", None), "t", sha)  # type: ignore[arg-type]
     assert "deployer push --to t" in (raised.value.hint or "")
+
+
+def test_text_labels_stay_json(
+    start_server: ServerFactory, iris: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """Predictions .npy cannot carry without pickles (text labels) keep coming as JSON."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    names = np.array(["setosa", "versicolor", "virginica"])[iris[1]]
+    model_path = tmp_path / "text.joblib"
+    joblib.dump(LogisticRegression(max_iter=500).fit(iris[0], names), model_path)
+    data = tmp_path / "rows.csv"
+    write_rows(data, iris[0], bad=-1)
+    deployment = Deployment(start_server(serving_settings("sklearn", model_path)))
+    spec = BatchSpec(str(data), str(tmp_path / "out.csv"), "csv", label="y", keep=("id",))
+    job = score(scorer_of(model_path, deployment), spec, "j", "t", "endpoint:t")
+    assert job.complete and set(deployment.accepts) == {"application/json"}
+    with open(tmp_path / "out.csv", newline="") as f:
+        got = [r["prediction"] for r in csv.DictReader(f)]
+    assert got[:3] == ["setosa"] * 3 and got[-1] == "virginica"

@@ -334,3 +334,22 @@ def test_unknown_flavour() -> None:
         load_model("torch", "model.pt")
     assert FLAVOR_NAMES[:4] == ("sklearn", "onnx", "xgboost", "python")
     assert {"pytorch", "lightgbm", "catboost", "mlflow", "transformers"} <= set(FLAVOR_NAMES)
+
+
+def test_two_projects_predictor_modules_of_one_name_each_load_their_own(tmp_path: Path) -> None:
+    """A release script loading two projects whose predictors are both ``predictor.py``:
+    the second gets its own module, not the first's cached one."""
+    answers = {}
+    for answer in (1, 2):
+        folder = tmp_path / f"project{answer}"
+        folder.mkdir()
+        (folder / "predictor.py").write_text(
+            "class Predictor:\n"
+            "    def predict(self, rows, parameters):\n"
+            f"        return [{answer}] * len(rows)\n"
+        )
+        options = {"predictor": "predictor:Predictor", "code_paths": [str(folder)]}
+        loaded = load_model("python", None, options)
+        answers[answer] = list(loaded.predict(np.zeros((2, 4)), loaded.signature.methods[0], {}))
+    sys.modules.pop("predictor", None)
+    assert answers == {1: [1, 1], 2: [2, 2]}

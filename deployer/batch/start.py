@@ -157,13 +157,18 @@ def _through_endpoint(
     """Score here, the predictions from target ``to``'s running deployment."""
     from deployer.batch.endpoint import EndpointScorer, serving_this_model
     from deployer.batch.in_process import score
+    from deployer.providers.batch import InvokesServingVersion
 
     provider = target_provider(project, to)
     serving_this_model(provider, to, project.artifact_sha256())
     say(f"scoring {spec.input_uri} through {to}'s deployment -> {spec.output_uri}")
 
+    # the serving version itself where the provider can (no canary share, no relay)
+    invoke = provider.invoke_serving if isinstance(provider, InvokesServingVersion) else None
+
     def scorer() -> EndpointScorer:
-        return EndpointScorer(project.served_model(), provider.invoke, to, spec.max_payload_bytes)
+        ask = invoke or provider.invoke
+        return EndpointScorer(project.served_model(), ask, to, spec.max_payload_bytes)
 
     return score(scorer, spec, job_id, to, through, on_rows)
 

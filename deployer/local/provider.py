@@ -137,6 +137,7 @@ class LocalProvider:
         self.project = project.name
         self.prefix = f"{project.name}-{target.name}"
         self._client: Any = None
+        self._serving_url: str | None = None  # invoke_serving's container, found once
 
     # -- docker plumbing ---------------------------------------------------------------
 
@@ -517,19 +518,36 @@ class LocalProvider:
             return Status(self.target.name, "updating", version, url, reason, details)
         return Status(self.target.name, "healthy", version, url, details=details)
 
+    @_platform_errors
+    def invoke_serving(
+        self, body: bytes, content_type: str, accept: str | None = None
+    ) -> Invocation:
+        """One request straight to the serving version's container (its loopback port),
+        not through the front: no canary's share, no relay (batch --endpoint)."""
+        if self._serving_url is None:
+            serving = self._snapshot().serving()
+            if serving is None:
+                raise DeployerError("no version is being served", hint="deployer push --to local")
+            self._serving_url = _loopback_url(serving)
+        return self._post(self._serving_url, body, content_type, accept)
+
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
+        return self._post(self._front_url(), body, content_type, accept)
+
+    def _post(self, base: str, body: bytes, content_type: str, accept: str | None) -> Invocation:
+        """POST /invocations at ``base`` (the front, or a model container)."""
         headers = {"content-type": content_type}
         if accept:
             headers["accept"] = accept
-        url = self._front_url() + routes.SAGEMAKER_INVOCATIONS
+        url = base + routes.SAGEMAKER_INVOCATIONS
         try:
             try:
                 response = self.http.post(url, content=body, headers=headers)
-            except httpx.RemoteProtocolError:  # a kept connection the front closed: once more
+            except httpx.RemoteProtocolError:  # a kept connection the server closed: once more
                 response = self.http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise DeployerError(
-                f"could not reach {self._front_url()}: {exc}", hint="deployer status --to local"
+                f"could not reach {base}: {exc}", hint="deployer status --to local"
             ) from None
         return Invocation(
             response.status_code, response.content, response.headers.get("content-type", "")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from deployer.providers.types import Progress, Release
+    from deployer.providers.types import Invocation, Progress, Release
 
 BatchFormat = Literal["csv", "jsonl", "parquet"]
 BatchState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
@@ -76,3 +76,14 @@ class RunsBatch(Protocol):
     def batch_logs(self, job_id: str) -> Iterator[str]: ...
 
     def batch_cancel(self, job_id: str) -> BatchJob: ...
+
+
+@runtime_checkable
+class InvokesServingVersion(Protocol):
+    """Optional capability: one request to the version that serves, never a canary's and
+    without the target's front hops (``deployer batch --endpoint``: one model for every
+    row). Without it, batch uses ``Provider.invoke``."""
+
+    def invoke_serving(
+        self, body: bytes, content_type: str, accept: str | None = None
+    ) -> Invocation: ...

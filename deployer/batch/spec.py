@@ -8,28 +8,19 @@ from collections.abc import Sequence
 from deployer.config import BatchConfig
 from deployer.errors import UsageError
 from deployer.providers.batch import BatchSpec
-from deployer.serving.batch_files import EXTENSIONS, FORMATS
+from deployer.serving.batch_files import InputError, format_of, input_files
 
 
 def format_for(input: str, given: str | None, default: str | None) -> str:
     """The format asked, else deployer.yaml's, else the input's (a folder: its first
-    file's) extension; UsageError naming the input when none says."""
-    fmt = given or default
-    if fmt:
-        if fmt not in FORMATS:
-            raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-        return fmt
+    file's) extension (batch_files.format_of); UsageError naming the input when none says."""
     name = input.rstrip("/")
-    if os.path.isdir(name):
-        files = sorted(n for n in os.listdir(name) if not n.startswith((".", "_")))
-        name = files[0] if files else name
-    ext = os.path.splitext(name)[1].lower()
-    if ext not in EXTENSIONS:
-        raise UsageError(
-            f"{input}: cannot tell the format from {ext or 'no extension'!r}; "
-            f"pass --format {'|'.join(FORMATS)}"
-        )
-    return EXTENSIONS[ext]
+    try:
+        if os.path.isdir(name) and not (given or default):
+            name = input_files(name)[0]
+        return format_of(name, given or default)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def build_spec(

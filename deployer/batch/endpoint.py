@@ -23,10 +23,9 @@ from deployer.flavors.base import LoadedModel
 from deployer.providers import ANNOTATION_MODEL, Invocation, Provider
 from deployer.serving.batch_runner import ROW_WISE, ScorerUnavailable
 from deployer.serving.batch_shaping import model_feature_names
+from deployer.serving.codecs import JSON, NPY, media_type
 from deployer.serving.errors import BadRequest
 
-NPY = "application/x-npy"
-JSON = "application/json"
 NPY_HEADER_BYTES = 256  # room for the .npy header in a request's payload budget
 REJECTED = (400, 422)  # the rows were refused: a row failure, not an outage
 NUMERIC = "biuf"  # predictions of these dtype kinds travel as .npy (no pickles needed)
@@ -94,7 +93,7 @@ class EndpointScorer:
 
 def _predictions(answer: Invocation) -> np.ndarray:
     """The answer's predictions: a .npy body, or JSON ``{"predictions": [...]}``."""
-    if answer.content_type.split(";")[0].strip() == NPY:
+    if media_type(answer.content_type) == NPY:
         return np.load(io.BytesIO(answer.body), allow_pickle=False)
     return np.asarray(orjson.loads(answer.body)["predictions"])
 

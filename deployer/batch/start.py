@@ -163,11 +163,12 @@ def _through_endpoint(
     serving_this_model(provider, to, project.artifact_sha256())
     say(f"scoring {spec.input_uri} through {to}'s deployment -> {spec.output_uri}")
 
-    # the serving version itself where the provider can (no canary share, no relay)
-    invoke = provider.invoke_serving if isinstance(provider, InvokesServingVersion) else None
-
     def scorer() -> EndpointScorer:
-        ask = invoke or provider.invoke
+        # the serving version itself where the provider can (no canary share, no relay)
+        if isinstance(provider, InvokesServingVersion):
+            ask = provider.serving_invoker()
+        else:
+            ask = provider.invoke
         return EndpointScorer(project.served_model(), ask, to, spec.max_payload_bytes)
 
     return score(scorer, spec, job_id, to, through, on_rows)

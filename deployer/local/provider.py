@@ -137,7 +137,6 @@ class LocalProvider:
         self.project = project.name
         self.prefix = f"{project.name}-{target.name}"
         self._client: Any = None
-        self._serving_url: str | None = None  # invoke_serving's container, found once
 
     # -- docker plumbing ---------------------------------------------------------------
 
@@ -519,17 +518,18 @@ class LocalProvider:
         return Status(self.target.name, "healthy", version, url, details=details)
 
     @_platform_errors
-    def invoke_serving(
-        self, body: bytes, content_type: str, accept: str | None = None
-    ) -> Invocation:
-        """One request straight to the serving version's container (its loopback port),
-        not through the front: no canary's share, no relay (batch --endpoint)."""
-        if self._serving_url is None:
-            serving = self._snapshot().serving()
-            if serving is None:
-                raise DeployerError("no version is being served", hint="deployer push --to local")
-            self._serving_url = _loopback_url(serving)
-        return self._post(self._serving_url, body, content_type, accept)
+    def serving_invoker(self) -> Callable[[bytes, str, str | None], Invocation]:
+        """``invoke`` straight to the serving version's container (its loopback port), not
+        through the front: no canary's share, no relay (batch --endpoint)."""
+        serving = self._snapshot().serving()
+        if serving is None:
+            raise DeployerError("no version is being served", hint="deployer push --to local")
+        url = _loopback_url(serving)
+
+        def invoke(body: bytes, content_type: str, accept: str | None = None) -> Invocation:
+            return self._post(url, body, content_type, accept)
+
+        return invoke
 
     def invoke(self, body: bytes, content_type: str, accept: str | None = None) -> Invocation:
         return self._post(self._front_url(), body, content_type, accept)

@@ -8,7 +8,7 @@ predictions; output rows keep the input's order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -80,10 +80,8 @@ class RunsBatch(Protocol):
 
 @runtime_checkable
 class InvokesServingVersion(Protocol):
-    """Optional capability: one request to the version that serves, never a canary's and
-    without the target's front hops (``deployer batch --endpoint``: one model for every
-    row). Without it, batch uses ``Provider.invoke``."""
+    """Optional capability: ``invoke`` bound to the version that serves now, never a
+    canary's and without the target's front hops (``deployer batch --endpoint``: one model
+    for every row). Without it, batch uses ``Provider.invoke``."""
 
-    def invoke_serving(
-        self, body: bytes, content_type: str, accept: str | None = None
-    ) -> Invocation: ...
+    def serving_invoker(self) -> Callable[[bytes, str, str | None], Invocation]: ...

@@ -67,13 +67,7 @@ def runner_command(spec: BatchSpec, input_path: str, output_path: str) -> list[s
     """The image's arguments that run the batch runner for ``spec``."""
     command = ["batch", "--input", input_path, "--output", output_path, "--format", spec.format]
     command += ["--rows-per-batch", str(spec.rows_per_request), "--progress"]
-    if spec.keep:
-        command += ["--keep", ",".join(spec.keep)]
-    if spec.label:
-        command += ["--label", spec.label]
-    if spec.columns:
-        command += ["--columns", ",".join(spec.columns)]
-    return command
+    return [*command, *spec.shaping_args()]
 
 
 def _lines(raw: bytes) -> list[dict[str, Any]]:

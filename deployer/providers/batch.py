@@ -34,6 +34,18 @@ class BatchSpec:
     max_payload_bytes: int = 6 * 1024 * 1024
     job_name: str | None = None  # default: the provider's, from project, target and time
 
+    def shaping_args(self) -> list[str]:
+        """The batch runner's ``--keep``/``--label``/``--columns`` for this spec (what a
+        provider passes the image's runner besides its input, output and format)."""
+        args: list[str] = []
+        if self.keep:
+            args += ["--keep", ",".join(self.keep)]
+        if self.label:
+            args += ["--label", self.label]
+        if self.columns:
+            args += ["--columns", ",".join(self.columns)]
+        return args
+
 
 @dataclass(frozen=True)
 class BatchJob:

@@ -224,13 +224,8 @@ def runner_args(
         spec.format,
         "--rows-per-batch",
         str(spec.rows_per_request),
+        *spec.shaping_args(),
     ]
-    if spec.keep:
-        args += ["--keep", ",".join(spec.keep)]
-    if spec.label:
-        args += ["--label", spec.label]
-    if spec.columns:
-        args += ["--columns", ",".join(spec.columns)]
     # the kubelet expands $(VAR) from the container's env; the Job controller sets this one
     return [*args, "--shard-index", "$(JOB_COMPLETION_INDEX)", "--shard-count", str(shards)]
 
